@@ -1,0 +1,36 @@
+# Every target creates .venv on first use and installs the project into it, so a fresh
+# clone needs only `make demo` and `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck bench sim clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)  ## the placeholder flow on the built-in simulator, for DEMO_SECONDS
+	$(BIN)/bpx-flows demo --seconds $${DEMO_SECONDS:-15}
+
+test: lint typecheck  ## format check, lint, types, then the whole suite
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+bench: $(STAMP)  ## results are printed and written to out/bench.json
+	$(BIN)/python -m bench.run
+
+sim: $(STAMP)  ## the simulator in the foreground on fixed ports
+	$(BIN)/bpx-flows sim --port 8765
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,1 @@
+"""Everything that does I/O: the Backpack protocol, sources, REST, simulator, sinks."""

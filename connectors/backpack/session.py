@@ -1,0 +1,164 @@
+"""The sans-I/O Backpack session: frames in, typed events out, control frames to send.
+
+No sockets, no asyncio, no clock: the caller passes times in. One ``Session`` per
+WebSocket connection. It remembers what is subscribed, so after a reconnect
+``connected()`` queues everything again, private streams re-signed with a fresh time.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import msgspec
+
+from connectors.backpack.decode import BadFrame, Decoded, FrameDecoder
+from connectors.backpack.signing import DEFAULT_WINDOW_MS, Credentials
+from connectors.backpack.streams import StreamName
+from connectors.backpack.wire import ServerError
+from connectors.errors import ConfigError
+
+__all__ = ["Session", "SessionStats", "control_frame"]
+
+
+class _Control(msgspec.Struct, omit_defaults=True):
+    method: str
+    params: list[str]
+    signature: list[str] | None = None
+
+
+_encode_control = msgspec.json.Encoder().encode
+
+
+def control_frame(
+    method: str, streams: Iterable[StreamName | str], signature: list[str] | None = None
+) -> str:
+    """A ``SUBSCRIBE``/``UNSUBSCRIBE`` frame as text."""
+    body = _Control(method, [str(s) for s in streams], signature)
+    return _encode_control(body).decode()
+
+
+@dataclass
+class SessionStats:
+    """Counters of one session; exported by the metrics layer.
+
+    Attributes:
+        frames: data frames decoded, per stream.
+        bytes_received: payload bytes received (text length of every frame).
+        bad_frames: dead-lettered frames, per reason.
+        server_errors: error frames, per error code.
+    """
+
+    frames: Counter[str] = field(default_factory=Counter)
+    bytes_received: int = 0
+    bad_frames: Counter[str] = field(default_factory=Counter)
+    server_errors: Counter[int] = field(default_factory=Counter)
+
+
+class Session:
+    """Protocol state of one connection.
+
+    Args:
+        streams: what to subscribe on connect.
+        credentials: needed when any stream is private (``account.*``).
+        window_ms: validity window of subscription signatures, milliseconds.
+
+    Raises:
+        ConfigError: a private stream without credentials.
+    """
+
+    def __init__(
+        self,
+        streams: Sequence[StreamName],
+        credentials: Credentials | None = None,
+        window_ms: int = DEFAULT_WINDOW_MS,
+    ) -> None:
+        self._credentials = credentials
+        self._window_ms = window_ms
+        self._subscribed: dict[str, StreamName] = {}
+        self._outgoing: list[str] = []
+        self._events: list[Decoded] = []
+        self._decoder = FrameDecoder()
+        self.stats = SessionStats()
+        self._check_private(streams)
+        self._subscribed.update((str(s), s) for s in streams)
+
+    @property
+    def streams(self) -> list[StreamName]:
+        """The streams this session keeps subscribed."""
+        return list(self._subscribed.values())
+
+    # Control: what to send.
+
+    def connected(self, now_ms: int) -> None:
+        """A (re)connection is open: queue subscriptions for every stream.
+
+        Args:
+            now_ms: current time, Unix milliseconds, for the signature.
+        """
+        self._queue_subscribe(list(self._subscribed.values()), now_ms)
+
+    def subscribe(self, streams: Sequence[StreamName], now_ms: int) -> None:
+        """Add streams; queues their SUBSCRIBE frames."""
+        self._check_private(streams)
+        new = [s for s in streams if str(s) not in self._subscribed]
+        self._subscribed.update((str(s), s) for s in new)
+        self._queue_subscribe(new, now_ms)
+
+    def unsubscribe(self, streams: Sequence[StreamName]) -> None:
+        """Drop streams; queues one UNSUBSCRIBE frame (never signed, as documented)."""
+        gone = [s for s in streams if self._subscribed.pop(str(s), None) is not None]
+        if gone:
+            self._outgoing.append(control_frame("UNSUBSCRIBE", gone))
+
+    def data_to_send(self) -> list[str]:
+        """Frames to write to the socket, oldest first; clears the queue."""
+        out, self._outgoing = self._outgoing, []
+        return out
+
+    # Data: what arrived.
+
+    def receive_text(self, data: str | bytes, recv_us: int) -> None:
+        """Feed one received frame.
+
+        Args:
+            data: the frame's text as received.
+            recv_us: receive time, microseconds since the epoch.
+        """
+        stats = self.stats
+        stats.bytes_received += len(data)
+        decoded = self._decoder.decode(data, recv_us)
+        if type(decoded) is BadFrame:
+            stats.bad_frames[decoded.reason.value] += 1
+        elif type(decoded) is ServerError:
+            stats.server_errors[decoded.error.code] += 1
+        else:
+            stats.frames[decoded.stream] += 1  # type: ignore[union-attr]
+        self._events.append(decoded)
+
+    def events_received(self) -> list[Decoded]:
+        """Decoded frames, bad frames and error frames, in arrival order; clears them."""
+        out, self._events = self._events, []
+        return out
+
+    # Private helpers.
+
+    def _check_private(self, streams: Sequence[StreamName]) -> None:
+        if self._credentials is None and any(s.private for s in streams):
+            names = ", ".join(str(s) for s in streams if s.private)
+            msg = (
+                f"{names}: account streams need an API key; set BPX_API_SECRET "
+                "(base64 ED25519 secret) or BPX_API_SECRET_FILE"
+            )
+            raise ConfigError(msg)
+
+    def _queue_subscribe(self, streams: Sequence[StreamName], now_ms: int) -> None:
+        public = [s for s in streams if not s.private]
+        private = [s for s in streams if s.private]
+        if public:
+            self._outgoing.append(control_frame("SUBSCRIBE", public))
+        if private:
+            assert self._credentials is not None  # checked on the way in
+            signature = self._credentials.sign_subscribe(now_ms, self._window_ms)
+            self._outgoing.append(control_frame("SUBSCRIBE", private, signature))

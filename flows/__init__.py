@@ -1,0 +1,1 @@
+"""Thin Bytewax wiring: each flow file reads like a diagram of its dataflow."""
