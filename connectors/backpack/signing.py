@@ -58,7 +58,9 @@ class Credentials:
         try:
             raw = base64.b64decode(secret_b64.strip(), validate=True)
         except (binascii.Error, ValueError):
-            msg = "the API secret is not valid base64; paste the secret exactly as issued"
+            msg = (
+                "the API secret is not valid base64; paste the secret exactly as issued"
+            )
             raise ConfigError(msg) from None
         if len(raw) not in (32, 64):
             msg = (

@@ -119,7 +119,7 @@ class Liquidation(Event, frozen=True, tag="liquidation"):
     T: int  # engine time, microseconds
 
 
-class MarkPrice(Event, frozen=True, tag="markPrice"):
+class MarkPrice(Event, frozen=True, omit_defaults=True, tag="markPrice"):
     """``markPrice.<symbol>``; see MarkPriceEvent. f/i/n are absent on prediction markets."""
 
     E: int  # event time, microseconds
@@ -131,7 +131,7 @@ class MarkPrice(Event, frozen=True, tag="markPrice"):
     n: int | None = None  # next funding time, MILLISECONDS
 
 
-class OpenInterest(Event, frozen=True, tag="openInterest"):
+class OpenInterest(Event, frozen=True, omit_defaults=True, tag="openInterest"):
     """``openInterest.<symbol>``, every 60 s; see OpenInterestEvent."""
 
     E: int  # event time, microseconds
@@ -168,7 +168,9 @@ class Trade(Event, frozen=True, tag="trade"):
     m: bool  # true if the buyer is the maker (taker sold)
 
 
-PublicEvent = BookTicker | Depth | Kline | Liquidation | MarkPrice | OpenInterest | Ticker | Trade
+PublicEvent = (
+    BookTicker | Depth | Kline | Liquidation | MarkPrice | OpenInterest | Ticker | Trade
+)
 
 # Private events: decoded by stream name, since ``e`` is not a single constant.
 
@@ -185,7 +187,7 @@ class OrderEventType(enum.StrEnum):
     TRIGGER_FAILED = "triggerFailed"
 
 
-class OrderUpdate(msgspec.Struct, frozen=True, kw_only=True):
+class OrderUpdate(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """``account.orderUpdate[.<symbol>]``; see OrderUpdateEvent.
 
     Fields the docs mark "always" are required; conditional ones default to ``None``.
@@ -238,7 +240,7 @@ class PositionEventType(enum.StrEnum):
     CLOSED = "positionClosed"
 
 
-class PositionUpdate(msgspec.Struct, frozen=True, kw_only=True):
+class PositionUpdate(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """``account.positionUpdate[.<symbol>]``; see PositionUpdateEvent.
 
     ``e is None`` marks a row of the snapshot sent on subscribe. Numeric fields are
@@ -277,7 +279,7 @@ class RfqEventType(enum.StrEnum):
     QUOTE_CANCELLED = "quoteCancelled"
 
 
-class RfqUpdate(msgspec.Struct, frozen=True, kw_only=True):
+class RfqUpdate(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """``account.rfqUpdate[.<symbol>]``; see RfqUpdateEvent. Ids may exceed 2**53."""
 
     e: RfqEventType
@@ -341,7 +343,7 @@ class DepthSnapshot(msgspec.Struct, frozen=True):
     timestamp: int  # microseconds (the example file shows ms; never used for sync)
 
 
-class PriceFilter(msgspec.Struct, frozen=True):
+class PriceFilter(msgspec.Struct, frozen=True, omit_defaults=True):
     """``filters.price`` of a market."""
 
     tickSize: str
@@ -349,7 +351,7 @@ class PriceFilter(msgspec.Struct, frozen=True):
     maxPrice: str | None = None
 
 
-class QuantityFilter(msgspec.Struct, frozen=True):
+class QuantityFilter(msgspec.Struct, frozen=True, omit_defaults=True):
     """``filters.quantity`` of a market."""
 
     stepSize: str
@@ -364,7 +366,7 @@ class MarketFilters(msgspec.Struct, frozen=True):
     quantity: QuantityFilter
 
 
-class Market(msgspec.Struct, frozen=True):
+class Market(msgspec.Struct, frozen=True, omit_defaults=True):
     """One row of ``GET /api/v1/markets``."""
 
     symbol: str

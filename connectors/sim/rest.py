@@ -1,0 +1,86 @@
+"""The simulator's REST answers, as the exchange gives them (shapes, units, errors)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import msgspec
+
+from connectors.backpack.streams import KlineInterval
+from connectors.sim.exchange import Exchange
+
+__all__ = ["DEPTH_LIMITS", "RestAnswer", "answer"]
+
+DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
+_encode = msgspec.json.Encoder().encode
+
+
+@dataclass(frozen=True, slots=True)
+class RestAnswer:
+    """Status, content type and body of one REST response."""
+
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+    retry_after_s: int | None = None
+
+
+def _error(status: int, code: str, message: str) -> RestAnswer:
+    return RestAnswer(status, _encode({"code": code, "message": message}))
+
+
+def _plain(status: int, text: str) -> RestAnswer:
+    return RestAnswer(status, text.encode(), "text/plain; charset=utf-8")
+
+
+def _json(value: object) -> RestAnswer:
+    return RestAnswer(200, _encode(value))
+
+
+def answer(exchange: Exchange, path: str, query: Mapping[str, str]) -> RestAnswer:
+    """Answer ``GET path?query`` from the exchange's current state."""
+    symbol = query.get("symbol")
+    known = exchange.engines
+    if symbol is not None and symbol not in known:
+        return _error(400, "INVALID_CLIENT_REQUEST", "Invalid market symbol")
+    if path == "/api/v1/markets":
+        return _json(exchange.markets())
+    if path == "/api/v1/status":
+        return _json({"status": "Ok", "message": None})
+    if path == "/api/v1/time":
+        return _json(exchange.now_us // 1000)
+    if path == "/api/v1/markPrices":
+        return _json(exchange.mark_prices(symbol))
+    if path == "/api/v1/openInterest":
+        return _json(exchange.open_interest_rows(symbol))
+    if symbol is None and path.startswith("/api/v1/"):
+        return _plain(400, "missing required parameter `symbol`")
+    assert symbol is not None
+    if path == "/api/v1/depth":
+        try:
+            limit = int(query.get("limit", "1000"))
+        except ValueError:
+            limit = -1
+        if limit not in DEPTH_LIMITS:
+            return _plain(400, "failed to parse parameter `limit`")
+        return _json(exchange.depth_snapshot(symbol, limit))
+    if path == "/api/v1/ticker":
+        return _json(exchange.ticker_row(symbol))
+    if path in ("/api/v1/trades", "/api/v1/trades/history"):
+        try:
+            limit = int(query.get("limit", "100"))
+        except ValueError:
+            return _plain(400, "failed to parse parameter `limit`")
+        if not 1 <= limit <= 1000:
+            return _error(400, "INVALID_CLIENT_REQUEST", "Limit must be 1..1000")
+        return _json(exchange.trade_rows(symbol, limit))
+    if path == "/api/v1/klines":
+        try:
+            interval = KlineInterval(query.get("interval", ""))
+            start_s = int(query["startTime"])
+            end_s = int(query["endTime"]) if "endTime" in query else None
+        except (KeyError, ValueError):
+            return _plain(400, "failed to parse parameters `interval`/`startTime`")
+        return _json(exchange.klines(symbol, interval, start_s, end_s))
+    return _plain(404, "Not Found")
