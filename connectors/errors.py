@@ -31,7 +31,7 @@ class BpxError(Exception):
 
 
 class ConfigError(BpxError, ValueError):
-    """User input (stream name, symbol, flag, key) is invalid; the message says the fix."""
+    """User input (stream, symbol, flag, key) is invalid; the message says the fix."""
 
 
 class ProtocolError(BpxError):

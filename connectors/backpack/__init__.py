@@ -1,4 +1,4 @@
-"""The Backpack protocol, sans I/O: typed records, stream names, signing, the session."""
+"""The Backpack protocol, sans I/O: typed records, stream names, signing, session."""
 
 from connectors.backpack.decode import BadFrame, BadReason, Decoded, FrameDecoder
 from connectors.backpack.session import Session, SessionStats, control_frame

@@ -16,7 +16,7 @@ import msgspec
 from connectors.backpack.decode import BadFrame, Decoded, FrameDecoder
 from connectors.backpack.signing import DEFAULT_WINDOW_MS, Credentials
 from connectors.backpack.streams import StreamName
-from connectors.backpack.wire import ServerError
+from connectors.backpack.wire import Frame
 from connectors.errors import ConfigError
 
 __all__ = ["Session", "SessionStats", "control_frame"]
@@ -129,16 +129,16 @@ class Session:
         stats = self.stats
         stats.bytes_received += len(data)
         decoded = self._decoder.decode(data, recv_us)
-        if type(decoded) is BadFrame:
+        if isinstance(decoded, Frame):
+            stats.frames[decoded.stream] += 1
+        elif isinstance(decoded, BadFrame):
             stats.bad_frames[decoded.reason.value] += 1
-        elif type(decoded) is ServerError:
-            stats.server_errors[decoded.error.code] += 1
         else:
-            stats.frames[decoded.stream] += 1  # type: ignore[union-attr]
+            stats.server_errors[decoded.error.code] += 1
         self._events.append(decoded)
 
     def events_received(self) -> list[Decoded]:
-        """Decoded frames, bad frames and error frames, in arrival order; clears them."""
+        """Decoded, bad and error frames in arrival order; clears them."""
         out, self._events = self._events, []
         return out
 

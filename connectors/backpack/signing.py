@@ -86,7 +86,7 @@ class Credentials:
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Credentials | None:
-        """Credentials from ``BPX_API_SECRET`` or ``BPX_API_SECRET_FILE``, else ``None``.
+        """Credentials from ``BPX_API_SECRET`` or ``BPX_API_SECRET_FILE``, or ``None``.
 
         If ``BPX_API_KEY`` is also set it must match the secret's public key.
 

@@ -131,7 +131,8 @@ class StreamName:
             Channel.KLINE,
         )
         if needs_symbol and self.symbol is None:
-            msg = f"stream {self.channel.value!r} needs a symbol, e.g. {self.channel.value}.SOL_USDC"
+            example = f"{self.channel.value}.SOL_USDC"
+            msg = f"stream {self.channel.value!r} needs a symbol, e.g. {example}"
             raise ConfigError(msg)
         if (self.channel is Channel.KLINE) != (self.interval is not None):
             msg = "a kline stream needs an interval and only kline streams take one"
@@ -211,8 +212,8 @@ def parse_streams(names: Iterable[str]) -> list[StreamName]:
 def check_symbols(streams: Iterable[StreamName], known: Iterable[str]) -> None:
     """Check that every stream's symbol is a listed market.
 
-    The exchange answers a subscription to an unknown symbol with silence, so this is the
-    only place a typo can be caught.
+    The exchange answers a subscription to an unknown symbol with silence, so this
+    is the only place a typo can be caught.
 
     Raises:
         ConfigError: naming the unknown symbols and the closest listed ones.

@@ -1,11 +1,11 @@
-"""Typed records for every Backpack frame and REST answer, with the wire's own field names.
+"""Typed records for every Backpack frame and REST answer, named as on the wire.
 
-One frozen ``msgspec.Struct`` per event schema of ``backpack-asyncapi.yml`` and per REST
-response of the OpenAPI files. Field letters are the spec's (``E``, ``T``, ``u``...), each
-with its unit. Prices and quantities stay decimal *strings*: exact, and converted to
-``Decimal`` only where arithmetic happens. Integers accept a JSON number or a numeric
-string because the wire has sent both (WIRE-NOTES.md); the decoders in ``decode.py`` are
-built with ``strict=False`` for that reason.
+One frozen ``msgspec.Struct`` per event schema of ``backpack-asyncapi.yml`` and per
+REST response of the OpenAPI files. Field letters are the spec's (``E``, ``T``,
+``u``...), each with its unit. Prices and quantities stay decimal *strings*: exact,
+and converted to ``Decimal`` only where arithmetic happens. Integers accept a JSON
+number or a numeric string because the wire has sent both (WIRE-NOTES.md); the
+decoders in ``decode.py`` are built with ``strict=False`` for that reason.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ __all__ = [
     "KlineRow",
     "Level",
     "Liquidation",
-    "Market",
     "MarkPrice",
     "MarkPriceRow",
+    "Market",
     "OpenInterest",
     "OpenInterestRow",
     "OrderEventType",
@@ -120,7 +120,7 @@ class Liquidation(Event, frozen=True, tag="liquidation"):
 
 
 class MarkPrice(Event, frozen=True, omit_defaults=True, tag="markPrice"):
-    """``markPrice.<symbol>``; see MarkPriceEvent. f/i/n are absent on prediction markets."""
+    """``markPrice.<symbol>``; see MarkPriceEvent. No f/i/n on prediction markets."""
 
     E: int  # event time, microseconds
     s: str  # symbol
@@ -381,7 +381,7 @@ class Market(msgspec.Struct, frozen=True, omit_defaults=True):
 
 
 class KlineRow(msgspec.Struct, frozen=True):
-    """One row of ``GET /api/v1/klines``; times are naive UTC ``YYYY-MM-DD HH:MM:SS``."""
+    """``GET /api/v1/klines``; times are naive UTC ``YYYY-MM-DD HH:MM:SS``."""
 
     start: str
     end: str
@@ -406,7 +406,7 @@ class TradeRow(msgspec.Struct, frozen=True):
 
 
 class MarkPriceRow(msgspec.Struct, frozen=True):
-    """One row of ``GET /api/v1/markPrices``; ``nextFundingTimestamp`` is milliseconds."""
+    """A row of ``GET /api/v1/markPrices``; ``nextFundingTimestamp`` is in ms."""
 
     symbol: str
     markPrice: str

@@ -1,7 +1,7 @@
 """One simulated market's matching engine: integer ticks and lots, sequential ids.
 
 Every change to the book is one engine event with the next update id, so the depth
-stream, ``bookTicker``, trades and the REST snapshot all derive from one source of truth.
+stream, ``bookTicker``, trades and the REST snapshot derive from one source of truth.
 Prices are integers (ticks) inside and decimal strings outside; nothing is a float.
 Randomness comes from the ``random.Random`` handed in, so a seed reproduces a session.
 """
@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from sortedcontainers import SortedDict
-
-from connectors.backpack.wire import Side
 
 __all__ = ["BookChange", "DecimalUnits", "Fill", "MarketEngine", "MarketSpec"]
 
@@ -54,7 +52,7 @@ class DecimalUnits:
 
     def __init__(self, increment: str) -> None:
         size = Decimal(increment)
-        sign, digits, exponent = size.as_tuple()
+        _, digits, exponent = size.as_tuple()
         assert isinstance(exponent, int)
         self._places = max(0, -exponent)
         self._mul = int("".join(map(str, digits))) * 10 ** max(0, exponent)
@@ -62,7 +60,7 @@ class DecimalUnits:
         self._size = size
 
     def format(self, units: int) -> str:
-        """``units`` increments as a decimal string, e.g. 18670 ticks of 0.01 -> "186.70"."""
+        """``units`` increments as a decimal string: 18670 ticks of 0.01 -> "186.70"."""
         scaled = units * self._mul
         if not self._places:
             return str(scaled)
@@ -75,7 +73,7 @@ class DecimalUnits:
         return units * self._size
 
     def parse(self, text: str) -> int:
-        """A decimal string back to whole units; it must be a multiple of the increment."""
+        """A decimal string back to whole units (a multiple of the increment)."""
         units, rest = divmod(Decimal(text), self._size)
         if rest:
             msg = f"{text} is not a multiple of {self._size}"

@@ -196,7 +196,7 @@ class Exchange:
 
     def _schedule_next_step(self, spec: MarketSpec, now_us: int) -> None:
         rate = spec.events_per_s * self.config.rate_scale
-        engine_rng = self.engines[spec.symbol]._rng  # noqa: SLF001 (same market's stream)
+        engine_rng = self.engines[spec.symbol]._rng
         self._push(
             now_us + max(1, int(engine_rng.expovariate(rate) * _S)), "step", spec.symbol
         )
@@ -507,7 +507,7 @@ class Exchange:
         )
 
     def depth_snapshot(self, symbol: str, limit: int = 1000) -> DepthSnapshot:
-        """``GET /api/v1/depth``: both sides ascending, best bid last, as the exchange does."""
+        """``GET /api/v1/depth``: both sides ascending (best bid last), as live."""
         engine = self.engines[symbol]
         fp, fl = engine.prices.format, engine.lots.format
         bids = list(engine.bids.items())[-limit:]
@@ -611,7 +611,7 @@ class Exchange:
         )
 
     def trade_rows(self, symbol: str, limit: int) -> list[TradeRow]:
-        """``GET /api/v1/trades``: the most recent prints, oldest first; ms timestamps."""
+        """``GET /api/v1/trades``: latest prints, oldest first; ms timestamps."""
         engine = self.engines[symbol]
         quote = self._quote_units[symbol].format
         recent = list(self.tapes[symbol].recent)[-limit:]
@@ -628,7 +628,7 @@ class Exchange:
         ]
 
     def position_snapshot(self, symbol: str | None) -> list[PositionUpdate]:
-        """Open positions sent (without ``e``) when ``account.positionUpdate`` is subscribed."""
+        """Open positions, sent without ``e`` when positionUpdate is subscribed."""
         return self.account.position_rows(symbol, self.now_us)
 
 

@@ -1,4 +1,4 @@
-"""Faults the simulator can inject, armed per run or on the fly, each firing a set number of times."""
+"""Faults the simulator injects: armed per run or on the fly, each firing N times."""
 
 from __future__ import annotations
 
@@ -75,7 +75,8 @@ def parse_fault(spec: str | Mapping[str, str]) -> Fault:
             elif key in ("after", "count", "status", "times"):
                 setattr(fault, key, int(value))
             else:
-                msg = f"fault {kind_text}: unknown key {key!r} (after, count, seconds, status, times)"
+                keys = "after, count, seconds, status, times"
+                msg = f"fault {kind_text}: unknown key {key!r} (use {keys})"
                 raise ConfigError(msg)
         except ValueError:
             msg = f"fault {kind_text}: {key}={value!r} is not a number"

@@ -336,11 +336,6 @@ class SimServer:
         for name in names:
             if name.symbol is not None and name.symbol not in self.exchange.engines:
                 continue  # the exchange answers unknown symbols with silence
-            if name.channel is Channel.DEPTH and name.window not in (
-                None,
-                *DepthWindow,
-            ):
-                continue
             self._subscribe(client, str(name))
             if name.channel is Channel.POSITION_UPDATE:
                 rows = self.exchange.position_snapshot(name.symbol)

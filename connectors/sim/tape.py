@@ -1,7 +1,7 @@
-"""What the simulator derives from one market's trade tape: klines and 24 h ticker stats.
+"""What the simulator derives from a market's trade tape: klines and 24 h stats.
 
-All sums are exact integers (ticks, lots, ticks x lots); they become decimal strings only
-when a frame or REST answer is made.
+All sums are exact integers (ticks, lots, ticks x lots); they become decimal strings
+only when a frame or REST answer is made.
 """
 
 from __future__ import annotations
