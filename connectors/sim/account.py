@@ -89,6 +89,8 @@ class SimAccount:
             return [self._place_limit(engine, now_us)], None
         if roll < 0.65 and self.orders:
             return self._cancel_or_expire(now_us), None
+        if roll < 0.72 and self.positions:
+            return self._close_position(now_us)
         if roll < 0.80:
             order = self._new_order(symbol, "MARKET", self.rng.randint(1, 5), None)
             accepted = self._update(OE.ACCEPTED, order, now_us, "New")
@@ -160,6 +162,14 @@ class SimAccount:
         order.client_id = client_id
         self.orders[order.order_id] = order
         return order
+
+    def _close_position(self, now_us: int) -> tuple[list[PrivateEvent], MarketOrder]:
+        symbol = self.rng.choice(sorted(self.positions))
+        lots = self.positions[symbol].lots
+        order = self._new_order(symbol, "MARKET", abs(lots), None)
+        order.side = Side.ASK if lots > 0 else Side.BID
+        accepted = self._update(OE.ACCEPTED, order, now_us, "New", r=True)
+        return [accepted], MarketOrder(order.order_id, symbol, lots < 0, abs(lots))
 
     def _place_limit(self, engine: MarketEngine, now_us: int) -> OrderUpdate:
         order = self._new_order(engine.spec.symbol, "LIMIT", self.rng.randint(1, 30), 0)

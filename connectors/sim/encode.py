@@ -26,7 +26,6 @@ class Dialect(enum.StrEnum):
     STRINGS = "strings"
 
 
-_SPEC_DROPS = {"r", "l"}  # observed on the wire, not in the AsyncAPI schemas
 
 
 class FrameEncoder:
@@ -56,16 +55,17 @@ class FrameEncoder:
                 if isinstance(data.get(key), int):
                     data[key] = str(data[key])
             return _stringify_decimals(data)
-        # spec dialect
-        for key in _SPEC_DROPS:
-            data.pop(key, None)
+        # The spec dialect: spec types, and no fields only the wire has shown.
         kind = type(record).__name__
         if kind == "BookTicker":
             data["u"] = str(data["u"])
         elif kind == "PositionUpdate":
             data["i"] = str(data["i"])
-        elif kind == "OrderUpdate" and data.get("t") is None:
-            data.pop("t", None)
+            data.pop("l", None)
+        elif kind == "OrderUpdate":
+            data.pop("r", None)
+            if data.get("t") is None:
+                data.pop("t", None)
         return data
 
 

@@ -16,6 +16,8 @@ from sortedcontainers import SortedDict
 
 __all__ = ["BookChange", "DecimalUnits", "Fill", "MarketEngine", "MarketSpec"]
 
+_MIN_LEVELS = 5
+
 
 @dataclass(frozen=True, slots=True)
 class MarketSpec:
@@ -162,8 +164,9 @@ class MarketEngine:
         roll = rng.random()
         if len(self.bids) > self._max_levels or len(self.asks) > self._max_levels:
             return self._trim(engine_us)
-        if roll < 0.55 or not self.bids or not self.asks:
-            return self._add(engine_us)
+        thin = min(len(self.bids), len(self.asks)) <= _MIN_LEVELS
+        if roll < 0.55 or thin:
+            return self._add(engine_us, thin)
         if roll < 0.85:
             return self._cancel(engine_us)
         taker_buys = rng.random() < (0.5 + 0.4 * _sign(self.fair - self.mid()))
@@ -174,7 +177,9 @@ class MarketEngine:
         side = self.asks if taker_buys else self.bids
         changed: dict[int, int] = {}
         fills: list[Fill] = []
-        while lots > 0 and side:
+        # Market makers never let a side run dry: a sweep stops at the last few levels
+        # (so bookTicker sides are never null here; the decoder handles null anyway).
+        while lots > 0 and len(side) > _MIN_LEVELS:
             price, resting = side.peekitem(0) if taker_buys else side.peekitem(-1)
             take = min(lots, resting)
             lots -= take
@@ -208,9 +213,11 @@ class MarketEngine:
             self.bids[centre - k] = self._rng.randint(1, 200)
             self.asks[centre + k] = self._rng.randint(1, 200)
 
-    def _add(self, engine_us: int) -> BookChange:
+    def _add(self, engine_us: int, refill: bool = False) -> BookChange:
         rng = self._rng
         is_bid = rng.random() < 0.5
+        if refill:  # replenish the thinner side first
+            is_bid = len(self.bids) <= len(self.asks)
         distance = 1 + int(rng.expovariate(0.15))
         lots = rng.randint(1, 120)
         bid, ask = self.best_bid(), self.best_ask()
