@@ -58,13 +58,15 @@ class L2Book:
 
     def best_bid(self) -> tuple[Decimal, Decimal] | None:
         """``(price, quantity)`` of the best bid, or ``None`` if there are no bids."""
-        return self.bids.peekitem(-1) if self.bids else None  # type: ignore[no-any-return]
+        return self.bids.peekitem(-1) if self.bids else None
 
     def best_ask(self) -> tuple[Decimal, Decimal] | None:
         """``(price, quantity)`` of the best ask, or ``None`` if there are no asks."""
-        return self.asks.peekitem(0) if self.asks else None  # type: ignore[no-any-return]
+        return self.asks.peekitem(0) if self.asks else None
 
-    def levels(self) -> tuple[list[tuple[Decimal, Decimal]], list[tuple[Decimal, Decimal]]]:
+    def levels(
+        self,
+    ) -> tuple[list[tuple[Decimal, Decimal]], list[tuple[Decimal, Decimal]]]:
         """All levels, ``(bids, asks)``, each ascending by price."""
         return list(self.bids.items()), list(self.asks.items())
 

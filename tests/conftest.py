@@ -32,9 +32,7 @@ def credentials() -> Credentials:
     return Credentials.from_secret(TEST_SECRET)
 
 
-def start_sim(
-    credentials: Credentials | None = None, **server: object
-) -> SimThread:
+def start_sim(credentials: Credentials | None = None, **server: object) -> SimThread:
     """A simulator thread on 127.0.0.1:0 with fast keep-alive, not yet started."""
     config = ServerConfig(
         account_key=credentials.public_key if credentials else None,

@@ -23,7 +23,14 @@ import msgspec
 
 from connectors.backpack.wire import Depth, DepthSnapshot, Frame, Level
 
-__all__ = ["BookSnapshot", "BookSync", "Resync", "ResyncReason", "SyncRecord", "SyncStats"]
+__all__ = [
+    "BookSnapshot",
+    "BookSync",
+    "Resync",
+    "ResyncReason",
+    "SyncRecord",
+    "SyncStats",
+]
 
 
 class ResyncReason(enum.StrEnum):
@@ -137,9 +144,11 @@ class BookSync:
         if diff.u <= self._last_u:
             self.stats.duplicates += 1
             return []
-        if diff.U > self._last_u + 1:
+        if self._last_u + 1 < diff.U:
             self.stats.gaps += 1
-            resync = self._invalidate(ResyncReason.GAP, self._last_u + 1, diff.U, frame.recv_us)
+            resync = self._invalidate(
+                ResyncReason.GAP, self._last_u + 1, diff.U, frame.recv_us
+            )
             self._buffer_diff(frame)
             return [resync]
         self._last_u = diff.u
@@ -157,7 +166,7 @@ class BookSync:
         last = snapshot.lastUpdateId
         kept = [f for f in self._buffer if f.data.u > last]
         self.stats.dropped_before_snapshot += len(self._buffer) - len(kept)
-        if kept and kept[0].data.U > last + 1:
+        if kept and last + 1 < kept[0].data.U:
             self.stats.stale_snapshots += 1
             self._buffer = kept
             self._state = _State.NEEDS_SNAPSHOT
@@ -167,14 +176,16 @@ class BookSync:
         self._last_u = last
         self.stats.snapshots += 1
         out: list[SyncRecord] = [
-            BookSnapshot(self.stream, self.symbol, last, snapshot.bids, snapshot.asks, recv_us)
+            BookSnapshot(
+                self.stream, self.symbol, last, snapshot.bids, snapshot.asks, recv_us
+            )
         ]
         for frame in kept:
             out.extend(self.on_depth(frame))
         return out
 
     def reset(self, reason: ResyncReason, recv_us: int) -> list[SyncRecord]:
-        """Invalidate the book (e.g. on reconnect); returns a ``Resync`` if it was live."""
+        """Invalidate the book (e.g. on reconnect); a ``Resync`` if it was live."""
         was_live = self._state is _State.LIVE
         expected = self._last_u + 1 if was_live else None
         resync = self._invalidate(reason, expected, None, recv_us)
@@ -192,7 +203,7 @@ class BookSync:
 
     def _buffer_diff(self, frame: Frame[Depth]) -> None:
         buffer = self._buffer
-        if buffer and frame.data.U > buffer[-1].data.u + 1:
+        if buffer and buffer[-1].data.u + 1 < frame.data.U:
             buffer.clear()  # a gap while buffering: only diffs after it can be used
         elif buffer and frame.data.u <= buffer[-1].data.u:
             self.stats.duplicates += 1

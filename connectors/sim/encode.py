@@ -26,8 +26,6 @@ class Dialect(enum.StrEnum):
     STRINGS = "strings"
 
 
-
-
 class FrameEncoder:
     """Turns ``(stream, record)`` into the bytes of one text frame."""
 

@@ -15,7 +15,9 @@ def diff(first: int, last: int, bid: str = "1") -> Frame[Depth]:
 
 
 def snapshot(last_id: int) -> DepthSnapshot:
-    return DepthSnapshot(asks=[("11", "1")], bids=[("10", "1")], lastUpdateId=last_id, timestamp=0)
+    return DepthSnapshot(
+        asks=[("11", "1")], bids=[("10", "1")], lastUpdateId=last_id, timestamp=0
+    )
 
 
 def synced(last_id: int = 100) -> BookSync:
@@ -27,7 +29,10 @@ def synced(last_id: int = 100) -> BookSync:
 
 
 def ids(records: list) -> list:
-    return [(r.data.U, r.data.u) if isinstance(r, Frame) else type(r).__name__ for r in records]
+    return [
+        (r.data.U, r.data.u) if isinstance(r, Frame) else type(r).__name__
+        for r in records
+    ]
 
 
 def test_diffs_are_buffered_until_the_snapshot_and_old_ones_dropped() -> None:

@@ -64,13 +64,13 @@ def test_rfq_ids_beyond_2_53_stay_exact() -> None:
 def test_position_numbers_decode_exactly_from_strings_and_numbers() -> None:
     wire = decode(CAPTURES[14]["frame"])
     assert isinstance(wire, Frame) and isinstance(wire.data, PositionUpdate)
-    assert wire.data.M == Decimal("4235.88650933")
+    assert Decimal("4235.88650933") == wire.data.M
     assert wire.data.i == 5411399049
     spec = dict(CAPTURES[14]["frame"]["data"], M=4235.88650933, i="5411399049")
     del spec["e"]  # the snapshot row sent on subscribe
     snap = decode({"stream": "account.positionUpdate", "data": spec})
     assert isinstance(snap, Frame) and snap.data.e is None
-    assert snap.data.M == Decimal("4235.88650933") and snap.data.i == 5411399049
+    assert Decimal("4235.88650933") == snap.data.M and snap.data.i == 5411399049
 
 
 def test_order_update_null_trade_id_and_enums() -> None:
@@ -103,9 +103,14 @@ def test_error_frame_is_typed() -> None:
     [
         pytest.param("not json", BadReason.NOT_JSON, None, id="not-json"),
         pytest.param("[1, 2]", BadReason.NOT_A_FRAME, None, id="array"),
-        pytest.param('{"stream": "trade.X"}', BadReason.NOT_A_FRAME, None, id="no-data"),
         pytest.param(
-            '{"stream": "nope.X", "data": {}}', BadReason.UNKNOWN_STREAM, None, id="stream"
+            '{"stream": "trade.X"}', BadReason.NOT_A_FRAME, None, id="no-data"
+        ),
+        pytest.param(
+            '{"stream": "nope.X", "data": {}}',
+            BadReason.UNKNOWN_STREAM,
+            None,
+            id="stream",
         ),
         pytest.param(
             '{"stream": "trade.X", "data": {"e": "depthEvent"}}',
@@ -114,7 +119,9 @@ def test_error_frame_is_typed() -> None:
             id="old-tag",
         ),
         pytest.param(
-            json.dumps({"stream": "trade.BTC_USDC_PERP", "data": CAPTURES[2]["frame"]["data"]}),
+            json.dumps(
+                {"stream": "trade.BTC_USDC_PERP", "data": CAPTURES[2]["frame"]["data"]}
+            ),
             BadReason.WRONG_EVENT,
             None,
             id="depth-on-trade-stream",
@@ -134,7 +141,11 @@ def test_error_frame_is_typed() -> None:
             json.dumps(
                 {
                     "stream": "account.orderUpdate",
-                    "data": {k: v for k, v in CAPTURES[12]["frame"]["data"].items() if k != "i"},
+                    "data": {
+                        k: v
+                        for k, v in CAPTURES[12]["frame"]["data"].items()
+                        if k != "i"
+                    },
                 }
             ),
             BadReason.INVALID_FIELD,
@@ -143,7 +154,9 @@ def test_error_frame_is_typed() -> None:
         ),
     ],
 )
-def test_bad_frames_become_typed_records(raw: str, reason: BadReason, path: str | None) -> None:
+def test_bad_frames_become_typed_records(
+    raw: str, reason: BadReason, path: str | None
+) -> None:
     bad = FrameDecoder().decode(raw, recv_us=3)
     assert isinstance(bad, BadFrame)
     assert bad.reason is reason
@@ -154,14 +167,24 @@ def test_bad_frames_become_typed_records(raw: str, reason: BadReason, path: str 
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.sampled_from(list("eEsTtuUabpq") + ["stream", "data"]), children, max_size=6),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.sampled_from([*"eEsTtuUabpq", "stream", "data"]),
+            children,
+            max_size=6,
+        )
+    ),
     max_leaves=20,
 )
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.one_of(st.binary(max_size=200), st.text(max_size=200), json_values.map(json.dumps)))
+@given(
+    st.one_of(
+        st.binary(max_size=200), st.text(max_size=200), json_values.map(json.dumps)
+    )
+)
 def test_decoder_never_raises(raw: bytes | str) -> None:
     result = FrameDecoder().decode(raw)
     assert isinstance(result, Frame | ServerError | BadFrame)

@@ -10,12 +10,17 @@ from connectors.errors import ConfigError
 NOW_MS = 1_790_000_000_000
 
 
-def test_connect_queues_one_public_and_one_signed_frame(credentials: Credentials) -> None:
+def test_connect_queues_one_public_and_one_signed_frame(
+    credentials: Credentials,
+) -> None:
     streams = parse_streams(["trade.SOL_USDC", "account.orderUpdate", "depth.SOL_USDC"])
     session = Session(streams, credentials)
     session.connected(NOW_MS)
     public, private = (json.loads(f) for f in session.data_to_send())
-    assert public == {"method": "SUBSCRIBE", "params": ["trade.SOL_USDC", "depth.SOL_USDC"]}
+    assert public == {
+        "method": "SUBSCRIBE",
+        "params": ["trade.SOL_USDC", "depth.SOL_USDC"],
+    }
     assert private["params"] == ["account.orderUpdate"]
     assert verify_subscribe(private["signature"], NOW_MS) == credentials.public_key
     assert session.data_to_send() == []
@@ -56,7 +61,9 @@ def test_frames_are_decoded_and_counted() -> None:
     )
     session.receive_text(trade, 5)
     session.receive_text("garbage", 6)
-    session.receive_text('{"id":null,"error":{"code":4006,"message":"Invalid stream"}}', 7)
+    session.receive_text(
+        '{"id":null,"error":{"code":4006,"message":"Invalid stream"}}', 7
+    )
     frame, bad, err = session.events_received()
     assert isinstance(frame, Frame) and frame.recv_us == 5
     assert isinstance(bad, BadFrame) and isinstance(err, ServerError)

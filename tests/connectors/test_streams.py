@@ -62,7 +62,9 @@ def test_private_channels_are_marked_private() -> None:
 @pytest.mark.parametrize(
     ("name", "fragment"),
     [
-        pytest.param("depth.100ms.SOL_USDC", "unknown depth window '100ms'", id="window"),
+        pytest.param(
+            "depth.100ms.SOL_USDC", "unknown depth window '100ms'", id="window"
+        ),
         pytest.param("kline.7m.SOL_USDC", "unknown kline interval '7m'", id="interval"),
         pytest.param("kline.1m", "has no symbol", id="kline-no-symbol"),
         pytest.param("candles.SOL_USDC", "unknown stream", id="channel"),

@@ -32,6 +32,8 @@ def test_book_matches_a_plain_dict_model(updates: list) -> None:
 
 def test_invalid_levels_are_skipped_and_counted() -> None:
     book = L2Book()
-    book.apply([("abc", "1"), ("10", "-1"), ("10", "NaN"), ("-5", "1"), ("9", "1")], [], 1)
+    book.apply(
+        [("abc", "1"), ("10", "-1"), ("10", "NaN"), ("-5", "1"), ("9", "1")], [], 1
+    )
     assert dict(book.bids) == {Decimal(9): Decimal(1)}
     assert book.invalid_levels == 4

@@ -1,4 +1,4 @@
-"""The book rebuilt from the simulator's REST snapshot + depth diffs equals its own book."""
+"""The book rebuilt from the simulator's REST snapshot + diffs equals its own book."""
 
 from __future__ import annotations
 
@@ -30,7 +30,8 @@ def apply(book: L2Book, record: object) -> None:
         assert isinstance(record.data, Depth)
         book.apply(record.data.b, record.data.a, record.data.u)
     else:
-        raise AssertionError(f"unexpected {record!r}")
+        msg = f"unexpected {record!r}"
+        raise AssertionError(msg)
 
 
 def run_session(
@@ -43,8 +44,12 @@ def run_session(
     checkpoint_every: int,
 ) -> int:
     """Drive the exchange; returns the number of checkpoints that matched."""
-    specs = (MarketSpec(symbol, "SOL", "USDC", "PERP", "0.01", "0.01", "186.40", 2000.0),)
-    exchange = Exchange(SimConfig(seed=seed, markets=specs, account_every_s=None), START_US)
+    specs = (
+        MarketSpec(symbol, "SOL", "USDC", "PERP", "0.01", "0.01", "186.40", 2000.0),
+    )
+    exchange = Exchange(
+        SimConfig(seed=seed, markets=specs, account_every_s=None), START_US
+    )
     exchange.wanted = {stream}
     engine = exchange.engines[symbol]
     sync = BookSync(stream, symbol)
@@ -66,7 +71,10 @@ def run_session(
             sync.snapshot_started()
             # The REST answer reflects the engine *now*; the socket may lag behind it.
             pending_snapshot = exchange.depth_snapshot(symbol)
-        if pending_snapshot is not None and chunks == snapshot_after_chunks + snapshot_ahead_chunks:
+        if (
+            pending_snapshot is not None
+            and chunks == snapshot_after_chunks + snapshot_ahead_chunks
+        ):
             # Deliver what the socket had before the snapshot answer arrives.
             for frame in in_flight[: len(in_flight) // 2]:
                 for record in sync.on_depth(frame):
@@ -85,12 +93,12 @@ def run_session(
             for frame in in_flight:
                 assert sync.on_depth(frame) == []  # buffered until the snapshot
             in_flight.clear()
-        if sync.live and chunks % checkpoint_every == 0:
-            if book.update_id == engine.update_id:
-                bids, asks = engine_book(engine)
-                assert dict(book.bids) == bids
-                assert dict(book.asks) == asks
-                checkpoints += 1
+        at_checkpoint = sync.live and chunks % checkpoint_every == 0
+        if at_checkpoint and book.update_id == engine.update_id:
+            bids, asks = engine_book(engine)
+            assert dict(book.bids) == bids
+            assert dict(book.asks) == asks
+            checkpoints += 1
     assert sync.stats.gaps == 0
     return checkpoints
 

@@ -1,4 +1,4 @@
-"""Every frame the simulator emits validates against the AsyncAPI schemas and decodes."""
+"""Every frame the simulator emits validates against the AsyncAPI schemas, decodes."""
 
 from __future__ import annotations
 
@@ -31,7 +31,12 @@ SCHEMA_OF = {
 
 
 def every_stream(exchange: Exchange) -> set[str]:
-    names = {"liquidation", "account.orderUpdate", "account.positionUpdate", "account.rfqUpdate"}
+    names = {
+        "liquidation",
+        "account.orderUpdate",
+        "account.positionUpdate",
+        "account.rfqUpdate",
+    }
     for symbol in exchange.engines:
         names |= {
             f"bookTicker.{symbol}",
@@ -71,7 +76,10 @@ def session_frames(dialect: Dialect, seconds: int = 150) -> list[bytes]:
     exchange = Exchange(SimConfig(seed=11, cascade_every_s=30.0), START_US)
     exchange.wanted = every_stream(exchange)
     encoder = FrameEncoder(dialect)
-    frames = [encoder.encode(s, r) for s, r in exchange.advance_to(START_US + seconds * 1_000_000)]
+    frames = [
+        encoder.encode(s, r)
+        for s, r in exchange.advance_to(START_US + seconds * 1_000_000)
+    ]
     frames += [
         encoder.encode("account.positionUpdate", row)
         for row in exchange.position_snapshot(None)
@@ -114,11 +122,29 @@ def test_session_covers_every_event_kind(spec_frames: list[bytes]) -> None:
         frame = json.loads(raw)
         kinds[frame["data"].get("e", "<snapshot>")] += 1
     expected = {
-        "bookTicker", "depth", "kline", "liquidation", "markPrice", "openInterest",
-        "ticker", "trade", "orderAccepted", "orderCancelled", "orderExpired",
-        "orderFill", "orderModified", "triggerPlaced", "triggerFailed",
-        "positionOpened", "positionAdjusted", "positionClosed", "rfqActive",
-        "rfqAccepted", "rfqCandidate", "rfqFilled", "quoteAccepted",
+        "bookTicker",
+        "depth",
+        "kline",
+        "liquidation",
+        "markPrice",
+        "openInterest",
+        "ticker",
+        "trade",
+        "orderAccepted",
+        "orderCancelled",
+        "orderExpired",
+        "orderFill",
+        "orderModified",
+        "triggerPlaced",
+        "triggerFailed",
+        "positionOpened",
+        "positionAdjusted",
+        "positionClosed",
+        "rfqActive",
+        "rfqAccepted",
+        "rfqCandidate",
+        "rfqFilled",
+        "quoteAccepted",
     }
     assert expected <= set(kinds), expected - set(kinds)
 
