@@ -23,13 +23,14 @@ from typing import Any, Protocol
 import websockets
 from websockets.asyncio.client import ClientConnection
 
+from connectors.backpack.books import BookRouter
 from connectors.backpack.booksync import BookSync, ResyncReason, SyncRecord
-from connectors.backpack.decode import BadFrame, Decoded
+from connectors.backpack.decode import BadFrame, BadReason, Decoded
 from connectors.backpack.retry import Decision, backoff, classify
 from connectors.backpack.session import Session
 from connectors.backpack.signing import Credentials
 from connectors.backpack.streams import Channel, StreamName
-from connectors.backpack.wire import Depth, Frame, ServerError
+from connectors.backpack.wire import Frame, ServerError
 from connectors.errors import AuthError, RestError
 from connectors.rest import RestClient
 
@@ -50,6 +51,8 @@ DEFAULT_WS_URL = "wss://ws.backpack.exchange"
 _AUTH_CODES = {4003}
 _AUTH_WORDS = ("signature", "api key", "unauthori", "expired")
 
+_NOT_OBJECT = (BadReason.NOT_JSON, BadReason.NOT_A_FRAME)
+
 Record = Frame[Any] | SyncRecord | BadFrame | ServerError
 """What a connection emits: frames, book snapshots/resyncs, dead letters, errors."""
 
@@ -57,13 +60,13 @@ Record = Frame[Any] | SyncRecord | BadFrame | ServerError
 class Tap(Protocol):
     """Receives everything raw, e.g. the recorder. Must be fast and never raise."""
 
-    def frame(self, raw: str | bytes, recv_us: int) -> None:
-        """One received text frame, unchanged."""
+    def frame(self, raw: str | bytes, recv_us: int, json_object: bool) -> None:
+        """One received text frame, unchanged; ``json_object`` if it parsed as one."""
 
     def rest(
-        self, path: str, params: dict[str, str], body: bytes, recv_us: int
+        self, stream: str, path: str, params: dict[str, str], body: bytes, recv_us: int
     ) -> None:
-        """One REST answer the connection used."""
+        """One REST answer the connection used, and the stream it was fetched for."""
 
     def disconnected(self, cause: str, recv_us: int) -> None:
         """The connection was lost; frames in between are unknown."""
@@ -153,12 +156,9 @@ class Connection:
         self._rest = rest
         self._tap = tap
         self._rng = rng or random.Random()
-        self._syncs: dict[str, BookSync] = {
-            str(s): BookSync(str(s), s.symbol or "")
-            for s in streams
-            if s.channel is Channel.DEPTH
-        }
-        if self._syncs and rest is None:
+        self.books = BookRouter(str(s) for s in streams if s.channel is Channel.DEPTH)
+        self._fetch_attempts: dict[str, int] = {}
+        if self.books.syncs and rest is None:
             msg = "depth streams need a REST client for their snapshots"
             raise ValueError(msg)
         self._out: list[Record] = []
@@ -171,11 +171,6 @@ class Connection:
         self._last_rx = time.monotonic()
         self._closing = False
         self._has_private = any(s.private for s in streams)
-
-    @property
-    def book_syncs(self) -> dict[str, BookSync]:
-        """The sync state of each depth stream, by stream name."""
-        return self._syncs
 
     # Consumer side.
 
@@ -272,10 +267,10 @@ class Connection:
             async for message in ws:
                 recv_us = time.time_ns() // 1000
                 self._last_rx = time.monotonic()
-                if tap is not None:
-                    tap.frame(message, recv_us)
                 session.receive_text(message, recv_us)
                 for event in session.events_received():
+                    if tap is not None:
+                        tap.frame(message, recv_us, _is_json_object(event))
                     self._route(event)
                 if len(self._out) >= self.config.max_pending:
                     self.stats.pushback_waits += 1
@@ -309,14 +304,13 @@ class Connection:
 
     def _route(self, event: Decoded) -> None:
         if isinstance(event, Frame):
-            sync = self._syncs.get(event.stream) if type(event.data) is Depth else None
-            if sync is None:
+            records = self.books.on_frame(event)
+            if records is None:
                 self._emit(event)
                 return
-            for record in sync.on_depth(event):
+            for record in records:
                 self._emit(record)
-            if sync.needs_snapshot():
-                self._fetch_snapshot(sync)
+            self._start_fetches()
         elif isinstance(event, ServerError):
             message = event.error.message.lower()
             refused = event.error.code in _AUTH_CODES or any(
@@ -340,11 +334,14 @@ class Connection:
         self._out.append(record)
         self._ready.set()
 
-    def _fetch_snapshot(self, sync: BookSync, delay_s: float = 0.0) -> None:
-        sync.snapshot_started()
-        task = asyncio.create_task(self._snapshot(sync, delay_s))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _start_fetches(self) -> None:
+        for sync in self.books.start_fetches():
+            attempts = self._fetch_attempts.get(sync.stream, 0)
+            delay_s = min(5.0, 0.05 * 2**attempts) if attempts else 0.0
+            self._fetch_attempts[sync.stream] = attempts + 1
+            task = asyncio.create_task(self._snapshot(sync, delay_s))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def _snapshot(self, sync: BookSync, delay_s: float) -> None:
         assert self._rest is not None
@@ -357,27 +354,30 @@ class Connection:
             self.stats.snapshot_failures += 1
             log.warning("depth snapshot for %s failed: %s", sync.symbol, exc)
             sync.snapshot_failed()
-            if not self._closing:
-                self._fetch_snapshot(sync, delay_s=1.0)
-            return
-        recv_us = time.time_ns() // 1000
-        self.stats.snapshots += 1
-        if self._tap is not None:
-            params = {"symbol": sync.symbol, "limit": str(limit)}
-            self._tap.rest("/api/v1/depth", params, body, recv_us)
-        for record in sync.on_snapshot(snapshot, recv_us):
-            self._emit(record)
-        if sync.needs_snapshot():  # too old for the buffered diffs: ask again shortly
-            self._fetch_snapshot(sync, delay_s=0.05)
+        else:
+            recv_us = time.time_ns() // 1000
+            self.stats.snapshots += 1
+            if self._tap is not None:
+                params = {"symbol": sync.symbol, "limit": str(limit)}
+                self._tap.rest(sync.stream, "/api/v1/depth", params, body, recv_us)
+            for record in self.books.on_snapshot(sync.stream, snapshot, recv_us):
+                self._emit(record)
+            if sync.live:
+                self._fetch_attempts.pop(sync.stream, None)
+        if not self._closing:
+            self._start_fetches()  # a stale or failed snapshot is fetched again
 
     def _disconnected(self, cause: str) -> None:
         self.stats.disconnects[cause] += 1
         recv_us = time.time_ns() // 1000
         if self._tap is not None:
             self._tap.disconnected(cause, recv_us)
-        for sync in self._syncs.values():
-            for record in sync.reset(ResyncReason.RECONNECT, recv_us):
-                self._emit(record)
+        for record in self.books.reset_all(ResyncReason.RECONNECT, recv_us):
+            self._emit(record)
+
+
+def _is_json_object(event: Decoded) -> bool:
+    return not isinstance(event, BadFrame) or event.reason not in _NOT_OBJECT
 
 
 def _cause_of(exc: BaseException) -> str:

@@ -122,6 +122,11 @@ class BookSync:
         """The last update id applied (0 before the first snapshot)."""
         return self._last_u
 
+    @property
+    def has_buffer(self) -> bool:
+        """Whether diffs are waiting for a snapshot (the moment to fetch one)."""
+        return bool(self._buffer)
+
     def needs_snapshot(self) -> bool:
         """Whether the caller should fetch a snapshot now."""
         return self._state is _State.NEEDS_SNAPSHOT

@@ -1,0 +1,71 @@
+"""Routes decoded frames through the book sync of their depth stream, sans I/O.
+
+Shared by the live connection (which fetches the snapshots it is asked for) and the
+replayer (which finds them in the recording), so both emit the same records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from connectors.backpack.booksync import BookSync, ResyncReason, SyncRecord
+from connectors.backpack.streams import Channel, parse_stream
+from connectors.backpack.wire import Depth, DepthSnapshot, Frame
+
+__all__ = ["BookRouter"]
+
+
+class BookRouter:
+    """One ``BookSync`` per depth stream; other frames pass straight through.
+
+    Args:
+        depth_streams: the depth streams to sync; ``None`` creates a sync for any
+            depth stream on its first frame (replay of an unknown recording).
+    """
+
+    def __init__(self, depth_streams: Iterable[str] | None = None) -> None:
+        self._on_demand = depth_streams is None
+        self.syncs: dict[str, BookSync] = {}
+        for stream in depth_streams or ():
+            self._add(stream)
+
+    def _add(self, stream: str) -> BookSync:
+        name = parse_stream(stream)
+        if name.channel is not Channel.DEPTH or name.symbol is None:
+            msg = f"{stream} is not a depth stream"
+            raise ValueError(msg)
+        sync = self.syncs[stream] = BookSync(stream, name.symbol)
+        return sync
+
+    def on_frame(self, frame: Frame[Any]) -> list[SyncRecord] | None:
+        """Records for a depth frame, or ``None`` when the frame is not synced here."""
+        if type(frame.data) is not Depth:
+            return None
+        sync = self.syncs.get(frame.stream)
+        if sync is None:
+            if not self._on_demand:
+                return None
+            sync = self._add(frame.stream)
+        return sync.on_depth(frame)
+
+    def start_fetches(self) -> list[BookSync]:
+        """Syncs that need a snapshot now; each is marked as fetching."""
+        wanted = [s for s in self.syncs.values() if s.needs_snapshot() and s.has_buffer]
+        for sync in wanted:
+            sync.snapshot_started()
+        return wanted
+
+    def on_snapshot(
+        self, stream: str, snapshot: DepthSnapshot, recv_us: int
+    ) -> list[SyncRecord]:
+        """Feed a snapshot fetched for ``stream``."""
+        sync = self.syncs.get(stream)
+        return [] if sync is None else sync.on_snapshot(snapshot, recv_us)
+
+    def reset_all(self, reason: ResyncReason, recv_us: int) -> list[SyncRecord]:
+        """Invalidate every book (a reconnect); ``Resync`` for each live one."""
+        out: list[SyncRecord] = []
+        for sync in self.syncs.values():
+            out.extend(sync.reset(reason, recv_us))
+        return out

@@ -1,0 +1,83 @@
+"""Turns recording lines back into the records the live connection emitted, sans I/O.
+
+The same decoder and the same ``BookRouter`` run over the same inputs in the same
+order (frames, the REST snapshots where they arrived, the disconnects), so a replay
+reproduces the live record stream exactly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from connectors.backpack.books import BookRouter
+from connectors.backpack.booksync import ResyncReason
+from connectors.backpack.decode import BadFrame, Decoded, FrameDecoder
+from connectors.backpack.wire import DepthSnapshot, Frame, ServerError
+
+__all__ = ["Replayer"]
+
+
+class _Line(msgspec.Struct):
+    """The control keys of a recording line (frame lines decode as frames)."""
+
+    recv_us: int = 0
+    rest: str | None = None
+    for_stream: str | None = None
+    data: msgspec.Raw = msgspec.Raw()
+    raw: str | None = None
+    disconnect: str | None = None
+    recorder: str | None = None
+
+
+_LINE = msgspec.json.Decoder(_Line)
+_SNAPSHOT = msgspec.json.Decoder(DepthSnapshot, strict=False)
+Replayed = Frame[Any] | BadFrame | ServerError | Any
+
+
+class Replayer:
+    """Feed it recording lines; it returns the records, as the live source would."""
+
+    def __init__(self) -> None:
+        self._decoder = FrameDecoder()
+        self.books = BookRouter(None)
+        self.lines = 0
+        self.bad_lines = 0
+
+    def feed(self, line: bytes) -> list[Replayed]:
+        """Records produced by one line (often exactly one)."""
+        self.lines += 1
+        # Frame lines are the bulk: decode them directly, control lines take a detour.
+        decoded = self._decoder.decode(line)
+        if isinstance(decoded, Frame | ServerError):
+            return self._route(decoded)
+        try:
+            control = _LINE.decode(line)
+        except msgspec.DecodeError:
+            self.bad_lines += 1
+            return [decoded]
+        if control.raw is not None:
+            return self._route(self._decoder.decode(control.raw, control.recv_us))
+        if control.rest == "/api/v1/depth" and control.for_stream:
+            snapshot = _SNAPSHOT.decode(control.data)
+            out: list[Replayed] = list(
+                self.books.on_snapshot(control.for_stream, snapshot, control.recv_us)
+            )
+            self.books.start_fetches()
+            return out
+        if control.disconnect is not None:
+            return list(self.books.reset_all(ResyncReason.RECONNECT, control.recv_us))
+        if control.recorder is not None or control.rest is not None:
+            return []
+        return [
+            decoded
+        ]  # a frame line that did not decode: the same dead letter as live
+
+    def _route(self, decoded: Decoded) -> list[Replayed]:
+        if isinstance(decoded, Frame):
+            records = self.books.on_frame(decoded)
+            if records is not None:
+                self.books.start_fetches()
+                return list(records)
+        return [decoded]

@@ -1,0 +1,154 @@
+"""Recordings: every raw frame and REST answer as JSON Lines, and reading them back.
+
+One object per line:
+
+- a header: ``{"recorder": "bpx-flows", "version": 1, "streams": [...],
+  "started_us": N}``
+- a frame, unchanged but for a receive time spliced in front:
+  ``{"recv_us": N, "stream": "...", "data": {...}}`` (error frames likewise);
+- a frame that was not a JSON object: ``{"recv_us": N, "raw": "<text>"}``;
+- a REST answer: ``{"recv_us": N, "rest": "/api/v1/depth", "for_stream": "depth.X",
+  "params": {...}, "data": <body>}``;
+- a lost connection: ``{"recv_us": N, "disconnect": "<cause>"}``.
+
+Files ending in ``.gz`` are gzip. Lines are flushed (gzip: sync-flushed) at least every
+``flush_every_s``, so a killed recorder leaves a file readable up to that point; the
+reader stops quietly at a torn last line.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import time
+import zlib
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import BinaryIO
+
+import msgspec
+
+__all__ = ["Recorder", "iter_lines", "open_recording"]
+
+log = logging.getLogger("bpx_flows.recording")
+_encode = msgspec.json.Encoder().encode
+
+
+def open_recording(path: str | Path) -> BinaryIO:
+    """Open a recording for reading, gzip or plain by its name."""
+    if str(path).endswith(".gz"):
+        return gzip.open(path, "rb")  # type: ignore[return-value]  # a BinaryIO
+    return open(path, "rb")
+
+
+def iter_lines(path: str | Path, skip: int = 0) -> Iterator[bytes]:
+    """The complete lines of a recording, after skipping ``skip`` of them.
+
+    A torn tail (a killed recorder: a partial last line, or a truncated gzip stream)
+    ends the iteration with a warning instead of an exception.
+    """
+    with open_recording(path) as fh:
+        index = 0
+        try:
+            for line in fh:
+                if not line.endswith(b"\n"):
+                    log.warning(
+                        "%s: ignoring a torn last line (%d bytes)", path, len(line)
+                    )
+                    return
+                if index >= skip:
+                    yield line
+                index += 1
+        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+            log.warning("%s: recording ends early (%s)", path, exc)
+
+
+class Recorder:
+    """A ``Tap`` that writes a recording; use as a context manager.
+
+    Args:
+        path: the output file (``.gz`` for gzip).
+        streams: the subscribed streams, kept in the header.
+        flush_every_s: the longest time a line stays in memory, seconds.
+    """
+
+    def __init__(
+        self, path: str | Path, streams: Sequence[str], flush_every_s: float = 1.0
+    ) -> None:
+        self.path = Path(path)
+        self._gzip = self.path.name.endswith(".gz")
+        raw = open(self.path, "wb")  # noqa: SIM115 (closed in close())
+        self._raw = raw
+        self._out: BinaryIO = (
+            gzip.GzipFile(fileobj=raw, mode="wb")  # type: ignore[assignment]
+            if self._gzip
+            else raw
+        )
+        self._flush_every_s = flush_every_s
+        self._last_flush = time.monotonic()
+        self.lines = 0
+        header = {
+            "recorder": "bpx-flows",
+            "version": 1,
+            "streams": list(streams),
+            "started_us": time.time_ns() // 1000,
+        }
+        self._write(_encode(header) + b"\n")
+
+    def __enter__(self) -> Recorder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # The Tap interface.
+
+    def frame(self, raw: str | bytes, recv_us: int, json_object: bool) -> None:
+        """Write one received frame, unchanged but for ``recv_us``."""
+        data = raw.encode() if isinstance(raw, str) else raw
+        stripped = data.lstrip()
+        if json_object and stripped.startswith(b"{") and b"\n" not in data:
+            body = stripped[1:].lstrip()
+            sep = b"," if not body.startswith(b"}") else b""
+            self._write(b'{"recv_us":%d%s%s\n' % (recv_us, sep, body))
+        else:
+            text = data.decode("utf-8", "replace")
+            self._write(_encode({"recv_us": recv_us, "raw": text}) + b"\n")
+
+    def rest(
+        self, stream: str, path: str, params: dict[str, str], body: bytes, recv_us: int
+    ) -> None:
+        """Write one REST answer and the stream it was fetched for."""
+        head = _encode(
+            {"recv_us": recv_us, "rest": path, "for_stream": stream, "params": params}
+        )
+        self._write(head[:-1] + b',"data":' + body.strip() + b"}\n")
+
+    def disconnected(self, cause: str, recv_us: int) -> None:
+        """Write a lost-connection marker."""
+        self._write(_encode({"recv_us": recv_us, "disconnect": cause}) + b"\n")
+
+    # Output.
+
+    def _write(self, line: bytes) -> None:
+        self._out.write(line)
+        self.lines += 1
+        now = time.monotonic()
+        if now - self._last_flush >= self._flush_every_s:
+            self.flush()
+            self._last_flush = now
+
+    def flush(self) -> None:
+        """Push buffered lines to the file (a gzip sync point)."""
+        if isinstance(self._out, gzip.GzipFile):
+            self._out.flush(zlib.Z_SYNC_FLUSH)
+        else:
+            self._out.flush()
+        self._raw.flush()
+
+    def close(self) -> None:
+        """Finish the file."""
+        if not self._raw.closed:
+            self._out.close()
+            if self._out is not self._raw:
+                self._raw.close()

@@ -1,0 +1,306 @@
+"""Bytewax input sources: the live Backpack feed and the replay of a recording."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import pickle
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+
+from connectors.backpack.replayer import Replayer
+from connectors.backpack.signing import Credentials
+from connectors.backpack.streams import StreamName
+from connectors.connection import Connection, ConnectionConfig, Record, Tap
+from connectors.recording import iter_lines
+from connectors.rest import DEFAULT_REST_URL, RestClient
+
+__all__ = ["BackpackSource", "ReplaySource", "SourceConfig", "StopSignal", "partition"]
+
+log = logging.getLogger("bpx_flows.source")
+
+
+class StopSignal:
+    """A process-wide "finish now" flag: sources end their partitions when it is set.
+
+    The CLI sets it on SIGINT/SIGTERM, so a flow ends like a finite one (sinks flushed,
+    connections closed) instead of dying with a traceback.
+    """
+
+    _event = threading.Event()
+
+    @classmethod
+    def set(cls) -> None:
+        """Ask every source in this process to finish."""
+        cls._event.set()
+
+    @classmethod
+    def clear(cls) -> None:
+        """Reset (tests run several flows in one process)."""
+        cls._event.clear()
+
+    @classmethod
+    def is_set(cls) -> bool:
+        """Whether a stop was requested."""
+        return cls._event.is_set()
+
+
+@dataclass(frozen=True, slots=True)
+class SourceConfig:
+    """How the live source connects and batches.
+
+    Attributes:
+        connection: per-connection behaviour (URL, timeouts, backoff, limits).
+        rest_url: the REST base URL for depth snapshots.
+        streams_per_connection: streams carried by one connection (one partition).
+        batch_timeout_s: the longest ``next_batch`` waits for data, seconds.
+        batch_size: the most records handed to Bytewax at once.
+        run_for_s: end the source after this long (demos, benchmarks); ``None`` runs
+            until stopped.
+    """
+
+    connection: ConnectionConfig = field(default_factory=ConnectionConfig)
+    rest_url: str = DEFAULT_REST_URL
+    streams_per_connection: int = 50
+    batch_timeout_s: float = 0.05
+    batch_size: int = 5_000
+    run_for_s: float | None = None
+
+
+def partition(
+    streams: Sequence[StreamName], per_connection: int
+) -> dict[str, list[StreamName]]:
+    """Split streams into connection groups with stable keys (``conn-000``...).
+
+    The order is the sorted stream names, so the same list always gives the same
+    partitions, across workers, processes and restarts.
+    """
+    if per_connection < 1:
+        msg = f"streams per connection must be >= 1, got {per_connection}"
+        raise ValueError(msg)
+    ordered = sorted(streams, key=str)
+    groups = [
+        ordered[i : i + per_connection] for i in range(0, len(ordered), per_connection)
+    ]
+    return {f"conn-{n:03d}": group for n, group in enumerate(groups)}
+
+
+class _LivePartition(StatefulSourcePartition[Record, None]):
+    """One WebSocket connection carrying a fixed group of streams."""
+
+    def __init__(
+        self,
+        streams: list[StreamName],
+        config: SourceConfig,
+        creds: Credentials | None,
+        tap: Tap | None,
+    ) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._config = config
+        self._rest = RestClient(config.rest_url)
+        self._conn = Connection(streams, config.connection, creds, self._rest, tap)
+        self._deadline = (
+            None if config.run_for_s is None else time.monotonic() + config.run_for_s
+        )
+        self._closed = False
+
+    @property
+    def connection(self) -> Connection:
+        """The connection behind this partition (for stats)."""
+        return self._conn
+
+    def next_batch(self) -> list[Record]:
+        if StopSignal.is_set() or (
+            self._deadline is not None and time.monotonic() >= self._deadline
+        ):
+            self.close()
+            raise StopIteration
+        cfg = self._config
+        return self._loop.run_until_complete(
+            self._conn.take(cfg.batch_timeout_s, cfg.batch_size)
+        )
+
+    def snapshot(self) -> None:
+        return None  # live data cannot be rewound: at-most-once across restarts
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._loop.run_until_complete(self._conn.close())
+            self._loop.run_until_complete(self._rest.aclose())
+        finally:
+            self._loop.close()
+
+
+class BackpackSource(FixedPartitionedSource[Record, None]):
+    """The live Backpack feed.
+
+    Partition: one WebSocket connection carrying a fixed group of streams (see
+    ``partition``); partitions are the unit of parallelism across workers.
+    Emits ``Frame`` records, ``BookSnapshot``/``Resync`` around depth diffs (books are
+    synced here, at the edge), ``BadFrame`` dead letters and ``ServerError`` frames.
+    Resume state: none; delivery is at-most-once across restarts (books re-seed from a
+    fresh snapshot). Ends on ``StopSignal``, after ``run_for_s``, or never.
+    Constructing it does no I/O; connections open when the partition is built.
+
+    Args:
+        streams: what to subscribe.
+        config: connection and batching settings.
+        credentials: for ``account.*`` streams.
+        tap: receives every raw frame and REST answer (the recorder).
+    """
+
+    def __init__(
+        self,
+        streams: Sequence[StreamName],
+        config: SourceConfig | None = None,
+        credentials: Credentials | None = None,
+        tap: Tap | None = None,
+    ) -> None:
+        self.config = config or SourceConfig()
+        self._parts = partition(streams, self.config.streams_per_connection)
+        self._credentials = credentials
+        self._tap = tap
+        self.partitions: dict[str, _LivePartition] = {}
+
+    def list_parts(self) -> list[str]:
+        """Every connection group (each worker may open any of them)."""
+        return list(self._parts)
+
+    def build_part(
+        self, step_id: str, for_part: str, resume_state: None
+    ) -> _LivePartition:
+        """Open the connection group ``for_part`` (no resume state: live data)."""
+        part = _LivePartition(
+            self._parts[for_part], self.config, self._credentials, self._tap
+        )
+        self.partitions[for_part] = part
+        return part
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayState:
+    """Resume state of a replay partition.
+
+    ``lines`` were consumed; ``state`` pickles the replayer (its book-sync state)
+    and the records those lines produced that were not emitted yet.
+    """
+
+    lines: int
+    state: bytes
+
+
+class _ReplayPartition(StatefulSourcePartition[Any, ReplayState]):
+    """One recording file, read in order."""
+
+    def __init__(
+        self,
+        path: Path,
+        resume: ReplayState | None,
+        speed: float | None,
+        batch_size: int,
+    ) -> None:
+        self._replayer = Replayer()
+        self._pending: deque[Any] = deque()
+        if resume is not None:
+            self._replayer, pending = pickle.loads(resume.state)
+            self._pending.extend(pending)
+        self._consumed = resume.lines if resume else 0
+        self._lines = iter_lines(path, self._consumed)
+        self._speed = speed
+        self._batch_size = batch_size
+        self._first_recv_us: int | None = None
+        self._t0 = time.monotonic()
+        self._done = False
+        self._awake: datetime | None = None
+
+    def next_batch(self) -> list[Any]:
+        if StopSignal.is_set() or (self._done and not self._pending):
+            raise StopIteration
+        batch: list[Any] = []
+        pending, replayer = self._pending, self._replayer
+        while len(batch) < self._batch_size:
+            if pending:
+                if self._speed is not None and not self._due(pending[0]):
+                    break
+                batch.append(pending.popleft())
+                continue
+            line = next(self._lines, None)
+            if line is None:
+                self._done = True
+                break
+            self._consumed += 1
+            pending.extend(replayer.feed(line))
+        return batch
+
+    def _due(self, record: Any) -> bool:
+        assert self._speed is not None
+        recv_us = getattr(record, "recv_us", 0)
+        if not recv_us:
+            return True
+        if self._first_recv_us is None:
+            self._first_recv_us = recv_us
+            self._t0 = time.monotonic()
+        due_s = (recv_us - self._first_recv_us) / 1e6 / self._speed
+        wait_s = due_s - (time.monotonic() - self._t0)
+        if wait_s <= 0:
+            self._awake = None
+            return True
+        self._awake = datetime.now(UTC) + timedelta(seconds=min(wait_s, 0.05))
+        return False
+
+    def next_awake(self) -> datetime | None:
+        return self._awake
+
+    def snapshot(self) -> ReplayState:
+        state = pickle.dumps((self._replayer, list(self._pending)))
+        return ReplayState(self._consumed, state)
+
+
+class ReplaySource(FixedPartitionedSource[Any, ReplayState]):
+    """Replays recordings into the same records the live source emits.
+
+    Partition: one recording file. Resume state: the number of lines consumed plus
+    the book-sync state, so a resumed replay continues exactly (exactly-once).
+    Ends at the end of the last line of each file (a torn tail is skipped).
+
+    Args:
+        paths: recording files.
+        speed: ``None`` replays as fast as possible; ``1.0`` paces by ``recv_us`` in
+            real time, ``10.0`` ten times faster.
+        batch_size: the most records per batch.
+    """
+
+    def __init__(
+        self,
+        paths: Sequence[str | Path],
+        speed: float | None = None,
+        batch_size: int = 5_000,
+    ) -> None:
+        self._paths = {
+            f"file-{n:03d}-{Path(p).name}": Path(p) for n, p in enumerate(paths)
+        }
+        self._speed = speed
+        self._batch_size = batch_size
+
+    def list_parts(self) -> list[str]:
+        """One partition per recording file."""
+        return list(self._paths)
+
+    def build_part(
+        self, step_id: str, for_part: str, resume_state: ReplayState | None
+    ) -> _ReplayPartition:
+        """Open one recording, resuming after ``resume_state`` when given."""
+        return _ReplayPartition(
+            self._paths[for_part], resume_state, self._speed, self._batch_size
+        )
