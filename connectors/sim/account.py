@@ -227,7 +227,7 @@ class SimAccount:
             l=engine.lots.format(lots),
             L=engine.prices.format(price),
             m=maker,
-            n=str(fee),
+            n=_fixed(fee),
             N=engine.spec.quote,
         )
         out: list[PrivateEvent] = [event]
@@ -318,8 +318,8 @@ class SimAccount:
             Q=qty,
             n=(qty * mark),
             i=position.position_id,
-            p=str(position.realised.quantize(Decimal("0.000001"))),
-            P=str(((mark - position.entry) * qty).quantize(Decimal("0.000001"))),
+            p=_fixed(position.realised),
+            P=_fixed((mark - position.entry) * qty),
             T=now_us,
             l="0",
         )
@@ -359,3 +359,8 @@ class SimAccount:
             if filled
             else ev(RE.QUOTE_CANCELLED, 30, u=quote_id, X="Cancelled"),
         ]
+
+
+def _fixed(value: Decimal) -> str:
+    """Six decimal places, plain notation, and never ``-0.000000``."""
+    return f"{value.quantize(Decimal('0.000001')) + 0:f}"

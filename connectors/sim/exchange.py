@@ -410,8 +410,8 @@ class Exchange:
             E=at + _EMIT_DELAY_US,
             s=symbol,
             p=engine.prices.format(mark),
-            f=str(funding.quantize(Decimal("0.0000001"))),
-            i=str(index.quantize(Decimal("0.0001"))),
+            f=f"{funding.quantize(Decimal('0.0000001')):f}",
+            i=f"{index.quantize(Decimal('0.0001')):f}",
             n=next_ms,
             T=at,
         )

@@ -1,0 +1,407 @@
+"""The ``bpx-flows`` command line: simulator, demo, tail, record, replay."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from connectors.backpack.signing import Credentials
+from connectors.backpack.streams import StreamName, parse_streams
+from connectors.connection import DEFAULT_WS_URL, ConnectionConfig
+from connectors.errors import BpxError, ConfigError
+from connectors.rest import DEFAULT_REST_URL
+
+__all__ = ["main"]
+
+log = logging.getLogger("bpx_flows.cli")
+
+DEMO_STREAMS = [
+    "trade.SOL_USDC",
+    "depth.SOL_USDC",
+    "bookTicker.SOL_USDC",
+    "kline.1m.SOL_USDC",
+    "ticker.SOL_USDC",
+    "depth.200ms.SOL_USDC_PERP",
+    "trade.SOL_USDC_PERP",
+    "markPrice.SOL_USDC_PERP",
+    "openInterest.SOL_USDC_PERP",
+    "liquidation",
+    "account.orderUpdate",
+    "account.positionUpdate",
+    "account.rfqUpdate",
+]
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where to connect, and the key to sign with."""
+
+    ws_url: str
+    rest_url: str
+    credentials: Credentials | None
+
+
+# Entry point.
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the process exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG
+        if args.verbose
+        else logging.INFO
+        if args.log
+        else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return int(args.run(args))
+    except KeyboardInterrupt:
+        return 130
+    except BpxError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a flow failed: report its root cause in one line
+        root = _bpx_cause(exc)
+        if root is None:
+            raise
+        print(f"error: {root}", file=sys.stderr)
+        return 1
+
+
+def _bpx_cause(exc: BaseException) -> BpxError | None:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, BpxError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    # Bytewax re-raises worker errors as new exceptions with the text of the original.
+    text = str(exc)
+    for name in ("AuthError", "ConfigError", "RestError", "ProtocolError"):
+        if f"connectors.errors.{name}: " in text:
+            message = text.split(f"connectors.errors.{name}: ", 1)[1].splitlines()[0]
+            return BpxError(message)
+    return None
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bpx-flows",
+        description="Backpack Exchange market data on Bytewax, with a local simulator.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logs")
+    parser.add_argument("--log", action="store_true", help="info logs (reconnects...)")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    sim = commands.add_parser("sim", help="run the simulated exchange on loopback")
+    sim.add_argument("--host", default="127.0.0.1")
+    sim.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    sim.add_argument("--seed", type=int, default=7)
+    sim.add_argument("--speed", type=float, default=1.0, help="simulated s per wall s")
+    sim.add_argument(
+        "--rate-scale", type=float, default=1.0, help="x engine event rates"
+    )
+    sim.add_argument("--dialect", choices=["wire", "spec", "strings"], default="wire")
+    sim.add_argument("--ping-interval", type=float, default=60.0, help="seconds")
+    sim.add_argument("--ping-timeout", type=float, default=120.0, help="seconds")
+    sim.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="arm a fault, e.g. drop:after=500 or rest_status:status=429,count=2",
+    )
+    sim.add_argument(
+        "--account-key",
+        help="base64 public key of the simulated account "
+        "(default: the key of BPX_API_SECRET, if set)",
+    )
+    sim.set_defaults(run=_cmd_sim)
+
+    demo = commands.add_parser("demo", help="the tape flow on the built-in simulator")
+    demo.add_argument("--seconds", type=float, default=15.0, help="how long to run")
+    demo.add_argument("--quiet", action="store_true", help="only print the summary")
+    demo.set_defaults(run=_cmd_demo)
+
+    for name, helptext, func in (
+        ("tail", "print decoded records of some streams", _cmd_tail),
+        ("record", "record raw frames and snapshots to a file", _cmd_record),
+    ):
+        cmd = commands.add_parser(name, help=helptext)
+        cmd.add_argument("streams", nargs="+", metavar="STREAM")
+        _endpoint_args(cmd)
+        cmd.add_argument("--seconds", type=float, help="stop after this long")
+        cmd.add_argument(
+            "--per-connection", type=int, default=50, help="streams/socket"
+        )
+        if name == "record":
+            cmd.add_argument("--out", required=True, help="file; .gz for gzip")
+        cmd.set_defaults(run=func)
+
+    replay = commands.add_parser("replay", help="print the records of a recording")
+    replay.add_argument("files", nargs="+", metavar="FILE")
+    replay.add_argument(
+        "--speed", type=float, help="pace by receive time (1 = real time)"
+    )
+    replay.set_defaults(run=_cmd_replay)
+    return parser
+
+
+def _endpoint_args(cmd: argparse.ArgumentParser) -> None:
+    where = cmd.add_mutually_exclusive_group()
+    where.add_argument("--live", action="store_true", help="the real exchange")
+    where.add_argument("--ws", help="any WebSocket endpoint (e.g. a simulator)")
+    cmd.add_argument("--rest", help="REST base URL (with --ws)")
+
+
+# Commands.
+
+
+def _cmd_sim(args: argparse.Namespace) -> int:
+    from connectors.sim import Dialect, ServerConfig, SimConfig, SimServer, parse_fault
+
+    account_key = args.account_key
+    if account_key is None:
+        creds = Credentials.from_env()
+        account_key = creds.public_key if creds else None
+    config = ServerConfig(
+        host=args.host,
+        port=args.port,
+        speed=args.speed,
+        dialect=Dialect(args.dialect),
+        ping_interval_s=args.ping_interval,
+        ping_timeout_s=args.ping_timeout,
+        account_key=account_key,
+    )
+    faults = [parse_fault(spec) for spec in args.fault]
+    server = SimServer(
+        SimConfig(seed=args.seed, rate_scale=args.rate_scale), config, faults
+    )
+
+    async def serve() -> None:
+        await server.start()
+        print(
+            json.dumps(
+                {"ws": server.ws_url, "rest": server.rest_url, "pid": os.getpid()}
+            ),
+            flush=True,
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await server.stop()
+
+    asyncio.run(serve())
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from connectors.sim import ServerConfig, SimConfig, SimServer, SimThread
+
+    creds = Credentials.from_secret(base64.b64encode(os.urandom(32)).decode())
+    server = SimServer(SimConfig(), ServerConfig(account_key=creds.public_key))
+    with SimThread(server):
+        print(f"simulator: {server.ws_url} (REST {server.rest_url})", flush=True)
+        endpoints = Endpoints(server.ws_url, server.rest_url, creds)
+        streams = parse_streams(DEMO_STREAMS)
+        counts = _run_tape(streams, endpoints, args.seconds, quiet=args.quiet)
+    _print_summary(counts, args.seconds)
+    return 0 if counts.get("Trade") and counts.get("BookSnapshot") else 1
+
+
+def _cmd_tail(args: argparse.Namespace) -> int:
+    streams = parse_streams(args.streams)
+    with _endpoints(args, streams) as endpoints:
+        counts = _run_tape(
+            streams, endpoints, args.seconds, per_connection=args.per_connection
+        )
+    _print_summary(counts, args.seconds)
+    return 0
+
+
+def _cmd_record(args: argparse.Namespace) -> int:
+    from bytewax.testing import run_main
+
+    from connectors.recording import Recorder
+    from connectors.sinks import CountingSink
+    from connectors.source import BackpackSource
+    from flows.tape import build
+    from operators.describe import kind_of
+
+    streams = parse_streams(args.streams)
+    with (
+        _endpoints(args, streams) as endpoints,
+        Recorder(args.out, [str(s) for s in streams]) as recorder,
+    ):
+        source = BackpackSource(
+            streams,
+            _source_config(endpoints, args.seconds, args.per_connection),
+            endpoints.credentials,
+            tap=recorder,
+        )
+        counter = CountingSink(kind_of)
+        with _stop_on_signals():
+            run_main(build(source, counter, counter))  # type: ignore[no-untyped-call]
+        print(f"recorded {recorder.lines} lines to {args.out}", flush=True)
+    _print_summary(counter.counts, args.seconds)
+    return 0
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from bytewax.testing import run_main
+
+    from connectors.sinks import LineSink
+    from connectors.source import ReplaySource
+    from flows.tape import build
+
+    for path in args.files:
+        if not Path(path).is_file():
+            msg = f"no such recording: {path}"
+            raise ConfigError(msg)
+    counts: Counter[str] = Counter()
+    source = ReplaySource(args.files, speed=args.speed)
+    with _stop_on_signals():
+        run_main(  # type: ignore[no-untyped-call]
+            build(
+                source,
+                LineSink(_counting_describe(counts)),
+                LineSink(prefix="DEAD LETTER "),
+            )
+        )
+    _print_summary(counts, None)
+    return 0
+
+
+# Helpers.
+
+
+@contextlib.contextmanager
+def _endpoints(
+    args: argparse.Namespace, streams: list[StreamName]
+) -> Iterator[Endpoints]:
+    from connectors.preflight import preflight
+
+    creds = Credentials.from_env()
+    if args.live:
+        endpoints = Endpoints(DEFAULT_WS_URL, DEFAULT_REST_URL, creds)
+    elif args.ws:
+        if not args.rest:
+            msg = "--ws needs --rest too (the REST base URL for depth snapshots)"
+            raise ConfigError(msg)
+        endpoints = Endpoints(args.ws, args.rest, creds)
+    else:
+        from connectors.sim import ServerConfig, SimConfig, SimServer, SimThread
+
+        if creds is None:
+            creds = Credentials.from_secret(base64.b64encode(os.urandom(32)).decode())
+        server = SimServer(SimConfig(), ServerConfig(account_key=creds.public_key))
+        with SimThread(server):
+            print(
+                f"simulator: {server.ws_url} (use --live for the exchange)", flush=True
+            )
+            endpoints = Endpoints(server.ws_url, server.rest_url, creds)
+            preflight(
+                streams, endpoints.ws_url, endpoints.rest_url, endpoints.credentials
+            )
+            yield endpoints
+        return
+    preflight(streams, endpoints.ws_url, endpoints.rest_url, endpoints.credentials)
+    yield endpoints
+
+
+def _source_config(
+    endpoints: Endpoints, seconds: float | None, per_connection: int = 50
+) -> Any:
+    from connectors.source import SourceConfig
+
+    return SourceConfig(
+        connection=ConnectionConfig(ws_url=endpoints.ws_url),
+        rest_url=endpoints.rest_url,
+        streams_per_connection=per_connection,
+        run_for_s=seconds,
+    )
+
+
+def _counting_describe(counts: Counter[str]) -> Any:
+    from operators.describe import describe, kind_of
+
+    def render(record: Any) -> str:
+        counts[kind_of(record)] += 1
+        return describe(record)
+
+    return render
+
+
+def _run_tape(
+    streams: list[StreamName],
+    endpoints: Endpoints,
+    seconds: float | None,
+    quiet: bool = False,
+    per_connection: int = 50,
+) -> Counter[str]:
+    from bytewax.testing import run_main
+
+    from connectors.sinks import CountingSink, LineSink
+    from connectors.source import BackpackSource
+    from flows.tape import build
+    from operators.describe import kind_of
+
+    counts: Counter[str] = Counter()
+    source = BackpackSource(
+        streams,
+        _source_config(endpoints, seconds, per_connection),
+        endpoints.credentials,
+    )
+    sink: Any = CountingSink(kind_of) if quiet else LineSink(_counting_describe(counts))
+    with _stop_on_signals():
+        run_main(  # type: ignore[no-untyped-call]
+            build(
+                source,
+                sink,
+                LineSink(_counting_describe(counts), prefix="DEAD LETTER "),
+            )
+        )
+    if quiet:
+        counts.update(sink.counts)
+    return counts
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[None]:
+    """SIGINT/SIGTERM end the sources, so the flow finishes cleanly (exit 0)."""
+    from connectors.source import StopSignal
+
+    StopSignal.clear()
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
+        signal.signal(sig, lambda *_: StopSignal.set())
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _print_summary(counts: Counter[str], seconds: float | None) -> None:
+    total = sum(counts.values())
+    rate = f", {total / seconds:,.0f}/s" if seconds else ""
+    print(f"\nsummary: {total:,} records{rate}", flush=True)
+    for kind, n in counts.most_common():
+        print(f"  {kind:<24} {n:>10,}")

@@ -1,0 +1,66 @@
+"""Checks before a flow starts, so bad input fails in one line instead of mid-run."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import websockets
+
+from connectors.backpack.signing import Credentials
+from connectors.backpack.streams import StreamName, check_symbols
+from connectors.errors import ConfigError, RestError
+from connectors.rest import RestClient
+
+__all__ = ["preflight"]
+
+
+async def _check(
+    streams: Sequence[StreamName],
+    ws_url: str,
+    rest_url: str,
+    credentials: Credentials | None,
+    timeout_s: float,
+) -> None:
+    if not streams:
+        msg = "no streams given; name at least one, e.g. trade.SOL_USDC"
+        raise ConfigError(msg)
+    if credentials is None and any(s.private for s in streams):
+        names = ", ".join(str(s) for s in streams if s.private)
+        msg = f"{names}: account streams need BPX_API_SECRET or BPX_API_SECRET_FILE"
+        raise ConfigError(msg)
+    rest = RestClient(rest_url, attempts=2, timeout_s=timeout_s)
+    try:
+        markets = await rest.markets()
+    except RestError as exc:
+        msg = f"cannot reach the REST API at {rest_url}: {exc}"
+        raise ConfigError(msg) from None
+    finally:
+        await rest.aclose()
+    check_symbols(streams, [m.symbol for m in markets])
+    try:
+        async with websockets.connect(ws_url, open_timeout=timeout_s, compression=None):
+            pass
+    except (
+        OSError,
+        TimeoutError,
+        websockets.InvalidURI,
+        websockets.InvalidHandshake,
+    ) as exc:
+        msg = f"cannot open a WebSocket to {ws_url}: {exc}"
+        raise ConfigError(msg) from None
+
+
+def preflight(
+    streams: Sequence[StreamName],
+    ws_url: str,
+    rest_url: str,
+    credentials: Credentials | None = None,
+    timeout_s: float = 10.0,
+) -> None:
+    """Check streams, symbols, credentials and both endpoints.
+
+    Raises:
+        ConfigError: with a one-line message saying what is wrong and how to fix it.
+    """
+    asyncio.run(_check(streams, ws_url, rest_url, credentials, timeout_s))

@@ -1,0 +1,84 @@
+"""Console and counting sinks."""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from bytewax.outputs import DynamicSink, StatelessSinkPartition
+
+__all__ = ["CountingSink", "LineSink"]
+
+
+class _LinePartition(StatelessSinkPartition[Any]):
+    def __init__(
+        self, stream: TextIO, render: Callable[[Any], str], prefix: str
+    ) -> None:
+        self._stream = stream
+        self._render = render
+        self._prefix = prefix
+
+    def write_batch(self, items: list[Any]) -> None:
+        render, prefix = self._render, self._prefix
+        self._stream.write("".join(f"{prefix}{render(item)}\n" for item in items))
+        self._stream.flush()
+
+
+class LineSink(DynamicSink[Any]):
+    """Writes one line per item to a text stream (stdout by default).
+
+    Partition: one per worker, each writing whole batches (lines never interleave
+    within a batch). Delivery: at-least-once with recovery. Never ends on its own.
+
+    Args:
+        render: item -> line (without the newline); ``str`` by default.
+        stream: where to write; ``sys.stdout`` when ``None``.
+        prefix: put in front of every line, e.g. the worker index.
+    """
+
+    def __init__(
+        self,
+        render: Callable[[Any], str] = str,
+        stream: TextIO | None = None,
+        prefix: str = "",
+    ) -> None:
+        self._render = render
+        self._stream = stream
+        self._prefix = prefix
+
+    def build(
+        self, step_id: str, worker_index: int, worker_count: int
+    ) -> _LinePartition:
+        """One partition per worker."""
+        prefix = self._prefix.format(worker=worker_index)
+        return _LinePartition(self._stream or sys.stdout, self._render, prefix)
+
+
+class _CountingPartition(StatelessSinkPartition[Any]):
+    def __init__(self, counts: Counter[str], key: Callable[[Any], str]) -> None:
+        self._counts = counts
+        self._key = key
+
+    def write_batch(self, items: list[Any]) -> None:
+        key = self._key
+        self._counts.update(key(item) for item in items)
+
+
+class CountingSink(DynamicSink[Any]):
+    """Counts items by ``key(item)`` in ``counts``; for demos and benchmarks.
+
+    All workers of a process share ``counts`` (Counter updates are atomic enough
+    under the GIL for whole-batch ``update`` calls).
+    """
+
+    def __init__(self, key: Callable[[Any], str] = lambda _: "items") -> None:
+        self.counts: Counter[str] = Counter()
+        self._key = key
+
+    def build(
+        self, step_id: str, worker_index: int, worker_count: int
+    ) -> _CountingPartition:
+        """One partition per worker, all counting into ``counts``."""
+        return _CountingPartition(self.counts, self._key)

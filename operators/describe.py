@@ -1,0 +1,92 @@
+"""One human-readable line per record, for the console tape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from connectors.backpack.booksync import BookSnapshot, Resync
+from connectors.backpack.decode import BadFrame
+from connectors.backpack.wire import (
+    BookTicker,
+    Depth,
+    Frame,
+    Kline,
+    Liquidation,
+    MarkPrice,
+    OpenInterest,
+    OrderUpdate,
+    PositionUpdate,
+    RfqUpdate,
+    ServerError,
+    Ticker,
+    Trade,
+)
+
+__all__ = ["describe", "kind_of"]
+
+
+def kind_of(record: Any) -> str:
+    """What the record is, for counting: ``Trade``, ``OrderUpdate.orderFill``..."""
+    if isinstance(record, Frame):
+        data = record.data
+        if isinstance(data, OrderUpdate | RfqUpdate):
+            return f"{type(data).__name__}.{data.e.value}"
+        if isinstance(data, PositionUpdate):
+            return f"PositionUpdate.{data.e.value if data.e else 'snapshot'}"
+        return type(data).__name__
+    return type(record).__name__
+
+
+def describe(record: Any) -> str:
+    """One line saying what happened, with the numbers that matter."""
+    if isinstance(record, BookSnapshot):
+        return (
+            f"{record.stream:<28} snapshot  id={record.lastUpdateId} "
+            f"{len(record.bids)} bids / {len(record.asks)} asks"
+        )
+    if isinstance(record, Resync):
+        return (
+            f"{record.stream:<28} RESYNC    {record.reason.value} "
+            f"expected={record.expected} got={record.got}"
+        )
+    if isinstance(record, BadFrame):
+        stream = record.stream or "?"
+        return f"{stream:<28} BAD FRAME {record.reason.value}: {record.detail}"
+    if isinstance(record, ServerError):
+        return f"{'(server)':<28} ERROR     {record.error.code} {record.error.message}"
+    return f"{record.stream:<28} {_describe_data(record.data)}"
+
+
+def _describe_data(data: Any) -> str:
+    match data:
+        case Trade():
+            side = "sell" if data.m else "buy "
+            return f"trade     {side} {data.q} @ {data.p} (t={data.t})"
+        case Depth():
+            return (
+                f"depth     U={data.U} u={data.u} {len(data.b)} bids {len(data.a)} asks"
+            )
+        case BookTicker():
+            return f"top       {data.b} x {data.B} | {data.a} x {data.A} (u={data.u})"
+        case Kline():
+            state = "closed" if data.X else "open  "
+            prices = f"o={data.o} h={data.h} l={data.l} c={data.c}"
+            return f"kline     {state} {data.t} {prices}"
+        case Ticker():
+            return f"ticker    last={data.c} 24h vol={data.v} trades={data.n}"
+        case MarkPrice():
+            return f"mark      {data.p} index={data.i} funding={data.f}"
+        case OpenInterest():
+            return f"open int  {data.o}"
+        case Liquidation():
+            return f"LIQUIDATE {data.S.value} {data.q} @ {data.p}"
+        case OrderUpdate():
+            what = f"{data.S.value} {data.q} @ {data.p}"
+            return f"order     {data.e.value} {what} [{data.X}]"
+        case PositionUpdate():
+            kind = data.e.value if data.e else "snapshot"
+            return f"position  {kind} q={data.q} entry={data.B} uPnL={data.P}"
+        case RfqUpdate():
+            what = f"R={data.R} {data.S.value} q={data.q} p={data.p}"
+            return f"rfq       {data.e.value} {what}"
+    return type(data).__name__
