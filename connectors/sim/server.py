@@ -15,7 +15,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from urllib.parse import parse_qsl, urlsplit
 
 import msgspec
@@ -176,6 +176,18 @@ class SimServer:
         if self._paused_at is not None:
             self._paused_total += time.monotonic() - self._paused_at
             self._paused_at = None
+
+    def set_speed(self, speed: float) -> None:
+        """Change simulated seconds per wall second; simulated time stays continuous."""
+        now_us = self.sim_now_us()
+        self._start_us, self._t0, self._paused_total = now_us, time.monotonic(), 0.0
+        if self._paused_at is not None:
+            self._paused_at = self._t0
+        self.config = replace(self.config, speed=speed)
+
+    def set_clock_skew(self, skew_ms: int) -> None:
+        """Pretend the server clock is ``skew_ms`` ahead when checking signatures."""
+        self.config = replace(self.config, clock_skew_ms=skew_ms)
 
     def arm(self, fault: Fault) -> None:
         """Arm a fault; it fires when its condition is met on some connection."""

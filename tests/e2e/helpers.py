@@ -37,7 +37,7 @@ class Collected:
                 f"diff before snapshot on {record.stream}"
             )
             book = self.books[record.stream]
-            assert record.data.U <= book.update_id + 1, "gap passed through"
+            assert book.update_id + 1 >= record.data.U, "gap passed through"
             book.apply(record.data.b, record.data.a, record.data.u)
 
     def count(self, kind: type) -> int:
@@ -66,7 +66,8 @@ async def pump(
     while not until(got):
         if time.monotonic() > deadline:
             kinds = sorted({type(r).__name__ for r in got.records})
-            msg = f"condition not met in {timeout_s} s; got {len(got.records)} records {kinds}"
+            n = len(got.records)
+            msg = f"condition not met in {timeout_s} s; got {n} records {kinds}"
             raise AssertionError(msg)
         for record in await conn.take(0.05):
             got.add(record)

@@ -91,8 +91,8 @@ def test_every_channel_is_subscribed_and_decoded(
         "account.rfqUpdate",
         "account.rfqUpdate.SOL_USDC_RFQ",
     ]
-    # Open interest comes every 60 s; run the simulator fast to see it.
-    fresh_sim.call(lambda: setattr(fresh_sim.server, "config", _fast(fresh_sim)))
+    # Open interest comes every 60 s: run simulated time 20x to see it.
+    fresh_sim.call(lambda: fresh_sim.server.set_speed(20.0))
 
     async def scenario() -> Collected:
         conn, rest = make_connection(fresh_sim, names, credentials)
@@ -127,17 +127,6 @@ def test_every_channel_is_subscribed_and_decoded(
     assert {"liquidation", "account.orderUpdate", "markPrice.SOL_USDC_PERP"} <= streams
 
 
-def _fast(thread: SimThread) -> object:
-    from dataclasses import replace
-
-    server = thread.server
-    # Speed up simulated time for this server only: 20 simulated s per second.
-    server._start_us = server.sim_now_us()  # noqa: SLF001
-    server._t0 = __import__("time").monotonic()  # noqa: SLF001
-    server._paused_total = 0.0  # noqa: SLF001
-    return replace(server.config, speed=20.0)
-
-
 def test_private_streams_with_a_wrong_key_fail_clearly(fresh_sim: SimThread) -> None:
     wrong = Credentials.from_secret(OTHER_SECRET)
 
@@ -155,7 +144,7 @@ def test_private_streams_with_a_wrong_key_fail_clearly(fresh_sim: SimThread) -> 
 def test_expired_signature_window_is_refused(
     fresh_sim: SimThread, credentials: Credentials
 ) -> None:
-    fresh_sim.call(lambda: setattr(fresh_sim.server, "config", _skewed(fresh_sim)))
+    fresh_sim.call(lambda: fresh_sim.server.set_clock_skew(120_000))
 
     async def scenario() -> None:
         conn, rest = make_connection(fresh_sim, ["account.positionUpdate"], credentials)
@@ -166,12 +155,6 @@ def test_expired_signature_window_is_refused(
             await close(conn, rest)
 
     run(scenario())
-
-
-def _skewed(thread: SimThread) -> object:
-    from dataclasses import replace
-
-    return replace(thread.server.config, clock_skew_ms=120_000)
 
 
 @pytest.mark.parametrize(
