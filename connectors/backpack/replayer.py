@@ -70,9 +70,8 @@ class Replayer:
             return list(self.books.reset_all(ResyncReason.RECONNECT, control.recv_us))
         if control.recorder is not None or control.rest is not None:
             return []
-        return [
-            decoded
-        ]  # a frame line that did not decode: the same dead letter as live
+        # A frame that did not decode live: rebuild its exact text for the same record.
+        return [self._decoder.decode(_unsplice(line), control.recv_us)]
 
     def _route(self, decoded: Decoded) -> list[Replayed]:
         if isinstance(decoded, Frame):
@@ -81,3 +80,11 @@ class Replayer:
                 self.books.start_fetches()
                 return list(records)
         return [decoded]
+
+
+def _unsplice(line: bytes) -> bytes:
+    """Undo the recorder's ``{"recv_us":N,`` prefix: the frame as received."""
+    head, sep, rest = line.rstrip(b"\n").partition(b",")
+    if not head.startswith(b'{"recv_us":'):
+        return line
+    return b"{" + rest if sep else b"{}"
