@@ -127,11 +127,27 @@ def _parser() -> argparse.ArgumentParser:
         help="arm a fault, e.g. drop:after=500 or rest_status:status=429,count=2",
     )
     sim.add_argument(
+        "--replay",
+        metavar="FILE",
+        help="serve this recording instead of synthetic data (--speed 0: max speed)",
+    )
+    sim.add_argument(
         "--account-key",
         help="base64 public key of the simulated account "
         "(default: the key of BPX_API_SECRET, if set)",
     )
     sim.set_defaults(run=_cmd_sim)
+
+    session = commands.add_parser(
+        "sim-session", help="write a synthetic recording straight from the model"
+    )
+    session.add_argument("--out", required=True, help="file; .gz for gzip")
+    session.add_argument(
+        "--seconds", type=float, default=60.0, help="simulated seconds"
+    )
+    session.add_argument("--seed", type=int, default=7)
+    session.add_argument("--rate-scale", type=float, default=1.0, help="x event rates")
+    session.set_defaults(run=_cmd_sim_session)
 
     demo = commands.add_parser("demo", help="the tape flow on the built-in simulator")
     demo.add_argument("--seconds", type=float, default=15.0, help="how long to run")
@@ -189,9 +205,13 @@ def _cmd_sim(args: argparse.Namespace) -> int:
         account_key=account_key,
     )
     faults = [parse_fault(spec) for spec in args.fault]
-    server = SimServer(
-        SimConfig(seed=args.seed, rate_scale=args.rate_scale), config, faults
-    )
+    replay = None
+    if args.replay:
+        from connectors.sim.replay import RecordingFeed
+
+        replay = RecordingFeed.load(args.replay)
+    exchange = SimConfig(seed=args.seed, rate_scale=args.rate_scale)
+    server = SimServer(exchange, config, faults, replay)
 
     async def serve() -> None:
         await server.start()
@@ -209,6 +229,16 @@ def _cmd_sim(args: argparse.Namespace) -> int:
         await server.stop()
 
     asyncio.run(serve())
+    return 0
+
+
+def _cmd_sim_session(args: argparse.Namespace) -> int:
+    from connectors.sim import SimConfig
+    from connectors.sim.session import write_session
+
+    config = SimConfig(seed=args.seed, rate_scale=args.rate_scale, account_every_s=None)
+    frames = write_session(args.out, args.seconds, config)
+    print(f"wrote {frames:,} frames ({args.seconds:g} simulated s) to {args.out}")
     return 0
 
 
@@ -405,3 +435,7 @@ def _print_summary(counts: Counter[str], seconds: float | None) -> None:
     print(f"\nsummary: {total:,} records{rate}", flush=True)
     for kind, n in counts.most_common():
         print(f"  {kind:<24} {n:>10,}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -30,7 +30,7 @@ from connectors.backpack.retry import Decision, backoff, classify
 from connectors.backpack.session import Session
 from connectors.backpack.signing import Credentials
 from connectors.backpack.streams import Channel, StreamName
-from connectors.backpack.wire import Frame, ServerError
+from connectors.backpack.wire import Depth, Frame, ServerError
 from connectors.errors import AuthError, RestError
 from connectors.rest import RestClient
 
@@ -168,7 +168,7 @@ class Connection:
         self._task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._ws: ClientConnection | None = None
-        self._last_rx = time.monotonic()
+        self._last_rx_us = time.time_ns() // 1000
         self._closing = False
         self._has_private = any(s.private for s in streams)
 
@@ -262,17 +262,33 @@ class Connection:
         watchdog = None
         if self.config.silence_s is not None:
             watchdog = asyncio.create_task(self._watch(ws, self.config.silence_s))
-        tap, session = self._tap, self.session
+        # The hot loop: locals, one decode per frame, and the common case (a non-depth
+        # data frame) appended without further dispatch.
+        tap, receive = self._tap, self.session.receive
+        out, ready, syncs = self._out, self._ready, self.books.syncs
+        max_pending = self.config.max_pending
         try:
             async for message in ws:
                 recv_us = time.time_ns() // 1000
-                self._last_rx = time.monotonic()
-                session.receive_text(message, recv_us)
-                for event in session.events_received():
-                    if tap is not None:
-                        tap.frame(message, recv_us, _is_json_object(event))
+                event = receive(message, recv_us)
+                if tap is not None:
+                    tap.frame(message, recv_us, _is_json_object(event))
+                if type(event) is Frame:
+                    data = event.data
+                    if type(data) is not Depth:
+                        out.append(event)
+                        ready.set()
+                    else:
+                        sync = syncs.get(event.stream)
+                        if sync is not None and sync.continues(data):
+                            out.append(event)
+                            ready.set()
+                        else:
+                            self._route(event)
+                else:
                     self._route(event)
-                if len(self._out) >= self.config.max_pending:
+                self._last_rx_us = recv_us
+                if len(out) >= max_pending:
                     self.stats.pushback_waits += 1
                     self._space.clear()
                     await self._space.wait()
@@ -295,7 +311,7 @@ class Connection:
             await asyncio.sleep(silence_s / 4)
             # Dead lines are caught by the keepalive pings; this catches a live line
             # whose streams stopped (a stalled feed), which pings cannot see.
-            if time.monotonic() - self._last_rx > silence_s:
+            if time.time_ns() // 1000 - self._last_rx_us > silence_s * 1e6:
                 log.warning("no frame for %.1f s; reconnecting", silence_s)
                 ws.transport.abort()
                 return
@@ -353,7 +369,7 @@ class Connection:
         except RestError as exc:
             self.stats.snapshot_failures += 1
             log.warning("depth snapshot for %s failed: %s", sync.symbol, exc)
-            sync.snapshot_failed()
+            self.books.snapshot_failed(sync.stream)
         else:
             recv_us = time.time_ns() // 1000
             self.stats.snapshots += 1

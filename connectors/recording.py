@@ -28,7 +28,7 @@ from typing import BinaryIO
 
 import msgspec
 
-__all__ = ["Recorder", "iter_lines", "open_recording"]
+__all__ = ["Recorder", "iter_lines", "open_recording", "unsplice"]
 
 log = logging.getLogger("bpx_flows.recording")
 _encode = msgspec.json.Encoder().encode
@@ -152,3 +152,11 @@ class Recorder:
             self._out.close()
             if self._out is not self._raw:
                 self._raw.close()
+
+
+def unsplice(line: bytes) -> bytes:
+    """A frame line without its ``{"recv_us":N,`` prefix: the frame as received."""
+    head, sep, rest = line.rstrip(b"\n").partition(b",")
+    if not head.startswith(b'{"recv_us":'):
+        return line
+    return b"{" + rest if sep else b"{}"

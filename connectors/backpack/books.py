@@ -27,6 +27,7 @@ class BookRouter:
     def __init__(self, depth_streams: Iterable[str] | None = None) -> None:
         self._on_demand = depth_streams is None
         self.syncs: dict[str, BookSync] = {}
+        self._wanting: dict[str, BookSync] = {}  # syncs that may need a snapshot
         for stream in depth_streams or ():
             self._add(stream)
 
@@ -47,25 +48,44 @@ class BookRouter:
             if not self._on_demand:
                 return None
             sync = self._add(frame.stream)
-        return sync.on_depth(frame)
+        records = sync.on_depth(frame)
+        if not sync.live:
+            self._wanting[sync.stream] = sync
+        return records
 
     def start_fetches(self) -> list[BookSync]:
         """Syncs that need a snapshot now; each is marked as fetching."""
-        wanted = [s for s in self.syncs.values() if s.needs_snapshot() and s.has_buffer]
-        for sync in wanted:
-            sync.snapshot_started()
+        wanted = []
+        for stream, sync in list(self._wanting.items()):
+            if sync.live:
+                del self._wanting[stream]
+            elif sync.needs_snapshot() and sync.has_buffer:
+                sync.snapshot_started()
+                wanted.append(sync)
         return wanted
+
+    def snapshot_failed(self, stream: str) -> None:
+        """The fetch for ``stream`` failed; the next ``start_fetches`` retries it."""
+        sync = self.syncs[stream]
+        sync.snapshot_failed()
+        self._wanting[stream] = sync
 
     def on_snapshot(
         self, stream: str, snapshot: DepthSnapshot, recv_us: int
     ) -> list[SyncRecord]:
         """Feed a snapshot fetched for ``stream``."""
         sync = self.syncs.get(stream)
-        return [] if sync is None else sync.on_snapshot(snapshot, recv_us)
+        if sync is None:
+            return []
+        records = sync.on_snapshot(snapshot, recv_us)
+        if not sync.live:
+            self._wanting[stream] = sync
+        return records
 
     def reset_all(self, reason: ResyncReason, recv_us: int) -> list[SyncRecord]:
         """Invalidate every book (a reconnect); ``Resync`` for each live one."""
         out: list[SyncRecord] = []
         for sync in self.syncs.values():
             out.extend(sync.reset(reason, recv_us))
+            self._wanting[sync.stream] = sync
         return out

@@ -140,6 +140,17 @@ class BookSync:
         if self._state is _State.FETCHING:
             self._state = _State.NEEDS_SNAPSHOT
 
+    def continues(self, diff: Depth) -> bool:
+        """The fast path: a live book's next diff in sequence is accepted as is.
+
+        Returns ``False`` for anything else (not live, gap, duplicate, overlap), which
+        the caller then passes to ``on_depth``.
+        """
+        if self._state is _State.LIVE and diff.U - self._last_u == 1:
+            self._last_u = diff.u
+            return True
+        return False
+
     def on_depth(self, frame: Frame[Depth]) -> list[SyncRecord]:
         """Feed one diff; returns what to emit downstream (often just the diff)."""
         if self._state is not _State.LIVE:

@@ -127,7 +127,8 @@ class FrameDecoder:
             detail = f"{type(frame.data).__name__} event on a {channel.value} stream"
             return self._bad(raw, frame.stream, BadReason.WRONG_EVENT, recv_us, detail)
         if recv_us and not frame.recv_us:
-            return msgspec.structs.replace(frame, recv_us=recv_us)
+            # Set in place: the frame was just built and nobody else holds it.
+            msgspec.structs.force_setattr(frame, "recv_us", recv_us)
         return frame
 
     def _channel(self, stream: str) -> Channel | None:
@@ -174,7 +175,8 @@ class FrameDecoder:
                 reason = BadReason.WRONG_EVENT
             return self._bad(raw, probe.stream, reason, recv_us, str(exc))
         if recv_us and not frame.recv_us:
-            return msgspec.structs.replace(frame, recv_us=recv_us)
+            # Set in place: the frame was just built and nobody else holds it.
+            msgspec.structs.force_setattr(frame, "recv_us", recv_us)
         return frame
 
     @staticmethod

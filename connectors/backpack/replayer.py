@@ -15,6 +15,7 @@ from connectors.backpack.books import BookRouter
 from connectors.backpack.booksync import ResyncReason
 from connectors.backpack.decode import BadFrame, Decoded, FrameDecoder
 from connectors.backpack.wire import DepthSnapshot, Frame, ServerError
+from connectors.recording import unsplice
 
 __all__ = ["Replayer"]
 
@@ -71,7 +72,7 @@ class Replayer:
         if control.recorder is not None or control.rest is not None:
             return []
         # A frame that did not decode live: rebuild its exact text for the same record.
-        return [self._decoder.decode(_unsplice(line), control.recv_us)]
+        return [self._decoder.decode(unsplice(line), control.recv_us)]
 
     def _route(self, decoded: Decoded) -> list[Replayed]:
         if isinstance(decoded, Frame):
@@ -80,11 +81,3 @@ class Replayer:
                 self.books.start_fetches()
                 return list(records)
         return [decoded]
-
-
-def _unsplice(line: bytes) -> bytes:
-    """Undo the recorder's ``{"recv_us":N,`` prefix: the frame as received."""
-    head, sep, rest = line.rstrip(b"\n").partition(b",")
-    if not head.startswith(b'{"recv_us":'):
-        return line
-    return b"{" + rest if sep else b"{}"

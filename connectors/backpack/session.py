@@ -16,7 +16,7 @@ import msgspec
 from connectors.backpack.decode import BadFrame, Decoded, FrameDecoder
 from connectors.backpack.signing import DEFAULT_WINDOW_MS, Credentials
 from connectors.backpack.streams import StreamName
-from connectors.backpack.wire import Frame
+from connectors.backpack.wire import Frame, ServerError
 from connectors.errors import ConfigError
 
 __all__ = ["Session", "SessionStats", "control_frame"]
@@ -120,22 +120,26 @@ class Session:
     # Data: what arrived.
 
     def receive_text(self, data: str | bytes, recv_us: int) -> None:
-        """Feed one received frame.
+        """Feed one received frame; its record is queued for ``events_received``.
 
         Args:
             data: the frame's text as received.
             recv_us: receive time, microseconds since the epoch.
         """
+        self._events.append(self.receive(data, recv_us))
+
+    def receive(self, data: str | bytes, recv_us: int) -> Decoded:
+        """Decode and count one frame, returning its record (the socket loop's path)."""
         stats = self.stats
         stats.bytes_received += len(data)
         decoded = self._decoder.decode(data, recv_us)
-        if isinstance(decoded, Frame):
+        if type(decoded) is Frame:
             stats.frames[decoded.stream] += 1
         elif isinstance(decoded, BadFrame):
             stats.bad_frames[decoded.reason.value] += 1
-        else:
+        elif isinstance(decoded, ServerError):
             stats.server_errors[decoded.error.code] += 1
-        self._events.append(decoded)
+        return decoded
 
     def events_received(self) -> list[Decoded]:
         """Decoded, bad and error frames in arrival order; clears them."""

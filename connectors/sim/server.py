@@ -30,6 +30,7 @@ from connectors.errors import AuthError, ConfigError
 from connectors.sim.encode import Dialect, FrameEncoder
 from connectors.sim.exchange import Exchange, Output, SimConfig
 from connectors.sim.faults import Fault, FaultKind, parse_fault
+from connectors.sim.replay import RecordingFeed, replay_markets
 from connectors.sim.rest import RestAnswer, answer
 
 __all__ = ["AUTH_ERROR_CODE", "ServerConfig", "SimServer"]
@@ -105,8 +106,12 @@ class SimServer:
         exchange: SimConfig | None = None,
         config: ServerConfig | None = None,
         faults: list[Fault] | None = None,
+        replay: RecordingFeed | None = None,
     ) -> None:
         self.config = config or ServerConfig()
+        self.replay = replay
+        self._replay_tasks: set[asyncio.Task[None]] = set()
+        self._max_cursor = 0
         self._exchange_config = exchange or SimConfig()
         self.faults: list[Fault] = list(faults or [])
         self.encoder = FrameEncoder(self.config.dialect)
@@ -117,6 +122,8 @@ class SimServer:
         self._server: Server | None = None
         self._clock: asyncio.Task[None] | None = None
         self._paused_at: float | None = None
+        self._running = asyncio.Event()  # cleared while paused
+        self._running.set()
         self._paused_total = 0.0
         self._t0 = 0.0
         self._start_us = 0
@@ -141,14 +148,16 @@ class SimServer:
             max_queue=64,
         )
         self.port = next(iter(self._server.sockets)).getsockname()[1]
-        self._clock = asyncio.create_task(self._run_clock(), name="sim-clock")
+        if self.replay is None:
+            self._clock = asyncio.create_task(self._run_clock(), name="sim-clock")
 
     async def stop(self) -> None:
         """Send Close 1001 to every client, wait for them briefly, then stop."""
-        if self._clock is not None:
-            self._clock.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._clock
+        for task in [self._clock, *self._replay_tasks]:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._server is not None:
             self._server.close(close_connections=True)
             with contextlib.suppress(TimeoutError):
@@ -170,12 +179,14 @@ class SimServer:
         """Freeze simulated time: no more events until ``resume``."""
         if self._paused_at is None:
             self._paused_at = time.monotonic()
+            self._running.clear()
 
     def resume(self) -> None:
         """Let simulated time run again from where it stopped."""
         if self._paused_at is not None:
             self._paused_total += time.monotonic() - self._paused_at
             self._paused_at = None
+            self._running.set()
 
     def set_speed(self, speed: float) -> None:
         """Change simulated seconds per wall second; simulated time stays continuous."""
@@ -208,6 +219,42 @@ class SimServer:
             if self._paused_at is not None:
                 continue
             self._dispatch(self.exchange.advance_to(self.sim_now_us()))
+
+    # Replay mode: one cursor per client through the recording.
+
+    async def _replay_to(self, client: _Client) -> None:
+        assert self.replay is not None
+        frames = self.replay.frames
+        speed = self.config.speed
+        first_us = frames[0].recv_us
+        started = time.monotonic()
+        chunk = 0
+        for cursor, frame in enumerate(frames):
+            await self._running.wait()
+            self._max_cursor = max(self._max_cursor, cursor)
+            if speed > 0:
+                due_s = (frame.recv_us - first_us) / 1e6 / speed
+                wait_s = due_s - (time.monotonic() - started)
+                if wait_s > 0:
+                    self._flush(client)
+                    await asyncio.sleep(wait_s)
+            if frame.stream not in client.streams:
+                continue
+            self._queue(client, frame.raw, frame.stream.startswith("depth."))
+            chunk += 1
+            if chunk >= 512:  # write in chunks; TCP pushes back on a slow reader
+                chunk = 0
+                self._flush(client)
+                await client.ws.drain()
+        self._flush(client)
+        await client.ws.close(1000, "end of replay")
+
+    def _start_replay(self, client: _Client) -> None:
+        task = asyncio.create_task(self._replay_to(client), name="sim-replay")
+        self._replay_tasks.add(task)
+        task.add_done_callback(self._replay_tasks.discard)
+
+    # Synthetic mode: fan the exchange's frames out to subscribers.
 
     def _dispatch(self, out: list[Output]) -> None:
         subscribers = self._subscribers
@@ -345,17 +392,27 @@ class SimServer:
         ):
             names = [n for n in names if not n.private]
         assert self.exchange is not None
+        known = self._symbols()
+        first = not client.streams
         for name in names:
-            if name.symbol is not None and name.symbol not in self.exchange.engines:
+            if name.symbol is not None and name.symbol not in known:
                 continue  # the exchange answers unknown symbols with silence
             self._subscribe(client, str(name))
-            if name.channel is Channel.POSITION_UPDATE:
+            if name.channel is Channel.POSITION_UPDATE and self.replay is None:
                 rows = self.exchange.position_snapshot(name.symbol)
                 client.pending.extend(
                     self.encoder.encode(str(name), row) for row in rows
                 )
                 self._flush(client)
         self._refresh_wanted()
+        if self.replay is not None and first and client.streams:
+            self._start_replay(client)
+
+    def _symbols(self) -> set[str]:
+        if self.replay is not None:
+            return set(self.replay.symbols())
+        assert self.exchange is not None
+        return set(self.exchange.engines)
 
     async def _authorised(self, client: _Client, request: dict[str, object]) -> bool:
         now_ms = time.time_ns() // 1_000_000 + self.config.clock_skew_ms
@@ -420,10 +477,28 @@ class SimServer:
                     )
                     return RestAnswer(429, body, retry_after_s=1)
                 return RestAnswer(fault.status, b"Service unavailable", "text/plain")
+        if self.replay is not None:
+            return self._replay_rest(path, query)
         # Serve the state as of now, even between clock ticks.
         if self._paused_at is None:
             self._dispatch(self.exchange.advance_to(self.sim_now_us()))
         return answer(self.exchange, path, query)
+
+    def _replay_rest(self, path: str, query: Mapping[str, str]) -> RestAnswer:
+        assert self.replay is not None
+        if path == "/api/v1/markets":
+            return RestAnswer(200, _encode(replay_markets(self.replay.symbols())))
+        if path == "/api/v1/depth":
+            body = self.replay.snapshot(query.get("symbol", ""), self._max_cursor)
+            if body is None:
+                error = {
+                    "code": "INVALID_CLIENT_REQUEST",
+                    "message": "Invalid market symbol",
+                }
+                return RestAnswer(400, _encode(error))
+            return RestAnswer(200, body)
+        text = b"Not Found (replay mode serves markets and depth)"
+        return RestAnswer(404, text, "text/plain")
 
     def _consume(self, fault: Fault) -> None:
         fault.count -= 1

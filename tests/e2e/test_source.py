@@ -138,7 +138,8 @@ def _batches(src: ReplaySource, state: Any) -> list[list[Any]]:
             batches.append(part.next_batch())
         except StopIteration:
             return batches
-    raise AssertionError("replay did not end")
+    msg = "replay did not end"
+    raise AssertionError(msg)
 
 
 def test_reader_stops_quietly_at_a_torn_tail(tmp_path: Path) -> None:

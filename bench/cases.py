@@ -1,0 +1,151 @@
+"""Benchmark cases, each run in its own process so peak RSS is its own.
+
+    python -m bench.cases replay FILE
+    python -m bench.cases live WS_URL REST_URL FILE
+    python -m bench.cases bare WS_URL FILE
+
+Each prints one JSON line: frames, seconds, frames_per_s, peak_rss_mb.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import resource
+import sys
+import time
+from typing import Any
+
+from bytewax.outputs import DynamicSink, StatelessSinkPartition
+
+
+def header(path: str) -> dict[str, Any]:
+    from connectors.recording import iter_lines
+
+    return json.loads(next(iter_lines(path)))
+
+
+def frame_count(path: str) -> int:
+    from connectors.recording import iter_lines
+
+    return sum(1 for line in iter_lines(path) if b'"stream"' in line[:60])
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class _Clock:
+    def __init__(self, expected: int) -> None:
+        self.expected = expected
+        self.frames = 0
+        self.records = 0
+        self.first = 0.0
+        self.last = 0.0
+
+
+class _Part(StatelessSinkPartition[Any]):
+    def __init__(self, clock: _Clock) -> None:
+        self._clock = clock
+
+    def write_batch(self, items: list[Any]) -> None:
+        from connectors.backpack.wire import Frame
+        from connectors.source import StopSignal
+
+        clock = self._clock
+        now = time.perf_counter()
+        if not clock.first:
+            clock.first = now
+        clock.last = now
+        clock.records += len(items)
+        clock.frames += sum(1 for i in items if type(i) is Frame)
+        if clock.expected and clock.frames >= clock.expected:
+            StopSignal.set()
+
+
+class TimingSink(DynamicSink[Any]):
+    """Counts records and frames, timing first to last batch."""
+
+    def __init__(self, clock: _Clock) -> None:
+        self.clock = clock
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _Part:
+        return _Part(self.clock)
+
+
+def run_flow(source: Any, clock: _Clock) -> None:
+    import bytewax.operators as op
+    from bytewax.dataflow import Dataflow
+    from bytewax.testing import run_main
+
+    flow = Dataflow("bench")
+    op.output("count", op.input("feed", flow, source), TimingSink(clock))
+    run_main(flow)
+
+
+def report(frames: int, seconds: float, **extra: Any) -> None:
+    print(
+        json.dumps(
+            {
+                "frames": frames,
+                "seconds": round(seconds, 4),
+                "frames_per_s": round(frames / seconds) if seconds else None,
+                "peak_rss_mb": round(peak_rss_mb(), 1),
+                **extra,
+            }
+        ),
+        flush=True,
+    )
+
+
+def case_replay(path: str) -> None:
+    from connectors.source import ReplaySource
+
+    clock = _Clock(0)
+    start = time.perf_counter()
+    run_flow(ReplaySource([path]), clock)
+    report(clock.frames, time.perf_counter() - start, records=clock.records)
+
+
+def case_live(ws_url: str, rest_url: str, path: str) -> None:
+    from connectors.backpack.streams import parse_streams
+    from connectors.connection import ConnectionConfig
+    from connectors.source import BackpackSource, SourceConfig
+
+    streams = parse_streams(header(path)["streams"])
+    clock = _Clock(frame_count(path))
+    config = SourceConfig(
+        connection=ConnectionConfig(ws_url=ws_url, silence_s=None),
+        rest_url=rest_url,
+        streams_per_connection=len(streams),
+        run_for_s=120.0,
+    )
+    run_flow(BackpackSource(streams, config), clock)
+    report(clock.frames, clock.last - clock.first, records=clock.records)
+
+
+def case_bare(ws_url: str, path: str) -> None:
+    import websockets
+
+    streams = header(path)["streams"]
+    expected = frame_count(path)
+
+    async def receive() -> tuple[int, float]:
+        async with websockets.connect(ws_url, compression=None, max_size=2**24) as ws:
+            await ws.send(json.dumps({"method": "SUBSCRIBE", "params": streams}))
+            count, first = 0, 0.0
+            async for _ in ws:
+                if not count:
+                    first = time.perf_counter()
+                count += 1
+                if count >= expected:
+                    break
+            return count, time.perf_counter() - first
+
+    frames, seconds = asyncio.run(receive())
+    report(frames, seconds)
+
+
+if __name__ == "__main__":
+    cases = {"replay": case_replay, "live": case_live, "bare": case_bare}
+    cases[sys.argv[1]](*sys.argv[2:])

@@ -1,0 +1,164 @@
+"""``make bench``: decode speed, source throughput (replay, live over loopback, and a bare
+``websockets`` loop on the same feed), in one run. Results: stdout and out/bench.json.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+OUT = Path("out")
+SESSION = OUT / "bench-session.jsonl.gz"
+SESSION_SECONDS = float(os.environ.get("BENCH_SESSION_SECONDS", "110"))
+RATE_SCALE = 10.0
+
+
+def ensure_session() -> None:
+    from connectors.sim import SimConfig
+    from connectors.sim.session import write_session
+
+    OUT.mkdir(exist_ok=True)
+    if SESSION.exists():
+        return
+    print(
+        f"writing the benchmark session ({SESSION_SECONDS:g} simulated s)...",
+        flush=True,
+    )
+    config = SimConfig(seed=42, rate_scale=RATE_SCALE, account_every_s=None)
+    write_session(SESSION, SESSION_SECONDS, config)
+
+
+def raw_frames() -> list[bytes]:
+    from connectors.recording import iter_lines, unsplice
+
+    return [unsplice(line) for line in iter_lines(SESSION) if b'"stream"' in line[:60]]
+
+
+def best_rate(
+    fn: Callable[[bytes], Any], frames: list[bytes], repeats: int = 3
+) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for frame in frames:
+            fn(frame)
+        best = min(best, time.perf_counter() - start)
+    return len(frames) / best
+
+
+def bench_decode(frames: list[bytes]) -> dict[str, Any]:
+    import orjson
+
+    from connectors.backpack.decode import FrameDecoder
+
+    decoder = FrameDecoder()
+    sample = frames[:200_000]
+    results: dict[str, Any] = {"frames": len(sample)}
+    for gc_on in (True, False):
+        if not gc_on:
+            gc.disable()
+        try:
+            suffix = "" if gc_on else "_gc_off"
+            results[f"ours{suffix}"] = best_rate(decoder.decode, sample)
+            results[f"orjson{suffix}"] = best_rate(orjson.loads, sample)
+            results[f"json{suffix}"] = best_rate(json.loads, sample)
+        finally:
+            gc.enable()
+    return results
+
+
+def run_case(*args: str) -> dict[str, Any]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.cases", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"bench case {args[0]} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def start_sim() -> tuple[subprocess.Popen[str], str, str]:
+    sim = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "connectors.cli",
+            "sim",
+            "--replay",
+            str(SESSION),
+            "--speed",
+            "0",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert sim.stdout is not None
+    urls = json.loads(sim.stdout.readline())
+    return sim, urls["ws"], urls["rest"]
+
+
+def main() -> int:
+    ensure_session()
+    frames = raw_frames()
+    print(
+        f"session: {len(frames):,} frames, {SESSION.stat().st_size / 1e6:.1f} MB gzip"
+    )
+    results: dict[str, Any] = {
+        "machine": {
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+        },
+        "session_frames": len(frames),
+    }
+    decode = bench_decode(frames)
+    results["decode"] = decode
+    print(
+        f"decode ({decode['frames']:,} frames): ours {decode['ours']:,.0f}/s, "
+        f"orjson.loads {decode['orjson']:,.0f}/s, json.loads {decode['json']:,.0f}/s "
+        f"-> {decode['ours'] / decode['orjson']:.2f}x orjson "
+        f"(GC off: {decode['ours_gc_off'] / decode['orjson_gc_off']:.2f}x)"
+    )
+    replay = run_case("replay", str(SESSION))
+    results["replay_source"] = replay
+    print(
+        f"replay source: {replay['frames_per_s']:,} frames/s "
+        f"({replay['frames']:,} frames, peak RSS {replay['peak_rss_mb']} MB)"
+    )
+    sim, ws_url, rest_url = start_sim()
+    try:
+        bare = run_case("bare", ws_url, str(SESSION))
+        live = run_case("live", ws_url, rest_url, str(SESSION))
+    finally:
+        sim.terminate()
+        sim.wait(timeout=20)
+    results["bare_websockets_loop"] = bare
+    results["live_source"] = live
+    ratio = live["frames_per_s"] / bare["frames_per_s"]
+    results["live_vs_bare"] = round(ratio, 3)
+    print(
+        f"bare websockets loop: {bare['frames_per_s']:,} frames/s "
+        f"(peak RSS {bare['peak_rss_mb']} MB)"
+    )
+    print(
+        f"live source over loopback: {live['frames_per_s']:,} frames/s "
+        f"= {ratio:.2f}x the bare loop (peak RSS {live['peak_rss_mb']} MB)"
+    )
+    (OUT / "bench.json").write_text(json.dumps(results, indent=2))
+    print(f"written: {OUT / 'bench.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
