@@ -1,5 +1,7 @@
-"""``make bench``: decode speed, source throughput (replay, live over loopback, and a bare
-``websockets`` loop on the same feed), in one run. Results: stdout and out/bench.json.
+"""``make bench``: decode speed and source throughput, in one run.
+
+Sources: replay, live over loopback, and a bare ``websockets`` loop on the same feed.
+Results: stdout and out/bench.json.
 """
 
 from __future__ import annotations
@@ -84,7 +86,8 @@ def run_case(*args: str) -> dict[str, Any]:
         check=False,
     )
     if proc.returncode != 0:
-        raise RuntimeError(f"bench case {args[0]} failed:\n{proc.stderr[-3000:]}")
+        msg = f"bench case {args[0]} failed:\n{proc.stderr[-3000:]}"
+        raise RuntimeError(msg)
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 

@@ -20,9 +20,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import websockets
-from websockets.asyncio.client import ClientConnection
-
 from connectors.backpack.books import BookRouter
 from connectors.backpack.booksync import BookSync, ResyncReason, SyncRecord
 from connectors.backpack.decode import BadFrame, BadReason, Decoded
@@ -33,6 +30,7 @@ from connectors.backpack.streams import Channel, StreamName
 from connectors.backpack.wire import Depth, Frame, ServerError
 from connectors.errors import AuthError, RestError
 from connectors.rest import RestClient
+from connectors.wsclient import WsClient, open_client
 
 __all__ = [
     "DEFAULT_WS_URL",
@@ -163,12 +161,14 @@ class Connection:
             raise ValueError(msg)
         self._out: list[Record] = []
         self._ready = asyncio.Event()
-        self._space = asyncio.Event()
-        self._space.set()
         self._task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._ws: ClientConnection | None = None
+        self._client: WsClient | None = None
         self._last_rx_us = time.time_ns() // 1000
+        self._receive = self.session.receive
+        self._syncs = self.books.syncs
+        self._fatal: AuthError | None = None
+        self._cause: str | None = None  # set by the watchdog before it aborts
         self._closing = False
         self._has_private = any(s.private for s in streams)
 
@@ -192,16 +192,15 @@ class Connection:
                 await asyncio.wait_for(self._ready.wait(), timeout_s)
         out = self._out[:max_items]
         del self._out[:max_items]
-        if len(self._out) < self.config.max_pending:
-            self._space.set()
+        if self._client is not None and len(self._out) < self.config.max_pending:
+            self._client.resume_reading()
         return out
 
     async def close(self) -> None:
         """Close the socket cleanly and stop reconnecting."""
         self._closing = True
-        if self._ws is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._ws.close(), 2.0)
+        if self._client is not None:
+            await self._client.close()
         for task in [self._task, *self._tasks]:
             if task is not None and not task.done():
                 task.cancel()
@@ -216,40 +215,28 @@ class Connection:
         delays = backoff(cfg.backoff_initial_s, cfg.backoff_max_s, rng=self._rng)
         failures = 0
         while not self._closing:
-            cause = "closed"
             try:
-                async with websockets.connect(
-                    cfg.ws_url,
-                    ping_interval=cfg.ping_interval_s,
-                    ping_timeout=cfg.ping_timeout_s,
-                    compression="deflate" if cfg.compression else None,
-                    max_size=16 * 1024 * 1024,
-                    max_queue=256,
-                    open_timeout=10,
-                    close_timeout=2,
-                ) as ws:
-                    self._ws = ws
-                    self.stats.connects += 1
-                    failures = 0
-                    delays = backoff(
-                        cfg.backoff_initial_s, cfg.backoff_max_s, rng=self._rng
-                    )
-                    self.session.connected(time.time_ns() // 1_000_000)
-                    for frame in self.session.data_to_send():
-                        await ws.send(frame)
-                    cause = await self._read(ws)
-            except (AuthError, asyncio.CancelledError):
+                client = await open_client(
+                    cfg.ws_url, self._on_text, compression=cfg.compression
+                )
+            except asyncio.CancelledError:
                 raise
             except Exception as exc:  # classified right below: retry or fatal
                 if classify(exc) is Decision.FATAL:
                     raise
                 failures += 1
-                cause = _cause_of(exc)
                 if cfg.max_reconnects is not None and failures > cfg.max_reconnects:
                     raise
-                log.debug("connection error: %r", exc)
-            finally:
-                self._ws = None
+                cause = _cause_of(exc)
+                log.debug("connect failed: %r", exc)
+            else:
+                failures = 0
+                delays = backoff(
+                    cfg.backoff_initial_s, cfg.backoff_max_s, rng=self._rng
+                )
+                cause = await self._serve(client)
+            if self._fatal is not None:
+                raise self._fatal
             if self._closing:
                 break
             self._disconnected(cause)
@@ -258,63 +245,86 @@ class Connection:
             log.info("connection lost (%s); reconnecting in %.2f s", cause, delay)
             await asyncio.sleep(delay)
 
-    async def _read(self, ws: ClientConnection) -> str:
-        watchdog = None
-        if self.config.silence_s is not None:
-            watchdog = asyncio.create_task(self._watch(ws, self.config.silence_s))
-        # The hot loop: locals, one decode per frame, and the common case (a non-depth
-        # data frame) appended without further dispatch.
-        tap, receive = self._tap, self.session.receive
-        out, ready, syncs = self._out, self._ready, self.books.syncs
-        max_pending = self.config.max_pending
+    async def _serve(self, client: WsClient) -> str:
+        """Subscribe and keep the connection alive until it ends; returns the cause."""
+        self._client = client
+        self.stats.connects += 1
+        self._last_rx_us = time.time_ns() // 1000
+        self.session.connected(time.time_ns() // 1_000_000)
+        for frame in self.session.data_to_send():
+            client.send_text(frame)
+        watchdog = asyncio.create_task(self._watch(client))
         try:
-            async for message in ws:
-                recv_us = time.time_ns() // 1000
-                event = receive(message, recv_us)
-                if tap is not None:
-                    tap.frame(message, recv_us, _is_json_object(event))
-                if type(event) is Frame:
-                    data = event.data
-                    if type(data) is not Depth:
-                        out.append(event)
-                        ready.set()
-                    else:
-                        sync = syncs.get(event.stream)
-                        if sync is not None and sync.continues(data):
-                            out.append(event)
-                            ready.set()
-                        else:
-                            self._route(event)
-                else:
-                    self._route(event)
-                self._last_rx_us = recv_us
-                if len(out) >= max_pending:
-                    self.stats.pushback_waits += 1
-                    self._space.clear()
-                    await self._space.wait()
-        except websockets.ConnectionClosedError:
-            pass
+            closed = await client.closed
         finally:
-            if watchdog is not None:
-                watchdog.cancel()
-        if watchdog is not None and watchdog.done() and not watchdog.cancelled():
-            return "silence"
-        code = ws.close_code
-        if code == 1001:
+            watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watchdog
+            self._client = None
+        if self._cause is not None:
+            cause, self._cause = self._cause, None
+            return cause
+        if closed.code == 1001:
             return "server_close"
-        if code == 1011 and "keepalive" in (ws.close_reason or ""):
-            return "keepalive"
         return "closed"
 
-    async def _watch(self, ws: ClientConnection, silence_s: float) -> None:
+    def _on_text(self, data: bytes, recv_us: int) -> None:
+        """One text frame, straight from the socket: the hot path."""
+        event = self._receive(data, recv_us)
+        if self._tap is not None:
+            self._tap.frame(data, recv_us, _is_json_object(event))
+        try:
+            if type(event) is Frame:
+                payload = event.data
+                if type(payload) is not Depth:
+                    self._out.append(event)
+                    self._ready.set()
+                else:
+                    sync = self._syncs.get(event.stream)
+                    if sync is not None and sync.continues(payload):
+                        self._out.append(event)
+                        self._ready.set()
+                    else:
+                        self._route(event)
+            else:
+                self._route(event)
+        except AuthError as exc:  # fatal: stop this connection and surface it
+            self._fatal = exc
+            if self._client is not None:
+                self._client.abort()
+            return
+        self._last_rx_us = recv_us
+        if len(self._out) >= self.config.max_pending and self._client is not None:
+            self.stats.pushback_waits += 1
+            self._client.pause_reading()
+
+    async def _watch(self, client: WsClient) -> None:
+        cfg = self.config
+        tick_s = min(x for x in (cfg.silence_s, cfg.ping_interval_s, 1.0) if x)
+        last_ping = time.monotonic()
         while True:
-            await asyncio.sleep(silence_s / 4)
-            # Dead lines are caught by the keepalive pings; this catches a live line
+            await asyncio.sleep(tick_s / 4)
+            now = time.monotonic()
+            # Dead lines are caught by the pings; the silence bound catches a live line
             # whose streams stopped (a stalled feed), which pings cannot see.
-            if time.time_ns() // 1000 - self._last_rx_us > silence_s * 1e6:
-                log.warning("no frame for %.1f s; reconnecting", silence_s)
-                ws.transport.abort()
+            silent_s = (time.time_ns() // 1000 - self._last_rx_us) / 1e6
+            if cfg.silence_s is not None and silent_s > cfg.silence_s:
+                log.warning("no frame for %.1f s; reconnecting", silent_s)
+                self._cause = "silence"
+                client.abort()
                 return
+            if cfg.ping_interval_s is None:
+                continue
+            if cfg.ping_timeout_s is not None:
+                pong_age_s = now - client.last_pong_ns / 1e9
+                if pong_age_s > cfg.ping_interval_s + cfg.ping_timeout_s:
+                    log.warning("no pong for %.1f s; reconnecting", pong_age_s)
+                    self._cause = "keepalive"
+                    client.abort()
+                    return
+            if now - last_ping >= cfg.ping_interval_s:
+                client.ping()
+                last_ping = now
 
     # Routing and book sync.
 
