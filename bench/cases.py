@@ -32,16 +32,25 @@ def frame_count(path: str) -> int:
 
 
 def peak_rss_mb() -> float:
+    # VmHWM is this process's own high-water mark; ru_maxrss would include the
+    # parent's size at fork time on Linux.
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 class _Clock:
-    def __init__(self, expected: int) -> None:
-        self.expected = expected
+    def __init__(self) -> None:
         self.frames = 0
         self.records = 0
         self.first = 0.0
         self.last = 0.0
+        self.done = False
 
 
 class _Part(StatelessSinkPartition[Any]):
@@ -49,18 +58,25 @@ class _Part(StatelessSinkPartition[Any]):
         self._clock = clock
 
     def write_batch(self, items: list[Any]) -> None:
+        from connectors.backpack.booksync import Resync
         from connectors.backpack.wire import Frame
         from connectors.source import StopSignal
 
         clock = self._clock
+        if clock.done:
+            return
         now = time.perf_counter()
         if not clock.first:
             clock.first = now
+        for index, item in enumerate(items):
+            if type(item) is Resync:  # the feed ended and the source reconnected
+                items = items[:index]
+                clock.done = True
+                StopSignal.set()
+                break
         clock.last = now
         clock.records += len(items)
         clock.frames += sum(1 for i in items if type(i) is Frame)
-        if clock.expected and clock.frames >= clock.expected:
-            StopSignal.set()
 
 
 class TimingSink(DynamicSink[Any]):
@@ -101,7 +117,7 @@ def report(frames: int, seconds: float, **extra: Any) -> None:
 def case_replay(path: str) -> None:
     from connectors.source import ReplaySource
 
-    clock = _Clock(0)
+    clock = _Clock()
     start = time.perf_counter()
     run_flow(ReplaySource([path]), clock)
     report(clock.frames, time.perf_counter() - start, records=clock.records)
@@ -113,7 +129,7 @@ def case_live(ws_url: str, rest_url: str, path: str) -> None:
     from connectors.source import BackpackSource, SourceConfig
 
     streams = parse_streams(header(path)["streams"])
-    clock = _Clock(frame_count(path))
+    clock = _Clock()
     config = SourceConfig(
         connection=ConnectionConfig(ws_url=ws_url, silence_s=None),
         rest_url=rest_url,
