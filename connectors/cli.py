@@ -214,17 +214,13 @@ def _cmd_sim(args: argparse.Namespace) -> int:
     server = SimServer(exchange, config, faults, replay)
 
     async def serve() -> None:
-        await server.start()
-        print(
-            json.dumps(
-                {"ws": server.ws_url, "rest": server.rest_url, "pid": os.getpid()}
-            ),
-            flush=True,
-        )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        await server.start()
+        urls = {"ws": server.ws_url, "rest": server.rest_url, "pid": os.getpid()}
+        print(json.dumps(urls), flush=True)  # the first line, for scripts
         await stop.wait()
         await server.stop()
 
@@ -290,6 +286,8 @@ def _cmd_record(args: argparse.Namespace) -> int:
         with _stop_on_signals():
             run_main(build(source, counter, counter))  # type: ignore[no-untyped-call]
         print(f"recorded {recorder.lines} lines to {args.out}", flush=True)
+    if source.failures:
+        raise source.failures[0]
     _print_summary(counter.counts, args.seconds)
     return 0
 
@@ -366,6 +364,7 @@ def _source_config(
         rest_url=endpoints.rest_url,
         streams_per_connection=per_connection,
         run_for_s=seconds,
+        end_on_fatal=True,
     )
 
 
@@ -408,6 +407,8 @@ def _run_tape(
                 LineSink(_counting_describe(counts), prefix="DEAD LETTER "),
             )
         )
+    if source.failures:
+        raise source.failures[0]
     if quiet:
         counts.update(sink.counts)
     return counts

@@ -20,6 +20,7 @@ from connectors.backpack.replayer import Replayer
 from connectors.backpack.signing import Credentials
 from connectors.backpack.streams import StreamName
 from connectors.connection import Connection, ConnectionConfig, Record, Tap
+from connectors.errors import BpxError
 from connectors.recording import iter_lines
 from connectors.rest import DEFAULT_REST_URL, RestClient
 
@@ -65,6 +66,9 @@ class SourceConfig:
         batch_size: the most records handed to Bytewax at once.
         run_for_s: end the source after this long (demos, benchmarks); ``None`` runs
             until stopped.
+        end_on_fatal: on a fatal error (refused key...) end the flow cleanly and keep
+            the error in ``BackpackSource.failures`` instead of raising it inside
+            Bytewax (which prints a Rust panic trace); the CLI reports it in one line.
     """
 
     connection: ConnectionConfig = field(default_factory=ConnectionConfig)
@@ -73,6 +77,7 @@ class SourceConfig:
     batch_timeout_s: float = 0.05
     batch_size: int = 5_000
     run_for_s: float | None = None
+    end_on_fatal: bool = False
 
 
 def partition(
@@ -102,9 +107,11 @@ class _LivePartition(StatefulSourcePartition[Record, None]):
         config: SourceConfig,
         creds: Credentials | None,
         tap: Tap | None,
+        failures: list[BpxError] | None,
     ) -> None:
         self._loop = asyncio.new_event_loop()
         self._config = config
+        self._failures = failures
         self._rest = RestClient(config.rest_url)
         self._conn = Connection(streams, config.connection, creds, self._rest, tap)
         self._deadline = (
@@ -124,9 +131,18 @@ class _LivePartition(StatefulSourcePartition[Record, None]):
             self.close()
             raise StopIteration
         cfg = self._config
-        return self._loop.run_until_complete(
-            self._conn.take(cfg.batch_timeout_s, cfg.batch_size)
-        )
+        try:
+            return self._loop.run_until_complete(
+                self._conn.take(cfg.batch_timeout_s, cfg.batch_size)
+            )
+        except BpxError as exc:
+            if self._failures is None:
+                raise
+            # End the flow cleanly; the caller reports the error after the run.
+            self._failures.append(exc)
+            StopSignal.set()
+            self.close()
+            raise StopIteration from None
 
     def snapshot(self) -> None:
         return None  # live data cannot be rewound: at-most-once across restarts
@@ -172,6 +188,7 @@ class BackpackSource(FixedPartitionedSource[Record, None]):
         self._credentials = credentials
         self._tap = tap
         self.partitions: dict[str, _LivePartition] = {}
+        self.failures: list[BpxError] = []  # with ``end_on_fatal``: why it ended
 
     def list_parts(self) -> list[str]:
         """Every connection group (each worker may open any of them)."""
@@ -181,8 +198,9 @@ class BackpackSource(FixedPartitionedSource[Record, None]):
         self, step_id: str, for_part: str, resume_state: None
     ) -> _LivePartition:
         """Open the connection group ``for_part`` (no resume state: live data)."""
+        failures = self.failures if self.config.end_on_fatal else None
         part = _LivePartition(
-            self._parts[for_part], self.config, self._credentials, self._tap
+            self._parts[for_part], self.config, self._credentials, self._tap, failures
         )
         self.partitions[for_part] = part
         return part

@@ -31,6 +31,9 @@ def classify(exc: BaseException) -> Decision:
         return Decision.FATAL
     if isinstance(exc, RestError):
         return Decision.RETRY if exc.status is None else classify_status(exc.status)
+    status = getattr(exc, "status", None)  # our HandshakeError
+    if isinstance(status, int):
+        return classify_status(status)
     status = getattr(getattr(exc, "response", None), "status_code", None)
     if isinstance(status, int):  # websockets InvalidStatus / httpx HTTPStatusError
         return classify_status(status)

@@ -58,6 +58,8 @@ class SimThread:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if self._loop.is_closed() or not self._thread.is_alive():
+            return  # already stopped: stopping twice is harmless
         try:
             asyncio.run_coroutine_threadsafe(self.server.stop(), self._loop).result(
                 timeout=15

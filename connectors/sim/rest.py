@@ -14,6 +14,13 @@ __all__ = ["DEPTH_LIMITS", "RestAnswer", "answer"]
 
 DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
 _encode = msgspec.json.Encoder().encode
+_NEEDS_SYMBOL = {
+    "/api/v1/depth",
+    "/api/v1/ticker",
+    "/api/v1/trades",
+    "/api/v1/trades/history",
+    "/api/v1/klines",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +61,9 @@ def answer(exchange: Exchange, path: str, query: Mapping[str, str]) -> RestAnswe
         return _json(exchange.mark_prices(symbol))
     if path == "/api/v1/openInterest":
         return _json(exchange.open_interest_rows(symbol))
-    if symbol is None and path.startswith("/api/v1/"):
+    if path not in _NEEDS_SYMBOL:
+        return _plain(404, "Not Found")
+    if symbol is None:
         return _plain(400, "missing required parameter `symbol`")
     assert symbol is not None
     if path == "/api/v1/depth":

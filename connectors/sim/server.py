@@ -95,6 +95,7 @@ class SimStats:
     frames_sent: int = 0
     rest_requests: int = 0
     slow_consumers_cut: int = 0
+    errors: int = 0
     faults_fired: dict[str, int] = field(default_factory=dict)
 
 
@@ -218,7 +219,11 @@ class SimServer:
             await asyncio.sleep(self.config.tick_s)
             if self._paused_at is not None:
                 continue
-            self._dispatch(self.exchange.advance_to(self.sim_now_us()))
+            try:
+                self._dispatch(self.exchange.advance_to(self.sim_now_us()))
+            except Exception:  # a simulator bug must be loud, and must not stop time
+                self.stats.errors += 1
+                log.exception("simulator clock tick failed")
 
     # Replay mode: one cursor per client through the recording.
 

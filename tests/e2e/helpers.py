@@ -73,6 +73,14 @@ async def pump(
             got.add(record)
 
 
+async def drain_for(conn: Connection, got: Collected, seconds: float) -> None:
+    """Take records for ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for record in await conn.take(0.05):
+            got.add(record)
+
+
 def engine_book(thread: SimThread, server: SimServer, symbol: str) -> DepthSnapshot:
     assert server.exchange is not None
     exchange = server.exchange
@@ -108,6 +116,10 @@ async def assert_books_match_after_pause(
             try:
                 await pump(conn, got, caught_up, 3.0)
             except AssertionError:
+                caught = False
+            else:
+                caught = True
+            if not caught:
                 continue
             for symbol, snap in truth.items():
                 expected = L2Book()
@@ -118,7 +130,18 @@ async def assert_books_match_after_pause(
             return
         finally:
             thread.call(server.resume)
-    msg = "the books never caught up with a paused simulator"
+        await drain_for(conn, got, 0.5)  # let the next diffs reveal any hidden gap
+    states = {
+        stream: (
+            stream in got.live,
+            got.books[stream].update_id if stream in got.books else None,
+        )
+        for stream in books
+    }
+    syncs = {
+        k: (s.live, s.last_update_id, s.stats) for k, s in conn.books.syncs.items()
+    }
+    msg = f"the books never caught up with a paused simulator: {states} {syncs}"
     raise AssertionError(msg)
 
 

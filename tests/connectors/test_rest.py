@@ -1,0 +1,147 @@
+import asyncio
+import random
+
+import httpx
+import pytest
+
+from connectors.backpack.retry import Decision, backoff, classify
+from connectors.errors import AuthError, ConfigError, RestError
+from connectors.rest import RestClient, TokenBucket
+
+DEPTH = (
+    b'{"asks":[["10.5","1"]],"bids":[["10.4","2"]],"lastUpdateId":"42","timestamp":1}'
+)
+
+
+def client_for(answers: list[httpx.Response], seen: list[httpx.Request]) -> RestClient:
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return answers.pop(0)
+
+    transport = httpx.MockTransport(handler)
+    return RestClient(
+        "http://bpx.test", attempts=4, transport=transport, backoff_initial_s=0.001
+    )
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_depth_is_typed_and_the_body_kept() -> None:
+    seen: list[httpx.Request] = []
+    client = client_for([httpx.Response(200, content=DEPTH)], seen)
+    snapshot, body = run(client.depth("SOL_USDC", 100))
+    assert snapshot.lastUpdateId == 42
+    assert snapshot.bids == [("10.4", "2")]
+    assert body == DEPTH
+    assert seen[0].url.params["limit"] == "100"
+
+
+@pytest.mark.parametrize("status", [429, 500, 502, 503])
+def test_retryable_statuses_are_retried(status: int) -> None:
+    seen: list[httpx.Request] = []
+    answers = [httpx.Response(status, text="busy"), httpx.Response(200, content=DEPTH)]
+    client = client_for(answers, seen)
+    snapshot, _ = run(client.depth("SOL_USDC"))
+    assert snapshot.lastUpdateId == 42
+    assert len(seen) == 2 and client.retries == 1
+
+
+def test_retry_after_is_honoured() -> None:
+    seen: list[httpx.Request] = []
+    answers = [
+        httpx.Response(429, headers={"Retry-After": "0.2"}, text="slow down"),
+        httpx.Response(200, content=DEPTH),
+    ]
+    client = client_for(answers, seen)
+    loop = asyncio.new_event_loop()
+    start = loop.time()
+    loop.run_until_complete(client.depth("SOL_USDC"))
+    assert loop.time() - start >= 0.2
+    loop.close()
+
+
+def test_client_errors_are_fatal_at_once() -> None:
+    seen: list[httpx.Request] = []
+    bad = httpx.Response(
+        400, json={"code": "INVALID_CLIENT_REQUEST", "message": "Invalid market symbol"}
+    )
+    client = client_for([bad], seen)
+    with pytest.raises(RestError, match="Invalid market symbol") as info:
+        run(client.depth("NOPE"))
+    assert info.value.status == 400 and len(seen) == 1
+
+
+def test_attempts_are_bounded() -> None:
+    seen: list[httpx.Request] = []
+    client = client_for([httpx.Response(503, text="down")] * 4, seen)
+    with pytest.raises(RestError, match="after 4 attempts: HTTP 503"):
+        run(client.depth("SOL_USDC"))
+    assert len(seen) == 4
+
+
+def test_network_errors_are_retried() -> None:
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        if len(calls) == 1:
+            raise httpx.ConnectError("refused", request=request)
+        return httpx.Response(200, content=DEPTH)
+
+    client = RestClient(
+        "http://bpx.test",
+        transport=httpx.MockTransport(handler),
+        backoff_initial_s=0.001,
+    )
+    snapshot, _ = run(client.depth("SOL_USDC"))
+    assert snapshot.lastUpdateId == 42 and len(calls) == 2
+
+
+def test_unexpected_answer_is_a_clear_error() -> None:
+    seen: list[httpx.Request] = []
+    client = client_for([httpx.Response(200, text="<html>")], seen)
+    with pytest.raises(RestError, match="unexpected answer"):
+        run(client.depth("SOL_USDC"))
+
+
+def test_token_bucket_spaces_requests() -> None:
+    bucket = TokenBucket(rate_per_s=100.0, burst=2)
+    delays = [bucket.delay_s() for _ in range(4)]
+    assert delays[:2] == [0.0, 0.0]
+    assert 0.005 < delays[2] <= 0.011
+    assert delays[3] > delays[2]
+
+
+def test_backoff_grows_to_its_cap_with_jitter() -> None:
+    delays = backoff(0.5, 4.0, 2.0, random.Random(3))
+    values = [next(delays) for _ in range(8)]
+    ceilings = [0.5, 1, 2, 4, 4, 4, 4, 4]
+    for value, ceiling in zip(values, ceilings, strict=True):
+        assert ceiling / 2 <= value <= ceiling
+
+
+@pytest.mark.parametrize(
+    ("exc", "decision"),
+    [
+        pytest.param(AuthError("bad key"), Decision.FATAL, id="auth"),
+        pytest.param(ConfigError("bad stream"), Decision.FATAL, id="config"),
+        pytest.param(RestError("x", 503), Decision.RETRY, id="rest-503"),
+        pytest.param(RestError("x", 429), Decision.RETRY, id="rest-429"),
+        pytest.param(RestError("x", 404), Decision.FATAL, id="rest-404"),
+        pytest.param(RestError("x", None), Decision.RETRY, id="rest-network"),
+        pytest.param(ConnectionRefusedError(), Decision.RETRY, id="refused"),
+        pytest.param(TimeoutError(), Decision.RETRY, id="timeout"),
+        pytest.param(KeyError("bug"), Decision.FATAL, id="bug"),
+    ],
+)
+def test_classify(exc: BaseException, decision: Decision) -> None:
+    assert classify(exc) is decision
+
+
+def test_refused_websocket_upgrade_is_fatal_unless_5xx() -> None:
+    from connectors.wsclient import HandshakeError
+
+    assert classify(HandshakeError("x", 404)) is Decision.FATAL
+    assert classify(HandshakeError("x", 503)) is Decision.RETRY

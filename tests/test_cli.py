@@ -1,0 +1,169 @@
+"""The bpx-flows command line, run as a user would (subprocesses, loopback only)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+CLI = [sys.executable, "-m", "connectors.cli"]
+ENV = {k: v for k, v in os.environ.items() if not k.startswith("BPX_")}
+
+
+def run_cli(
+    *args: str, timeout: float = 60, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*CLI, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env or ENV,
+        check=False,
+    )
+
+
+def test_sim_prints_its_urls_first_and_stops_on_sigterm() -> None:
+    with subprocess.Popen(
+        [*CLI, "sim", "--port", "0"], stdout=subprocess.PIPE, text=True, env=ENV
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            urls = json.loads(proc.stdout.readline())
+            assert urls["ws"].startswith("ws://127.0.0.1:")
+            assert urls["rest"].startswith("http://127.0.0.1:")
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=15) == 0
+        finally:
+            proc.kill()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param(
+            ["tail", "trade.NOPE_USDC"], "unknown market 'NOPE_USDC'", id="symbol"
+        ),
+        pytest.param(
+            ["tail", "depth.100ms.SOL_USDC"], "unknown depth window", id="window"
+        ),
+        pytest.param(
+            [
+                "tail",
+                "account.orderUpdate",
+                "--ws",
+                "ws://127.0.0.1:9",
+                "--rest",
+                "http://127.0.0.1:9",
+            ],
+            "BPX_API_SECRET",
+            id="no-key",
+        ),
+        pytest.param(
+            [
+                "tail",
+                "trade.SOL_USDC",
+                "--ws",
+                "ws://127.0.0.1:9",
+                "--rest",
+                "http://127.0.0.1:9",
+            ],
+            "cannot reach the REST API",
+            id="unreachable",
+        ),
+        pytest.param(
+            ["tail", "trade.SOL_USDC", "--ws", "ws://127.0.0.1:9"],
+            "--ws needs --rest",
+            id="no-rest",
+        ),
+        pytest.param(
+            ["replay", "/nonexistent.jsonl"], "no such recording", id="no-file"
+        ),
+    ],
+)
+def test_bad_input_is_one_actionable_line(args: list[str], message: str) -> None:
+    result = run_cli(*args)
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert message in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_demo_runs_on_the_simulator_and_summarises() -> None:
+    result = run_cli("demo", "--seconds", "4", "--quiet")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "summary:" in result.stdout
+    assert "BookSnapshot" in result.stdout and "Trade" in result.stdout
+
+
+def test_record_then_replay_from_the_command_line(tmp_path: Path) -> None:
+    out = tmp_path / "rec.jsonl.gz"
+    recorded = run_cli(
+        "record",
+        "--out",
+        str(out),
+        "--seconds",
+        "3",
+        "trade.SOL_USDC",
+        "depth.SOL_USDC",
+    )
+    assert recorded.returncode == 0, recorded.stderr[-2000:]
+    assert out.stat().st_size > 0
+    replayed = run_cli("replay", str(out))
+    assert replayed.returncode == 0, replayed.stderr[-2000:]
+    assert "snapshot" in replayed.stdout and "trade" in replayed.stdout
+
+
+def test_ctrl_c_ends_a_tail_cleanly() -> None:
+    with subprocess.Popen(
+        [*CLI, "tail", "trade.SOL_USDC"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            deadline = time.monotonic() + 30
+            while "simulator:" not in proc.stdout.readline():
+                assert time.monotonic() < deadline
+            time.sleep(2)
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=30)
+            assert proc.returncode == 0, err[-2000:]
+            assert "Traceback" not in err
+            assert "panicked" not in err
+        finally:
+            proc.kill()
+
+
+def test_a_refused_key_is_one_line_and_exit_2(sim) -> None:
+    from tests.conftest import OTHER_SECRET
+
+    env = dict(ENV, BPX_API_SECRET=OTHER_SECRET)
+    result = run_cli(
+        "tail",
+        "account.orderUpdate",
+        "--ws",
+        sim.ws_url,
+        "--rest",
+        sim.rest_url,
+        "--seconds",
+        "10",
+        env=env,
+    )
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == [
+        "error: the exchange refused the private subscription: Unknown API key "
+        "(code 4003); check BPX_API_SECRET and the clock"
+    ]
