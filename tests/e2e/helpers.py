@@ -105,22 +105,10 @@ async def assert_books_match_after_pause(
         thread.call(server.pause)
         try:
             truth = {s: engine_book(thread, server, s) for s in symbols}
-
-            def caught_up(g: Collected, truth: dict = truth) -> bool:
-                return all(
-                    f"depth.{s}" in g.live
-                    and g.books[f"depth.{s}"].update_id == truth[s].lastUpdateId
-                    for s in symbols
-                )
-
-            try:
-                await pump(conn, got, caught_up, 3.0)
-            except AssertionError:
-                caught = False
-            else:
-                caught = True
-            if not caught:
-                continue
+            caught_up = await _catch_up(conn, got, truth)
+        finally:
+            thread.call(server.resume)
+        if caught_up:
             for symbol, snap in truth.items():
                 expected = L2Book()
                 expected.reset(snap.bids, snap.asks, snap.lastUpdateId)
@@ -128,21 +116,30 @@ async def assert_books_match_after_pause(
                 assert dict(book.bids) == dict(expected.bids), symbol
                 assert dict(book.asks) == dict(expected.asks), symbol
             return
-        finally:
-            thread.call(server.resume)
-        await drain_for(conn, got, 0.5)  # let the next diffs reveal any hidden gap
+        await drain_for(conn, got, 0.5)  # let the next diffs reveal a hidden gap
     states = {
-        stream: (
-            stream in got.live,
-            got.books[stream].update_id if stream in got.books else None,
-        )
-        for stream in books
+        s: (s in got.live, got.books[s].update_id if s in got.books else None)
+        for s in books
     }
-    syncs = {
-        k: (s.live, s.last_update_id, s.stats) for k, s in conn.books.syncs.items()
-    }
-    msg = f"the books never caught up with a paused simulator: {states} {syncs}"
+    msg = f"the books never caught up with a paused simulator: {states} {conn.stats}"
     raise AssertionError(msg)
+
+
+async def _catch_up(
+    conn: Connection, got: Collected, truth: dict[str, DepthSnapshot]
+) -> bool:
+    def caught_up(g: Collected) -> bool:
+        return all(
+            f"depth.{s}" in g.live
+            and g.books[f"depth.{s}"].update_id == snap.lastUpdateId
+            for s, snap in truth.items()
+        )
+
+    try:
+        await pump(conn, got, caught_up, 3.0)
+    except AssertionError:
+        return False
+    return True
 
 
 def run(coro: Any) -> Any:
