@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench sim clean
+.PHONY: demo test lint typecheck bench sim session clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -31,6 +31,14 @@ bench: $(STAMP)  ## results are printed and written to out/bench.json
 
 sim: $(STAMP)  ## the simulator in the foreground on fixed ports
 	$(BIN)/bpx-flows sim --port 8765
+
+session: $(STAMP)  ## re-record the shipped session from the simulator over the wire (30 s)
+	BPX_API_SECRET=$$($(BIN)/python -c "import base64,os;print(base64.b64encode(os.urandom(32)).decode())") \
+	$(BIN)/bpx-flows record --out data/sessions/sim-session.jsonl.gz --seconds 30 \
+	  trade.SOL_USDC depth.SOL_USDC bookTicker.SOL_USDC kline.1m.SOL_USDC ticker.SOL_USDC \
+	  depth.200ms.SOL_USDC_PERP trade.SOL_USDC_PERP markPrice.SOL_USDC_PERP \
+	  openInterest.SOL_USDC_PERP trade.BTC_USDC_PERP depth.BTC_USDC_PERP liquidation \
+	  account.orderUpdate account.positionUpdate account.rfqUpdate
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache .hypothesis

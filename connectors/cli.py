@@ -435,7 +435,7 @@ def _print_summary(counts: Counter[str], seconds: float | None) -> None:
     rate = f", {total / seconds:,.0f}/s" if seconds else ""
     print(f"\nsummary: {total:,} records{rate}", flush=True)
     for kind, n in counts.most_common():
-        print(f"  {kind:<24} {n:>10,}")
+        print(f"  {kind:<34} {n:>10,}")
 
 
 if __name__ == "__main__":
