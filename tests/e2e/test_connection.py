@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 
 import pytest
@@ -27,7 +28,13 @@ from connectors.errors import AuthError
 from connectors.rest import RestClient
 from connectors.sim import Fault, FaultKind, SimThread
 from tests.conftest import OTHER_SECRET
-from tests.e2e.helpers import Collected, assert_books_match_after_pause, pump, run
+from tests.e2e.helpers import (
+    Collected,
+    assert_books_match_after_pause,
+    drain_for,
+    pump,
+    run,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -266,6 +273,28 @@ def test_unknown_stream_gets_an_error_frame_not_a_crash(fresh_sim: SimThread) ->
             await pump(conn, got, lambda g: bool(g.frames(Trade)), 10.0)
             assert conn.stats.connects == 1
             assert Channel.TRADE.value == "trade"
+        finally:
+            await close(conn, rest)
+
+    run(scenario())
+
+
+def test_a_slow_consumer_pauses_reading_and_loses_nothing(fresh_sim: SimThread) -> None:
+    fresh_sim.call(lambda: fresh_sim.server.set_speed(10.0))  # a fast feed
+
+    async def scenario() -> None:
+        conn, rest, got = await open_books(fresh_sim, max_pending=200)
+        try:
+            await asyncio.sleep(1.0)  # the consumer is busy elsewhere: nothing taken
+            waiting = len(conn._out)
+            assert conn.stats.pushback_waits >= 1
+            assert waiting < 200 + 2_000  # at most one socket read beyond the bound
+            await drain_for(conn, got, 1.0)
+            assert not [r for r in got.records if isinstance(r, Resync)]
+            assert all(s.stats.gaps == 0 for s in conn.books.syncs.values())
+            await assert_books_match_after_pause(
+                conn, got, fresh_sim, fresh_sim.server, BOOK_SYMBOLS
+            )
         finally:
             await close(conn, rest)
 
