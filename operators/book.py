@@ -1,8 +1,10 @@
 """An exact L2 order book: levels keyed by ``Decimal`` value, quantities absolute.
 
 ``"86700"`` and ``"86700.0"`` are the same level (the REST snapshot and the stream
-format prices differently), and ``"0.00000"`` removes a level. Sides are sorted maps,
-so the best price is O(1) and a price band is a range scan.
+format prices differently), and ``"0.00000"`` removes a level. Sides are sorted maps
+(chosen by measurement over a dict with a lazily kept best price: the bands need
+ordered range scans), so the best price is O(1), an update O(log n), and depth within
+a price band scans only the levels inside the band.
 """
 
 from __future__ import annotations
@@ -12,27 +14,46 @@ from decimal import Decimal, InvalidOperation
 
 from sortedcontainers import SortedDict
 
-__all__ = ["L2Book"]
+__all__ = ["L2Book", "Level"]
+
+Level = tuple[Decimal, Decimal]  # (price, quantity)
+_ZERO = Decimal(0)
 
 
 class L2Book:
     """Bids and asks of one market.
 
+    Args:
+        max_levels: levels kept per side; beyond it the levels farthest from the touch
+            are trimmed (and counted). ``None`` keeps everything.
+
     Attributes:
         bids: price -> quantity, ascending (best bid last).
         asks: price -> quantity, ascending (best ask first).
         update_id: the last update id applied.
-        invalid_levels: levels skipped because price or quantity was not a valid
-            non-negative decimal.
+        invalid_levels: levels skipped: price or quantity not a finite decimal, a
+            negative quantity or a non-positive price.
+        trimmed_levels: levels dropped to keep ``max_levels`` per side.
     """
 
-    __slots__ = ("asks", "bids", "invalid_levels", "update_id")
+    __slots__ = (
+        "asks",
+        "bids",
+        "invalid_levels",
+        "max_levels",
+        "trimmed_levels",
+        "update_id",
+    )
 
-    def __init__(self) -> None:
+    def __init__(self, max_levels: int | None = None) -> None:
         self.bids: SortedDict = SortedDict()
         self.asks: SortedDict = SortedDict()
         self.update_id = 0
         self.invalid_levels = 0
+        self.trimmed_levels = 0
+        self.max_levels = max_levels
+
+    # Changing the book.
 
     def reset(
         self,
@@ -55,26 +76,61 @@ class L2Book:
         self._apply_side(self.bids, bids)
         self._apply_side(self.asks, asks)
         self.update_id = update_id
+        if self.max_levels is not None:
+            self._trim(self.max_levels)
 
-    def best_bid(self) -> tuple[Decimal, Decimal] | None:
+    def clear(self) -> None:
+        """Forget every level (the book is invalid until the next snapshot)."""
+        self.bids.clear()
+        self.asks.clear()
+
+    # Reading the book.
+
+    def best_bid(self) -> Level | None:
         """``(price, quantity)`` of the best bid, or ``None`` if there are no bids."""
         return self.bids.peekitem(-1) if self.bids else None
 
-    def best_ask(self) -> tuple[Decimal, Decimal] | None:
+    def best_ask(self) -> Level | None:
         """``(price, quantity)`` of the best ask, or ``None`` if there are no asks."""
         return self.asks.peekitem(0) if self.asks else None
 
-    def levels(
-        self,
-    ) -> tuple[list[tuple[Decimal, Decimal]], list[tuple[Decimal, Decimal]]]:
+    def top(self, depth: int) -> tuple[list[Level], list[Level]]:
+        """The best ``depth`` levels of each side, best first."""
+        bids = [self.bids.peekitem(-1 - i) for i in range(min(depth, len(self.bids)))]
+        asks = [self.asks.peekitem(i) for i in range(min(depth, len(self.asks)))]
+        return bids, asks
+
+    def depth_within(
+        self, low: Decimal, high: Decimal
+    ) -> tuple[Decimal, Decimal, Decimal, Decimal]:
+        """Resting quantity of bids at or above ``low`` and asks at or below ``high``.
+
+        Returns ``(bid_base, bid_quote, ask_base, ask_quote)``. Scans only the levels
+        inside the band (a range query on each side).
+        """
+        bid_base = bid_quote = ask_base = ask_quote = _ZERO
+        bids, asks = self.bids, self.asks
+        for price in bids.irange(minimum=low):
+            qty = bids[price]
+            bid_base += qty
+            bid_quote += qty * price
+        for price in asks.irange(maximum=high):
+            qty = asks[price]
+            ask_base += qty
+            ask_quote += qty * price
+        return bid_base, bid_quote, ask_base, ask_quote
+
+    def levels(self) -> tuple[list[Level], list[Level]]:
         """All levels, ``(bids, asks)``, each ascending by price."""
         return list(self.bids.items()), list(self.asks.items())
+
+    # Private helpers.
 
     def _apply_side(self, side: SortedDict, levels: Iterable[tuple[str, str]]) -> None:
         for price_text, qty_text in levels:
             try:
                 price, qty = Decimal(price_text), Decimal(qty_text)
-            except (InvalidOperation, TypeError):
+            except (InvalidOperation, TypeError, ValueError):
                 self.invalid_levels += 1
                 continue
             if not price.is_finite() or not qty.is_finite() or qty < 0 or price <= 0:
@@ -84,3 +140,12 @@ class L2Book:
                 side[price] = qty
             else:
                 side.pop(price, None)
+
+    def _trim(self, max_levels: int) -> None:
+        # Far from the touch: the lowest bids and the highest asks.
+        while len(self.bids) > max_levels:
+            self.bids.popitem(0)
+            self.trimmed_levels += 1
+        while len(self.asks) > max_levels:
+            self.asks.popitem(-1)
+            self.trimmed_levels += 1

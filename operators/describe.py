@@ -21,6 +21,7 @@ from connectors.backpack.wire import (
     Ticker,
     Trade,
 )
+from operators.book_state import BookIntegrity, BookStats
 
 __all__ = ["describe", "kind_of"]
 
@@ -39,6 +40,16 @@ def kind_of(record: Any) -> str:
 
 def describe(record: Any) -> str:
     """One line saying what happened, with the numbers that matter."""
+    if isinstance(record, BookStats):
+        band = record.bands[0] if record.bands else None
+        depth = f" ±{band.bps}bps {band.bid_base}/{band.ask_base}" if band else ""
+        return (
+            f"{record.stream:<28} book      {record.best_bid} | {record.best_ask} "
+            f"spread {_bps(record.spread_bps)} imb {_fixed(record.imbalance)}{depth} "
+            f"levels {record.bid_levels}/{record.ask_levels} id={record.update_id}"
+        )
+    if isinstance(record, BookIntegrity):
+        return f"{record.stream:<28} INTEGRITY {record.kind.value}: {record.detail}"
     if isinstance(record, BookSnapshot):
         return (
             f"{record.stream:<28} snapshot  id={record.lastUpdateId} "
@@ -90,3 +101,11 @@ def _describe_data(data: Any) -> str:
             what = f"R={data.R} {data.S.value} q={data.q} p={data.p}"
             return f"rfq       {data.e.value} {what}"
     return type(data).__name__
+
+
+def _bps(value: Any) -> str:
+    return "-" if value is None else f"{value:.2f}bps"
+
+
+def _fixed(value: Any) -> str:
+    return "-" if value is None else f"{value:+.3f}"

@@ -1,0 +1,95 @@
+"""Order books per symbol: exact L2 state, book analytics and integrity events.
+
+    feed ─► book_records ─► by_symbol ─► apply_book ─► split ─► stamp_emit ─► stats
+                                                           └──────────────► integrity
+
+Input: the connector's records (``BookSnapshot``, ``Resync``, ``Frame[Depth]``,
+``Frame[BookTicker]``; anything else is ignored). Keyed by symbol, so a symbol's books
+and its bookTicker checks live on one worker. ``python -m bytewax.run flows.book:flow``
+runs it on the live exchange for ``BPX_SYMBOLS`` (comma-separated, default SOL_USDC).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any
+
+import bytewax.operators as op
+import msgspec
+from bytewax.dataflow import Dataflow
+from bytewax.inputs import Source
+from bytewax.outputs import Sink
+
+from connectors.backpack.booksync import BookSnapshot, Resync
+from connectors.backpack.streams import parse_streams
+from connectors.backpack.wire import BookTicker, Depth, Frame
+from connectors.clock import now_us
+from connectors.sinks import LineSink
+from connectors.source import BackpackSource
+from operators.book_state import BookConfig, BookStats, SymbolBooks, step
+from operators.describe import describe
+
+__all__ = ["book_streams", "build", "flow"]
+
+
+def is_book_record(record: Any) -> bool:
+    """Snapshots, resyncs, depth diffs and bookTickers."""
+    if isinstance(record, Frame):
+        return type(record.data) is Depth or type(record.data) is BookTicker
+    return isinstance(record, BookSnapshot | Resync)
+
+
+def symbol_of(record: Any) -> str:
+    """The market a book record belongs to (the Bytewax key)."""
+    if isinstance(record, Frame):
+        return record.data.s  # type: ignore[no-any-return]
+    return record.symbol  # type: ignore[no-any-return]
+
+
+def _apply(
+    config: BookConfig, state: SymbolBooks | None, record: Any
+) -> tuple[SymbolBooks, list[Any]]:
+    return step(state, record, config)
+
+
+def _stamp(stats: BookStats) -> BookStats:
+    return msgspec.structs.replace(stats, emit_us=now_us())
+
+
+def book_streams(symbols: list[str], window: str = "") -> list[str]:
+    """The streams the book flow needs: depth (``window`` e.g. ``"200ms."``) and top."""
+    return [name for s in symbols for name in (f"depth.{window}{s}", f"bookTicker.{s}")]
+
+
+def build(
+    source: Source[Any],
+    stats_sink: Sink[Any],
+    integrity_sink: Sink[Any],
+    config: BookConfig | None = None,
+) -> Dataflow:
+    """The book flow between a source of connector records and two sinks."""
+    flow = Dataflow("book")
+    records = op.input("feed", flow, source)
+    book_records = op.filter("book_records", records, is_book_record)
+    keyed = op.key_on("by_symbol", book_records, symbol_of)
+    outputs = op.stateful_flat_map(
+        "apply_book", keyed, functools.partial(_apply, config or BookConfig())
+    )
+    unkeyed = op.map("unkey", outputs, lambda key_output: key_output[1])
+    split = op.branch("split", unkeyed, lambda r: isinstance(r, BookStats))
+    op.output("stats", op.map("stamp_emit", split.trues, _stamp), stats_sink)
+    op.output("integrity", split.falses, integrity_sink)
+    return flow
+
+
+def _default_flow() -> Dataflow:
+    symbols = os.environ.get("BPX_SYMBOLS", "SOL_USDC").split(",")
+    streams = parse_streams(book_streams([s.strip() for s in symbols if s.strip()]))
+    config = BookConfig(emit_every_us=1_000_000)
+    return build(
+        BackpackSource(streams), LineSink(describe), LineSink(describe), config
+    )
+
+
+flow = _default_flow()

@@ -1,0 +1,491 @@
+"""Order books of one symbol, as a pure step: records in, stats and integrity out.
+
+``step(state, record, config) -> (state, outputs)`` takes the connector's records for
+one symbol (``BookSnapshot``, ``Resync``, ``Frame[Depth]``, ``Frame[BookTicker]``) and
+keeps one exact L2 book per depth stream. No I/O, no clock, no Bytewax: time comes
+from the records (``T`` engine time, ``recv_us`` receive time).
+"""
+
+from __future__ import annotations
+
+import enum
+import zlib
+from collections import deque
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+
+from connectors.backpack.booksync import BookSnapshot, Resync, ResyncReason
+from connectors.backpack.wire import BookTicker, Depth, Frame
+from operators.book import L2Book, Level
+
+__all__ = [
+    "BandDepth",
+    "BookConfig",
+    "BookIntegrity",
+    "BookStats",
+    "IntegrityKind",
+    "SymbolBooks",
+    "book_checksum",
+    "step",
+]
+
+_BPS = Decimal(10_000)
+_TOPS_KEPT = 512  # top-of-book history per book, for bookTicker checks
+_PENDING_TICKERS = 512
+_LONG_AGO = -(1 << 62)
+
+
+@dataclass(frozen=True, slots=True)
+class BookConfig:
+    """What the book operator computes and keeps.
+
+    Attributes:
+        symbols: markets to accept; ``None`` accepts any. Others give an
+            ``unknown_symbol`` integrity event.
+        emit_every_us: stats at most once per this much engine time per book,
+            microseconds; 0 emits after every update.
+        top_n: levels per side in the imbalance.
+        bands_bps: half-widths around the mid for depth, basis points.
+        max_levels: levels kept per side (trimmed far from the touch, counted).
+        checksum: add a CRC32 of the whole book to every stats record (O(levels):
+            for tests and audits, not for production rates).
+    """
+
+    symbols: frozenset[str] | None = None
+    emit_every_us: int = 0
+    top_n: int = 5
+    bands_bps: tuple[int, ...] = (10, 25, 50, 100)
+    max_levels: int | None = 5_000
+    checksum: bool = False
+
+
+class BandDepth(msgspec.Struct, frozen=True):
+    """Resting quantity within ``bps`` of the mid: base units and quote notional."""
+
+    bps: int
+    bid_base: Decimal
+    bid_quote: Decimal
+    ask_base: Decimal
+    ask_quote: Decimal
+
+
+class BookStats(msgspec.Struct, frozen=True, kw_only=True):
+    """The state of one book after an update. Prices exact; ``None`` if a side is empty.
+
+    ``spread_bps`` is relative to the mid; ``imbalance`` is
+    (bid qty - ask qty) / (bid qty + ask qty) over the top ``top_n`` levels, in [-1, 1];
+    ``microprice`` weighs the best prices by the opposite side's quantity.
+    ``latency_us`` is engine time to receive time; ``emit_us`` is stamped by the flow.
+    """
+
+    stream: str
+    symbol: str
+    update_id: int
+    engine_us: int
+    recv_us: int
+    best_bid: Decimal | None
+    bid_qty: Decimal | None
+    best_ask: Decimal | None
+    ask_qty: Decimal | None
+    spread: Decimal | None
+    spread_bps: Decimal | None
+    mid: Decimal | None
+    microprice: Decimal | None
+    imbalance: Decimal | None
+    bands: tuple[BandDepth, ...]
+    bid_levels: int
+    ask_levels: int
+    trimmed_levels: int
+    latency_us: int
+    tickers_checked: int
+    tickers_mismatched: int
+    checksum: int | None = None
+    emit_us: int = 0
+
+
+class IntegrityKind(enum.StrEnum):
+    """What went wrong (or was repaired) with a book."""
+
+    GAP = "gap"
+    RESYNC_STARTED = "resync_started"
+    RESYNC_FINISHED = "resync_finished"
+    CROSSED = "crossed"
+    LOCKED = "locked"
+    INVALID_LEVEL = "invalid_level"
+    TICKER_MISMATCH = "ticker_mismatch"
+    DIFF_BEFORE_SNAPSHOT = "diff_before_snapshot"
+    OUT_OF_ORDER = "out_of_order"
+    UNKNOWN_SYMBOL = "unknown_symbol"
+
+
+class BookIntegrity(msgspec.Struct, frozen=True):
+    """One integrity event; ``detail`` has the values (ours and theirs, ids...)."""
+
+    stream: str
+    symbol: str
+    kind: IntegrityKind
+    update_id: int | None
+    detail: str
+    recv_us: int
+
+
+Output = BookStats | BookIntegrity
+_Top = tuple[Decimal | None, Decimal | None, Decimal | None, Decimal | None]
+
+
+@dataclass
+class _Book:
+    book: L2Book
+    live: bool = False
+    last_emit_us: int = _LONG_AGO
+    tops: dict[int, _Top] = field(default_factory=dict)
+    order: deque[int] = field(default_factory=deque)
+    crossed: bool = False
+    invalid_seen: int = 0
+
+
+@dataclass
+class SymbolBooks:
+    """State of one symbol: a book per depth stream, and bookTicker checks."""
+
+    books: dict[str, _Book] = field(default_factory=dict)
+    pending_tickers: deque[Frame[BookTicker]] = field(default_factory=deque)
+    tickers_checked: int = 0
+    tickers_mismatched: int = 0
+    tickers_unverifiable: int = 0
+
+
+def step(
+    state: SymbolBooks | None, record: Any, config: BookConfig
+) -> tuple[SymbolBooks, list[Output]]:
+    """Apply one record of a symbol; returns the new state and what to emit."""
+    state = state or SymbolBooks()
+    out: list[Output] = []
+    if isinstance(record, Frame):
+        data = record.data
+        if type(data) is Depth:
+            _on_depth(state, record, config, out)
+        elif type(data) is BookTicker:
+            state.pending_tickers.append(record)
+            if len(state.pending_tickers) > _PENDING_TICKERS:
+                state.pending_tickers.popleft()
+                state.tickers_unverifiable += 1
+            _check_tickers(state, out)
+    elif isinstance(record, BookSnapshot):
+        _on_snapshot(state, record, config, out)
+    elif isinstance(record, Resync):
+        _on_resync(state, record, out)
+    return state, out
+
+
+# Records.
+
+
+def _known(
+    symbol: str, stream: str, recv_us: int, config: BookConfig, out: list[Output]
+) -> bool:
+    if config.symbols is None or symbol in config.symbols:
+        return True
+    detail = f"{symbol} is not one of the configured symbols"
+    out.append(
+        BookIntegrity(
+            stream, symbol, IntegrityKind.UNKNOWN_SYMBOL, None, detail, recv_us
+        )
+    )
+    return False
+
+
+def _on_snapshot(
+    state: SymbolBooks, snap: BookSnapshot, config: BookConfig, out: list[Output]
+) -> None:
+    if not _known(snap.symbol, snap.stream, snap.recv_us, config, out):
+        return
+    entry = state.books.get(snap.stream)
+    if entry is None:
+        entry = state.books[snap.stream] = _Book(L2Book(config.max_levels))
+    was_resyncing = not entry.live and entry.book.update_id > 0
+    entry.book.reset(snap.bids, snap.asks, snap.lastUpdateId)
+    entry.live = True
+    entry.tops.clear()
+    entry.order.clear()
+    if was_resyncing:
+        detail = f"seeded at update id {snap.lastUpdateId}"
+        out.append(
+            BookIntegrity(
+                snap.stream,
+                snap.symbol,
+                IntegrityKind.RESYNC_FINISHED,
+                snap.lastUpdateId,
+                detail,
+                snap.recv_us,
+            )
+        )
+    _after_update(
+        state,
+        entry,
+        snap.stream,
+        snap.symbol,
+        snap.recv_us,
+        snap.recv_us,
+        config,
+        out,
+        force_emit=True,
+    )
+
+
+def _on_resync(state: SymbolBooks, resync: Resync, out: list[Output]) -> None:
+    entry = state.books.get(resync.stream)
+    if resync.reason is ResyncReason.GAP:
+        detail = f"expected update id {resync.expected}, got {resync.got}"
+        out.append(
+            BookIntegrity(
+                resync.stream,
+                resync.symbol,
+                IntegrityKind.GAP,
+                resync.got,
+                detail,
+                resync.recv_us,
+            )
+        )
+    detail = f"{resync.reason.value}; the book is invalid until the next snapshot"
+    out.append(
+        BookIntegrity(
+            resync.stream,
+            resync.symbol,
+            IntegrityKind.RESYNC_STARTED,
+            resync.expected,
+            detail,
+            resync.recv_us,
+        )
+    )
+    if entry is not None:
+        entry.live = False
+        entry.book.clear()
+
+
+def _on_depth(
+    state: SymbolBooks, frame: Frame[Depth], config: BookConfig, out: list[Output]
+) -> None:
+    diff = frame.data
+    if not _known(diff.s, frame.stream, frame.recv_us, config, out):
+        return
+    entry = state.books.get(frame.stream)
+    if entry is None or not entry.live:
+        detail = (
+            f"diff U={diff.U} u={diff.u} arrived before any snapshot; waiting for one"
+        )
+        out.append(
+            BookIntegrity(
+                frame.stream,
+                diff.s,
+                IntegrityKind.DIFF_BEFORE_SNAPSHOT,
+                diff.u,
+                detail,
+                frame.recv_us,
+            )
+        )
+        return
+    book = entry.book
+    if diff.u <= book.update_id:
+        return  # a duplicate the connector let through: already applied
+    if diff.U - book.update_id > 1:
+        detail = (
+            f"expected update id {book.update_id + 1}, got U={diff.U}; resync needed"
+        )
+        out.append(
+            BookIntegrity(
+                frame.stream,
+                diff.s,
+                IntegrityKind.OUT_OF_ORDER,
+                diff.U,
+                detail,
+                frame.recv_us,
+            )
+        )
+        entry.live = False
+        book.clear()
+        return
+    book.apply(diff.b, diff.a, diff.u)
+    _after_update(
+        state, entry, frame.stream, diff.s, diff.T, frame.recv_us, config, out
+    )
+
+
+def _after_update(
+    state: SymbolBooks,
+    entry: _Book,
+    stream: str,
+    symbol: str,
+    engine_us: int,
+    recv_us: int,
+    config: BookConfig,
+    out: list[Output],
+    force_emit: bool = False,
+) -> None:
+    book = entry.book
+    bid, ask = book.best_bid(), book.best_ask()
+    uid = book.update_id
+    if book.invalid_levels != entry.invalid_seen:
+        skipped = book.invalid_levels - entry.invalid_seen
+        detail = f"{skipped} level(s) with a bad price or quantity skipped"
+        entry.invalid_seen = book.invalid_levels
+        out.append(
+            BookIntegrity(
+                stream, symbol, IntegrityKind.INVALID_LEVEL, uid, detail, recv_us
+            )
+        )
+    crossed = bid is not None and ask is not None and bid[0] >= ask[0]
+    if crossed and not entry.crossed:
+        assert bid is not None
+        assert ask is not None
+        kind = IntegrityKind.LOCKED if bid[0] == ask[0] else IntegrityKind.CROSSED
+        detail = f"best bid {bid[0]} >= best ask {ask[0]}"
+        out.append(BookIntegrity(stream, symbol, kind, uid, detail, recv_us))
+    entry.crossed = crossed
+    _remember_top(entry, uid, bid, ask)
+    if state.pending_tickers:
+        _check_tickers(state, out)
+    every = config.emit_every_us
+    if force_emit or not every or engine_us - entry.last_emit_us >= every:
+        # A snapshot has no engine time (recv_us stands in): the next diff emits.
+        entry.last_emit_us = _LONG_AGO if force_emit else engine_us
+        out.append(
+            _stats(state, entry, stream, symbol, engine_us, recv_us, bid, ask, config)
+        )
+
+
+def _remember_top(entry: _Book, uid: int, bid: Level | None, ask: Level | None) -> None:
+    entry.tops[uid] = (
+        None if bid is None else bid[0],
+        None if bid is None else bid[1],
+        None if ask is None else ask[0],
+        None if ask is None else ask[1],
+    )
+    entry.order.append(uid)
+    if len(entry.order) > _TOPS_KEPT:
+        entry.tops.pop(entry.order.popleft(), None)
+
+
+# bookTicker cross-check: our top of book against the exchange's, at the same update id.
+
+
+def _check_tickers(state: SymbolBooks, out: list[Output]) -> None:
+    live = [(name, e) for name, e in state.books.items() if e.live]
+    if not live:
+        return
+    pending = state.pending_tickers
+    while pending:
+        frame = pending[0]
+        ticker = frame.data
+        if min(e.book.update_id for _, e in live) < ticker.u:
+            return  # a book has not reached this id yet: wait for it
+        pending.popleft()
+        matched = [(name, e.tops[ticker.u]) for name, e in live if ticker.u in e.tops]
+        if not matched:
+            state.tickers_unverifiable += 1  # e.g. an aggregated stream skipped this id
+            continue
+        theirs = (_dec(ticker.b), _dec(ticker.B), _dec(ticker.a), _dec(ticker.A))
+        state.tickers_checked += 1
+        for name, ours in matched[:1]:
+            if ours != theirs:
+                state.tickers_mismatched += 1
+                detail = f"ours {_show(ours)}; bookTicker {_show(theirs)}"
+                out.append(
+                    BookIntegrity(
+                        name,
+                        ticker.s,
+                        IntegrityKind.TICKER_MISMATCH,
+                        ticker.u,
+                        detail,
+                        frame.recv_us,
+                    )
+                )
+
+
+def _show(top: _Top) -> str:
+    return f"bid {top[0]} x {top[1]} ask {top[2]} x {top[3]}"
+
+
+def _dec(value: str | None) -> Decimal | None:
+    return None if value is None else Decimal(value)
+
+
+# Statistics.
+
+
+def _stats(
+    state: SymbolBooks,
+    entry: _Book,
+    stream: str,
+    symbol: str,
+    engine_us: int,
+    recv_us: int,
+    bid: Level | None,
+    ask: Level | None,
+    config: BookConfig,
+) -> BookStats:
+    book = entry.book
+    spread = spread_bps = mid = micro = None
+    bands: tuple[BandDepth, ...] = ()
+    if bid is not None and ask is not None:
+        spread = ask[0] - bid[0]
+        mid = (ask[0] + bid[0]) / 2
+        spread_bps = spread / mid * _BPS if mid else None
+        weight = bid[1] + ask[1]
+        micro = (bid[0] * ask[1] + ask[0] * bid[1]) / weight if weight else None
+        bands = tuple(_band(book, mid, bps) for bps in config.bands_bps)
+    top_bids, top_asks = book.top(config.top_n)
+    bid_sum = sum((q for _, q in top_bids), Decimal(0))
+    ask_sum = sum((q for _, q in top_asks), Decimal(0))
+    total = bid_sum + ask_sum
+    imbalance = (bid_sum - ask_sum) / total if total else None
+    checksum = _checksum(book) if config.checksum else None
+    return BookStats(
+        stream=stream,
+        symbol=symbol,
+        update_id=book.update_id,
+        engine_us=engine_us,
+        recv_us=recv_us,
+        best_bid=None if bid is None else bid[0],
+        bid_qty=None if bid is None else bid[1],
+        best_ask=None if ask is None else ask[0],
+        ask_qty=None if ask is None else ask[1],
+        spread=spread,
+        spread_bps=spread_bps,
+        mid=mid,
+        microprice=micro,
+        imbalance=imbalance,
+        bands=bands,
+        bid_levels=len(book.bids),
+        ask_levels=len(book.asks),
+        trimmed_levels=book.trimmed_levels,
+        latency_us=recv_us - engine_us,
+        tickers_checked=state.tickers_checked,
+        tickers_mismatched=state.tickers_mismatched,
+        checksum=checksum,
+    )
+
+
+def _band(book: L2Book, mid: Decimal, bps: int) -> BandDepth:
+    half = mid * bps / _BPS
+    bid_base, bid_quote, ask_base, ask_quote = book.depth_within(mid - half, mid + half)
+    return BandDepth(bps, bid_base, bid_quote, ask_base, ask_quote)
+
+
+def _checksum(book: L2Book) -> int:
+    """CRC32 of the book's levels, normalised (``86700.0`` and ``86700`` agree)."""
+    return book_checksum(book.bids.items(), book.asks.items())
+
+
+def book_checksum(bids: Any, asks: Any) -> int:
+    """CRC32 over ``price:qty`` of every bid then ask, values normalised."""
+    crc = 0
+    for side in (bids, asks):
+        for price, qty in side:
+            level = f"{Decimal(price).normalize()}:{Decimal(qty).normalize()};"
+            crc = zlib.crc32(level.encode(), crc)
+        crc = zlib.crc32(b"|", crc)
+    return crc
