@@ -162,6 +162,29 @@ def case_bare(ws_url: str, path: str) -> None:
     report(frames, seconds)
 
 
+def case_book_replay(path: str) -> None:
+    from bytewax.testing import run_main
+
+    from connectors.source import ReplaySource
+    from flows.book import build
+    from operators.book_state import BookConfig
+
+    clock = _Clock()
+    sink = TimingSink(clock)
+    start = time.perf_counter()
+    config = BookConfig(emit_every_us=1_000_000)
+    run_main(build(ReplaySource([path]), sink, sink, config))
+    frames = frame_count(path)
+    report(frames, time.perf_counter() - start, outputs=clock.records)
+
+
+CASES = {
+    "replay": case_replay,
+    "live": case_live,
+    "bare": case_bare,
+    "book_replay": case_book_replay,
+}
+
+
 if __name__ == "__main__":
-    cases = {"replay": case_replay, "live": case_live, "bare": case_bare}
-    cases[sys.argv[1]](*sys.argv[2:])
+    CASES[sys.argv[1]](*sys.argv[2:])

@@ -111,6 +111,39 @@ def start_sim() -> tuple[subprocess.Popen[str], str, str]:
     return sim, urls["ws"], urls["rest"]
 
 
+def bench_books() -> list[dict[str, Any]]:
+    from bench.books import load_records, session_for, time_decode, time_operator
+
+    rows = []
+    for symbols in (1, 10, 100):
+        path = session_for(symbols)
+        records, raw = load_records(path)
+        decode = time_decode(raw)
+        per_second = time_operator(records, 1_000_000)
+        per_update = time_operator(records, 0)
+        flow = run_case("book_replay", str(path))
+        row = {
+            "symbols": symbols,
+            "frames": len(raw),
+            "decode_frames_per_s": round(decode),
+            "operator_updates_per_s": round(per_second),
+            "operator_updates_per_s_stats_every_update": round(per_update),
+            "flow_frames_per_s": flow["frames_per_s"],
+            "flow_peak_rss_mb": flow["peak_rss_mb"],
+            "flow_vs_decode": round(flow["frames_per_s"] / decode, 3),
+        }
+        rows.append(row)
+        print(
+            f"book, {symbols:>3} symbols ({len(raw):,} frames): operator "
+            f"{per_second:,.0f} updates/s (stats every update: {per_update:,.0f}); "
+            f"flow from replay {flow['frames_per_s']:,} frames/s "
+            f"= {row['flow_vs_decode']:.2f}x decode ({decode:,.0f}/s), "
+            f"peak RSS {flow['peak_rss_mb']} MB",
+            flush=True,
+        )
+    return rows
+
+
 def main() -> int:
     ensure_session()
     frames = raw_frames()
@@ -158,6 +191,7 @@ def main() -> int:
         f"live source over loopback: {live['frames_per_s']:,} frames/s "
         f"= {ratio:.2f}x the bare loop (peak RSS {live['peak_rss_mb']} MB)"
     )
+    results["books"] = bench_books()
     (OUT / "bench.json").write_text(json.dumps(results, indent=2))
     print(f"written: {OUT / 'bench.json'}")
     return 0

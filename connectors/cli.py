@@ -169,6 +169,21 @@ def _parser() -> argparse.ArgumentParser:
             cmd.add_argument("--out", required=True, help="file; .gz for gzip")
         cmd.set_defaults(run=func)
 
+    book = commands.add_parser("book", help="order books: stats and integrity events")
+    book.add_argument("symbols", nargs="+", metavar="SYMBOL")
+    _endpoint_args(book)
+    book.add_argument("--seconds", type=float, help="stop after this long")
+    book.add_argument(
+        "--window", choices=["200ms", "600ms", "1000ms"], help="aggregated depth stream"
+    )
+    book.add_argument(
+        "--every-ms",
+        type=float,
+        default=1000.0,
+        help="stats per book at most this often",
+    )
+    book.set_defaults(run=_cmd_book)
+
     replay = commands.add_parser("replay", help="print the records of a recording")
     replay.add_argument("files", nargs="+", metavar="FILE")
     replay.add_argument(
@@ -289,6 +304,33 @@ def _cmd_record(args: argparse.Namespace) -> int:
     if source.failures:
         raise source.failures[0]
     _print_summary(counter.counts, args.seconds)
+    return 0
+
+
+def _cmd_book(args: argparse.Namespace) -> int:
+    from bytewax.testing import run_main
+
+    from connectors.sinks import LineSink
+    from connectors.source import BackpackSource
+    from flows.book import book_streams, build
+    from operators.book_state import BookConfig
+
+    window = f"{args.window}." if args.window else ""
+    streams = parse_streams(book_streams(args.symbols, window))
+    counts: Counter[str] = Counter()
+    config = BookConfig(
+        symbols=frozenset(args.symbols), emit_every_us=int(args.every_ms * 1000)
+    )
+    with _endpoints(args, streams) as endpoints:
+        source = BackpackSource(
+            streams, _source_config(endpoints, args.seconds), endpoints.credentials
+        )
+        sink = LineSink(_counting_describe(counts))
+        with _stop_on_signals():
+            run_main(build(source, sink, sink, config))  # type: ignore[no-untyped-call]
+    if source.failures:
+        raise source.failures[0]
+    _print_summary(counts, args.seconds)
     return 0
 
 

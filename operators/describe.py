@@ -28,6 +28,8 @@ __all__ = ["describe", "kind_of"]
 
 def kind_of(record: Any) -> str:
     """What the record is, for counting: ``Trade``, ``OrderUpdate.orderFill``..."""
+    if isinstance(record, BookIntegrity):
+        return f"BookIntegrity.{record.kind.value}"
     if isinstance(record, Frame):
         data = record.data
         if isinstance(data, OrderUpdate | RfqUpdate):

@@ -1,4 +1,4 @@
-"""The book flow end to end: simulator with faults -> live source -> books == the engine's."""
+"""The book flow end to end: faults on the wire, books still equal the engine's."""
 
 from __future__ import annotations
 

@@ -1,0 +1,86 @@
+"""Book benchmarks: the operator alone and the flow from replay, per symbol count."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+OUT = Path("out")
+TOTAL_EVENTS_PER_S = 2_000.0  # engine events per simulated second, over all symbols
+SECONDS = 60.0
+
+
+def session_for(symbols: int) -> Path:
+    from connectors.sim import SimConfig
+    from connectors.sim.engine import MarketSpec
+    from connectors.sim.session import write_session
+
+    path = OUT / f"book-{symbols}.jsonl.gz"
+    if path.exists():
+        return path
+    rate = TOTAL_EVENTS_PER_S / symbols
+    markets = tuple(
+        MarketSpec(
+            f"S{i:03d}_USDC",
+            f"S{i:03d}",
+            "USDC",
+            "SPOT",
+            "0.01",
+            "0.01",
+            "100.00",
+            rate,
+        )
+        for i in range(symbols)
+    )
+    config = SimConfig(seed=5, markets=markets, account_every_s=None)
+    streams = [
+        name
+        for m in markets
+        for name in (f"depth.{m.symbol}", f"bookTicker.{m.symbol}")
+    ]
+    write_session(path, SECONDS, config, streams)
+    return path
+
+
+def load_records(path: Path) -> tuple[list[Any], list[bytes]]:
+    from connectors.backpack.replayer import Replayer
+    from connectors.recording import iter_lines, unsplice
+
+    replayer = Replayer()
+    records: list[Any] = []
+    raw: list[bytes] = []
+    for line in iter_lines(path):
+        records.extend(replayer.feed(line))
+        if b'"stream"' in line[:60]:
+            raw.append(unsplice(line))
+    return records, raw
+
+
+def time_operator(records: list[Any], emit_every_us: int) -> float:
+    """Depth updates per second through ``step`` (keyed by symbol, as in the flow)."""
+    from connectors.backpack.wire import Depth, Frame
+    from flows.book import is_book_record, symbol_of
+    from operators.book_state import BookConfig, step
+
+    config = BookConfig(emit_every_us=emit_every_us)
+    book_records = [r for r in records if is_book_record(r)]
+    keys = [symbol_of(r) for r in book_records]
+    depth = sum(
+        1 for r in book_records if isinstance(r, Frame) and type(r.data) is Depth
+    )
+    states: dict[str, Any] = {}
+    start = time.perf_counter()
+    for key, record in zip(keys, book_records, strict=True):
+        states[key], _ = step(states.get(key), record, config)
+    return depth / (time.perf_counter() - start)
+
+
+def time_decode(raw: list[bytes]) -> float:
+    from connectors.backpack.decode import FrameDecoder
+
+    decode = FrameDecoder().decode
+    start = time.perf_counter()
+    for frame in raw:
+        decode(frame)
+    return len(raw) / (time.perf_counter() - start)
