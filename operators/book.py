@@ -18,6 +18,7 @@ __all__ = ["L2Book", "Level"]
 
 Level = tuple[Decimal, Decimal]  # (price, quantity)
 _ZERO = Decimal(0)
+_BPS = Decimal(10_000)
 
 
 class L2Book:
@@ -37,6 +38,8 @@ class L2Book:
     """
 
     __slots__ = (
+        "_best_ask",
+        "_best_bid",
         "asks",
         "bids",
         "invalid_levels",
@@ -52,6 +55,10 @@ class L2Book:
         self.invalid_levels = 0
         self.trimmed_levels = 0
         self.max_levels = max_levels
+        # The best prices, kept lazily: None means "look it up" (after the best
+        # level was removed); most updates then cost no sorted-list access at all.
+        self._best_bid: Decimal | None = None
+        self._best_ask: Decimal | None = None
 
     # Changing the book.
 
@@ -62,8 +69,7 @@ class L2Book:
         update_id: int,
     ) -> None:
         """Replace the whole book with a snapshot."""
-        self.bids.clear()
-        self.asks.clear()
+        self.clear()
         self.apply(bids, asks, update_id)
 
     def apply(
@@ -73,8 +79,10 @@ class L2Book:
         update_id: int,
     ) -> None:
         """Set absolute quantities; a zero quantity removes the level."""
-        self._apply_side(self.bids, bids)
-        self._apply_side(self.asks, asks)
+        if bids:
+            self._best_bid = self._apply_side(self.bids, bids, self._best_bid, True)
+        if asks:
+            self._best_ask = self._apply_side(self.asks, asks, self._best_ask, False)
         self.update_id = update_id
         if self.max_levels is not None:
             self._trim(self.max_levels)
@@ -83,16 +91,27 @@ class L2Book:
         """Forget every level (the book is invalid until the next snapshot)."""
         self.bids.clear()
         self.asks.clear()
+        self._best_bid = self._best_ask = None
 
     # Reading the book.
 
     def best_bid(self) -> Level | None:
         """``(price, quantity)`` of the best bid, or ``None`` if there are no bids."""
-        return self.bids.peekitem(-1) if self.bids else None
+        price = self._best_bid
+        if price is None:
+            if not self.bids:
+                return None
+            price = self._best_bid = self.bids.peekitem(-1)[0]
+        return price, self.bids[price]
 
     def best_ask(self) -> Level | None:
         """``(price, quantity)`` of the best ask, or ``None`` if there are no asks."""
-        return self.asks.peekitem(0) if self.asks else None
+        price = self._best_ask
+        if price is None:
+            if not self.asks:
+                return None
+            price = self._best_ask = self.asks.peekitem(0)[0]
+        return price, self.asks[price]
 
     def top(self, depth: int) -> tuple[list[Level], list[Level]]:
         """The best ``depth`` levels of each side, best first."""
@@ -120,13 +139,67 @@ class L2Book:
             ask_quote += qty * price
         return bid_base, bid_quote, ask_base, ask_quote
 
+    def depth_bands(
+        self, mid: Decimal, bands_bps: tuple[int, ...]
+    ) -> list[tuple[int, Decimal, Decimal, Decimal, Decimal]]:
+        """``depth_within`` for several half-widths around ``mid``, one walk per side.
+
+        Returns ``(bps, bid_base, bid_quote, ask_base, ask_quote)`` per band, ascending
+        by ``bps``. Each side is walked once from the touch outwards, so the cost is
+        the number of levels inside the widest band.
+        """
+        ordered = sorted(bands_bps)
+        if not ordered:
+            return []
+        halves = [mid * bps / _BPS for bps in ordered]
+        bid_sums = self._walk(self.bids, [mid - h for h in halves], True)
+        ask_sums = self._walk(self.asks, [mid + h for h in halves], False)
+        return [
+            (bps, bid[0], bid[1], ask[0], ask[1])
+            for bps, bid, ask in zip(ordered, bid_sums, ask_sums, strict=True)
+        ]
+
+    @staticmethod
+    def _walk(
+        side: SortedDict, bounds: list[Decimal], is_bid: bool
+    ) -> list[tuple[Decimal, Decimal]]:
+        # bounds go outwards from the mid; sums are cumulative.
+        sums: list[tuple[Decimal, Decimal]] = []
+        base = quote = _ZERO
+        index = 0
+        prices = (
+            side.irange(minimum=bounds[-1], reverse=True)
+            if is_bid
+            else side.irange(maximum=bounds[-1])
+        )
+        for price in prices:
+            while index < len(bounds) and (
+                price < bounds[index] if is_bid else price > bounds[index]
+            ):
+                sums.append((base, quote))
+                index += 1
+            qty = side[price]
+            base += qty
+            quote += qty * price
+        while len(sums) < len(bounds):
+            sums.append((base, quote))
+        return sums
+
     def levels(self) -> tuple[list[Level], list[Level]]:
         """All levels, ``(bids, asks)``, each ascending by price."""
         return list(self.bids.items()), list(self.asks.items())
 
     # Private helpers.
 
-    def _apply_side(self, side: SortedDict, levels: Iterable[tuple[str, str]]) -> None:
+    def _apply_side(
+        self,
+        side: SortedDict,
+        levels: Iterable[tuple[str, str]],
+        best: Decimal | None,
+        is_bid: bool,
+    ) -> Decimal | None:
+        """Apply levels to one side; returns its best price, or None if unknown."""
+        known = best is not None or not side  # an empty side has no best to lose
         for price_text, qty_text in levels:
             try:
                 price, qty = Decimal(price_text), Decimal(qty_text)
@@ -138,11 +211,19 @@ class L2Book:
                 continue
             if qty:
                 side[price] = qty
+                if known and (
+                    best is None or (price > best if is_bid else price < best)
+                ):
+                    best = price
             else:
                 side.pop(price, None)
+                if price == best:
+                    best, known = None, False
+        return best if known else None
 
     def _trim(self, max_levels: int) -> None:
         # Far from the touch: the lowest bids and the highest asks.
+        # (The best prices are at the other end, so they stay valid.)
         while len(self.bids) > max_levels:
             self.bids.popitem(0)
             self.trimmed_levels += 1

@@ -436,7 +436,9 @@ def _stats(
         spread_bps = spread / mid * _BPS if mid else None
         weight = bid[1] + ask[1]
         micro = (bid[0] * ask[1] + ask[0] * bid[1]) / weight if weight else None
-        bands = tuple(_band(book, mid, bps) for bps in config.bands_bps)
+        bands = tuple(
+            BandDepth(*row) for row in book.depth_bands(mid, config.bands_bps)
+        )
     top_bids, top_asks = book.top(config.top_n)
     bid_sum = sum((q for _, q in top_bids), Decimal(0))
     ask_sum = sum((q for _, q in top_asks), Decimal(0))
@@ -467,12 +469,6 @@ def _stats(
         tickers_mismatched=state.tickers_mismatched,
         checksum=checksum,
     )
-
-
-def _band(book: L2Book, mid: Decimal, bps: int) -> BandDepth:
-    half = mid * bps / _BPS
-    bid_base, bid_quote, ask_base, ask_quote = book.depth_within(mid - half, mid + half)
-    return BandDepth(bps, bid_base, bid_quote, ask_base, ask_quote)
 
 
 def _checksum(book: L2Book) -> int:

@@ -37,3 +37,23 @@ def test_invalid_levels_are_skipped_and_counted() -> None:
     )
     assert dict(book.bids) == {Decimal(9): Decimal(1)}
     assert book.invalid_levels == 4
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    levels,
+    levels,
+    st.integers(90, 110),
+    st.lists(st.integers(1, 3000), min_size=1, max_size=4),
+)
+def test_depth_bands_equal_separate_range_sums(bids, asks, mid_ticks, bands) -> None:
+    book = L2Book()
+    book.apply(bids, asks, 1)
+    mid = Decimal(mid_ticks) / 20
+    for bps, bid_base, bid_quote, ask_base, ask_quote in book.depth_bands(
+        mid, tuple(bands)
+    ):
+        half = mid * bps / 10_000
+        assert (bid_base, bid_quote, ask_base, ask_quote) == book.depth_within(
+            mid - half, mid + half
+        )
