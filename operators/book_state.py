@@ -138,6 +138,8 @@ _Top = tuple[Decimal | None, Decimal | None, Decimal | None, Decimal | None]
 
 @dataclass
 class _Book:
+    stream: str
+    symbol: str
     book: L2Book
     live: bool = False
     last_emit_us: int = _LONG_AGO
@@ -205,7 +207,9 @@ def _on_snapshot(
         return
     entry = state.books.get(snap.stream)
     if entry is None:
-        entry = state.books[snap.stream] = _Book(L2Book(config.max_levels))
+        entry = state.books[snap.stream] = _Book(
+            snap.stream, snap.symbol, L2Book(config.max_levels)
+        )
     was_resyncing = not entry.live and entry.book.update_id > 0
     entry.book.reset(snap.bids, snap.asks, snap.lastUpdateId)
     entry.live = True
@@ -224,15 +228,7 @@ def _on_snapshot(
             )
         )
     _after_update(
-        state,
-        entry,
-        snap.stream,
-        snap.symbol,
-        snap.recv_us,
-        snap.recv_us,
-        config,
-        out,
-        force_emit=True,
+        state, entry, snap.recv_us, snap.recv_us, config, out, force_emit=True
     )
 
 
@@ -309,23 +305,19 @@ def _on_depth(
         book.clear()
         return
     book.apply(diff.b, diff.a, diff.u)
-    _after_update(
-        state, entry, frame.stream, diff.s, diff.T, frame.recv_us, config, out
-    )
+    _after_update(state, entry, diff.T, frame.recv_us, config, out)
 
 
 def _after_update(
     state: SymbolBooks,
     entry: _Book,
-    stream: str,
-    symbol: str,
     engine_us: int,
     recv_us: int,
     config: BookConfig,
     out: list[Output],
     force_emit: bool = False,
 ) -> None:
-    book = entry.book
+    book, stream, symbol = entry.book, entry.stream, entry.symbol
     bid, ask = book.best_bid(), book.best_ask()
     uid = book.update_id
     if book.invalid_levels != entry.invalid_seen:
@@ -352,9 +344,7 @@ def _after_update(
     if force_emit or not every or engine_us - entry.last_emit_us >= every:
         # A snapshot has no engine time (recv_us stands in): the next diff emits.
         entry.last_emit_us = _LONG_AGO if force_emit else engine_us
-        out.append(
-            _stats(state, entry, stream, symbol, engine_us, recv_us, bid, ask, config)
-        )
+        out.append(_stats(state, entry, engine_us, recv_us, bid, ask, config))
 
 
 def _remember_top(entry: _Book, uid: int, bid: Level | None, ask: Level | None) -> None:
@@ -419,8 +409,6 @@ def _dec(value: str | None) -> Decimal | None:
 def _stats(
     state: SymbolBooks,
     entry: _Book,
-    stream: str,
-    symbol: str,
     engine_us: int,
     recv_us: int,
     bid: Level | None,
@@ -446,8 +434,8 @@ def _stats(
     imbalance = (bid_sum - ask_sum) / total if total else None
     checksum = _checksum(book) if config.checksum else None
     return BookStats(
-        stream=stream,
-        symbol=symbol,
+        stream=entry.stream,
+        symbol=entry.symbol,
         update_id=book.update_id,
         engine_us=engine_us,
         recv_us=recv_us,
