@@ -38,6 +38,7 @@ def test_sim_exports() -> None:
             "Exchange",
             "Fault",
             "FaultKind",
+            "ScheduledCascade",
             "FrameEncoder",
             "ServerConfig",
             "SimConfig",
@@ -49,4 +50,4 @@ def test_sim_exports() -> None:
 
 
 def test_sinks_exports() -> None:
-    assert sorted(sinks.__all__) == ["CountingSink", "LineSink"]
+    assert sorted(sinks.__all__) == ["CountingSink", "JsonLinesSink", "LineSink"]

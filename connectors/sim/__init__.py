@@ -9,7 +9,12 @@ from types import TracebackType
 from typing import TypeVar
 
 from connectors.sim.encode import Dialect, FrameEncoder
-from connectors.sim.exchange import DEFAULT_MARKETS, Exchange, SimConfig
+from connectors.sim.exchange import (
+    DEFAULT_MARKETS,
+    Exchange,
+    ScheduledCascade,
+    SimConfig,
+)
 from connectors.sim.faults import Fault, FaultKind, parse_fault
 from connectors.sim.server import AUTH_ERROR_CODE, ServerConfig, SimServer
 
@@ -21,6 +26,7 @@ __all__ = [
     "Fault",
     "FaultKind",
     "FrameEncoder",
+    "ScheduledCascade",
     "ServerConfig",
     "SimConfig",
     "SimServer",

@@ -46,7 +46,7 @@ from connectors.sim.account import MarketOrder, PrivateEvent, SimAccount
 from connectors.sim.engine import BookChange, DecimalUnits, MarketEngine, MarketSpec
 from connectors.sim.tape import Bar, MarketTape
 
-__all__ = ["DEFAULT_MARKETS", "Exchange", "Output", "SimConfig"]
+__all__ = ["DEFAULT_MARKETS", "Exchange", "Output", "ScheduledCascade", "SimConfig"]
 
 Output = tuple[str, msgspec.Struct]
 """One data frame: the stream name and the record to encode as ``data``."""
@@ -71,6 +71,23 @@ _HOUR_MS = 3_600_000
 
 
 @dataclass(frozen=True, slots=True)
+class ScheduledCascade:
+    """A liquidation cascade at a known time, all on one side.
+
+    Attributes:
+        at_s: seconds after the simulator's start.
+        symbol: the perp.
+        side: the side of the liquidation orders (``Ask``: longs sold off).
+        count: liquidations, 50-700 ms apart.
+    """
+
+    at_s: float
+    symbol: str
+    side: Side
+    count: int = 25
+
+
+@dataclass(frozen=True, slots=True)
 class SimConfig:
     """How the simulated exchange behaves.
 
@@ -78,16 +95,20 @@ class SimConfig:
         seed: the randomness; the same seed gives the same engine events.
         markets: the listed markets.
         rate_scale: multiplies every market's engine events per second.
-        liquidation_every_s: mean seconds between isolated liquidations per perp.
-        cascade_every_s: mean seconds between liquidation cascades (all perps).
+        liquidation_every_s: mean seconds between isolated liquidations per perp;
+            ``None``: none.
+        cascade_every_s: mean seconds between random liquidation cascades (all
+            perps); ``None``: none.
+        cascades_at: cascades at known times (for tests and demos).
         account_every_s: mean seconds between account actions; ``None`` disables it.
     """
 
     seed: int = 7
     markets: tuple[MarketSpec, ...] = DEFAULT_MARKETS
     rate_scale: float = 1.0
-    liquidation_every_s: float = 20.0
-    cascade_every_s: float = 90.0
+    liquidation_every_s: float | None = 20.0
+    cascade_every_s: float | None = 90.0
+    cascades_at: tuple[ScheduledCascade, ...] = ()
     account_every_s: float | None = 1.0
 
 
@@ -134,9 +155,9 @@ class Exchange:
             self._schedule_next_step(spec, start_us)
             if spec.is_perp:
                 self.open_interest[spec.symbol] = rng.randint(20_000, 200_000)
-                self._push(
-                    start_us + self._gap(config.liquidation_every_s), "liq", spec.symbol
-                )
+                if config.liquidation_every_s:
+                    gap = self._gap(config.liquidation_every_s)
+                    self._push(start_us + gap, "liq", spec.symbol)
         self.account = SimAccount(random.Random(rng.random()), self.engines)
         first_second = (start_us // _S + 1) * _S
         self._push(first_second, "second", "")
@@ -145,7 +166,16 @@ class Exchange:
                 (start_us // window.micros + 1) * window.micros, "window", window.value
             )
         self._push(start_us + 60 * _S, "oi", "")
-        self._push(start_us + self._gap(config.cascade_every_s), "cascade", "")
+        if config.cascade_every_s:
+            self._push(start_us + self._gap(config.cascade_every_s), "cascade", "")
+        for cascade in config.cascades_at:
+            if cascade.symbol not in self.engines:
+                msg = f"scheduled cascade on an unknown market {cascade.symbol!r}"
+                raise ValueError(msg)
+            t = start_us + int(cascade.at_s * _S)
+            for _ in range(cascade.count):
+                self._push(t, "cascade_liq", f"{cascade.symbol}|{cascade.side.value}")
+                t += self._rng.randint(50_000, 700_000)
         if config.account_every_s:
             self._push(start_us + self._gap(config.account_every_s), "account", "")
 
@@ -174,12 +204,15 @@ class Exchange:
                 self._push(at + 60 * _S, "oi", "")
             elif kind == "liq":
                 self._liquidate(arg, at, out, big=False)
-                self._push(at + self._gap(self.config.liquidation_every_s), "liq", arg)
+                every = self.config.liquidation_every_s or 1.0
+                self._push(at + self._gap(every), "liq", arg)
             elif kind == "cascade":
                 self._start_cascade(at)
-                self._push(at + self._gap(self.config.cascade_every_s), "cascade", "")
+                every = self.config.cascade_every_s or 1.0
+                self._push(at + self._gap(every), "cascade", "")
             elif kind == "cascade_liq":
-                self._liquidate(arg, at, out, big=True)
+                symbol, _, side = arg.partition("|")
+                self._liquidate(symbol, at, out, big=True, side=side or None)
             elif kind == "account":
                 self._account_action(at, out)
                 every = self.config.account_every_s or 1.0
@@ -439,11 +472,21 @@ class Exchange:
         t = at
         for _ in range(self._rng.randint(12, 40)):
             t += self._rng.randint(50_000, 700_000)
-            self._push(t, "cascade_liq", symbol)
+            self._push(t, "cascade_liq", f"{symbol}|")
 
-    def _liquidate(self, symbol: str, at: int, out: list[Output], *, big: bool) -> None:
+    def _liquidate(
+        self,
+        symbol: str,
+        at: int,
+        out: list[Output],
+        *,
+        big: bool,
+        side: str | None = None,
+    ) -> None:
         engine = self.engines[symbol]
         seller = self._rng.random() < (0.8 if big else 0.5)
+        if side is not None:
+            seller = side == Side.ASK.value
         lots = self._rng.randint(20, 120) if big else self._rng.randint(1, 30)
         change = engine.market_order(not seller, lots, at)
         self._book_event(engine, change, out)

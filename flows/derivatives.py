@@ -1,0 +1,67 @@
+"""Mark price joined with open interest, per perp.
+
+    feed ─► derivative_events ─► by_symbol ─► join_mark_oi ─► views
+
+Input: connector records; ``markPrice`` and ``openInterest`` frames are used.
+``python -m bytewax.run flows.derivatives:flow`` runs it on the live exchange for
+``BPX_SYMBOLS`` (default SOL_USDC_PERP).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any
+
+import bytewax.operators as op
+from bytewax.dataflow import Dataflow
+from bytewax.inputs import Source
+from bytewax.outputs import Sink
+
+from connectors.backpack.streams import parse_streams
+from connectors.backpack.wire import Frame, MarkPrice, OpenInterest
+from connectors.sinks import LineSink
+from connectors.source import BackpackSource
+from operators.derivatives import DerivativesConfig, DerivativesState, step
+
+__all__ = ["build", "derivative_streams", "flow"]
+
+
+def is_derivative_event(record: Any) -> bool:
+    """``markPrice`` and ``openInterest`` frames."""
+    return isinstance(record, Frame) and type(record.data) in (MarkPrice, OpenInterest)
+
+
+def _join(
+    config: DerivativesConfig, state: DerivativesState | None, frame: Frame[Any]
+) -> tuple[DerivativesState, list[Any]]:
+    return step(state, frame.data, config)
+
+
+def derivative_streams(symbols: list[str]) -> list[str]:
+    """The streams the join needs."""
+    return [n for s in symbols for n in (f"markPrice.{s}", f"openInterest.{s}")]
+
+
+def build(
+    source: Source[Any], sink: Sink[Any], config: DerivativesConfig | None = None
+) -> Dataflow:
+    """The derivatives flow between a source of connector records and a sink."""
+    flow = Dataflow("derivatives")
+    records = op.input("feed", flow, source)
+    events = op.filter("derivative_events", records, is_derivative_event)
+    keyed = op.key_on("by_symbol", events, lambda frame: frame.data.s)
+    joined = op.stateful_flat_map(
+        "join_mark_oi", keyed, functools.partial(_join, config or DerivativesConfig())
+    )
+    op.output("views", op.map("unkey", joined, lambda kv: kv[1]), sink)
+    return flow
+
+
+def _default_flow() -> Dataflow:
+    symbols = os.environ.get("BPX_SYMBOLS", "SOL_USDC_PERP").split(",")
+    names = derivative_streams([s.strip() for s in symbols if s.strip()])
+    return build(BackpackSource(parse_streams(names)), LineSink())
+
+
+flow = _default_flow()

@@ -1,0 +1,97 @@
+"""Liquidation statistics and burst alerts, per symbol and side.
+
+    feed ─► liquidation_events ─► by_symbol ─► detect_bursts ─► split ─alerts─► alerts
+                                                                   └─stats──► stats
+
+Input: ``liquidation`` (and ``liquidation.<symbol>``) frames, plus ``markPrice`` frames
+as heartbeats so a burst ends on time when liquidations stop. The same liquidation
+seen on both stream names counts once. Alerts have the schema of
+``operators.bursts.BurstAlert`` (docs/derivatives.md).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import bytewax.operators as op
+from bytewax.dataflow import Dataflow
+from bytewax.inputs import Source
+from bytewax.outputs import Sink
+
+from connectors.backpack.streams import parse_streams
+from connectors.backpack.wire import Frame, Liquidation, MarkPrice
+from connectors.sinks import LineSink
+from connectors.source import BackpackSource
+from operators.bursts import BurstAlert, BurstConfig, BurstState, step
+
+__all__ = ["build", "flow", "liquidation_streams"]
+
+
+@dataclass
+class _Detector:
+    """Burst state, and the last events seen (a doubly subscribed event counts once)."""
+
+    bursts: BurstState | None = None
+    seen: deque[tuple[int, str, str, str]] = field(
+        default_factory=lambda: deque(maxlen=64)
+    )
+
+
+def is_liquidation_event(record: Any) -> bool:
+    """Liquidations, and mark prices (the heartbeat)."""
+    return isinstance(record, Frame) and type(record.data) in (Liquidation, MarkPrice)
+
+
+def _detect(
+    config: BurstConfig, state: _Detector | None, frame: Frame[Any]
+) -> tuple[_Detector, list[Any]]:
+    state = state or _Detector()
+    data = frame.data
+    if isinstance(data, Liquidation):
+        key = (data.T, data.S.value, data.q, data.p)
+        if key in state.seen:
+            return state, []
+        state.seen.append(key)
+        state.bursts, out = step(state.bursts, data, config)
+    else:
+        state.bursts, out = step(state.bursts, data.T, config, data.s)
+    return state, list(out)
+
+
+def liquidation_streams(symbols: list[str] | None = None) -> list[str]:
+    """``liquidation`` (all markets) and the heartbeat of each listed perp."""
+    return ["liquidation", *(f"markPrice.{s}" for s in symbols or [])]
+
+
+def build(
+    source: Source[Any],
+    alert_sink: Sink[Any],
+    stats_sink: Sink[Any],
+    config: BurstConfig | None = None,
+) -> Dataflow:
+    """The liquidation flow between a source of connector records and two sinks."""
+    flow = Dataflow("liquidations")
+    records = op.input("feed", flow, source)
+    events = op.filter("liquidation_events", records, is_liquidation_event)
+    keyed = op.key_on("by_symbol", events, lambda frame: frame.data.s)
+    detected = op.stateful_flat_map(
+        "detect_bursts", keyed, functools.partial(_detect, config or BurstConfig())
+    )
+    unkeyed = op.map("unkey", detected, lambda kv: kv[1])
+    split = op.branch("split", unkeyed, lambda r: isinstance(r, BurstAlert))
+    op.output("alerts", split.trues, alert_sink)
+    op.output("stats", split.falses, stats_sink)
+    return flow
+
+
+def _default_flow() -> Dataflow:
+    symbols = os.environ.get("BPX_SYMBOLS", "SOL_USDC_PERP").split(",")
+    names = liquidation_streams([s.strip() for s in symbols if s.strip()])
+    return build(BackpackSource(parse_streams(names)), LineSink(), LineSink())
+
+
+flow = _default_flow()
