@@ -205,6 +205,11 @@ class SimServer:
         """Arm a fault; it fires when its condition is met on some connection."""
         self.faults.append(fault)
 
+    @property
+    def start_us(self) -> int:
+        """Simulated time at start (scheduled cascades count from it), microseconds."""
+        return self._start_us
+
     def sim_now_us(self) -> int:
         """The simulated clock, microseconds since the epoch."""
         now = self._paused_at if self._paused_at is not None else time.monotonic()
