@@ -84,3 +84,42 @@ def time_decode(raw: list[bytes]) -> float:
     for frame in raw:
         decode(frame)
     return len(raw) / (time.perf_counter() - start)
+
+
+def derivatives_session() -> Path:
+    """100 perps, 600 simulated seconds: mark prices, open interest, liquidations."""
+    from connectors.sim import SimConfig
+    from connectors.sim.engine import MarketSpec
+    from connectors.sim.session import write_session
+
+    path = OUT / "derivatives-100.jsonl.gz"
+    if path.exists():
+        return path
+    markets = tuple(
+        MarketSpec(
+            f"P{i:03d}_USDC_PERP",
+            f"P{i:03d}",
+            "USDC",
+            "PERP",
+            "0.01",
+            "0.01",
+            "100.00",
+            2.0,
+        )
+        for i in range(100)
+    )
+    config = SimConfig(
+        seed=9,
+        markets=markets,
+        account_every_s=None,
+        liquidation_every_s=0.5,
+        cascade_every_s=30.0,
+    )
+    streams = ["liquidation"]
+    streams += [
+        n
+        for m in markets
+        for n in (f"markPrice.{m.symbol}", f"openInterest.{m.symbol}")
+    ]
+    write_session(path, 600.0, config, streams)
+    return path

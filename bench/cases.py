@@ -186,5 +186,29 @@ CASES = {
 }
 
 
+def case_flow_replay(name: str, path: str) -> None:
+    """The derivatives or liquidation flow from replay into counting sinks."""
+    from bytewax.testing import run_main
+
+    from connectors.source import ReplaySource
+
+    clock = _Clock()
+    sink = TimingSink(clock)
+    source = ReplaySource([path])
+    if name == "derivatives":
+        from flows.derivatives import build as build_derivatives
+
+        flow = build_derivatives(source, sink)
+    else:
+        from flows.liquidations import build as build_liquidations
+
+        flow = build_liquidations(source, sink, sink)
+    start = time.perf_counter()
+    run_main(flow)
+    report(frame_count(path), time.perf_counter() - start, outputs=clock.records)
+
+
+CASES["flow_replay"] = case_flow_replay
+
 if __name__ == "__main__":
     CASES[sys.argv[1]](*sys.argv[2:])

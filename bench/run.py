@@ -144,6 +144,23 @@ def bench_books() -> list[dict[str, Any]]:
     return rows
 
 
+def bench_derivative_flows() -> dict[str, Any]:
+    from bench.books import derivatives_session
+
+    path = derivatives_session()
+    rows = {}
+    for name in ("derivatives", "liquidations"):
+        row = run_case("flow_replay", name, str(path))
+        rows[name] = row
+        print(
+            f"{name} flow from replay (100 perps): {row['frames_per_s']:,} events/s "
+            f"({row['frames']:,} frames, {row['outputs']:,} outputs, "
+            f"peak RSS {row['peak_rss_mb']} MB)",
+            flush=True,
+        )
+    return rows
+
+
 def main() -> int:
     ensure_session()
     frames = raw_frames()
@@ -192,6 +209,7 @@ def main() -> int:
         f"= {ratio:.2f}x the bare loop (peak RSS {live['peak_rss_mb']} MB)"
     )
     results["books"] = bench_books()
+    results["derivative_flows"] = bench_derivative_flows()
     (OUT / "bench.json").write_text(json.dumps(results, indent=2))
     print(f"written: {OUT / 'bench.json'}")
     return 0

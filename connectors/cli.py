@@ -14,6 +14,7 @@ import sys
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -107,7 +108,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logs")
     parser.add_argument("--log", action="store_true", help="info logs (reconnects...)")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    _add_simulator_commands(commands)
+    _add_flow_commands(commands)
+    return parser
 
+
+def _add_simulator_commands(commands: Any) -> None:
     sim = commands.add_parser("sim", help="run the simulated exchange on loopback")
     sim.add_argument("--host", default="127.0.0.1")
     sim.add_argument("--port", type=int, default=0, help="0 picks a free port")
@@ -149,6 +155,8 @@ def _parser() -> argparse.ArgumentParser:
     session.add_argument("--rate-scale", type=float, default=1.0, help="x event rates")
     session.set_defaults(run=_cmd_sim_session)
 
+
+def _add_flow_commands(commands: Any) -> None:
     demo = commands.add_parser("demo", help="the tape flow on the built-in simulator")
     demo.add_argument("--seconds", type=float, default=15.0, help="how long to run")
     demo.add_argument("--quiet", action="store_true", help="only print the summary")
@@ -184,13 +192,33 @@ def _parser() -> argparse.ArgumentParser:
     )
     book.set_defaults(run=_cmd_book)
 
+    deriv = commands.add_parser(
+        "derivatives", help="mark price joined with open interest"
+    )
+    deriv.add_argument("symbols", nargs="+", metavar="PERP")
+    _endpoint_args(deriv)
+    deriv.add_argument("--seconds", type=float, help="stop after this long")
+    deriv.set_defaults(run=_cmd_derivatives)
+
+    liq = commands.add_parser("liquidations", help="liquidation stats and burst alerts")
+    liq.add_argument("symbols", nargs="*", metavar="PERP", help="heartbeat markets")
+    _endpoint_args(liq)
+    liq.add_argument("--seconds", type=float, help="stop after this long")
+    liq.add_argument(
+        "--alerts", metavar="FILE", help="also append alerts as JSON Lines"
+    )
+    liq.add_argument("--min-notional", type=Decimal, default=Decimal(50_000))
+    liq.add_argument("--min-count", type=int, default=5)
+    liq.add_argument("--multiple", type=Decimal, default=Decimal(5))
+    liq.add_argument("--quiet", action="store_true", help="print alerts only")
+    liq.set_defaults(run=_cmd_liquidations)
+
     replay = commands.add_parser("replay", help="print the records of a recording")
     replay.add_argument("files", nargs="+", metavar="FILE")
     replay.add_argument(
         "--speed", type=float, help="pace by receive time (1 = real time)"
     )
     replay.set_defaults(run=_cmd_replay)
-    return parser
 
 
 def _endpoint_args(cmd: argparse.ArgumentParser) -> None:
@@ -334,6 +362,39 @@ def _cmd_book(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_derivatives(args: argparse.Namespace) -> int:
+    from flows.derivatives import build, derivative_streams
+
+    streams = parse_streams(derivative_streams(args.symbols))
+    counts: Counter[str] = Counter()
+    with _endpoints(args, streams) as endpoints:
+        source = _live_source(streams, endpoints, args.seconds)
+        _run_flow(build(source, _printing_sink(counts)), source)
+    _print_summary(counts, args.seconds)
+    return 0
+
+
+def _cmd_liquidations(args: argparse.Namespace) -> int:
+    from connectors.sinks import JsonLinesSink
+    from flows.liquidations import build, liquidation_streams
+    from operators.bursts import BurstConfig
+
+    config = BurstConfig(
+        min_notional=args.min_notional, min_count=args.min_count, multiple=args.multiple
+    )
+    streams = parse_streams(liquidation_streams(args.symbols))
+    counts: Counter[str] = Counter()
+    alerts: Any = _printing_sink(counts)
+    if args.alerts:
+        alerts = _tee_sink(alerts, JsonLinesSink(args.alerts))
+    stats = _counting_sink(counts) if args.quiet else _printing_sink(counts)
+    with _endpoints(args, streams) as endpoints:
+        source = _live_source(streams, endpoints, args.seconds)
+        _run_flow(build(source, alerts, stats, config), source)
+    _print_summary(counts, args.seconds)
+    return 0
+
+
 def _cmd_replay(args: argparse.Namespace) -> int:
     from bytewax.testing import run_main
 
@@ -408,6 +469,66 @@ def _source_config(
         run_for_s=seconds,
         end_on_fatal=True,
     )
+
+
+def _printing_sink(counts: Counter[str]) -> Any:
+    """A console sink that also counts what it prints."""
+    from connectors.sinks import LineSink
+
+    return LineSink(_counting_describe(counts))
+
+
+def _counting_sink(counts: Counter[str]) -> Any:
+    from connectors.sinks import CountingSink
+    from operators.describe import kind_of
+
+    sink = CountingSink(kind_of)
+    sink.counts = counts
+    return sink
+
+
+def _tee_sink(first: Any, second: Any) -> Any:
+    """A sink writing every batch to two sinks."""
+    from bytewax.outputs import DynamicSink, StatelessSinkPartition
+
+    class _Part(StatelessSinkPartition[Any]):
+        def __init__(self, parts: list[Any]) -> None:
+            self._parts = parts
+
+        def write_batch(self, items: list[Any]) -> None:
+            for part in self._parts:
+                part.write_batch(items)
+
+        def close(self) -> None:
+            for part in self._parts:
+                part.close()
+
+    class _Sink(DynamicSink[Any]):
+        def build(self, step_id: str, worker_index: int, worker_count: int) -> _Part:
+            return _Part(
+                [s.build(step_id, worker_index, worker_count) for s in (first, second)]
+            )
+
+    return _Sink()
+
+
+def _live_source(
+    streams: list[StreamName], endpoints: Endpoints, seconds: float | None
+) -> Any:
+    from connectors.source import BackpackSource
+
+    return BackpackSource(
+        streams, _source_config(endpoints, seconds), endpoints.credentials
+    )
+
+
+def _run_flow(flow: Any, source: Any) -> None:
+    from bytewax.testing import run_main
+
+    with _stop_on_signals():
+        run_main(flow)  # type: ignore[no-untyped-call]
+    if source.failures:
+        raise source.failures[0]
 
 
 def _counting_describe(counts: Counter[str]) -> Any:

@@ -139,8 +139,30 @@ class _Burst:
 
 
 @dataclass
+class _Window:
+    """Liquidations in the last ``width_us``, with running sums (O(1) per event)."""
+
+    width_us: int
+    events: deque[tuple[int, Decimal]] = field(default_factory=deque)  # (T, notional)
+    notional: Decimal = Decimal(0)
+
+    def add(self, at: int, notional: Decimal) -> None:
+        self.events.append((at, notional))
+        self.notional += notional
+        self.expire(at)
+
+    def expire(self, now: int) -> None:
+        events = self.events
+        while events and events[0][0] <= now - self.width_us:
+            self.notional -= events.popleft()[1]
+
+    def stats(self, window_s: int) -> WindowStats:
+        return WindowStats(window_s, len(self.events), self.notional)
+
+
+@dataclass
 class _Side:
-    recent: deque[tuple[int, Decimal]] = field(default_factory=deque)  # (T, notional)
+    windows: dict[int, _Window] = field(default_factory=dict)  # by width, seconds
     buckets: dict[int, Decimal] = field(
         default_factory=dict
     )  # bucket index -> notional
@@ -199,12 +221,12 @@ def _on_liquidation(
     oldest_bucket = bucket - config.baseline_s // config.bucket_s
     for old in [b for b in data.buckets if b < oldest_bucket]:
         del data.buckets[old]
-    recent = data.recent
-    recent.append((now, notional))
-    longest = max(*config.windows_s, config.bucket_s) * _S
-    while recent and recent[0][0] <= now - longest:
-        recent.popleft()
-    windows = tuple(_window(recent, now, w) for w in config.windows_s)
+    for width in (*config.windows_s, config.bucket_s):
+        if width not in data.windows:
+            data.windows[width] = _Window(width * _S)
+    for window in data.windows.values():
+        window.add(now, notional)
+    windows = tuple(data.windows[w].stats(w) for w in config.windows_s)
     if data.baseline_bucket != bucket:
         assert state.first_us is not None
         first_bucket = state.first_us // (config.bucket_s * _S)
@@ -223,7 +245,8 @@ def _on_liquidation(
             baseline=baseline,
         )
     )
-    trigger = _window(recent, now, config.bucket_s)
+    trigger_window = data.windows[config.bucket_s]
+    trigger = trigger_window.stats(config.bucket_s)
     burst = data.burst
     if burst is not None:
         burst.last_us = now
@@ -235,7 +258,7 @@ def _on_liquidation(
     if baseline is not None:
         threshold = max(threshold, baseline * config.multiple)
     if trigger.count >= config.min_count and trigger.notional >= threshold:
-        start = next(t for t, _ in recent if t > now - config.bucket_s * _S)
+        start = trigger_window.events[0][0]
         data.burst = _Burst(
             start,
             now,
@@ -261,18 +284,6 @@ def _maybe_end(
     if burst is not None and now - burst.last_us >= config.cooldown_s * _S:
         out.append(_alert(symbol, side, burst, BurstPhase.ENDED))
         data.burst = None
-
-
-def _window(recent: deque[tuple[int, Decimal]], now: int, window_s: int) -> WindowStats:
-    cutoff = now - window_s * _S
-    count = 0
-    notional = Decimal(0)
-    for at, value in reversed(recent):
-        if at <= cutoff:
-            break
-        count += 1
-        notional += value
-    return WindowStats(window_s, count, notional)
 
 
 def _baseline(

@@ -22,6 +22,8 @@ from connectors.backpack.wire import (
     Trade,
 )
 from operators.book_state import BookIntegrity, BookStats
+from operators.bursts import BurstAlert, LiquidationStats
+from operators.derivatives import DerivativesView
 
 __all__ = ["describe", "kind_of"]
 
@@ -30,6 +32,8 @@ def kind_of(record: Any) -> str:
     """What the record is, for counting: ``Trade``, ``OrderUpdate.orderFill``..."""
     if isinstance(record, BookIntegrity):
         return f"BookIntegrity.{record.kind.value}"
+    if isinstance(record, BurstAlert):
+        return f"BurstAlert.{record.phase.value}"
     if isinstance(record, Frame):
         data = record.data
         if isinstance(data, OrderUpdate | RfqUpdate):
@@ -52,6 +56,26 @@ def describe(record: Any) -> str:
         )
     if isinstance(record, BookIntegrity):
         return f"{record.stream:<28} INTEGRITY {record.kind.value}: {record.detail}"
+    if isinstance(record, DerivativesView):
+        return _describe_view(record)
+    if isinstance(record, LiquidationStats):
+        window = record.windows[0] if record.windows else None
+        recent = (
+            f" {window.window_s}s: {window.count} / {window.notional:.0f}"
+            if window
+            else ""
+        )
+        return (
+            f"{record.symbol:<28} liquidated {record.side.value} {record.quantity} @ "
+            f"{record.price} = {record.notional:.2f}{recent}"
+        )
+    if isinstance(record, BurstAlert):
+        return (
+            f"{record.symbol:<28} BURST {record.phase.value.upper()} "
+            f"{record.side.value} {record.severity.value}: "
+            f"{record.count} liquidations, "
+            f"{record.total_notional:.0f} notional (threshold {record.threshold:.0f})"
+        )
     if isinstance(record, BookSnapshot):
         return (
             f"{record.stream:<28} snapshot  id={record.lastUpdateId} "
@@ -111,3 +135,14 @@ def _bps(value: Any) -> str:
 
 def _fixed(value: Any) -> str:
     return "-" if value is None else f"{value:+.3f}"
+
+
+def _describe_view(view: DerivativesView) -> str:
+    stale = " STALE mark" if view.mark_stale else ""
+    stale += " STALE oi" if view.oi_stale else ""
+    change = view.oi_changes[0].change if view.oi_changes else None
+    return (
+        f"{view.symbol:<28} mark {view.mark} index {view.index} "
+        f"premium {_bps(view.premium_bps)} funding {view.funding_rate} "
+        f"OI {view.open_interest} ({view.oi_notional}) 1m {change}{stale}"
+    )
