@@ -6,6 +6,7 @@ from typing import Any
 
 from connectors.backpack.booksync import BookSnapshot, Resync
 from connectors.backpack.decode import BadFrame
+from connectors.backpack.klines import format_kline_time
 from connectors.backpack.wire import (
     BookTicker,
     Depth,
@@ -23,6 +24,7 @@ from connectors.backpack.wire import (
 )
 from operators.book_state import BookIntegrity, BookStats
 from operators.bursts import BurstAlert, LiquidationStats
+from operators.candles import Candle, KlineMismatch, TradeGap
 from operators.derivatives import DerivativesView
 
 __all__ = ["describe", "kind_of"]
@@ -58,6 +60,26 @@ def describe(record: Any) -> str:
         return f"{record.stream:<28} INTEGRITY {record.kind.value}: {record.detail}"
     if isinstance(record, DerivativesView):
         return _describe_view(record)
+    if isinstance(record, Candle):
+        tag = " (filled)" if record.filled else " (partial)" if record.partial else ""
+        return (
+            f"{record.symbol:<20} candle {record.interval.value:<5} "
+            f"{format_kline_time(record.start_us)} o={record.open} h={record.high} "
+            f"l={record.low} c={record.close} v={record.volume} n={record.trades}{tag}"
+        )
+    if isinstance(record, TradeGap):
+        return (
+            f"{record.symbol:<28} TRADE GAP ids {record.first_missing}.."
+            f"{record.last_missing} ({record.count} missing)"
+        )
+    if isinstance(record, KlineMismatch):
+        fields = ", ".join(
+            f"{name} ours {a} theirs {b}"
+            for name, a, b in zip(
+                record.fields, record.ours, record.theirs, strict=True
+            )
+        )
+        return f"{record.symbol:<28} KLINE MISMATCH {record.interval.value}: {fields}"
     if isinstance(record, LiquidationStats):
         window = record.windows[0] if record.windows else None
         recent = (

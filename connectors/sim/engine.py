@@ -164,8 +164,8 @@ class MarketEngine:
         roll = rng.random()
         if len(self.bids) > self._max_levels or len(self.asks) > self._max_levels:
             return self._trim(engine_us)
-        thin = min(len(self.bids), len(self.asks)) <= _MIN_LEVELS
-        if roll < 0.55 or thin:
+        thin = min(len(self.bids), len(self.asks)) <= 2 * _MIN_LEVELS
+        if roll < 0.55 or (thin and roll < 0.75):
             return self._add(engine_us, thin)
         if roll < 0.85:
             return self._cancel(engine_us)
@@ -221,6 +221,18 @@ class MarketEngine:
         distance = 1 + int(rng.expovariate(0.15))
         lots = rng.randint(1, 120)
         bid, ask = self.best_bid(), self.best_ask()
+        if refill:
+            # A maker refilling a thin side quotes behind its own touch, so the side
+            # gains levels even when the fair price sits beyond the other side.
+            touch = bid if is_bid else ask
+            if touch is not None:
+                price = touch - distance if is_bid else touch + distance
+                side = self.bids if is_bid else self.asks
+                side[price] = side.get(price, 0) + lots
+                change = {price: side[price]}
+                return self._event(
+                    engine_us, change if is_bid else {}, {} if is_bid else change
+                )
         if is_bid:
             price = max(1, round(self.fair) - distance)
             if ask is not None and price >= ask:

@@ -1,0 +1,205 @@
+"""Trades into event-time candles with Bytewax windowing, checked against klines.
+
+    feed ─► trades ─► by_symbol ─► check_trade_ids ─► roll_base ─► roll_up ─► candles
+                                        └ gaps ┐        └ late ─► late_trades
+    feed ─► closed_klines ─► by_symbol ───────┴─► check_klines ─► integrity
+
+The base window (the shortest interval, 1 s by default) is a Bytewax ``fold_window``
+over a ``TumblingWindower`` aligned to the epoch, on an ``EventClock`` of the trade's
+engine time ``T``: a window closes when the watermark (newest ``T`` minus the allowed
+lateness) passes its end, and later trades go to ``late_trades``. Longer intervals are
+rolled up from the closed base candles (``operators.candles.roll_up``), so each trade
+is folded once whatever the number of intervals. With ``wall_clock=False`` (replays,
+tests) the watermark moves only with event time, so a replay gives the same candles
+and the same late trades every time; live, the wall clock also advances it, so quiet
+windows close on time.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import bytewax.operators as op
+import bytewax.operators.windowing as win
+from bytewax.dataflow import Dataflow
+from bytewax.inputs import Source
+from bytewax.outputs import Sink
+
+from connectors.backpack.klines import FIXED_INTERVAL_US
+from connectors.backpack.streams import KlineInterval, parse_stream, parse_streams
+from connectors.backpack.wire import Frame, Kline, Trade
+from connectors.sinks import LineSink
+from connectors.source import BackpackSource
+from operators.candles import (
+    Candle,
+    CandleAcc,
+    check_ids,
+    check_klines,
+    finish,
+    fold,
+    merge,
+    new_acc,
+    roll_up,
+)
+from operators.describe import describe
+
+__all__ = ["CandleConfig", "build", "candle_streams", "flow"]
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+DEFAULT_INTERVALS = (
+    KlineInterval.S1,
+    KlineInterval.M1,
+    KlineInterval.M5,
+    KlineInterval.H1,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CandleConfig:
+    """What the candle flow computes.
+
+    Attributes:
+        intervals: candle intervals; the shortest is the base window and must divide
+            the others (any fixed kline interval; ``1month`` is not supported).
+        allowed_lateness_us: how far behind the newest trade a trade may be and still
+            count, microseconds.
+        forward_fill: emit empty candles (close carried, volume 0) for quiet intervals.
+        wall_clock: let the wall clock advance the watermark (live); ``False`` makes it
+            move with event time only (deterministic replays).
+    """
+
+    intervals: tuple[KlineInterval, ...] = DEFAULT_INTERVALS
+    allowed_lateness_us: int = 2_000_000
+    forward_fill: bool = False
+    wall_clock: bool = True
+
+    def __post_init__(self) -> None:
+        unsupported = [i for i in self.intervals if i not in FIXED_INTERVAL_US]
+        if unsupported or not self.intervals:
+            msg = (
+                f"candle intervals must be fixed-length kline intervals: {unsupported}"
+            )
+            raise ValueError(msg)
+        base = FIXED_INTERVAL_US[self.base]
+        uneven = [i.value for i in self.intervals if FIXED_INTERVAL_US[i] % base]
+        if uneven:
+            msg = f"intervals {uneven} are not multiples of the base {self.base.value}"
+            raise ValueError(msg)
+
+    @property
+    def base(self) -> KlineInterval:
+        """The shortest interval: the Bytewax window."""
+        return min(self.intervals, key=FIXED_INTERVAL_US.__getitem__)
+
+
+def trade_of(record: Any) -> Trade | None:
+    """The trade of a ``trade.<symbol>`` frame."""
+    if isinstance(record, Frame) and type(record.data) is Trade:
+        return record.data
+    return None
+
+
+def closed_kline_of(record: Any) -> tuple[KlineInterval, Kline] | None:
+    """``(interval, kline)`` of a closed exchange kline."""
+    if isinstance(record, Frame) and type(record.data) is Kline and record.data.X:
+        interval = parse_stream(record.stream).interval
+        if interval is not None:
+            return interval, record.data
+    return None
+
+
+def _engine_time(trade: Trade) -> datetime:
+    return EPOCH + timedelta(microseconds=trade.T)  # exact: no float seconds
+
+
+def _frozen_now() -> datetime:
+    return EPOCH
+
+
+def _finish_base(base: KlineInterval, window: tuple[int, CandleAcc]) -> Candle:
+    return finish(window[1], base)
+
+
+def _roll(config: CandleConfig, state: Any, candle: Candle) -> tuple[Any, list[Candle]]:
+    return roll_up(state, candle, config.intervals, config.forward_fill)
+
+
+def _check(state: Any, item: Any) -> tuple[Any, list[Any]]:
+    return check_klines(state, item)
+
+
+def candle_streams(
+    symbols: list[str], intervals: tuple[KlineInterval, ...]
+) -> list[str]:
+    """Trades, and the exchange's klines for the cross-check."""
+    names = []
+    for symbol in symbols:
+        names.append(f"trade.{symbol}")
+        names.extend(f"kline.{i.value}.{symbol}" for i in intervals)
+    return names
+
+
+def build(
+    source: Source[Any],
+    candle_sink: Sink[Any],
+    integrity_sink: Sink[Any],
+    late_sink: Sink[Any],
+    config: CandleConfig | None = None,
+) -> Dataflow:
+    """The candle flow between a source of connector records and three sinks."""
+    config = config or CandleConfig()
+    flow = Dataflow("candles")
+    records = op.input("feed", flow, source)
+    trades = op.filter_map("trades", records, trade_of)
+    keyed = op.key_on("by_symbol", trades, lambda trade: trade.s)
+    checked = op.stateful_flat_map("check_trade_ids", keyed, check_ids)
+    split = op.branch("split_gaps", checked, lambda kv: isinstance(kv[1], Trade))
+    lateness = timedelta(microseconds=config.allowed_lateness_us)
+    clock: win.EventClock[Trade] = (
+        win.EventClock(_engine_time, wait_for_system_duration=lateness)
+        if config.wall_clock
+        else win.EventClock(_engine_time, lateness, now_getter=_frozen_now)
+    )
+    windower = win.TumblingWindower(
+        length=timedelta(microseconds=FIXED_INTERVAL_US[config.base]), align_to=EPOCH
+    )
+    only_trades: Any = split.trues
+    windows = win.fold_window(
+        "roll_base", only_trades, clock, windower, new_acc, fold, merge
+    )
+    base = op.map_value(
+        "finish_base", windows.down, functools.partial(_finish_base, config.base)
+    )
+    candles = op.stateful_flat_map("roll_up", base, functools.partial(_roll, config))
+    op.output(
+        "candles", op.map("unkey_candles", candles, lambda kv: kv[1]), candle_sink
+    )
+    late = op.map("unkey_late", windows.late, lambda kv: kv[1][1])
+    op.output("late_trades", late, late_sink)
+    klines = op.filter_map("closed_klines", records, closed_kline_of)
+    keyed_klines = op.key_on("klines_by_symbol", klines, lambda item: item[1].s)
+    both = op.merge("ours_and_theirs", candles, keyed_klines)
+    mismatches = op.stateful_flat_map("check_klines", both, _check)
+    integrity = op.merge("integrity_events", split.falses, mismatches)
+    op.output(
+        "integrity",
+        op.map("unkey_integrity", integrity, lambda kv: kv[1]),
+        integrity_sink,
+    )
+    return flow
+
+
+def _default_flow() -> Dataflow:
+    symbols = os.environ.get("BPX_SYMBOLS", "SOL_USDC").split(",")
+    streams = candle_streams(
+        [s.strip() for s in symbols if s.strip()], DEFAULT_INTERVALS
+    )
+    sink = LineSink(describe)
+    return build(BackpackSource(parse_streams(streams)), sink, sink, sink)
+
+
+flow = _default_flow()

@@ -1,0 +1,452 @@
+"""Trades into OHLCV candles, pure: the fold, the roll-up, gaps and the kline check.
+
+- ``CandleAcc`` + ``fold``/``merge``/``finish``: the accumulator that Bytewax's
+  ``fold_window`` runs over the trades of one base window (exact ``Decimal``s; open and
+  close are the first and last trade by engine time, ties by trade id).
+- ``roll_up``: closed base candles of a symbol into every longer interval, with
+  optional forward-filled empty candles (close carried, volume 0).
+- ``check_ids``: trade-id continuity per symbol (ids are sequential): duplicates are
+  dropped, a jump is a ``TradeGap``.
+- ``check_klines``: our closed candles against the exchange's closed klines (``X``).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+
+from connectors.backpack.klines import (
+    interval_end_us,
+    interval_start_us,
+    parse_kline_time,
+)
+from connectors.backpack.streams import KlineInterval
+from connectors.backpack.wire import Kline, Trade
+
+__all__ = [
+    "Candle",
+    "CandleAcc",
+    "IdState",
+    "KlineCheckState",
+    "KlineMismatch",
+    "RollUpState",
+    "TradeGap",
+    "check_ids",
+    "check_klines",
+    "finish",
+    "fold",
+    "merge",
+    "new_acc",
+    "roll_up",
+]
+
+_ZERO = Decimal(0)
+_MAX_FILL = 10_000  # forward-filled candles per gap, at most
+
+
+class Candle(msgspec.Struct, frozen=True, kw_only=True):
+    """One closed candle of ``symbol`` over ``[start_us, end_us)`` (engine time).
+
+    ``buy_*`` are trades whose taker bought (``m`` false), ``sell_*`` whose taker sold.
+    ``filled`` candles had no trade: prices carry the previous close, volumes are 0.
+    ``partial`` is the first candle seen for its interval: trades before the flow
+    started are missing, so it is not compared with the exchange.
+    """
+
+    symbol: str
+    interval: KlineInterval
+    start_us: int
+    end_us: int
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal  # base
+    quote_volume: Decimal  # sum of price x quantity
+    vwap: Decimal | None
+    trades: int
+    buy_volume: Decimal
+    buy_trades: int
+    sell_volume: Decimal
+    sell_trades: int
+    first_trade_id: int | None
+    last_trade_id: int | None
+    filled: bool = False
+    partial: bool = False
+
+
+@dataclass(slots=True)
+class CandleAcc:
+    """The running fold of one window's trades."""
+
+    open_key: tuple[int, int] = (1 << 62, 0)  # (T, trade id) of the open
+    close_key: tuple[int, int] = (-1, 0)
+    open: Decimal = _ZERO
+    close: Decimal = _ZERO
+    high: Decimal | None = None
+    low: Decimal | None = None
+    volume: Decimal = _ZERO
+    quote: Decimal = _ZERO
+    trades: int = 0
+    buy_volume: Decimal = _ZERO
+    buy_trades: int = 0
+    first_id: int | None = None
+    last_id: int | None = None
+    symbol: str = ""
+    first_us: int = 0
+
+
+def new_acc() -> CandleAcc:
+    """An empty accumulator (the ``fold_window`` builder)."""
+    return CandleAcc()
+
+
+def fold(acc: CandleAcc, trade: Trade) -> CandleAcc:
+    """Add one trade."""
+    price, qty = Decimal(trade.p), Decimal(trade.q)
+    key = (trade.T, trade.t)
+    if key < acc.open_key:
+        acc.open_key, acc.open = key, price
+        acc.first_us = trade.T
+    if key > acc.close_key:
+        acc.close_key, acc.close = key, price
+    if acc.high is None or price > acc.high:
+        acc.high = price
+    if acc.low is None or price < acc.low:
+        acc.low = price
+    acc.volume += qty
+    acc.quote += price * qty
+    acc.trades += 1
+    if not trade.m:  # the buyer was the taker
+        acc.buy_volume += qty
+        acc.buy_trades += 1
+    acc.first_id = trade.t if acc.first_id is None else min(acc.first_id, trade.t)
+    acc.last_id = trade.t if acc.last_id is None else max(acc.last_id, trade.t)
+    acc.symbol = trade.s
+    return acc
+
+
+def merge(a: CandleAcc, b: CandleAcc) -> CandleAcc:
+    """Combine two accumulators of the same window (or of consecutive windows)."""
+    if not b.trades:
+        return a
+    if not a.trades:
+        return b
+    out = CandleAcc(symbol=a.symbol or b.symbol)
+    first = a if a.open_key <= b.open_key else b
+    out.open_key, out.open, out.first_us = first.open_key, first.open, first.first_us
+    later = a if a.close_key >= b.close_key else b
+    out.close_key, out.close = later.close_key, later.close
+    assert a.high is not None
+    assert b.high is not None
+    assert a.low is not None
+    assert b.low is not None
+    out.high, out.low = max(a.high, b.high), min(a.low, b.low)
+    out.volume, out.quote = a.volume + b.volume, a.quote + b.quote
+    out.trades = a.trades + b.trades
+    out.buy_volume, out.buy_trades = (
+        a.buy_volume + b.buy_volume,
+        a.buy_trades + b.buy_trades,
+    )
+    out.first_id = min(x for x in (a.first_id, b.first_id) if x is not None)
+    out.last_id = max(x for x in (a.last_id, b.last_id) if x is not None)
+    return out
+
+
+def finish(acc: CandleAcc, interval: KlineInterval, partial: bool = False) -> Candle:
+    """The candle of a non-empty accumulator, for the window containing its open."""
+    assert acc.trades
+    assert acc.high is not None
+    assert acc.low is not None
+    start = interval_start_us(interval, acc.first_us)
+    return Candle(
+        symbol=acc.symbol,
+        interval=interval,
+        start_us=start,
+        end_us=interval_end_us(interval, start),
+        open=acc.open,
+        high=acc.high,
+        low=acc.low,
+        close=acc.close,
+        volume=acc.volume,
+        quote_volume=acc.quote,
+        vwap=acc.quote / acc.volume if acc.volume else None,
+        trades=acc.trades,
+        buy_volume=acc.buy_volume,
+        buy_trades=acc.buy_trades,
+        sell_volume=acc.volume - acc.buy_volume,
+        sell_trades=acc.trades - acc.buy_trades,
+        first_trade_id=acc.first_id,
+        last_trade_id=acc.last_id,
+        partial=partial,
+    )
+
+
+# Roll-up of closed base candles into longer intervals.
+
+
+@dataclass
+class _Open:
+    start_us: int
+    acc: CandleAcc
+    base: list[Candle] = field(default_factory=list)
+
+
+@dataclass
+class RollUpState:
+    """Per symbol: the open candle of each longer interval and the last close."""
+
+    open: dict[KlineInterval, _Open] = field(default_factory=dict)
+    seen: set[KlineInterval] = field(default_factory=set)  # intervals past their first
+    last_close: dict[KlineInterval, Candle] = field(default_factory=dict)
+
+
+def roll_up(
+    state: RollUpState | None,
+    base: Candle,
+    intervals: tuple[KlineInterval, ...],
+    forward_fill: bool = False,
+) -> tuple[RollUpState, list[Candle]]:
+    """Fold a closed base candle into each interval; returns the candles that closed.
+
+    A longer candle closes when a base candle of a later window arrives (event time:
+    its end has passed). The base candle itself is emitted for the base interval.
+    """
+    state = state or RollUpState()
+    out: list[Candle] = []
+    for interval in intervals:
+        if interval is base.interval:
+            out.extend(_emit(state, interval, base, forward_fill))
+            continue
+        start = interval_start_us(interval, base.start_us)
+        current = state.open.get(interval)
+        if current is not None and current.start_us != start:
+            closed = finish(current.acc, interval, partial=interval not in state.seen)
+            state.seen.add(interval)
+            out.extend(_emit(state, interval, closed, forward_fill))
+            current = None
+        if current is None:
+            current = state.open[interval] = _Open(start, _acc_of(base))
+        else:
+            current.acc = merge(current.acc, _acc_of(base))
+    return state, out
+
+
+def _emit(
+    state: RollUpState, interval: KlineInterval, candle: Candle, forward_fill: bool
+) -> list[Candle]:
+    out: list[Candle] = []
+    previous = state.last_close.get(interval)
+    if interval is candle.interval and previous is None and interval not in state.seen:
+        state.seen.add(interval)
+        candle = msgspec.structs.replace(candle, partial=True)
+    if forward_fill and previous is not None:
+        start = previous.end_us
+        while start < candle.start_us and len(out) < _MAX_FILL:
+            end = interval_end_us(interval, start)
+            out.append(_filled(previous, interval, start, end))
+            start = end
+    out.append(candle)
+    state.last_close[interval] = candle
+    return out
+
+
+def _filled(previous: Candle, interval: KlineInterval, start: int, end: int) -> Candle:
+    close = previous.close
+    return Candle(
+        symbol=previous.symbol,
+        interval=interval,
+        start_us=start,
+        end_us=end,
+        open=close,
+        high=close,
+        low=close,
+        close=close,
+        volume=_ZERO,
+        quote_volume=_ZERO,
+        vwap=None,
+        trades=0,
+        buy_volume=_ZERO,
+        buy_trades=0,
+        sell_volume=_ZERO,
+        sell_trades=0,
+        first_trade_id=None,
+        last_trade_id=None,
+        filled=True,
+    )
+
+
+def _acc_of(candle: Candle) -> CandleAcc:
+    """An accumulator equal to a base candle's trades, for the roll-up."""
+    acc = CandleAcc(symbol=candle.symbol, first_us=candle.start_us)
+    acc.open_key = (candle.start_us, candle.first_trade_id or 0)
+    acc.close_key = (candle.end_us - 1, candle.last_trade_id or 0)
+    acc.open, acc.close, acc.high, acc.low = (
+        candle.open,
+        candle.close,
+        candle.high,
+        candle.low,
+    )
+    acc.volume, acc.quote, acc.trades = (
+        candle.volume,
+        candle.quote_volume,
+        candle.trades,
+    )
+    acc.buy_volume, acc.buy_trades = candle.buy_volume, candle.buy_trades
+    acc.first_id, acc.last_id = candle.first_trade_id, candle.last_trade_id
+    return acc
+
+
+# Trade-id continuity.
+
+
+class TradeGap(msgspec.Struct, frozen=True):
+    """Trade ids ``first_missing..last_missing`` of ``symbol`` never arrived (yet)."""
+
+    symbol: str
+    first_missing: int
+    last_missing: int
+    count: int
+    detected_us: int  # engine time of the trade that revealed the gap
+
+
+@dataclass
+class IdState:
+    """The highest id seen and recent ids (to drop duplicates)."""
+
+    max_id: int | None = None
+    recent: set[int] = field(default_factory=set)
+    order: deque[int] = field(default_factory=deque)
+    duplicates: int = 0
+    gaps: int = 0
+
+
+def check_ids(
+    state: IdState | None, trade: Trade, remember: int = 4096
+) -> tuple[IdState, list[Trade | TradeGap]]:
+    """Pass a trade on unless it is a duplicate; report a jump in ids as a gap."""
+    state = state or IdState()
+    if trade.t in state.recent:
+        state.duplicates += 1
+        return state, []
+    state.recent.add(trade.t)
+    state.order.append(trade.t)
+    if len(state.order) > remember:
+        state.recent.discard(state.order.popleft())
+    out: list[Trade | TradeGap] = []
+    if state.max_id is not None and trade.t > state.max_id + 1:
+        first, last = state.max_id + 1, trade.t - 1
+        state.gaps += 1
+        out.append(TradeGap(trade.s, first, last, last - first + 1, trade.T))
+    if state.max_id is None or trade.t > state.max_id:
+        state.max_id = trade.t
+    out.append(trade)
+    return state, out
+
+
+# The cross-check with the exchange's klines.
+
+
+class KlineMismatch(msgspec.Struct, frozen=True, kw_only=True):
+    """Our closed candle and the exchange's closed kline disagree; both values given."""
+
+    symbol: str
+    interval: KlineInterval
+    start_us: int
+    fields: tuple[str, ...]  # which of open, high, low, close, volume, trades
+    ours: tuple[str, ...]
+    theirs: tuple[str, ...]
+
+
+@dataclass
+class KlineCheckState:
+    """Unmatched candles and klines by (interval, start), bounded."""
+
+    ours: dict[tuple[KlineInterval, int], Candle] = field(default_factory=dict)
+    theirs: dict[tuple[KlineInterval, int], Kline] = field(default_factory=dict)
+    checked: int = 0
+    mismatched: int = 0
+
+
+_CHECKED = ("open", "high", "low", "close", "volume", "trades")
+
+
+def check_klines(
+    state: KlineCheckState | None,
+    item: Candle | tuple[KlineInterval, Kline],
+    keep: int = 2048,
+) -> tuple[KlineCheckState, list[KlineMismatch]]:
+    """Match a candle with the exchange's closed kline of the same window, either order.
+
+    Filled and partial candles are not compared; klines that are not closed are ignored.
+    """
+    state = state or KlineCheckState()
+    if isinstance(item, Candle):
+        if item.filled or item.partial:
+            return state, []
+        key = (item.interval, item.start_us)
+        kline = state.theirs.pop(key, None)
+        if kline is None:
+            _bounded_put(state.ours, key, item, keep)
+            return state, []
+        return state, _compare(state, item, kline)
+    interval, kline = item
+    if not kline.X:
+        return state, []
+    key = (interval, parse_kline_time(kline.t))
+    candle = state.ours.pop(key, None)
+    if candle is None:
+        _bounded_put(state.theirs, key, kline, keep)
+        return state, []
+    return state, _compare(state, candle, kline)
+
+
+def _bounded_put(
+    store: dict[tuple[KlineInterval, int], Any],
+    key: tuple[KlineInterval, int],
+    value: object,
+    keep: int,
+) -> None:
+    store[key] = value
+    if len(store) > keep:
+        del store[next(iter(store))]
+
+
+def _compare(
+    state: KlineCheckState, candle: Candle, kline: Kline
+) -> list[KlineMismatch]:
+    state.checked += 1
+    ours = (
+        candle.open,
+        candle.high,
+        candle.low,
+        candle.close,
+        candle.volume,
+        Decimal(candle.trades),
+    )
+    theirs = (
+        Decimal(kline.o),
+        Decimal(kline.h),
+        Decimal(kline.l),
+        Decimal(kline.c),
+        Decimal(kline.v),
+        Decimal(kline.n),
+    )
+    differ = [i for i, (a, b) in enumerate(zip(ours, theirs, strict=True)) if a != b]
+    if not differ:
+        return []
+    state.mismatched += 1
+    return [
+        KlineMismatch(
+            symbol=candle.symbol,
+            interval=candle.interval,
+            start_us=candle.start_us,
+            fields=tuple(_CHECKED[i] for i in differ),
+            ours=tuple(str(ours[i]) for i in differ),
+            theirs=tuple(str(theirs[i]) for i in differ),
+        )
+    ]

@@ -1,0 +1,173 @@
+from decimal import Decimal as D
+
+from connectors.backpack.streams import KlineInterval as I
+from connectors.backpack.wire import Kline, Trade
+from operators.candles import (
+    TradeGap,
+    check_ids,
+    check_klines,
+    finish,
+    fold,
+    merge,
+    new_acc,
+    roll_up,
+)
+
+S = 1_000_000
+T0 = 1_790_000_040_000_000  # a minute boundary
+
+
+def trade(
+    t: int, at_us: int, p: str = "10", q: str = "1", taker_sold: bool = False
+) -> Trade:
+    return Trade(
+        E=at_us, s="SOL_USDC", p=p, q=q, b="1", a="2", t=t, T=at_us, m=taker_sold
+    )
+
+
+def candle_of(trades, interval=I.S1):
+    acc = new_acc()
+    for t in trades:
+        acc = fold(acc, t)
+    return finish(acc, interval)
+
+
+def test_fold_is_exact_and_orders_by_event_time() -> None:
+    trades = [
+        trade(2, T0 + 300_000, p="10.5", q="2"),
+        trade(1, T0 + 100_000, p="10.0", q="1", taker_sold=True),  # arrives late
+        trade(3, T0 + 900_000, p="9.9", q="0.5"),
+    ]
+    c = candle_of(trades)
+    assert (c.start_us, c.end_us) == (T0, T0 + S)
+    assert (c.open, c.high, c.low, c.close) == (
+        D("10.0"),
+        D("10.5"),
+        D("9.9"),
+        D("9.9"),
+    )
+    assert c.volume == D("3.5") and c.quote_volume == D("35.95")
+    assert c.vwap == D("35.95") / D("3.5")
+    assert (c.trades, c.buy_trades, c.sell_trades) == (3, 2, 1)
+    assert (c.buy_volume, c.sell_volume) == (D("2.5"), D(1))
+    assert (c.first_trade_id, c.last_trade_id) == (1, 3)
+
+
+def test_same_time_trades_are_ordered_by_id() -> None:
+    c = candle_of([trade(6, T0, p="2"), trade(5, T0, p="1")])
+    assert (c.open, c.close) == (D(1), D(2))
+
+
+def test_merge_equals_folding_everything() -> None:
+    trades = [
+        trade(i, T0 + i * 50_000, p=str(10 + i % 7), q=str(1 + i % 3))
+        for i in range(1, 19)
+    ]
+    left, right = new_acc(), new_acc()
+    for t in trades[::2]:
+        left = fold(left, t)
+    for t in trades[1::2]:
+        right = fold(right, t)
+    assert finish(merge(left, right), I.S1) == candle_of(trades)
+    assert finish(merge(new_acc(), left), I.S1) == finish(left, I.S1)
+
+
+def test_interval_boundaries_are_half_open() -> None:
+    assert candle_of([trade(1, T0 + S - 1)]).start_us == T0
+    assert candle_of([trade(1, T0 + S)]).start_us == T0 + S
+    assert candle_of([trade(1, T0 + 59 * S)], I.M1).start_us == T0
+
+
+def test_roll_up_closes_longer_candles_when_a_later_window_arrives() -> None:
+    intervals = (I.S1, I.M1)
+    state, out = None, []
+    for second, price in ((0, "10"), (30, "12"), (59, "11"), (61, "9")):
+        state, closed = roll_up(
+            state, candle_of([trade(second + 1, T0 + second * S, p=price)]), intervals
+        )
+        out.extend(closed)
+    minutes = [c for c in out if c.interval is I.M1]
+    assert len(minutes) == 1
+    minute = minutes[0]
+    assert (minute.start_us, minute.open, minute.high, minute.low, minute.close) == (
+        T0,
+        D(10),
+        D(12),
+        D(10),
+        D(11),
+    )
+    assert minute.trades == 3 and minute.partial  # the first minute seen
+    seconds = [c for c in out if c.interval is I.S1]
+    assert [c.partial for c in seconds] == [True, False, False, False]
+
+
+def test_forward_fill_for_quiet_intervals() -> None:
+    state, out = roll_up(
+        None, candle_of([trade(1, T0, p="10")]), (I.S1,), forward_fill=True
+    )
+    state, out = roll_up(
+        state, candle_of([trade(2, T0 + 3 * S, p="11")]), (I.S1,), forward_fill=True
+    )
+    assert [(c.start_us - T0) // S for c in out] == [1, 2, 3]
+    assert [c.filled for c in out] == [True, True, False]
+    assert out[0].close == D(10) and out[0].volume == 0 and out[0].trades == 0
+    _, quiet = roll_up(None, candle_of([trade(1, T0)]), (I.S1,), forward_fill=False)
+    assert not any(c.filled for c in quiet)
+
+
+def test_trade_ids_gaps_and_duplicates() -> None:
+    state, out = None, []
+    for t in (1, 2, 2, 5, 3, 6):
+        state, got = check_ids(state, trade(t, T0 + t))
+        out.extend(got)
+    gaps = [o for o in out if isinstance(o, TradeGap)]
+    assert [(g.first_missing, g.last_missing, g.count) for g in gaps] == [(3, 4, 2)]
+    assert [o.t for o in out if isinstance(o, Trade)] == [1, 2, 5, 3, 6]
+    assert state.duplicates == 1 and state.gaps == 1
+
+
+def kline(
+    start_us: int, o="10", h="12", low="9", c="11", v="3", n=3, closed=True
+) -> Kline:
+    from connectors.backpack.klines import format_kline_time
+
+    return Kline(
+        E=1,
+        s="SOL_USDC",
+        t=format_kline_time(start_us),
+        T=format_kline_time(start_us + 60 * S),
+        o=o,
+        c=c,
+        h=h,
+        l=low,
+        v=v,
+        n=n,
+        X=closed,
+    )
+
+
+def test_kline_check_in_either_order() -> None:
+    trades = [
+        trade(1, T0, p="10"),
+        trade(2, T0 + S, p="12"),
+        trade(3, T0 + 2 * S, p="9"),
+        trade(4, T0 + 3 * S, p="11"),
+    ]
+    ours = candle_of(trades, I.M1)
+    state, out = check_klines(None, ours)
+    state, out = check_klines(state, (I.M1, kline(T0, v="4", n=4)))
+    assert out == [] and state.checked == 1
+    state, out = check_klines(None, (I.M1, kline(T0, v="4", n=4, c="11.5")))
+    state, out = check_klines(state, ours)
+    assert len(out) == 1 and out[0].fields == ("close",)
+    assert out[0].ours == ("11",) and out[0].theirs == ("11.5",)
+
+
+def test_open_klines_and_partial_candles_are_not_compared() -> None:
+    state, out = check_klines(None, (I.M1, kline(T0, closed=False)))
+    assert not state.theirs
+    partial = candle_of([trade(1, T0)], I.M1)
+    import msgspec
+
+    state, out = check_klines(state, msgspec.structs.replace(partial, partial=True))
+    assert not state.ours and state.checked == 0
