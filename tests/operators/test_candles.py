@@ -164,10 +164,10 @@ def test_kline_check_in_either_order() -> None:
 
 
 def test_open_klines_and_partial_candles_are_not_compared() -> None:
-    state, out = check_klines(None, (I.M1, kline(T0, closed=False)))
+    state, _ = check_klines(None, (I.M1, kline(T0, closed=False)))
     assert not state.theirs
     partial = candle_of([trade(1, T0)], I.M1)
     import msgspec
 
-    state, out = check_klines(state, msgspec.structs.replace(partial, partial=True))
+    state, _ = check_klines(state, msgspec.structs.replace(partial, partial=True))
     assert not state.ours and state.checked == 0
