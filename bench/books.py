@@ -123,3 +123,26 @@ def derivatives_session() -> Path:
     ]
     write_session(path, 600.0, config, streams)
     return path
+
+
+def trades_session() -> Path:
+    """Every market's trades at 40x the default rates for 240 simulated seconds."""
+    from connectors.sim import SimConfig
+    from connectors.sim.session import write_session
+
+    path = OUT / "trades.jsonl.gz"
+    if path.exists():
+        return path
+    config = SimConfig(seed=13, rate_scale=40.0, account_every_s=None)
+    symbols = [
+        "SOL_USDC",
+        "BTC_USDC",
+        "SOL_USDC_PERP",
+        "BTC_USDC_PERP",
+        "ETH_USDC_PERP",
+        "AAPL.US_USDC_PERP",
+        "kPEPE_USDC_PERP",
+        "TRUMPWIN_USDC_PERP",
+    ]
+    write_session(path, 240.0, config, [f"trade.{s}" for s in symbols])
+    return path

@@ -210,5 +210,87 @@ def case_flow_replay(name: str, path: str) -> None:
 
 CASES["flow_replay"] = case_flow_replay
 
+
+def case_candles_replay(path: str) -> None:
+    """Trades/s through the candle flow (1s, 1m, 5m, 1h) from replay."""
+    from bytewax.testing import run_main
+
+    from connectors.source import ReplaySource
+    from flows.candles import CandleConfig, build
+
+    clock = _Clock()
+    sink = TimingSink(clock)
+    config = CandleConfig(wall_clock=False)
+    start = time.perf_counter()
+    run_main(build(ReplaySource([path]), sink, sink, sink, config))
+    report(frame_count(path), time.perf_counter() - start, outputs=clock.records)
+
+
+def case_candle_latency(seconds: str) -> None:
+    """Live on the simulator: wall time from a candle's end to the sink, in ms."""
+    import threading
+
+    from bytewax.outputs import DynamicSink, StatelessSinkPartition
+    from bytewax.testing import run_main
+
+    from connectors.backpack.streams import KlineInterval, parse_streams
+    from connectors.connection import ConnectionConfig
+    from connectors.sim import ServerConfig, SimConfig, SimServer, SimThread
+    from connectors.source import BackpackSource, SourceConfig
+    from flows.candles import CandleConfig, build, candle_streams
+    from operators.candles import Candle
+
+    latencies_ms: list[float] = []
+
+    class _Part(StatelessSinkPartition[Any]):
+        def write_batch(self, items: list[Any]) -> None:
+            now_us = time.time_ns() // 1000
+            latencies_ms.extend(
+                (now_us - c.end_us) / 1000 for c in items if isinstance(c, Candle)
+            )
+
+    class _Sink(DynamicSink[Any]):
+        def build(self, step_id: str, worker_index: int, worker_count: int) -> _Part:
+            return _Part()
+
+    server = SimServer(SimConfig(rate_scale=5.0), ServerConfig())
+    with SimThread(server):
+        intervals = (KlineInterval.S1, KlineInterval.M1)
+        source = BackpackSource(
+            parse_streams(candle_streams(["SOL_USDC", "BTC_USDC_PERP"], intervals)),
+            SourceConfig(
+                connection=ConnectionConfig(ws_url=server.ws_url),
+                rest_url=server.rest_url,
+                run_for_s=float(seconds),
+            ),
+        )
+        config = CandleConfig(intervals=intervals, allowed_lateness_us=200_000)
+        sink = _Sink()
+        runner = threading.Thread(
+            target=run_main, args=(build(source, sink, sink, sink, config),)
+        )
+        runner.start()
+        runner.join()
+    latencies_ms.sort()
+    n = len(latencies_ms)
+    print(
+        json.dumps(
+            {
+                "candles": n,
+                "allowed_lateness_ms": 200,
+                "p50_ms": round(latencies_ms[n // 2], 1) if n else None,
+                "p99_ms": round(latencies_ms[min(n - 1, int(n * 0.99))], 1)
+                if n
+                else None,
+                "peak_rss_mb": round(peak_rss_mb(), 1),
+            }
+        ),
+        flush=True,
+    )
+
+
+CASES["candles_replay"] = case_candles_replay
+CASES["candle_latency"] = case_candle_latency
+
 if __name__ == "__main__":
     CASES[sys.argv[1]](*sys.argv[2:])

@@ -161,6 +161,27 @@ def bench_derivative_flows() -> dict[str, Any]:
     return rows
 
 
+def bench_candles() -> dict[str, Any]:
+    from bench.books import trades_session
+
+    path = trades_session()
+    flow = run_case("candles_replay", str(path))
+    print(
+        f"candle flow from replay (1s/1m/5m/1h): {flow['frames_per_s']:,} trades/s "
+        f"({flow['frames']:,} trades, {flow['outputs']:,} candles, "
+        f"peak RSS {flow['peak_rss_mb']} MB)",
+        flush=True,
+    )
+    latency = run_case("candle_latency", "20")
+    print(
+        f"candle latency, window end -> sink, live on the simulator (lateness "
+        f"{latency['allowed_lateness_ms']} ms): p50 {latency['p50_ms']} ms, "
+        f"p99 {latency['p99_ms']} ms over {latency['candles']} candles",
+        flush=True,
+    )
+    return {"replay": flow, "latency": latency}
+
+
 def main() -> int:
     ensure_session()
     frames = raw_frames()
@@ -210,6 +231,7 @@ def main() -> int:
     )
     results["books"] = bench_books()
     results["derivative_flows"] = bench_derivative_flows()
+    results["candles"] = bench_candles()
     (OUT / "bench.json").write_text(json.dumps(results, indent=2))
     print(f"written: {OUT / 'bench.json'}")
     return 0

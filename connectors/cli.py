@@ -213,6 +213,22 @@ def _add_flow_commands(commands: Any) -> None:
     liq.add_argument("--quiet", action="store_true", help="print alerts only")
     liq.set_defaults(run=_cmd_liquidations)
 
+    candles = commands.add_parser("candles", help="trades into OHLCV candles")
+    candles.add_argument("symbols", nargs="+", metavar="SYMBOL")
+    _endpoint_args(candles)
+    candles.add_argument("--seconds", type=float, help="stop after this long")
+    candles.add_argument("--intervals", default="1s,1m,5m,1h", help="comma-separated")
+    candles.add_argument(
+        "--lateness-ms", type=int, default=2000, help="allowed lateness"
+    )
+    candles.add_argument(
+        "--fill", action="store_true", help="forward-fill quiet intervals"
+    )
+    candles.add_argument(
+        "--parquet", metavar="DIR", help="also write candles to Parquet"
+    )
+    candles.set_defaults(run=_cmd_candles)
+
     replay = commands.add_parser("replay", help="print the records of a recording")
     replay.add_argument("files", nargs="+", metavar="FILE")
     replay.add_argument(
@@ -391,6 +407,35 @@ def _cmd_liquidations(args: argparse.Namespace) -> int:
     with _endpoints(args, streams) as endpoints:
         source = _live_source(streams, endpoints, args.seconds)
         _run_flow(build(source, alerts, stats, config), source)
+    _print_summary(counts, args.seconds)
+    return 0
+
+
+def _cmd_candles(args: argparse.Namespace) -> int:
+    from connectors.backpack.streams import KlineInterval
+    from flows.candles import CandleConfig, build, candle_streams
+
+    try:
+        intervals = tuple(KlineInterval(x.strip()) for x in args.intervals.split(","))
+        config = CandleConfig(
+            intervals=intervals,
+            allowed_lateness_us=args.lateness_ms * 1000,
+            forward_fill=args.fill,
+        )
+    except ValueError as exc:
+        msg = f"--intervals {args.intervals!r}: {exc}"
+        raise ConfigError(msg) from None
+    streams = parse_streams(candle_streams(args.symbols, intervals))
+    counts: Counter[str] = Counter()
+    candle_sink: Any = _printing_sink(counts)
+    if args.parquet:
+        from connectors.sinks.parquet import CandleParquetSink
+
+        candle_sink = _tee_sink(candle_sink, CandleParquetSink(args.parquet))
+    with _endpoints(args, streams) as endpoints:
+        source = _live_source(streams, endpoints, args.seconds)
+        sink = _printing_sink(counts)
+        _run_flow(build(source, candle_sink, sink, sink, config), source)
     _print_summary(counts, args.seconds)
     return 0
 
