@@ -50,6 +50,7 @@ from operators.describe import describe
 __all__ = ["CandleConfig", "build", "candle_streams", "flow"]
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_DAY_US = 86_400_000_000
 DEFAULT_INTERVALS = (
     KlineInterval.S1,
     KlineInterval.M1,
@@ -63,8 +64,8 @@ class CandleConfig:
     """What the candle flow computes.
 
     Attributes:
-        intervals: candle intervals; the shortest is the base window and must divide
-            the others (any fixed kline interval; ``1month`` is not supported).
+        intervals: candle intervals (any kline interval); the shortest fixed one is
+            the base window and must divide the others (calendar months included).
         allowed_lateness_us: how far behind the newest trade a trade may be and still
             count, microseconds.
         forward_fill: emit empty candles (close carried, volume 0) for quiet intervals.
@@ -78,22 +79,23 @@ class CandleConfig:
     wall_clock: bool = True
 
     def __post_init__(self) -> None:
-        unsupported = [i for i in self.intervals if i not in FIXED_INTERVAL_US]
-        if unsupported or not self.intervals:
-            msg = (
-                f"candle intervals must be fixed-length kline intervals: {unsupported}"
-            )
+        if not any(i in FIXED_INTERVAL_US for i in self.intervals):
+            msg = "candle intervals need at least one fixed-length interval (1s ... 1w)"
             raise ValueError(msg)
         base = FIXED_INTERVAL_US[self.base]
-        uneven = [i.value for i in self.intervals if FIXED_INTERVAL_US[i] % base]
+        # A month is a whole number of days, so a base that divides a day divides it.
+        uneven = [
+            i.value for i in self.intervals if FIXED_INTERVAL_US.get(i, _DAY_US) % base
+        ]
         if uneven:
             msg = f"intervals {uneven} are not multiples of the base {self.base.value}"
             raise ValueError(msg)
 
     @property
     def base(self) -> KlineInterval:
-        """The shortest interval: the Bytewax window."""
-        return min(self.intervals, key=FIXED_INTERVAL_US.__getitem__)
+        """The shortest fixed interval: the Bytewax window."""
+        fixed = [i for i in self.intervals if i in FIXED_INTERVAL_US]
+        return min(fixed, key=FIXED_INTERVAL_US.__getitem__)
 
 
 def trade_of(record: Any) -> Trade | None:

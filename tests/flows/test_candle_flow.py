@@ -157,3 +157,11 @@ def test_candles_equal_a_polars_group_by_dynamic_oracle_exactly() -> None:
             assert candle.trades == row["trades"]
             checked += 1
     assert checked > 1000
+
+
+def test_interval_validation() -> None:
+    assert CandleConfig(intervals=(I.M1, I.MONTH1)).base is I.M1
+    with pytest.raises(ValueError, match="fixed-length"):
+        CandleConfig(intervals=(I.MONTH1,))
+    with pytest.raises(ValueError, match="not multiples"):
+        CandleConfig(intervals=(I.M3, I.M5))

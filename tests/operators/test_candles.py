@@ -171,3 +171,23 @@ def test_open_klines_and_partial_candles_are_not_compared() -> None:
 
     state, _ = check_klines(state, msgspec.structs.replace(partial, partial=True))
     assert not state.ours and state.checked == 0
+
+
+def test_roll_up_follows_calendar_months() -> None:
+    from connectors.backpack.klines import format_kline_time
+
+    end_of_march = 1_774_969_200_000_000  # 2026-03-31T15:00:00Z
+    state, out = None, []
+    for at in (
+        end_of_march,
+        end_of_march + 10 * 3600 * S,
+        end_of_march + 20 * 3600 * S,
+    ):
+        state, closed = roll_up(
+            state, candle_of([trade(at // S, at)], I.H1), (I.H1, I.MONTH1)
+        )
+        out.extend(closed)
+    months = [c for c in out if c.interval is I.MONTH1]
+    assert [format_kline_time(c.start_us) for c in months] == ["2026-03-01T00:00:00"]
+    assert format_kline_time(months[0].end_us) == "2026-04-01T00:00:00"
+    assert months[0].trades == 1  # the April hours belong to the next month
