@@ -110,6 +110,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
     _add_simulator_commands(commands)
     _add_flow_commands(commands)
+    _add_analytics_commands(commands)
     return parser
 
 
@@ -177,9 +178,12 @@ def _add_flow_commands(commands: Any) -> None:
             cmd.add_argument("--out", required=True, help="file; .gz for gzip")
         cmd.set_defaults(run=func)
 
+
+def _add_analytics_commands(commands: Any) -> None:
     book = commands.add_parser("book", help="order books: stats and integrity events")
     book.add_argument("symbols", nargs="+", metavar="SYMBOL")
     _endpoint_args(book)
+    _metrics_args(book)
     book.add_argument("--seconds", type=float, help="stop after this long")
     book.add_argument(
         "--window", choices=["200ms", "600ms", "1000ms"], help="aggregated depth stream"
@@ -197,12 +201,14 @@ def _add_flow_commands(commands: Any) -> None:
     )
     deriv.add_argument("symbols", nargs="+", metavar="PERP")
     _endpoint_args(deriv)
+    _metrics_args(deriv)
     deriv.add_argument("--seconds", type=float, help="stop after this long")
     deriv.set_defaults(run=_cmd_derivatives)
 
     liq = commands.add_parser("liquidations", help="liquidation stats and burst alerts")
     liq.add_argument("symbols", nargs="*", metavar="PERP", help="heartbeat markets")
     _endpoint_args(liq)
+    _metrics_args(liq)
     liq.add_argument("--seconds", type=float, help="stop after this long")
     liq.add_argument(
         "--alerts", metavar="FILE", help="also append alerts as JSON Lines"
@@ -211,11 +217,18 @@ def _add_flow_commands(commands: Any) -> None:
     liq.add_argument("--min-count", type=int, default=5)
     liq.add_argument("--multiple", type=Decimal, default=Decimal(5))
     liq.add_argument("--quiet", action="store_true", help="print alerts only")
+    liq.add_argument(
+        "--webhook", metavar="URL", help="also POST alerts to this webhook"
+    )
+    liq.add_argument(
+        "--webhook-format", choices=["json", "slack", "discord"], default="json"
+    )
     liq.set_defaults(run=_cmd_liquidations)
 
     candles = commands.add_parser("candles", help="trades into OHLCV candles")
     candles.add_argument("symbols", nargs="+", metavar="SYMBOL")
     _endpoint_args(candles)
+    _metrics_args(candles)
     candles.add_argument("--seconds", type=float, help="stop after this long")
     candles.add_argument("--intervals", default="1s,1m,5m,1h", help="comma-separated")
     candles.add_argument(
@@ -235,6 +248,15 @@ def _add_flow_commands(commands: Any) -> None:
         "--speed", type=float, help="pace by receive time (1 = real time)"
     )
     replay.set_defaults(run=_cmd_replay)
+
+
+def _metrics_args(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve Prometheus metrics on 127.0.0.1:PORT (0: a free port)",
+    )
 
 
 def _endpoint_args(cmd: argparse.ArgumentParser) -> None:
@@ -369,7 +391,7 @@ def _cmd_book(args: argparse.Namespace) -> int:
         source = BackpackSource(
             streams, _source_config(endpoints, args.seconds), endpoints.credentials
         )
-        sink = LineSink(_counting_describe(counts))
+        sink = _with_metrics(args, source, LineSink(_counting_describe(counts)))
         with _stop_on_signals():
             run_main(build(source, sink, sink, config))  # type: ignore[no-untyped-call]
     if source.failures:
@@ -385,7 +407,8 @@ def _cmd_derivatives(args: argparse.Namespace) -> int:
     counts: Counter[str] = Counter()
     with _endpoints(args, streams) as endpoints:
         source = _live_source(streams, endpoints, args.seconds)
-        _run_flow(build(source, _printing_sink(counts)), source)
+        sink = _with_metrics(args, source, _printing_sink(counts))
+        _run_flow(build(source, sink), source)
     _print_summary(counts, args.seconds)
     return 0
 
@@ -403,9 +426,16 @@ def _cmd_liquidations(args: argparse.Namespace) -> int:
     alerts: Any = _printing_sink(counts)
     if args.alerts:
         alerts = _tee_sink(alerts, JsonLinesSink(args.alerts))
+    if args.webhook:
+        from connectors.sinks.webhook import WebhookConfig, WebhookSink
+
+        hook = WebhookSink(WebhookConfig(args.webhook, format=args.webhook_format))
+        alerts = _tee_sink(alerts, hook)
     stats = _counting_sink(counts) if args.quiet else _printing_sink(counts)
     with _endpoints(args, streams) as endpoints:
         source = _live_source(streams, endpoints, args.seconds)
+        alerts = _with_metrics(args, source, alerts)
+        stats = _with_metrics(args, None, stats)
         _run_flow(build(source, alerts, stats, config), source)
     _print_summary(counts, args.seconds)
     return 0
@@ -434,6 +464,7 @@ def _cmd_candles(args: argparse.Namespace) -> int:
         candle_sink = _tee_sink(candle_sink, CandleParquetSink(args.parquet))
     with _endpoints(args, streams) as endpoints:
         source = _live_source(streams, endpoints, args.seconds)
+        candle_sink = _with_metrics(args, source, candle_sink)
         sink = _printing_sink(counts)
         _run_flow(build(source, candle_sink, sink, sink, config), source)
     _print_summary(counts, args.seconds)
@@ -555,6 +586,24 @@ def _tee_sink(first: Any, second: Any) -> Any:
             )
 
     return _Sink()
+
+
+def _with_metrics(args: argparse.Namespace, source: Any, sink: Any) -> Any:
+    """With ``--metrics-port``: serve metrics (once) and tee ``sink`` into them."""
+    if args.metrics_port is None:
+        return sink
+    from connectors import metrics
+    from connectors.sinks.metrics import MetricsSink
+
+    if source is not None and not getattr(args, "_metrics_served", False):
+        parts = source.partitions
+        metrics.REGISTRY.register(
+            metrics.ConnectionCollector(lambda: [p.connection for p in parts.values()])
+        )
+        port = metrics.serve_metrics(args.metrics_port)
+        print(f"metrics: http://127.0.0.1:{port}/metrics", flush=True)
+        args._metrics_served = True
+    return _tee_sink(sink, MetricsSink())
 
 
 def _live_source(

@@ -172,6 +172,11 @@ class Connection:
         self._closing = False
         self._has_private = any(s.private for s in streams)
 
+    @property
+    def pending(self) -> int:
+        """Records waiting for the consumer."""
+        return len(self._out)
+
     # Consumer side.
 
     async def take(self, timeout_s: float, max_items: int = 100_000) -> list[Record]:

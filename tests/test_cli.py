@@ -184,3 +184,35 @@ def test_derivatives_command_prints_joined_views() -> None:
     result = run_cli("derivatives", "SOL_USDC_PERP", "--seconds", "3")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "SOL_USDC_PERP" in result.stdout and "premium" in result.stdout
+
+
+def test_metrics_are_served_while_a_flow_runs() -> None:
+    import httpx
+
+    with subprocess.Popen(
+        [*CLI, "book", "SOL_USDC", "--seconds", "20", "--metrics-port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            url = None
+            deadline = time.monotonic() + 30
+            while url is None:
+                assert time.monotonic() < deadline
+                line = proc.stdout.readline()
+                if line.startswith("metrics: "):
+                    url = line.split()[1]
+            text = ""
+            while "bpx_book_best_bid" not in text or "bpx_frames_total" not in text:
+                assert time.monotonic() < deadline, text[-2000:]
+                time.sleep(0.2)
+                text = httpx.get(url, timeout=5).text
+            assert 'bpx_frames_total{stream="depth.SOL_USDC"}' in text
+            proc.send_signal(signal.SIGINT)
+            proc.communicate(timeout=30)
+            assert proc.returncode == 0
+        finally:
+            proc.kill()

@@ -1,0 +1,250 @@
+"""Every Prometheus metric of bpx-flows, declared once, and the exporter.
+
+Names follow Prometheus conventions: ``bpx_`` prefix, base units (prices in quote
+currency, quantities in base units, time in seconds), ``_total`` counters. Labels are
+bounded: ``symbol``, ``side``, ``interval``, ``band_bps``, ``stream``, ``reason``,
+``cause``, ``kind``, ``severity``, ``sink`` — never an id or a free value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    start_http_server,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+__all__ = ["REGISTRY", "ConnectionCollector", "serve_metrics"]
+
+REGISTRY = CollectorRegistry()
+ProcessCollector(registry=REGISTRY)
+PlatformCollector(registry=REGISTRY)
+
+# The market.
+BOOK_BEST_BID = Gauge(
+    "bpx_book_best_bid", "Best bid price", ["symbol"], registry=REGISTRY
+)
+BOOK_BEST_ASK = Gauge(
+    "bpx_book_best_ask", "Best ask price", ["symbol"], registry=REGISTRY
+)
+BOOK_SPREAD_BPS = Gauge(
+    "bpx_book_spread_bps",
+    "Spread relative to the mid, basis points",
+    ["symbol"],
+    registry=REGISTRY,
+)
+BOOK_IMBALANCE = Gauge(
+    "bpx_book_imbalance",
+    "Top-N quantity imbalance, -1..1",
+    ["symbol"],
+    registry=REGISTRY,
+)
+BOOK_DEPTH_QUOTE = Gauge(
+    "bpx_book_depth_quote",
+    "Resting notional within band_bps of the mid",
+    ["symbol", "side", "band_bps"],
+    registry=REGISTRY,
+)
+BOOK_LEVELS = Gauge(
+    "bpx_book_levels", "Price levels held", ["symbol", "side"], registry=REGISTRY
+)
+BOOK_INTEGRITY = Counter(
+    "bpx_book_integrity_events_total",
+    "Book integrity events",
+    ["symbol", "kind"],
+    registry=REGISTRY,
+)
+BOOK_TICKER_MISMATCHES = Gauge(
+    "bpx_book_ticker_mismatches",
+    "bookTicker disagreements so far",
+    ["symbol"],
+    registry=REGISTRY,
+)
+CANDLE_CLOSE = Gauge(
+    "bpx_candle_close",
+    "Close of the last closed candle",
+    ["symbol", "interval"],
+    registry=REGISTRY,
+)
+CANDLE_VOLUME = Gauge(
+    "bpx_candle_volume",
+    "Base volume of the last closed candle",
+    ["symbol", "interval"],
+    registry=REGISTRY,
+)
+CANDLES = Counter(
+    "bpx_candles_total", "Closed candles", ["symbol", "interval"], registry=REGISTRY
+)
+MARK_PRICE = Gauge("bpx_mark_price", "Mark price", ["symbol"], registry=REGISTRY)
+PREMIUM_BPS = Gauge(
+    "bpx_premium_bps", "Mark over index, basis points", ["symbol"], registry=REGISTRY
+)
+FUNDING_RATE = Gauge(
+    "bpx_funding_rate",
+    "Estimated funding per interval, a fraction",
+    ["symbol"],
+    registry=REGISTRY,
+)
+OPEN_INTEREST = Gauge(
+    "bpx_open_interest_contracts",
+    "Open interest, contracts",
+    ["symbol"],
+    registry=REGISTRY,
+)
+OPEN_INTEREST_QUOTE = Gauge(
+    "bpx_open_interest_quote",
+    "Open interest x mark, quote units",
+    ["symbol"],
+    registry=REGISTRY,
+)
+JOIN_STALE = Gauge(
+    "bpx_join_stale",
+    "1 when a side of the mark/OI join is stale",
+    ["symbol", "side"],
+    registry=REGISTRY,
+)
+LIQUIDATIONS = Counter(
+    "bpx_liquidations_total", "Liquidations", ["symbol", "side"], registry=REGISTRY
+)
+LIQUIDATION_NOTIONAL = Counter(
+    "bpx_liquidation_notional_total",
+    "Liquidated notional, quote units",
+    ["symbol", "side"],
+    registry=REGISTRY,
+)
+BURSTS = Counter(
+    "bpx_liquidation_bursts_total",
+    "Liquidation bursts detected",
+    ["symbol", "side", "severity"],
+    registry=REGISTRY,
+)
+BURST_ACTIVE = Gauge(
+    "bpx_liquidation_burst_active",
+    "1 while a burst is in progress",
+    ["symbol", "side"],
+    registry=REGISTRY,
+)
+# The pipeline.
+LAG = Histogram(
+    "bpx_processing_lag_seconds",
+    "Engine time to processing time",
+    ["flow"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+    registry=REGISTRY,
+)
+SINK_ERRORS = Counter(
+    "bpx_sink_errors_total",
+    "Failed sink writes (retried or dropped)",
+    ["sink"],
+    registry=REGISTRY,
+)
+SINK_DROPPED = Counter(
+    "bpx_sink_dropped_total", "Items a sink gave up on", ["sink"], registry=REGISTRY
+)
+SINK_QUEUE = Gauge(
+    "bpx_sink_queue_items",
+    "Items waiting in a sink's queue",
+    ["sink"],
+    registry=REGISTRY,
+)
+
+
+class ConnectionCollector(Collector):
+    """Exports the counters the live connections keep, read at scrape time.
+
+    Args:
+        connections: returns the live ``Connection`` objects (e.g. of a source's
+            partitions); called on every scrape.
+    """
+
+    def __init__(self, connections: Any) -> None:
+        self._connections = connections
+
+    def collect(self) -> Iterator[Any]:
+        """Frames, bytes, dead letters, error frames, reconnects, snapshots, pending."""
+        frames = CounterMetricFamily(
+            "bpx_frames", "Data frames received", labels=["stream"]
+        )
+        received = CounterMetricFamily("bpx_received_bytes", "Frame bytes received")
+        invalid = CounterMetricFamily(
+            "bpx_frames_invalid", "Dead-lettered frames", labels=["reason"]
+        )
+        errors = CounterMetricFamily(
+            "bpx_server_errors", "Error frames from the exchange", labels=["code"]
+        )
+        disconnects = CounterMetricFamily(
+            "bpx_reconnects", "Lost connections", labels=["cause"]
+        )
+        snapshots = CounterMetricFamily("bpx_depth_snapshots", "REST depth snapshots")
+        resyncs = CounterMetricFamily(
+            "bpx_book_resyncs", "Book resyncs at the connector", labels=["stream"]
+        )
+        pending = GaugeMetricFamily(
+            "bpx_source_pending_records", "Records waiting for the flow"
+        )
+        totals: dict[str, dict[Any, float]] = {}
+        bytes_total = snapshots_total = pending_total = 0.0
+        for conn in _as_list(self._connections()):
+            stats = conn.session.stats
+            _add(totals, "frames", stats.frames)
+            _add(totals, "invalid", stats.bad_frames)
+            _add(totals, "errors", stats.server_errors)
+            _add(totals, "disconnects", conn.stats.disconnects)
+            _add(
+                totals,
+                "resyncs",
+                {k: s.stats.resyncs for k, s in conn.books.syncs.items()},
+            )
+            bytes_total += stats.bytes_received
+            snapshots_total += conn.stats.snapshots
+            pending_total += conn.pending
+        for key, value in totals.get("frames", {}).items():
+            frames.add_metric([key], value)
+        for key, value in totals.get("invalid", {}).items():
+            invalid.add_metric([key], value)
+        for key, value in totals.get("errors", {}).items():
+            errors.add_metric([str(key)], value)
+        for key, value in totals.get("disconnects", {}).items():
+            disconnects.add_metric([key], value)
+        for key, value in totals.get("resyncs", {}).items():
+            resyncs.add_metric([key], value)
+        received.add_metric([], bytes_total)
+        snapshots.add_metric([], snapshots_total)
+        pending.add_metric([], pending_total)
+        yield from (
+            frames,
+            received,
+            invalid,
+            errors,
+            disconnects,
+            snapshots,
+            resyncs,
+            pending,
+        )
+
+
+def _as_list(items: Iterable[Any]) -> list[Any]:
+    return list(items)
+
+
+def _add(
+    totals: dict[str, dict[Any, float]], name: str, values: dict[Any, int]
+) -> None:
+    target = totals.setdefault(name, {})
+    for key, value in values.items():
+        target[key] = target.get(key, 0.0) + value
+
+
+def serve_metrics(port: int, host: str = "127.0.0.1") -> int:
+    """Serve ``/metrics`` on ``host:port`` (0 picks a free port); returns the port."""
+    server, _thread = start_http_server(port, addr=host, registry=REGISTRY)
+    return int(server.server_address[1])

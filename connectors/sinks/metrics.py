@@ -1,0 +1,108 @@
+"""A sink turning flow outputs into Prometheus metrics (see ``connectors.metrics``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bytewax.outputs import DynamicSink, StatelessSinkPartition
+
+from connectors import metrics as m
+from connectors.clock import now_us
+from operators.book_state import BookIntegrity, BookStats
+from operators.bursts import BurstAlert, BurstPhase, LiquidationStats
+from operators.candles import Candle
+from operators.derivatives import DerivativesView
+
+__all__ = ["MetricsSink"]
+
+
+def observe(record: Any, flow: str = "") -> None:
+    """Update the metrics for one output record; unknown records are ignored."""
+    if isinstance(record, BookStats):
+        symbol = record.symbol
+        if record.best_bid is not None:
+            m.BOOK_BEST_BID.labels(symbol).set(float(record.best_bid))
+        if record.best_ask is not None:
+            m.BOOK_BEST_ASK.labels(symbol).set(float(record.best_ask))
+        if record.spread_bps is not None:
+            m.BOOK_SPREAD_BPS.labels(symbol).set(float(record.spread_bps))
+        if record.imbalance is not None:
+            m.BOOK_IMBALANCE.labels(symbol).set(float(record.imbalance))
+        for band in record.bands:
+            bps = str(band.bps)
+            m.BOOK_DEPTH_QUOTE.labels(symbol, "bid", bps).set(float(band.bid_quote))
+            m.BOOK_DEPTH_QUOTE.labels(symbol, "ask", bps).set(float(band.ask_quote))
+        m.BOOK_LEVELS.labels(symbol, "bid").set(record.bid_levels)
+        m.BOOK_LEVELS.labels(symbol, "ask").set(record.ask_levels)
+        m.BOOK_TICKER_MISMATCHES.labels(symbol).set(record.tickers_mismatched)
+        _lag(flow or "book", record.engine_us)
+    elif isinstance(record, BookIntegrity):
+        m.BOOK_INTEGRITY.labels(record.symbol, record.kind.value).inc()
+    elif isinstance(record, Candle):
+        if not record.filled:
+            labels = (record.symbol, record.interval.value)
+            m.CANDLE_CLOSE.labels(*labels).set(float(record.close))
+            m.CANDLE_VOLUME.labels(*labels).set(float(record.volume))
+            m.CANDLES.labels(*labels).inc()
+    elif isinstance(record, DerivativesView):
+        _derivatives(record)
+        _lag(flow or "derivatives", record.event_us)
+    elif isinstance(record, LiquidationStats):
+        side = record.side.value
+        m.LIQUIDATIONS.labels(record.symbol, side).inc()
+        m.LIQUIDATION_NOTIONAL.labels(record.symbol, side).inc(float(record.notional))
+        _lag(flow or "liquidations", record.event_us)
+    elif isinstance(record, BurstAlert):
+        side = record.side.value
+        if record.phase is BurstPhase.STARTED:
+            m.BURSTS.labels(record.symbol, side, record.severity.value).inc()
+            m.BURST_ACTIVE.labels(record.symbol, side).set(1)
+        else:
+            m.BURST_ACTIVE.labels(record.symbol, side).set(0)
+
+
+def _derivatives(view: DerivativesView) -> None:
+    symbol = view.symbol
+    if view.mark is not None:
+        m.MARK_PRICE.labels(symbol).set(float(view.mark))
+    if view.premium_bps is not None:
+        m.PREMIUM_BPS.labels(symbol).set(float(view.premium_bps))
+    if view.funding_rate is not None:
+        m.FUNDING_RATE.labels(symbol).set(float(view.funding_rate))
+    if view.open_interest is not None:
+        m.OPEN_INTEREST.labels(symbol).set(float(view.open_interest))
+    if view.oi_notional is not None:
+        m.OPEN_INTEREST_QUOTE.labels(symbol).set(float(view.oi_notional))
+    m.JOIN_STALE.labels(symbol, "mark").set(int(view.mark_stale))
+    m.JOIN_STALE.labels(symbol, "open_interest").set(int(view.oi_stale))
+
+
+def _lag(flow: str, engine_us: int) -> None:
+    m.LAG.labels(flow).observe(max(0.0, (now_us() - engine_us) / 1e6))
+
+
+class _MetricsPartition(StatelessSinkPartition[Any]):
+    def __init__(self, flow: str) -> None:
+        self._flow = flow
+
+    def write_batch(self, items: list[Any]) -> None:
+        for item in items:
+            observe(item, self._flow)
+
+
+class MetricsSink(DynamicSink[Any]):
+    """Updates the Prometheus metrics from any flow's outputs.
+
+    Partition: one per worker, all updating the process's registry (served by
+    ``connectors.metrics.serve_metrics``; one port per process). Floats appear only
+    here, at the metrics edge. Never ends; never fails on an unknown record.
+    """
+
+    def __init__(self, flow: str = "") -> None:
+        self._flow = flow
+
+    def build(
+        self, step_id: str, worker_index: int, worker_count: int
+    ) -> _MetricsPartition:
+        """One partition per worker."""
+        return _MetricsPartition(self._flow)

@@ -1,0 +1,113 @@
+"""Metrics from flow outputs, served over HTTP on loopback."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import httpx
+
+from connectors import metrics as m
+from connectors.backpack.streams import KlineInterval
+from connectors.backpack.wire import Side
+from connectors.sinks.metrics import observe
+from operators.book_state import BandDepth, BookIntegrity, BookStats, IntegrityKind
+from operators.bursts import BurstAlert, BurstPhase, Severity
+from operators.candles import Candle
+
+
+def stats() -> BookStats:
+    return BookStats(
+        stream="depth.MX_USDC",
+        symbol="MX_USDC",
+        update_id=1,
+        engine_us=1,
+        recv_us=2,
+        best_bid=Decimal("10.1"),
+        bid_qty=Decimal(1),
+        best_ask=Decimal("10.2"),
+        ask_qty=Decimal(2),
+        spread=Decimal("0.1"),
+        spread_bps=Decimal("9.85"),
+        mid=Decimal("10.15"),
+        microprice=None,
+        imbalance=Decimal("-0.25"),
+        bands=(
+            BandDepth(10, Decimal(1), Decimal("10.1"), Decimal(2), Decimal("20.4")),
+        ),
+        bid_levels=3,
+        ask_levels=4,
+        trimmed_levels=0,
+        latency_us=1,
+        tickers_checked=5,
+        tickers_mismatched=0,
+    )
+
+
+def value(name: str, **labels: str) -> float | None:
+    return m.REGISTRY.get_sample_value(name, labels)
+
+
+def test_book_candle_and_burst_records_update_the_metrics() -> None:
+    observe(stats())
+    assert value("bpx_book_best_bid", symbol="MX_USDC") == 10.1
+    assert value("bpx_book_spread_bps", symbol="MX_USDC") == 9.85
+    assert (
+        value("bpx_book_depth_quote", symbol="MX_USDC", side="ask", band_bps="10")
+        == 20.4
+    )
+    assert value("bpx_book_levels", symbol="MX_USDC", side="ask") == 4
+    observe(BookIntegrity("depth.MX_USDC", "MX_USDC", IntegrityKind.GAP, 5, "x", 1))
+    assert value("bpx_book_integrity_events_total", symbol="MX_USDC", kind="gap") == 1
+    candle = Candle(
+        symbol="MX_USDC",
+        interval=KlineInterval.M1,
+        start_us=0,
+        end_us=60_000_000,
+        open=Decimal(1),
+        high=Decimal(2),
+        low=Decimal(1),
+        close=Decimal("1.5"),
+        volume=Decimal(3),
+        quote_volume=Decimal(4),
+        vwap=None,
+        trades=2,
+        buy_volume=Decimal(1),
+        buy_trades=1,
+        sell_volume=Decimal(2),
+        sell_trades=1,
+        first_trade_id=1,
+        last_trade_id=2,
+    )
+    observe(candle)
+    assert value("bpx_candle_close", symbol="MX_USDC", interval="1m") == 1.5
+    started = BurstAlert(
+        burst_id="b",
+        phase=BurstPhase.STARTED,
+        symbol="MX_USDC",
+        side=Side.BID,
+        start_us=0,
+        detected_us=0,
+        end_us=None,
+        peak_window_notional=Decimal(1),
+        total_notional=Decimal(1),
+        count=5,
+        threshold=Decimal(1),
+        baseline=None,
+        severity=Severity.LOW,
+    )
+    observe(started)
+    assert value("bpx_liquidation_burst_active", symbol="MX_USDC", side="Bid") == 1
+    assert (
+        value(
+            "bpx_liquidation_bursts_total", symbol="MX_USDC", side="Bid", severity="low"
+        )
+        == 1
+    )
+
+
+def test_metrics_are_served_on_loopback() -> None:
+    observe(stats())
+    port = m.serve_metrics(0)
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    assert 'bpx_book_best_ask{symbol="MX_USDC"} 10.2' in text
+    assert "process_resident_memory_bytes" in text
