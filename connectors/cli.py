@@ -1,4 +1,8 @@
-"""The ``bpx-flows`` command line: simulator, demo, tail, record, replay."""
+"""The ``bpx-flows`` command line: simulator, demo, tail, record, replay, flows.
+
+Long because it is flat: one small ``_cmd_*`` function per command and its argument
+definitions, sharing the endpoint, signal and sink helpers at the bottom.
+"""
 
 from __future__ import annotations
 
@@ -564,28 +568,9 @@ def _counting_sink(counts: Counter[str]) -> Any:
 
 
 def _tee_sink(first: Any, second: Any) -> Any:
-    """A sink writing every batch to two sinks."""
-    from bytewax.outputs import DynamicSink, StatelessSinkPartition
+    from connectors.sinks.tee import TeeSink
 
-    class _Part(StatelessSinkPartition[Any]):
-        def __init__(self, parts: list[Any]) -> None:
-            self._parts = parts
-
-        def write_batch(self, items: list[Any]) -> None:
-            for part in self._parts:
-                part.write_batch(items)
-
-        def close(self) -> None:
-            for part in self._parts:
-                part.close()
-
-    class _Sink(DynamicSink[Any]):
-        def build(self, step_id: str, worker_index: int, worker_count: int) -> _Part:
-            return _Part(
-                [s.build(step_id, worker_index, worker_count) for s in (first, second)]
-            )
-
-    return _Sink()
+    return TeeSink(first, second)
 
 
 def _with_metrics(args: argparse.Namespace, source: Any, sink: Any) -> Any:

@@ -4,6 +4,10 @@ A pure model: ``advance_to(now_us)`` runs every scheduled event up to ``now_us``
 returns the data frames produced, as ``(stream, record)`` pairs of our wire types. Given
 the same seed, start time and market list, the sequence of engine events is the same
 however often ``advance_to`` is called, so sessions reproduce.
+
+One module past the usual size, on purpose: the event schedule, the streams derived
+from each engine event and the REST views share the same private state (engines,
+tapes, open interest, aggregation buffers); splitting them would expose it.
 """
 
 from __future__ import annotations
