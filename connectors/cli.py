@@ -162,9 +162,17 @@ def _add_simulator_commands(commands: Any) -> None:
 
 
 def _add_flow_commands(commands: Any) -> None:
-    demo = commands.add_parser("demo", help="the tape flow on the built-in simulator")
+    demo = commands.add_parser(
+        "demo",
+        help="the market flow on the built-in simulator, with metrics and alerts",
+    )
     demo.add_argument("--seconds", type=float, default=15.0, help="how long to run")
-    demo.add_argument("--quiet", action="store_true", help="only print the summary")
+    demo.add_argument(
+        "--quiet", action="store_true", help="print alerts and the summary"
+    )
+    demo.add_argument(
+        "--metrics-port", type=int, default=0, metavar="PORT", help="0: a free port"
+    )
     demo.set_defaults(run=_cmd_demo)
 
     for name, helptext, func in (
@@ -228,6 +236,22 @@ def _add_analytics_commands(commands: Any) -> None:
         "--webhook-format", choices=["json", "slack", "discord"], default="json"
     )
     liq.set_defaults(run=_cmd_liquidations)
+
+    market = commands.add_parser(
+        "market", help="books + candles + derivatives + liquidations on one connector"
+    )
+    market.add_argument("symbols", nargs="+", metavar="SYMBOL")
+    _endpoint_args(market)
+    _metrics_args(market)
+    market.add_argument("--seconds", type=float, help="stop after this long")
+    market.add_argument(
+        "--alerts", metavar="FILE", help="also append alerts as JSON Lines"
+    )
+    market.add_argument(
+        "--webhook", metavar="URL", help="also POST alerts to this webhook"
+    )
+    market.add_argument("--quiet", action="store_true", help="print alerts only")
+    market.set_defaults(run=_cmd_market)
 
     candles = commands.add_parser("candles", help="trades into OHLCV candles")
     candles.add_argument("symbols", nargs="+", metavar="SYMBOL")
@@ -324,17 +348,59 @@ def _cmd_sim_session(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from connectors.sim import ServerConfig, SimConfig, SimServer, SimThread
+    from connectors.backpack.wire import Side
+    from connectors.sim import (
+        ScheduledCascade,
+        ServerConfig,
+        SimConfig,
+        SimServer,
+        SimThread,
+    )
+    from connectors.sinks import LineSink
+    from flows.market import MarketConfig, build, market_streams
+    from operators.bursts import BurstConfig
 
     creds = Credentials.from_secret(base64.b64encode(os.urandom(32)).decode())
-    server = SimServer(SimConfig(), ServerConfig(account_key=creds.public_key))
+    # A cascade a few seconds in, so the demo shows a burst alert.
+    cascade = ScheduledCascade(min(6.0, args.seconds / 3), "SOL_USDC_PERP", Side.ASK)
+    exchange = SimConfig(cascades_at=(cascade,))
+    server = SimServer(exchange, ServerConfig(account_key=creds.public_key))
+    config = MarketConfig(bursts=BurstConfig(min_notional=Decimal(500), min_count=5))
+    symbols = ["SOL_USDC", "SOL_USDC_PERP", "BTC_USDC_PERP"]
+    streams = parse_streams(market_streams(symbols, config))
+    counts: Counter[str] = Counter()
     with SimThread(server):
         print(f"simulator: {server.ws_url} (REST {server.rest_url})", flush=True)
         endpoints = Endpoints(server.ws_url, server.rest_url, creds)
-        streams = parse_streams(DEMO_STREAMS)
-        counts = _run_tape(streams, endpoints, args.seconds, quiet=args.quiet)
+        source = _live_source(streams, endpoints, args.seconds)
+        out: Any = _counting_sink(counts) if args.quiet else _printing_sink(counts)
+        out = _with_metrics(args, source, out)
+        alerts = LineSink(_counting_describe(Counter()), prefix="ALERT ")
+        _run_flow(build(source, out, alerts, config), source)
     _print_summary(counts, args.seconds)
-    return 0 if counts.get("Trade") and counts.get("BookSnapshot") else 1
+    return 0 if counts.get("BookStats") and counts.get("Candle") else 1
+
+
+def _cmd_market(args: argparse.Namespace) -> int:
+    from connectors.sinks import JsonLinesSink, LineSink
+    from flows.market import build, market_streams
+
+    streams = parse_streams(market_streams(args.symbols))
+    counts: Counter[str] = Counter()
+    alerts: Any = LineSink(_counting_describe(Counter()), prefix="ALERT ")
+    if args.alerts:
+        alerts = _tee_sink(alerts, JsonLinesSink(args.alerts))
+    if args.webhook:
+        from connectors.sinks.webhook import WebhookConfig, WebhookSink
+
+        alerts = _tee_sink(alerts, WebhookSink(WebhookConfig(args.webhook)))
+    with _endpoints(args, streams) as endpoints:
+        source = _live_source(streams, endpoints, args.seconds)
+        out: Any = _counting_sink(counts) if args.quiet else _printing_sink(counts)
+        out = _with_metrics(args, source, out)
+        _run_flow(build(source, out, alerts), source)
+    _print_summary(counts, args.seconds)
+    return 0
 
 
 def _cmd_tail(args: argparse.Namespace) -> int:

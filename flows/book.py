@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import functools
 import os
+from dataclasses import dataclass
 from typing import Any
 
 import bytewax.operators as op
 import msgspec
-from bytewax.dataflow import Dataflow
+from bytewax.dataflow import Dataflow, Stream, operator
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
@@ -30,7 +31,7 @@ from connectors.source import BackpackSource
 from operators.book_state import BookConfig, BookStats, SymbolBooks, step
 from operators.describe import describe
 
-__all__ = ["book_streams", "build", "flow"]
+__all__ = ["BookOut", "analyze_books", "book_streams", "build", "flow"]
 
 
 def is_book_record(record: Any) -> bool:
@@ -62,6 +63,27 @@ def book_streams(symbols: list[str], window: str = "") -> list[str]:
     return [name for s in symbols for name in (f"depth.{window}{s}", f"bookTicker.{s}")]
 
 
+@dataclass(frozen=True)
+class BookOut:
+    """The book step's outputs."""
+
+    stats: Stream[Any]  # BookStats, emit time stamped
+    integrity: Stream[Any]  # BookIntegrity
+
+
+@operator
+def analyze_books(step_id: str, records: Stream[Any], config: BookConfig) -> BookOut:
+    """Connector records in; book stats and integrity events out (keyed by symbol)."""
+    book_records = op.filter("book_records", records, is_book_record)
+    keyed = op.key_on("by_symbol", book_records, symbol_of)
+    outputs = op.stateful_flat_map(
+        "apply_book", keyed, functools.partial(_apply, config)
+    )
+    unkeyed = op.map("unkey", outputs, lambda key_output: key_output[1])
+    split = op.branch("split", unkeyed, lambda r: isinstance(r, BookStats))
+    return BookOut(op.map("stamp_emit", split.trues, _stamp), split.falses)
+
+
 def build(
     source: Source[Any],
     stats_sink: Sink[Any],
@@ -71,15 +93,9 @@ def build(
     """The book flow between a source of connector records and two sinks."""
     flow = Dataflow("book")
     records = op.input("feed", flow, source)
-    book_records = op.filter("book_records", records, is_book_record)
-    keyed = op.key_on("by_symbol", book_records, symbol_of)
-    outputs = op.stateful_flat_map(
-        "apply_book", keyed, functools.partial(_apply, config or BookConfig())
-    )
-    unkeyed = op.map("unkey", outputs, lambda key_output: key_output[1])
-    split = op.branch("split", unkeyed, lambda r: isinstance(r, BookStats))
-    op.output("stats", op.map("stamp_emit", split.trues, _stamp), stats_sink)
-    op.output("integrity", split.falses, integrity_sink)
+    out = analyze_books("books", records, config or BookConfig())
+    op.output("stats", out.stats, stats_sink)
+    op.output("integrity", out.integrity, integrity_sink)
     return flow
 
 

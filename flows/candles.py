@@ -25,7 +25,7 @@ from typing import Any
 
 import bytewax.operators as op
 import bytewax.operators.windowing as win
-from bytewax.dataflow import Dataflow
+from bytewax.dataflow import Dataflow, Stream, operator
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
@@ -47,7 +47,14 @@ from operators.candles import (
 )
 from operators.describe import describe
 
-__all__ = ["CandleConfig", "build", "candle_streams", "flow"]
+__all__ = [
+    "CandleConfig",
+    "CandleOut",
+    "build",
+    "candle_streams",
+    "flow",
+    "roll_candles",
+]
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _DAY_US = 86_400_000_000
@@ -145,17 +152,18 @@ def candle_streams(
     return names
 
 
-def build(
-    source: Source[Any],
-    candle_sink: Sink[Any],
-    integrity_sink: Sink[Any],
-    late_sink: Sink[Any],
-    config: CandleConfig | None = None,
-) -> Dataflow:
-    """The candle flow between a source of connector records and three sinks."""
-    config = config or CandleConfig()
-    flow = Dataflow("candles")
-    records = op.input("feed", flow, source)
+@dataclass(frozen=True)
+class CandleOut:
+    """The candle step's outputs."""
+
+    candles: Stream[Any]  # Candle
+    integrity: Stream[Any]  # TradeGap, KlineMismatch
+    late: Stream[Any]  # Trade
+
+
+@operator
+def roll_candles(step_id: str, records: Stream[Any], config: CandleConfig) -> CandleOut:
+    """Connector records in; candles, integrity events and late trades out."""
     trades = op.filter_map("trades", records, trade_of)
     keyed = op.key_on("by_symbol", trades, lambda trade: trade.s)
     checked = op.stateful_flat_map("check_trade_ids", keyed, check_ids)
@@ -177,21 +185,31 @@ def build(
         "finish_base", windows.down, functools.partial(_finish_base, config.base)
     )
     candles = op.stateful_flat_map("roll_up", base, functools.partial(_roll, config))
-    op.output(
-        "candles", op.map("unkey_candles", candles, lambda kv: kv[1]), candle_sink
-    )
+    candle_out = op.map("unkey_candles", candles, lambda kv: kv[1])
     late = op.map("unkey_late", windows.late, lambda kv: kv[1][1])
-    op.output("late_trades", late, late_sink)
     klines = op.filter_map("closed_klines", records, closed_kline_of)
     keyed_klines = op.key_on("klines_by_symbol", klines, lambda item: item[1].s)
     both = op.merge("ours_and_theirs", candles, keyed_klines)
     mismatches = op.stateful_flat_map("check_klines", both, _check)
     integrity = op.merge("integrity_events", split.falses, mismatches)
-    op.output(
-        "integrity",
-        op.map("unkey_integrity", integrity, lambda kv: kv[1]),
-        integrity_sink,
-    )
+    integrity_out = op.map("unkey_integrity", integrity, lambda kv: kv[1])
+    return CandleOut(candle_out, integrity_out, late)
+
+
+def build(
+    source: Source[Any],
+    candle_sink: Sink[Any],
+    integrity_sink: Sink[Any],
+    late_sink: Sink[Any],
+    config: CandleConfig | None = None,
+) -> Dataflow:
+    """The candle flow between a source of connector records and three sinks."""
+    flow = Dataflow("candles")
+    records = op.input("feed", flow, source)
+    out = roll_candles("roll_candles", records, config or CandleConfig())
+    op.output("candles", out.candles, candle_sink)
+    op.output("integrity", out.integrity, integrity_sink)
+    op.output("late_trades", out.late, late_sink)
     return flow
 
 

@@ -14,7 +14,7 @@ import os
 from typing import Any
 
 import bytewax.operators as op
-from bytewax.dataflow import Dataflow
+from bytewax.dataflow import Dataflow, Stream, operator
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
@@ -24,7 +24,7 @@ from connectors.sinks import LineSink
 from connectors.source import BackpackSource
 from operators.derivatives import DerivativesConfig, DerivativesState, step
 
-__all__ = ["build", "derivative_streams", "flow"]
+__all__ = ["build", "derivative_streams", "flow", "join_mark_oi"]
 
 
 def is_derivative_event(record: Any) -> bool:
@@ -43,18 +43,28 @@ def derivative_streams(symbols: list[str]) -> list[str]:
     return [n for s in symbols for n in (f"markPrice.{s}", f"openInterest.{s}")]
 
 
+@operator
+def join_mark_oi(
+    step_id: str, records: Stream[Any], config: DerivativesConfig
+) -> Stream[Any]:
+    """Connector records in; a ``DerivativesView`` per mark/OI event out."""
+    events = op.filter("derivative_events", records, is_derivative_event)
+    keyed = op.key_on("by_symbol", events, lambda frame: frame.data.s)
+    joined = op.stateful_flat_map("join", keyed, functools.partial(_join, config))
+    return op.map("unkey", joined, lambda kv: kv[1])
+
+
 def build(
     source: Source[Any], sink: Sink[Any], config: DerivativesConfig | None = None
 ) -> Dataflow:
     """The derivatives flow between a source of connector records and a sink."""
     flow = Dataflow("derivatives")
     records = op.input("feed", flow, source)
-    events = op.filter("derivative_events", records, is_derivative_event)
-    keyed = op.key_on("by_symbol", events, lambda frame: frame.data.s)
-    joined = op.stateful_flat_map(
-        "join_mark_oi", keyed, functools.partial(_join, config or DerivativesConfig())
+    op.output(
+        "views",
+        join_mark_oi("join_mark_oi", records, config or DerivativesConfig()),
+        sink,
     )
-    op.output("views", op.map("unkey", joined, lambda kv: kv[1]), sink)
     return flow
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import bytewax.operators as op
-from bytewax.dataflow import Dataflow
+from bytewax.dataflow import Dataflow, Stream, operator
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
@@ -28,7 +28,7 @@ from connectors.sinks import LineSink
 from connectors.source import BackpackSource
 from operators.bursts import BurstAlert, BurstConfig, BurstState, step
 
-__all__ = ["build", "flow", "liquidation_streams"]
+__all__ = ["BurstOut", "build", "detect_bursts", "flow", "liquidation_streams"]
 
 
 @dataclass
@@ -67,6 +67,25 @@ def liquidation_streams(symbols: list[str] | None = None) -> list[str]:
     return ["liquidation", *(f"markPrice.{s}" for s in symbols or [])]
 
 
+@dataclass(frozen=True)
+class BurstOut:
+    """The burst step's outputs."""
+
+    alerts: Stream[Any]  # BurstAlert
+    stats: Stream[Any]  # LiquidationStats
+
+
+@operator
+def detect_bursts(step_id: str, records: Stream[Any], config: BurstConfig) -> BurstOut:
+    """Connector records in; liquidation stats and burst alerts out."""
+    events = op.filter("liquidation_events", records, is_liquidation_event)
+    keyed = op.key_on("by_symbol", events, lambda frame: frame.data.s)
+    detected = op.stateful_flat_map("detect", keyed, functools.partial(_detect, config))
+    unkeyed = op.map("unkey", detected, lambda kv: kv[1])
+    split = op.branch("split", unkeyed, lambda r: isinstance(r, BurstAlert))
+    return BurstOut(split.trues, split.falses)
+
+
 def build(
     source: Source[Any],
     alert_sink: Sink[Any],
@@ -76,15 +95,9 @@ def build(
     """The liquidation flow between a source of connector records and two sinks."""
     flow = Dataflow("liquidations")
     records = op.input("feed", flow, source)
-    events = op.filter("liquidation_events", records, is_liquidation_event)
-    keyed = op.key_on("by_symbol", events, lambda frame: frame.data.s)
-    detected = op.stateful_flat_map(
-        "detect_bursts", keyed, functools.partial(_detect, config or BurstConfig())
-    )
-    unkeyed = op.map("unkey", detected, lambda kv: kv[1])
-    split = op.branch("split", unkeyed, lambda r: isinstance(r, BurstAlert))
-    op.output("alerts", split.trues, alert_sink)
-    op.output("stats", split.falses, stats_sink)
+    out = detect_bursts("detect_bursts", records, config or BurstConfig())
+    op.output("alerts", out.alerts, alert_sink)
+    op.output("stats", out.stats, stats_sink)
     return flow
 
 

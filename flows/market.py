@@ -1,0 +1,101 @@
+"""Everything at once on one connector: books, candles, derivatives and liquidations.
+
+    feed ─┬─► book flow steps ─────────► book stats / integrity
+          ├─► candle flow steps ───────► candles / integrity / late trades
+          ├─► derivatives join ────────► views
+          └─► liquidation bursts ──────► liquidation stats / burst alerts
+
+Each part is the same wiring as its own flow file, built on the shared input stream
+(one WebSocket connection group feeds all four). All outputs go to one sink, alerts
+also to an alert sink. ``python -m bytewax.run flows.market:flow`` runs it live for
+``BPX_SYMBOLS`` (default SOL_USDC_PERP).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import bytewax.operators as op
+from bytewax.dataflow import Dataflow
+from bytewax.inputs import Source
+from bytewax.outputs import Sink
+
+from connectors.backpack.streams import KlineInterval, parse_streams
+from connectors.sinks import LineSink
+from connectors.source import BackpackSource
+from flows import book, candles, derivatives, liquidations
+from operators.book_state import BookConfig
+from operators.bursts import BurstConfig
+from operators.derivatives import DerivativesConfig
+from operators.describe import describe
+
+__all__ = ["MarketConfig", "build", "flow", "market_streams"]
+
+
+@dataclass(frozen=True, slots=True)
+class MarketConfig:
+    """The settings of each part."""
+
+    book: BookConfig = field(
+        default_factory=lambda: BookConfig(emit_every_us=1_000_000)
+    )
+    candles: candles.CandleConfig = field(
+        default_factory=lambda: candles.CandleConfig(
+            intervals=(KlineInterval.S1, KlineInterval.M1)
+        )
+    )
+    derivatives: DerivativesConfig = field(default_factory=DerivativesConfig)
+    bursts: BurstConfig = field(default_factory=BurstConfig)
+
+
+def market_streams(symbols: list[str], config: MarketConfig | None = None) -> list[str]:
+    """Every stream the four parts need (perps also get the derivatives streams)."""
+    config = config or MarketConfig()
+    names = book.book_streams(symbols)
+    names += candles.candle_streams(symbols, config.candles.intervals)
+    perps = [s for s in symbols if s.endswith("_PERP")]
+    names += derivatives.derivative_streams(perps)
+    names += liquidations.liquidation_streams(perps)
+    return list(dict.fromkeys(names))
+
+
+def build(
+    source: Source[Any],
+    sink: Sink[Any],
+    alert_sink: Sink[Any],
+    config: MarketConfig | None = None,
+) -> Dataflow:
+    """One input, four analytics, one output sink (alerts also to ``alert_sink``)."""
+    config = config or MarketConfig()
+    flow = Dataflow("market")
+    records = op.input("feed", flow, source)
+    books = book.analyze_books("books", records, config.book)
+    bars = candles.roll_candles("candles", records, config.candles)
+    views = derivatives.join_mark_oi("join_mark_oi", records, config.derivatives)
+    bursts = liquidations.detect_bursts("detect_bursts", records, config.bursts)
+    alerts = bursts.alerts
+    everything = op.merge(
+        "everything",
+        books.stats,
+        books.integrity,
+        bars.candles,
+        bars.integrity,
+        views,
+        bursts.stats,
+        alerts,
+    )
+    op.output("out", everything, sink)
+    op.output("alerts", alerts, alert_sink)
+    return flow
+
+
+def _default_flow() -> Dataflow:
+    symbols = os.environ.get("BPX_SYMBOLS", "SOL_USDC_PERP").split(",")
+    streams = parse_streams(market_streams([s.strip() for s in symbols if s.strip()]))
+    sink = LineSink(describe)
+    return build(BackpackSource(streams), sink, LineSink(describe, prefix="ALERT "))
+
+
+flow = _default_flow()
