@@ -1,0 +1,222 @@
+"""Dashboards and alert rules, proven on a real Prometheus scraping a running flow."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from bytewax.testing import run_main
+
+from connectors import metrics
+from connectors.backpack import parse_streams
+from connectors.backpack.wire import Side
+from connectors.connection import ConnectionConfig
+from connectors.sim import (
+    Fault,
+    FaultKind,
+    ScheduledCascade,
+    ServerConfig,
+    SimConfig,
+    SimServer,
+    SimThread,
+)
+from connectors.sinks.metrics import MetricsSink
+from connectors.source import BackpackSource, SourceConfig, StopSignal
+from flows.market import MarketConfig, build, market_streams
+from operators.bursts import BurstConfig
+
+pytestmark = pytest.mark.e2e
+
+DASHBOARDS = Path(__file__).resolve().parents[2] / "dashboards"
+SYMBOLS = ["SOL_USDC", "SOL_USDC_PERP", "BTC_USDC_PERP"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def dashboard_expressions() -> list[tuple[str, str]]:
+    found = []
+    for path in sorted((DASHBOARDS / "grafana" / "dashboards").glob("*.json")):
+        board = json.loads(path.read_text())
+        for panel in board["panels"]:
+            for target in panel["targets"]:
+                found.append((f"{board['uid']}: {panel['title']}", target["expr"]))
+    return found
+
+
+def rule_quantities() -> list[tuple[str, str]]:
+    """Each rule is "<quantity> <op> <threshold>"; healthy, the whole is empty."""
+    rules = yaml.safe_load((DASHBOARDS / "alerts.yml").read_text())
+    found = []
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            quantity = re.split(r"\s(?:==|!=|>=|<=|>|<)\s", rule["expr"])[0]
+            found.append((rule["alert"], quantity))
+    return found
+
+
+def test_dashboard_json_is_generated_from_the_panel_list(tmp_path: Path) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "build", DASHBOARDS / "build_dashboards.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for uid in module.DASHBOARDS:
+        committed = json.loads(
+            (DASHBOARDS / "grafana" / "dashboards" / f"{uid}.json").read_text()
+        )
+        assert committed == json.loads(json.dumps(module.dashboard(uid)))
+        assert committed["templating"]["list"][0]["name"] == "symbol"
+
+
+def test_promtool_accepts_the_config_and_rules() -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        if os.environ.get("CI"):
+            pytest.fail(
+                "promtool is missing: make test installs the prometheus package"
+            )
+        pytest.skip("promtool is not installed (apt-get install prometheus)")
+    for args in (
+        ["check", "config", "prometheus.yml"],
+        ["check", "rules", "alerts.yml"],
+    ):
+        result = subprocess.run(
+            [promtool, *args],
+            cwd=DASHBOARDS,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_panel_and_rule_expression_returns_data(tmp_path: Path) -> None:
+    binary = shutil.which("prometheus")
+    if binary is None:
+        if os.environ.get("CI"):
+            pytest.fail(
+                "prometheus is missing: make test installs the prometheus package"
+            )
+        pytest.skip("prometheus is not installed (apt-get install prometheus)")
+    # A market flow on a fast simulator, with the faults the health panels chart.
+    cascade = ScheduledCascade(30.0, "SOL_USDC_PERP", Side.ASK)
+    server = SimServer(
+        SimConfig(seed=5, cascades_at=(cascade,)), ServerConfig(speed=5.0)
+    )
+    faults = [
+        Fault(FaultKind.SKIP_DEPTH, after=100, count=2),
+        Fault(FaultKind.MALFORMED, after=150),
+        Fault(FaultKind.DROP, after=400),
+    ]
+    config = MarketConfig(bursts=BurstConfig(min_notional=Decimal(500), min_count=5))
+    with SimThread(server):
+        for fault in faults:
+            server.arm(fault)
+        source = BackpackSource(
+            parse_streams(market_streams(SYMBOLS, config)),
+            SourceConfig(
+                connection=ConnectionConfig(
+                    ws_url=server.ws_url, backoff_initial_s=0.05
+                ),
+                rest_url=server.rest_url,
+                run_for_s=45.0,
+            ),
+        )
+        collector = metrics.ConnectionCollector(
+            lambda: [p.connection for p in source.partitions.values()]
+        )
+        metrics.REGISTRY.register(collector)
+        port = metrics.serve_metrics(0)
+        web = free_port()
+        prom_config = tmp_path / "prometheus.yml"
+        shutil.copy(DASHBOARDS / "alerts.yml", tmp_path / "alerts.yml")
+        prom_config.write_text(
+            yaml.safe_dump(
+                {
+                    "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                    "rule_files": ["alerts.yml"],
+                    "scrape_configs": [
+                        {
+                            "job_name": "bpx-flows",
+                            "static_configs": [{"targets": [f"127.0.0.1:{port}"]}],
+                        }
+                    ],
+                }
+            )
+        )
+        StopSignal.clear()
+        runner = threading.Thread(
+            target=run_main, args=(build(source, MetricsSink(), MetricsSink(), config),)
+        )
+        runner.start()
+        prometheus = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={prom_config}",
+                f"--storage.tsdb.path={tmp_path / 'data'}",
+                f"--web.listen-address=127.0.0.1:{web}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        api = f"http://127.0.0.1:{web}/api/v1"
+        try:
+            missing = _wait_for_all(
+                api, dashboard_expressions() + rule_quantities(), timeout_s=90
+            )
+            rules = httpx.get(f"{api}/rules", timeout=5).json()["data"]["groups"][0][
+                "rules"
+            ]
+            assert {r["health"] for r in rules} == {"ok"}, rules
+        finally:
+            prometheus.terminate()
+            prometheus.wait(timeout=20)
+            StopSignal.set()
+            runner.join(timeout=60)
+            StopSignal.clear()
+            metrics.REGISTRY.unregister(collector)
+    assert missing == [], f"expressions without data: {missing}"
+
+
+def _wait_for_all(
+    api: str, expressions: list[tuple[str, str]], timeout_s: float
+) -> list[Any]:
+    deadline = time.monotonic() + timeout_s
+    missing = list(expressions)
+    while missing and time.monotonic() < deadline:
+        time.sleep(2)
+        still = []
+        for name, expr in missing:
+            query = expr.replace("$symbol", ".*")
+            try:
+                answer = httpx.get(
+                    f"{api}/query", params={"query": query}, timeout=5
+                ).json()
+            except httpx.HTTPError:
+                still.append((name, expr))
+                continue
+            assert answer["status"] == "success", (name, answer)
+            if not answer["data"]["result"]:
+                still.append((name, expr))
+        missing = still
+    return missing
