@@ -102,7 +102,9 @@ def test_demo_runs_on_the_simulator_and_summarises() -> None:
     result = run_cli("demo", "--seconds", "4", "--quiet")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "summary:" in result.stdout
-    assert "BookSnapshot" in result.stdout and "Trade" in result.stdout
+    assert "metrics: http://127.0.0.1:" in result.stdout
+    assert "BookStats" in result.stdout and "Candle" in result.stdout
+    assert "ALERT " in result.stdout and "BURST STARTED" in result.stdout
 
 
 def test_record_then_replay_from_the_command_line(tmp_path: Path) -> None:
