@@ -280,6 +280,14 @@ def _add_analytics_commands(commands: Any) -> None:
 
 def _metrics_args(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument(
+        "--sink",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="also send the outputs to a sink: stdout:json, jsonl:PATH[,max_mb=N], "
+        "parquet:DIR, webhook:URL, kafka:BROKERS/TOPIC, or an installed plugin",
+    )
+    cmd.add_argument(
         "--metrics-port",
         type=int,
         metavar="PORT",
@@ -505,7 +513,7 @@ def _cmd_liquidations(args: argparse.Namespace) -> int:
     with _endpoints(args, streams) as endpoints:
         source = _live_source(streams, endpoints, args.seconds)
         alerts = _with_metrics(args, source, alerts)
-        stats = _with_metrics(args, None, stats)
+        stats = _with_metrics(args, None, stats, extra_sinks=False)
         _run_flow(build(source, alerts, stats, config), source)
     _print_summary(counts, args.seconds)
     return 0
@@ -639,8 +647,14 @@ def _tee_sink(first: Any, second: Any) -> Any:
     return TeeSink(first, second)
 
 
-def _with_metrics(args: argparse.Namespace, source: Any, sink: Any) -> Any:
-    """With ``--metrics-port``: serve metrics (once) and tee ``sink`` into them."""
+def _with_metrics(
+    args: argparse.Namespace, source: Any, sink: Any, extra_sinks: bool = True
+) -> Any:
+    """Tee ``sink`` into the ``--sink`` sinks and, with ``--metrics-port``, metrics."""
+    from connectors.sinks.registry import make_sink
+
+    for spec in getattr(args, "sink", []) if extra_sinks else []:
+        sink = _tee_sink(sink, make_sink(spec))
     if args.metrics_port is None:
         return sink
     from connectors import metrics

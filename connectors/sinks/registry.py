@@ -1,0 +1,175 @@
+"""Sinks by name: ``--sink SPEC`` on the command line, plugins by entry point.
+
+A spec is ``NAME`` or ``NAME:ARGUMENT``; options follow the argument after commas:
+
+| spec | sink |
+| --- | --- |
+| ``stdout`` / ``stdout:json`` | one line per record, human-readable / JSON |
+| ``jsonl:PATH[,max_mb=N][,every_s=N]`` | JSON Lines file, rotated by size or age |
+| ``parquet:DIR`` | candles to Parquet (polars), partitioned by symbol and date |
+| ``webhook:URL[,format=json|slack|discord]`` | POST (alerts), queued, retried |
+| ``kafka:BROKERS/TOPIC`` | Bytewax's Kafka sink (``pip install 'bpx-flows[kafka]'``) |
+
+Third-party sinks: a package declares an entry point in the group
+``bpx_flows.sinks``; its name is the spec name and it is called with the argument
+string (``""`` when none) and must return a Bytewax ``DynamicSink``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from importlib.metadata import entry_points
+from typing import Any
+
+import msgspec
+from bytewax.outputs import DynamicSink
+
+from connectors.errors import ConfigError
+
+__all__ = ["ENTRY_POINT_GROUP", "make_sink", "sink_names"]
+
+ENTRY_POINT_GROUP = "bpx_flows.sinks"
+Factory = Callable[[str], DynamicSink[Any]]
+
+
+def _split(argument: str) -> tuple[str, dict[str, str]]:
+    head, *rest = argument.split(",")
+    options = {}
+    for item in rest:
+        key, sep, value = item.partition("=")
+        if not sep:
+            msg = f"sink option {item!r} is not key=value"
+            raise ConfigError(msg)
+        options[key.strip()] = value.strip()
+    return head, options
+
+
+def _stdout(argument: str) -> DynamicSink[Any]:
+    from connectors.sinks.stdout import LineSink
+    from operators.describe import describe
+
+    if argument not in ("", "json", "text"):
+        msg = f"stdout takes 'json' or nothing, not {argument!r}"
+        raise ConfigError(msg)
+    if argument == "json":
+        encode = msgspec.json.Encoder().encode
+        return LineSink(lambda item: encode(item).decode())
+    return LineSink(describe)
+
+
+def _jsonl(argument: str) -> DynamicSink[Any]:
+    from connectors.sinks.jsonl import JsonLinesSink
+
+    path, options = _split(argument)
+    if not path:
+        msg = "jsonl needs a path: jsonl:alerts.jsonl"
+        raise ConfigError(msg)
+    try:
+        max_mb = float(options.pop("max_mb")) if "max_mb" in options else None
+        every_s = float(options.pop("every_s")) if "every_s" in options else None
+    except ValueError as exc:
+        msg = f"jsonl options must be numbers: {exc}"
+        raise ConfigError(msg) from None
+    _no_more(options, "jsonl")
+    max_bytes = int(max_mb * 1024 * 1024) if max_mb is not None else None
+    return JsonLinesSink(path, max_bytes=max_bytes, every_s=every_s)
+
+
+def _parquet(argument: str) -> DynamicSink[Any]:
+    from connectors.sinks.parquet import CandleParquetSink
+
+    if not argument:
+        msg = "parquet needs a directory: parquet:data/candles"
+        raise ConfigError(msg)
+    return CandleParquetSink(argument)
+
+
+def _webhook(argument: str) -> DynamicSink[Any]:
+    from connectors.sinks.webhook import WebhookConfig, WebhookSink
+
+    url, options = _split(argument)
+    if not url.startswith(("http://", "https://")):
+        msg = f"webhook needs an http(s) URL, not {url!r}"
+        raise ConfigError(msg)
+    style = options.pop("format", "json")
+    if style not in ("json", "slack", "discord"):
+        msg = f"webhook format must be json, slack or discord, not {style!r}"
+        raise ConfigError(msg)
+    _no_more(options, "webhook")
+    return WebhookSink(WebhookConfig(url, format=style))
+
+
+def _kafka(argument: str) -> DynamicSink[Any]:
+    brokers, _, topic = argument.rpartition("/")
+    if not brokers or not topic:
+        msg = "kafka needs BROKERS/TOPIC, e.g. kafka:localhost:9092/bpx"
+        raise ConfigError(msg)
+    try:
+        from bytewax.connectors.kafka import KafkaSink, KafkaSinkMessage
+    except ImportError:
+        msg = "the kafka sink needs the optional extra: pip install 'bpx-flows[kafka]'"
+        raise ConfigError(msg) from None
+    return _JsonMessages(KafkaSink(brokers.split(";"), topic), KafkaSinkMessage)
+
+
+class _JsonMessages(DynamicSink[Any]):
+    """Wraps Bytewax's Kafka sink: each record becomes a JSON message value."""
+
+    def __init__(self, inner: Any, message: Any) -> None:
+        self._inner = inner
+        self._message = message
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> Any:
+        part = self._inner.build(step_id, worker_index, worker_count)
+        encode = msgspec.json.Encoder().encode
+        message = self._message
+
+        write = part.write_batch
+
+        def write_batch(items: list[Any]) -> None:
+            write([message(key=None, value=encode(item)) for item in items])
+
+        part.write_batch = write_batch
+        return part
+
+
+_BUILT_IN: dict[str, Factory] = {
+    "stdout": _stdout,
+    "jsonl": _jsonl,
+    "parquet": _parquet,
+    "webhook": _webhook,
+    "kafka": _kafka,
+}
+
+
+def _no_more(options: dict[str, str], name: str) -> None:
+    if options:
+        msg = f"unknown {name} option(s): {', '.join(sorted(options))}"
+        raise ConfigError(msg)
+
+
+def _plugins() -> dict[str, Any]:
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def sink_names() -> list[str]:
+    """Built-in and installed sink names."""
+    return sorted({*_BUILT_IN, *_plugins()})
+
+
+def make_sink(spec: str) -> DynamicSink[Any]:
+    """The sink a spec names.
+
+    Raises:
+        ConfigError: unknown name (listing the known ones) or a bad argument.
+    """
+    name, _, argument = spec.partition(":")
+    factory: Factory | None = _BUILT_IN.get(name)
+    if factory is None:
+        plugin = _plugins().get(name)
+        if plugin is None:
+            msg = f"unknown sink {name!r}; available: {', '.join(sink_names())}"
+            raise ConfigError(msg)
+        factory = plugin.load()
+    assert factory is not None
+    return factory(argument)
