@@ -247,6 +247,17 @@ class _ReplayPartition(StatefulSourcePartition[Any, ReplayState]):
             raise StopIteration
         batch: list[Any] = []
         pending, replayer = self._pending, self._replayer
+        if self._speed is None and not pending:
+            # As fast as possible: records go straight into the batch.
+            lines, size = self._lines, self._batch_size
+            while len(batch) < size:
+                line = next(lines, None)
+                if line is None:
+                    self._done = True
+                    break
+                self._consumed += 1
+                batch.extend(replayer.feed(line))
+            return batch
         while len(batch) < self._batch_size:
             if pending:
                 if self._speed is not None and not self._due(pending[0]):

@@ -41,6 +41,18 @@ def is_book_record(record: Any) -> bool:
     return isinstance(record, BookSnapshot | Resync)
 
 
+def keyed_book_record(record: Any) -> tuple[str, Any] | None:
+    """``(symbol, record)`` for book records, ``None`` for the rest."""
+    if isinstance(record, Frame):
+        data = record.data
+        if type(data) is Depth or type(data) is BookTicker:
+            return data.s, record
+        return None
+    if isinstance(record, BookSnapshot | Resync):
+        return record.symbol, record
+    return None
+
+
 def symbol_of(record: Any) -> str:
     """The market a book record belongs to (the Bytewax key)."""
     if isinstance(record, Frame):
@@ -74,8 +86,8 @@ class BookOut:
 @operator
 def analyze_books(step_id: str, records: Stream[Any], config: BookConfig) -> BookOut:
     """Connector records in; book stats and integrity events out (keyed by symbol)."""
-    book_records = op.filter("book_records", records, is_book_record)
-    keyed = op.key_on("by_symbol", book_records, symbol_of)
+    # One step selects and keys the records (a step per item costs more than a test).
+    keyed: Any = op.filter_map("book_records_by_symbol", records, keyed_book_record)
     outputs = op.stateful_flat_map(
         "apply_book", keyed, functools.partial(_apply, config)
     )

@@ -53,6 +53,11 @@ class BookRouter:
             self._wanting[sync.stream] = sync
         return records
 
+    @property
+    def wanting(self) -> bool:
+        """Whether some book may need a snapshot (``start_fetches`` has work)."""
+        return bool(self._wanting)
+
     def start_fetches(self) -> list[BookSync]:
         """Syncs that need a snapshot now; each is marked as fetching."""
         wanted = []

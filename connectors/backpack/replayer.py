@@ -78,6 +78,7 @@ class Replayer:
         if isinstance(decoded, Frame):
             records = self.books.on_frame(decoded)
             if records is not None:
-                self.books.start_fetches()
+                if self.books.wanting:
+                    self.books.start_fetches()
                 return list(records)
         return [decoded]
