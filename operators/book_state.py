@@ -20,6 +20,7 @@ import msgspec
 from connectors.backpack.booksync import BookSnapshot, Resync, ResyncReason
 from connectors.backpack.wire import BookTicker, Depth, Frame
 from operators.book import L2Book, Level
+from operators.numbers import to_decimal
 
 __all__ = [
     "BandDepth",
@@ -378,6 +379,21 @@ def _check_tickers(state: SymbolBooks, out: list[Output]) -> None:
             state.tickers_unverifiable += 1  # e.g. an aggregated stream skipped this id
             continue
         theirs = (_dec(ticker.b), _dec(ticker.B), _dec(ticker.a), _dec(ticker.A))
+        texts = (ticker.b, ticker.B, ticker.a, ticker.A)
+        if any(v is None and t is not None for v, t in zip(theirs, texts, strict=True)):
+            state.tickers_unverifiable += 1
+            detail = f"bookTicker u={ticker.u} has a non-numeric price or quantity"
+            out.append(
+                BookIntegrity(
+                    matched[0][0],
+                    ticker.s,
+                    IntegrityKind.INVALID_LEVEL,
+                    ticker.u,
+                    detail,
+                    frame.recv_us,
+                )
+            )
+            continue
         state.tickers_checked += 1
         for name, ours in matched[:1]:
             if ours != theirs:
@@ -400,7 +416,7 @@ def _show(top: _Top) -> str:
 
 
 def _dec(value: str | None) -> Decimal | None:
-    return None if value is None else Decimal(value)
+    return to_decimal(value)
 
 
 # Statistics.

@@ -27,6 +27,7 @@ from decimal import Decimal
 import msgspec
 
 from connectors.backpack.wire import Liquidation, Side
+from operators.numbers import to_decimal
 
 __all__ = [
     "BurstAlert",
@@ -179,6 +180,7 @@ class BurstState:
     sides: dict[Side, _Side] = field(default_factory=dict)
     first_us: int | None = None  # the first event seen: the start of the history
     last_us: int = 0
+    invalid: int = 0  # liquidations with a non-numeric quantity or price
 
 
 def step(
@@ -212,9 +214,12 @@ def _on_liquidation(
     config: BurstConfig,
     out: list[LiquidationStats | BurstAlert],
 ) -> None:
+    quantity, price = to_decimal(event.q), to_decimal(event.p)
+    if quantity is None or price is None:
+        state.invalid += 1  # a non-numeric liquidation is counted, never folded
+        return
     data = state.sides.setdefault(event.S, _Side())
     now = event.T
-    quantity, price = Decimal(event.q), Decimal(event.p)
     notional = quantity * price
     bucket = now // (config.bucket_s * _S)
     data.buckets[bucket] = data.buckets.get(bucket, Decimal(0)) + notional

@@ -26,6 +26,7 @@ from connectors.backpack.klines import (
 )
 from connectors.backpack.streams import KlineInterval
 from connectors.backpack.wire import Kline, Trade
+from operators.numbers import to_decimal
 
 __all__ = [
     "Candle",
@@ -305,7 +306,11 @@ def _acc_of(candle: Candle) -> CandleAcc:
 
 
 class TradeGap(msgspec.Struct, frozen=True):
-    """Trade ids ``first_missing..last_missing`` of ``symbol`` never arrived (yet)."""
+    """Trade ids ``first_missing..last_missing`` of ``symbol`` never arrived (yet).
+
+    ``count == 0`` marks a trade that arrived with a non-numeric price or quantity and
+    was left out of every candle.
+    """
 
     symbol: str
     first_missing: int
@@ -323,6 +328,7 @@ class IdState:
     order: deque[int] = field(default_factory=deque)
     duplicates: int = 0
     gaps: int = 0
+    invalid: int = 0
 
 
 def check_ids(
@@ -330,6 +336,9 @@ def check_ids(
 ) -> tuple[IdState, list[Trade | TradeGap]]:
     """Pass a trade on unless it is a duplicate; report a jump in ids as a gap."""
     state = state or IdState()
+    if to_decimal(trade.p) is None or to_decimal(trade.q) is None:
+        state.invalid += 1  # a price or quantity that is not a number: never folded
+        return state, [TradeGap(trade.s, trade.t, trade.t, 0, trade.T)]
     if trade.t in state.recent:
         state.duplicates += 1
         return state, []
@@ -420,6 +429,20 @@ def _compare(
     state: KlineCheckState, candle: Candle, kline: Kline
 ) -> list[KlineMismatch]:
     state.checked += 1
+    parsed = [to_decimal(x) for x in (kline.o, kline.h, kline.l, kline.c, kline.v)]
+    if any(x is None for x in parsed):
+        state.mismatched += 1
+        values = (kline.o, kline.h, kline.l, kline.c, kline.v)
+        return [
+            KlineMismatch(
+                symbol=candle.symbol,
+                interval=candle.interval,
+                start_us=candle.start_us,
+                fields=("invalid",),
+                ours=(),
+                theirs=tuple(values),
+            )
+        ]
     ours = (
         candle.open,
         candle.high,

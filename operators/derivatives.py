@@ -15,6 +15,7 @@ from decimal import Decimal
 import msgspec
 
 from connectors.backpack.wire import MarkPrice, OpenInterest
+from operators.numbers import to_decimal
 
 __all__ = [
     "DerivativesConfig",
@@ -88,6 +89,7 @@ class DerivativesState:
     oi: Decimal | None = None
     oi_us: int = 0
     oi_history: deque[tuple[int, Decimal]] = field(default_factory=deque)
+    invalid: int = 0  # events skipped for a non-numeric field
 
 
 def step(
@@ -98,6 +100,9 @@ def step(
     """Fold one event into the join; returns the view as of that event."""
     state = state or DerivativesState()
     now = event.E
+    if not _numeric(event):
+        state.invalid += 1  # a non-numeric field: the event is not used
+        return state, []
     if isinstance(event, MarkPrice):
         if now < state.mark_us:
             return state, []  # older than what we have: out of order, ignored
@@ -112,6 +117,14 @@ def step(
         while history and history[0][0] < now - horizon_us:
             history.popleft()
     return state, [_view(state, event.s, now, config)]
+
+
+def _numeric(event: MarkPrice | OpenInterest) -> bool:
+    if isinstance(event, OpenInterest):
+        return to_decimal(event.o) is not None
+    return to_decimal(event.p) is not None and all(
+        text is None or to_decimal(text) is not None for text in (event.f, event.i)
+    )
 
 
 def _view(
