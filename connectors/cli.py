@@ -182,7 +182,6 @@ def _add_flow_commands(commands: Any) -> None:
         cmd = commands.add_parser(name, help=helptext)
         cmd.add_argument("streams", nargs="+", metavar="STREAM")
         _endpoint_args(cmd)
-        cmd.add_argument("--seconds", type=float, help="stop after this long")
         cmd.add_argument(
             "--per-connection", type=int, default=50, help="streams/socket"
         )
@@ -196,7 +195,6 @@ def _add_analytics_commands(commands: Any) -> None:
     book.add_argument("symbols", nargs="+", metavar="SYMBOL")
     _endpoint_args(book)
     _metrics_args(book)
-    book.add_argument("--seconds", type=float, help="stop after this long")
     book.add_argument(
         "--window", choices=["200ms", "600ms", "1000ms"], help="aggregated depth stream"
     )
@@ -214,27 +212,17 @@ def _add_analytics_commands(commands: Any) -> None:
     deriv.add_argument("symbols", nargs="+", metavar="PERP")
     _endpoint_args(deriv)
     _metrics_args(deriv)
-    deriv.add_argument("--seconds", type=float, help="stop after this long")
     deriv.set_defaults(run=_cmd_derivatives)
 
     liq = commands.add_parser("liquidations", help="liquidation stats and burst alerts")
     liq.add_argument("symbols", nargs="*", metavar="PERP", help="heartbeat markets")
     _endpoint_args(liq)
     _metrics_args(liq)
-    liq.add_argument("--seconds", type=float, help="stop after this long")
-    liq.add_argument(
-        "--alerts", metavar="FILE", help="also append alerts as JSON Lines"
-    )
     liq.add_argument("--min-notional", type=Decimal, default=Decimal(50_000))
     liq.add_argument("--min-count", type=int, default=5)
     liq.add_argument("--multiple", type=Decimal, default=Decimal(5))
     liq.add_argument("--quiet", action="store_true", help="print alerts only")
-    liq.add_argument(
-        "--webhook", metavar="URL", help="also POST alerts to this webhook"
-    )
-    liq.add_argument(
-        "--webhook-format", choices=["json", "slack", "discord"], default="json"
-    )
+    _alert_args(liq)
     liq.set_defaults(run=_cmd_liquidations)
 
     market = commands.add_parser(
@@ -243,13 +231,7 @@ def _add_analytics_commands(commands: Any) -> None:
     market.add_argument("symbols", nargs="+", metavar="SYMBOL")
     _endpoint_args(market)
     _metrics_args(market)
-    market.add_argument("--seconds", type=float, help="stop after this long")
-    market.add_argument(
-        "--alerts", metavar="FILE", help="also append alerts as JSON Lines"
-    )
-    market.add_argument(
-        "--webhook", metavar="URL", help="also POST alerts to this webhook"
-    )
+    _alert_args(market)
     market.add_argument("--quiet", action="store_true", help="print alerts only")
     market.set_defaults(run=_cmd_market)
 
@@ -257,7 +239,6 @@ def _add_analytics_commands(commands: Any) -> None:
     candles.add_argument("symbols", nargs="+", metavar="SYMBOL")
     _endpoint_args(candles)
     _metrics_args(candles)
-    candles.add_argument("--seconds", type=float, help="stop after this long")
     candles.add_argument("--intervals", default="1s,1m,5m,1h", help="comma-separated")
     candles.add_argument(
         "--lateness-ms", type=int, default=2000, help="allowed lateness"
@@ -295,7 +276,34 @@ def _metrics_args(cmd: argparse.ArgumentParser) -> None:
     )
 
 
+def _alert_args(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument(
+        "--alerts", metavar="FILE", help="also append alerts as JSON Lines"
+    )
+    cmd.add_argument(
+        "--webhook", metavar="URL", help="also POST alerts to this webhook"
+    )
+    cmd.add_argument(
+        "--webhook-format", choices=["json", "slack", "discord"], default="json"
+    )
+
+
+def _alert_sink(args: argparse.Namespace, sink: Any) -> Any:
+    """``sink`` plus the ``--alerts`` file and the ``--webhook``, when given."""
+    if args.alerts:
+        from connectors.sinks import JsonLinesSink
+
+        sink = _tee_sink(sink, JsonLinesSink(args.alerts))
+    if args.webhook:
+        from connectors.sinks.webhook import WebhookConfig, WebhookSink
+
+        config = WebhookConfig(args.webhook, format=args.webhook_format)
+        sink = _tee_sink(sink, WebhookSink(config))
+    return sink
+
+
 def _endpoint_args(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("--seconds", type=float, help="stop after this long")
     where = cmd.add_mutually_exclusive_group()
     where.add_argument("--live", action="store_true", help="the real exchange")
     where.add_argument("--ws", help="any WebSocket endpoint (e.g. a simulator)")
@@ -390,18 +398,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_market(args: argparse.Namespace) -> int:
-    from connectors.sinks import JsonLinesSink, LineSink
+    from connectors.sinks import LineSink
     from flows.market import build, market_streams
 
     streams = parse_streams(market_streams(args.symbols))
     counts: Counter[str] = Counter()
-    alerts: Any = LineSink(_counting_describe(Counter()), prefix="ALERT ")
-    if args.alerts:
-        alerts = _tee_sink(alerts, JsonLinesSink(args.alerts))
-    if args.webhook:
-        from connectors.sinks.webhook import WebhookConfig, WebhookSink
-
-        alerts = _tee_sink(alerts, WebhookSink(WebhookConfig(args.webhook)))
+    alerts = _alert_sink(args, LineSink(_counting_describe(Counter()), prefix="ALERT "))
     with _endpoints(args, streams) as endpoints:
         source = _live_source(streams, endpoints, args.seconds)
         out: Any = _counting_sink(counts) if args.quiet else _printing_sink(counts)
@@ -422,40 +424,25 @@ def _cmd_tail(args: argparse.Namespace) -> int:
 
 
 def _cmd_record(args: argparse.Namespace) -> int:
-    from bytewax.testing import run_main
-
     from connectors.recording import Recorder
-    from connectors.sinks import CountingSink
-    from connectors.source import BackpackSource
     from flows.tape import build
-    from operators.describe import kind_of
 
     streams = parse_streams(args.streams)
+    counter = _counting_sink(Counter())
     with (
         _endpoints(args, streams) as endpoints,
         Recorder(args.out, [str(s) for s in streams]) as recorder,
     ):
-        source = BackpackSource(
-            streams,
-            _source_config(endpoints, args.seconds, args.per_connection),
-            endpoints.credentials,
-            tap=recorder,
+        source = _live_source(
+            streams, endpoints, args.seconds, args.per_connection, tap=recorder
         )
-        counter = CountingSink(kind_of)
-        with _stop_on_signals():
-            run_main(build(source, counter, counter))  # type: ignore[no-untyped-call]
+        _run_flow(build(source, counter, counter), source)
         print(f"recorded {recorder.lines} lines to {args.out}", flush=True)
-    if source.failures:
-        raise source.failures[0]
     _print_summary(counter.counts, args.seconds)
     return 0
 
 
 def _cmd_book(args: argparse.Namespace) -> int:
-    from bytewax.testing import run_main
-
-    from connectors.sinks import LineSink
-    from connectors.source import BackpackSource
     from flows.book import book_streams, build
     from operators.book_state import BookConfig
 
@@ -466,14 +453,9 @@ def _cmd_book(args: argparse.Namespace) -> int:
         symbols=frozenset(args.symbols), emit_every_us=int(args.every_ms * 1000)
     )
     with _endpoints(args, streams) as endpoints:
-        source = BackpackSource(
-            streams, _source_config(endpoints, args.seconds), endpoints.credentials
-        )
-        sink = _with_metrics(args, source, LineSink(_counting_describe(counts)))
-        with _stop_on_signals():
-            run_main(build(source, sink, sink, config))  # type: ignore[no-untyped-call]
-    if source.failures:
-        raise source.failures[0]
+        source = _live_source(streams, endpoints, args.seconds)
+        sink = _with_metrics(args, source, _printing_sink(counts))
+        _run_flow(build(source, sink, sink, config), source)
     _print_summary(counts, args.seconds)
     return 0
 
@@ -492,7 +474,6 @@ def _cmd_derivatives(args: argparse.Namespace) -> int:
 
 
 def _cmd_liquidations(args: argparse.Namespace) -> int:
-    from connectors.sinks import JsonLinesSink
     from flows.liquidations import build, liquidation_streams
     from operators.bursts import BurstConfig
 
@@ -501,14 +482,7 @@ def _cmd_liquidations(args: argparse.Namespace) -> int:
     )
     streams = parse_streams(liquidation_streams(args.symbols))
     counts: Counter[str] = Counter()
-    alerts: Any = _printing_sink(counts)
-    if args.alerts:
-        alerts = _tee_sink(alerts, JsonLinesSink(args.alerts))
-    if args.webhook:
-        from connectors.sinks.webhook import WebhookConfig, WebhookSink
-
-        hook = WebhookSink(WebhookConfig(args.webhook, format=args.webhook_format))
-        alerts = _tee_sink(alerts, hook)
+    alerts = _alert_sink(args, _printing_sink(counts))
     stats = _counting_sink(counts) if args.quiet else _printing_sink(counts)
     with _endpoints(args, streams) as endpoints:
         source = _live_source(streams, endpoints, args.seconds)
@@ -550,8 +524,6 @@ def _cmd_candles(args: argparse.Namespace) -> int:
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
-    from bytewax.testing import run_main
-
     from connectors.sinks import LineSink
     from connectors.source import ReplaySource
     from flows.tape import build
@@ -562,14 +534,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
             raise ConfigError(msg)
     counts: Counter[str] = Counter()
     source = ReplaySource(args.files, speed=args.speed)
-    with _stop_on_signals():
-        run_main(  # type: ignore[no-untyped-call]
-            build(
-                source,
-                LineSink(_counting_describe(counts)),
-                LineSink(prefix="DEAD LETTER "),
-            )
-        )
+    dead = LineSink(_counting_describe(counts), prefix="DEAD LETTER ")
+    _run_flow(build(source, _printing_sink(counts), dead), source)
     _print_summary(counts, None)
     return 0
 
@@ -672,13 +638,16 @@ def _with_metrics(
 
 
 def _live_source(
-    streams: list[StreamName], endpoints: Endpoints, seconds: float | None
+    streams: list[StreamName],
+    endpoints: Endpoints,
+    seconds: float | None,
+    per_connection: int = 50,
+    tap: Any = None,
 ) -> Any:
     from connectors.source import BackpackSource
 
-    return BackpackSource(
-        streams, _source_config(endpoints, seconds), endpoints.credentials
-    )
+    config = _source_config(endpoints, seconds, per_connection)
+    return BackpackSource(streams, config, endpoints.credentials, tap=tap)
 
 
 def _run_flow(flow: Any, source: Any) -> None:
@@ -686,8 +655,9 @@ def _run_flow(flow: Any, source: Any) -> None:
 
     with _stop_on_signals():
         run_main(flow)  # type: ignore[no-untyped-call]
-    if source.failures:
-        raise source.failures[0]
+    failures = getattr(source, "failures", [])  # live sources keep fatal errors
+    if failures:
+        raise failures[0]
 
 
 def _counting_describe(counts: Counter[str]) -> Any:
@@ -707,32 +677,14 @@ def _run_tape(
     quiet: bool = False,
     per_connection: int = 50,
 ) -> Counter[str]:
-    from bytewax.testing import run_main
-
-    from connectors.sinks import CountingSink, LineSink
-    from connectors.source import BackpackSource
+    from connectors.sinks import LineSink
     from flows.tape import build
-    from operators.describe import kind_of
 
     counts: Counter[str] = Counter()
-    source = BackpackSource(
-        streams,
-        _source_config(endpoints, seconds, per_connection),
-        endpoints.credentials,
-    )
-    sink: Any = CountingSink(kind_of) if quiet else LineSink(_counting_describe(counts))
-    with _stop_on_signals():
-        run_main(  # type: ignore[no-untyped-call]
-            build(
-                source,
-                sink,
-                LineSink(_counting_describe(counts), prefix="DEAD LETTER "),
-            )
-        )
-    if source.failures:
-        raise source.failures[0]
-    if quiet:
-        counts.update(sink.counts)
+    source = _live_source(streams, endpoints, seconds, per_connection)
+    sink = _counting_sink(counts) if quiet else _printing_sink(counts)
+    dead = LineSink(_counting_describe(counts), prefix="DEAD LETTER ")
+    _run_flow(build(source, sink, dead), source)
     return counts
 
 

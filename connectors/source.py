@@ -246,31 +246,30 @@ class _ReplayPartition(StatefulSourcePartition[Any, ReplayState]):
         if StopSignal.is_set() or (self._done and not self._pending):
             raise StopIteration
         batch: list[Any] = []
-        pending, replayer = self._pending, self._replayer
-        if self._speed is None and not pending:
-            # As fast as possible: records go straight into the batch.
-            lines, size = self._lines, self._batch_size
-            while len(batch) < size:
-                line = next(lines, None)
-                if line is None:
-                    self._done = True
-                    break
-                self._consumed += 1
-                batch.extend(replayer.feed(line))
-            return batch
+        pending = self._pending
         while len(batch) < self._batch_size:
-            if pending:
-                if self._speed is not None and not self._due(pending[0]):
+            if not pending:
+                records = self._read()
+                if records is None:
                     break
-                batch.append(pending.popleft())
+                if self._speed is None:
+                    batch.extend(records)  # as fast as possible: no pacing queue
+                else:
+                    pending.extend(records)
                 continue
-            line = next(self._lines, None)
-            if line is None:
-                self._done = True
+            if self._speed is not None and not self._due(pending[0]):
                 break
-            self._consumed += 1
-            pending.extend(replayer.feed(line))
+            batch.append(pending.popleft())
         return batch
+
+    def _read(self) -> list[Any] | None:
+        """The records of the next line, or ``None`` at the end of the file."""
+        line = next(self._lines, None)
+        if line is None:
+            self._done = True
+            return None
+        self._consumed += 1
+        return self._replayer.feed(line)
 
     def _due(self, record: Any) -> bool:
         assert self._speed is not None
