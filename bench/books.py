@@ -60,12 +60,13 @@ def load_records(path: Path) -> tuple[list[Any], list[bytes]]:
 def time_operator(records: list[Any], emit_every_us: int) -> float:
     """Depth updates per second through ``step`` (keyed by symbol, as in the flow)."""
     from connectors.backpack.wire import Depth, Frame
-    from flows.book import is_book_record, symbol_of
+    from flows.book import keyed_book_record
     from operators.book_state import BookConfig, step
 
     config = BookConfig(emit_every_us=emit_every_us)
-    book_records = [r for r in records if is_book_record(r)]
-    keys = [symbol_of(r) for r in book_records]
+    keyed = [k for k in map(keyed_book_record, records) if k is not None]
+    keys = [key for key, _ in keyed]
+    book_records = [record for _, record in keyed]
     depth = sum(
         1 for r in book_records if isinstance(r, Frame) and type(r.data) is Depth
     )

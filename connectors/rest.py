@@ -12,7 +12,7 @@ import httpx
 import msgspec
 
 from connectors.backpack.retry import Decision, backoff, classify_status
-from connectors.backpack.wire import DepthSnapshot, Market, TradeRow
+from connectors.backpack.wire import DepthSnapshot, Market
 from connectors.errors import RestError
 
 __all__ = ["DEFAULT_REST_URL", "RestClient", "TokenBucket"]
@@ -91,15 +91,6 @@ class RestClient:
     async def markets(self) -> list[Market]:
         """``GET /api/v1/markets``."""
         return await self._get("/api/v1/markets", {}, list[Market])
-
-    async def trades(self, symbol: str, limit: int = 1000) -> list[TradeRow]:
-        """``GET /api/v1/trades``: the latest trades (ms timestamps)."""
-        params = {"symbol": symbol, "limit": str(limit)}
-        return await self._get("/api/v1/trades", params, list[TradeRow])
-
-    async def get_raw(self, path: str, params: Mapping[str, str]) -> bytes:
-        """Any public GET; returns the body after the same retries."""
-        return await self._request(path, params)
 
     async def _get(self, path: str, params: Mapping[str, str], kind: type[T]) -> T:
         return self._decode(path, await self._request(path, params), kind)

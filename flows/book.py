@@ -34,13 +34,6 @@ from operators.describe import describe
 __all__ = ["BookOut", "analyze_books", "book_streams", "build", "flow"]
 
 
-def is_book_record(record: Any) -> bool:
-    """Snapshots, resyncs, depth diffs and bookTickers."""
-    if isinstance(record, Frame):
-        return type(record.data) is Depth or type(record.data) is BookTicker
-    return isinstance(record, BookSnapshot | Resync)
-
-
 def keyed_book_record(record: Any) -> tuple[str, Any] | None:
     """``(symbol, record)`` for book records, ``None`` for the rest."""
     if isinstance(record, Frame):
@@ -51,13 +44,6 @@ def keyed_book_record(record: Any) -> tuple[str, Any] | None:
     if isinstance(record, BookSnapshot | Resync):
         return record.symbol, record
     return None
-
-
-def symbol_of(record: Any) -> str:
-    """The market a book record belongs to (the Bytewax key)."""
-    if isinstance(record, Frame):
-        return record.data.s  # type: ignore[no-any-return]
-    return record.symbol  # type: ignore[no-any-return]
 
 
 def _apply(

@@ -185,10 +185,6 @@ class L2Book:
             sums.append((base, quote))
         return sums
 
-    def levels(self) -> tuple[list[Level], list[Level]]:
-        """All levels, ``(bids, asks)``, each ascending by price."""
-        return list(self.bids.items()), list(self.asks.items())
-
     # Private helpers.
 
     def _apply_side(
