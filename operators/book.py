@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from decimal import Decimal, InvalidOperation
+from operator import mul
 
 from sortedcontainers import SortedDict
 
@@ -115,8 +116,10 @@ class L2Book:
 
     def top(self, depth: int) -> tuple[list[Level], list[Level]]:
         """The best ``depth`` levels of each side, best first."""
-        bids = [self.bids.peekitem(-1 - i) for i in range(min(depth, len(self.bids)))]
-        asks = [self.asks.peekitem(i) for i in range(min(depth, len(self.asks)))]
+        bid_prices = self.bids.keys()[-depth:] if depth > 0 else []
+        ask_prices = self.asks.keys()[:depth] if depth > 0 else []
+        bids = [(price, self.bids[price]) for price in reversed(bid_prices)]
+        asks = [(price, self.asks[price]) for price in ask_prices]
         return bids, asks
 
     def depth_within(
@@ -142,48 +145,28 @@ class L2Book:
     def depth_bands(
         self, mid: Decimal, bands_bps: tuple[int, ...]
     ) -> list[tuple[int, Decimal, Decimal, Decimal, Decimal]]:
-        """``depth_within`` for several half-widths around ``mid``, one walk per side.
+        """``depth_within`` for several half-widths around ``mid``.
 
         Returns ``(bps, bid_base, bid_quote, ask_base, ask_quote)`` per band, ascending
-        by ``bps``. Each side is walked once from the touch outwards, so the cost is
-        the number of levels inside the widest band.
+        by ``bps``. One bisection per band edge, then each level inside the widest band
+        is summed once (in C: ``sum`` over slices), so the cost is the number of levels
+        inside the widest band plus O(log n) per band.
         """
         ordered = sorted(bands_bps)
         if not ordered:
             return []
         halves = [mid * bps / _BPS for bps in ordered]
-        bid_sums = self._walk(self.bids, [mid - h for h in halves], True)
-        ask_sums = self._walk(self.asks, [mid + h for h in halves], False)
+        bids, asks = self.bids, self.asks
+        # Bids at or above mid - h: from bisect_left to the end (best bid last).
+        bid_edges = [bids.bisect_left(mid - h) for h in halves]
+        bid_sums = _band_sums(bids, bid_edges, len(bids), inward=True)
+        # Asks at or below mid + h: from the start (best ask first) to bisect_right.
+        ask_edges = [asks.bisect_right(mid + h) for h in halves]
+        ask_sums = _band_sums(asks, ask_edges, 0, inward=False)
         return [
             (bps, bid[0], bid[1], ask[0], ask[1])
             for bps, bid, ask in zip(ordered, bid_sums, ask_sums, strict=True)
         ]
-
-    @staticmethod
-    def _walk(
-        side: SortedDict, bounds: list[Decimal], is_bid: bool
-    ) -> list[tuple[Decimal, Decimal]]:
-        # bounds go outwards from the mid; sums are cumulative.
-        sums: list[tuple[Decimal, Decimal]] = []
-        base = quote = _ZERO
-        index = 0
-        prices = (
-            side.irange(minimum=bounds[-1], reverse=True)
-            if is_bid
-            else side.irange(maximum=bounds[-1])
-        )
-        for price in prices:
-            while index < len(bounds) and (
-                price < bounds[index] if is_bid else price > bounds[index]
-            ):
-                sums.append((base, quote))
-                index += 1
-            qty = side[price]
-            base += qty
-            quote += qty * price
-        while len(sums) < len(bounds):
-            sums.append((base, quote))
-        return sums
 
     # Private helpers.
 
@@ -226,3 +209,22 @@ class L2Book:
         while len(self.asks) > max_levels:
             self.asks.popitem(-1)
             self.trimmed_levels += 1
+
+
+def _band_sums(
+    side: SortedDict, edges: list[int], touch: int, inward: bool
+) -> list[tuple[Decimal, Decimal]]:
+    """Cumulative (base, quote) from the touch index out to each edge index."""
+    sums: list[tuple[Decimal, Decimal]] = []
+    base = quote = _ZERO
+    keys = side.keys()
+    near = touch
+    for edge in edges:
+        prices = keys[edge:near] if inward else keys[near:edge]
+        if prices:
+            qtys = list(map(side.__getitem__, prices))
+            base += sum(qtys, _ZERO)
+            quote += sum(map(mul, prices, qtys), _ZERO)
+        sums.append((base, quote))
+        near = edge
+    return sums

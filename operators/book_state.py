@@ -367,11 +367,12 @@ def _check_tickers(state: SymbolBooks, out: list[Output]) -> None:
     live = [(name, e) for name, e in state.books.items() if e.live]
     if not live:
         return
+    reached = min(e.book.update_id for _, e in live)
     pending = state.pending_tickers
     while pending:
         frame = pending[0]
         ticker = frame.data
-        if min(e.book.update_id for _, e in live) < ticker.u:
+        if reached < ticker.u:
             return  # a book has not reached this id yet: wait for it
         pending.popleft()
         matched = [(name, e.tops[ticker.u]) for name, e in live if ticker.u in e.tops]
