@@ -46,6 +46,7 @@ class _Order:
     filled: int = 0
     quote: Decimal = Decimal(0)
     client_id: int | None = None
+    origin: str = "USER"
 
 
 @dataclass(slots=True)
@@ -168,6 +169,12 @@ class SimAccount:
         lots = self.positions[symbol].lots
         order = self._new_order(symbol, "MARKET", abs(lots), None)
         order.side = Side.ASK if lots > 0 else Side.BID
+        # Some closes are the exchange's own (derived from the id: no extra draw, so
+        # seeded sessions stay as they were).
+        if int(order.order_id) % 5 == 0:
+            order.origin = "LIQUIDATION_AUTOCLOSE"
+        elif int(order.order_id) % 7 == 0:
+            order.origin = "ADL_AUTOCLOSE"
         accepted = self._update(OE.ACCEPTED, order, now_us, "New", r=True)
         return [accepted], MarketOrder(order.order_id, symbol, lots < 0, abs(lots))
 
@@ -253,7 +260,7 @@ class SimAccount:
             "T": now_us,
             "q": engine.lots.format(order.lots),
             "V": "RejectTaker",
-            "O": "USER",
+            "O": order.origin,
             "c": order.client_id,
             "r": False,
         }
