@@ -115,6 +115,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_simulator_commands(commands)
     _add_flow_commands(commands)
     _add_analytics_commands(commands)
+    _add_account_command(commands)
     return parser
 
 
@@ -257,6 +258,34 @@ def _add_analytics_commands(commands: Any) -> None:
         "--speed", type=float, help="pace by receive time (1 = real time)"
     )
     replay.set_defaults(run=_cmd_replay)
+
+
+def _add_account_command(commands: Any) -> None:
+    account = commands.add_parser(
+        "account",
+        help="your orders, fills, positions and RFQs (signed private streams)",
+        description="Signed with the ED25519 key in BPX_API_SECRET or the file named "
+        "by BPX_API_SECRET_FILE (base64). On the built-in simulator a key is made up.",
+    )
+    account.add_argument(
+        "symbols", nargs="*", metavar="SYMBOL", help="markets (default: every market)"
+    )
+    _endpoint_args(account)
+    _metrics_args(account)
+    _alert_args(account)
+    account.add_argument(
+        "--with-book",
+        action="store_true",
+        help="also keep the SYMBOLs' books: fill slippage against their mid",
+    )
+    account.add_argument(
+        "--margin-alerts",
+        default="0.8,0.9",
+        metavar="LEVELS",
+        help="margin use (maintenance / equity) levels that alert, comma-separated",
+    )
+    account.add_argument("--quiet", action="store_true", help="print alerts only")
+    account.set_defaults(run=_cmd_account)
 
 
 def _metrics_args(cmd: argparse.ArgumentParser) -> None:
@@ -411,6 +440,50 @@ def _cmd_market(args: argparse.Namespace) -> int:
         _run_flow(build(source, out, alerts), source)
     _print_summary(counts, args.seconds)
     return 0
+
+
+def _cmd_account(args: argparse.Namespace) -> int:
+    from connectors.sinks import LineSink
+    from flows.account import account_streams, build
+    from operators.book_state import BookConfig
+
+    config = _account_config(args.margin_alerts)
+    if args.with_book and not args.symbols:
+        msg = "--with-book needs SYMBOLs: the book flow keeps a book per named market"
+        raise ConfigError(msg)
+    book = (
+        BookConfig(symbols=frozenset(args.symbols), emit_every_us=0)
+        if args.with_book
+        else None
+    )
+    streams = parse_streams(account_streams(args.symbols, args.with_book))
+    counts: Counter[str] = Counter()
+    alerts = _alert_sink(args, LineSink(_counting_describe(counts), prefix="ALERT "))
+    with _endpoints(args, streams) as endpoints:
+        if endpoints.credentials is None:
+            msg = (
+                "the account streams are signed: set BPX_API_SECRET (base64 ED25519 "
+                "secret) or BPX_API_SECRET_FILE"
+            )
+            raise ConfigError(msg)
+        source = _live_source(streams, endpoints, args.seconds)
+        out: Any = _counting_sink(counts) if args.quiet else _printing_sink(counts)
+        out = _with_metrics(args, source, out)
+        alerts = _with_metrics(args, None, alerts, extra_sinks=False)
+        _run_flow(build(source, out, alerts, config, book), source)
+    _print_summary(counts, args.seconds)
+    return 0
+
+
+def _account_config(levels_text: str) -> Any:
+    from operators.account import AccountConfig
+
+    try:
+        levels = tuple(Decimal(x.strip()) for x in levels_text.split(",") if x.strip())
+        return AccountConfig(margin_alert_levels=levels)
+    except (ArithmeticError, ValueError) as exc:
+        msg = f"--margin-alerts {levels_text!r}: {exc}; give fractions such as 0.5,0.8"
+        raise ConfigError(msg) from None
 
 
 def _cmd_tail(args: argparse.Namespace) -> int:

@@ -351,7 +351,7 @@ class Connection:
                 msg = (
                     "the exchange refused the private subscription: "
                     f"{event.error.message} (code {event.error.code}); "
-                    "check BPX_API_SECRET and the clock"
+                    f"{_auth_hint(message)}"
                 )
                 raise AuthError(msg)
             log.warning(
@@ -415,3 +415,20 @@ def _cause_of(exc: BaseException) -> str:
     if isinstance(exc, OSError | TimeoutError):
         return "unreachable"
     return "error"
+
+
+def _auth_hint(message: str) -> str:
+    """What to do about a refused subscription, from the server's lower-case reason."""
+    if "expired" in message or "timestamp" in message:
+        return (
+            "this machine's clock differs from the exchange's by more than the "
+            "signature window: synchronise it (NTP)"
+        )
+    if "api key" in message:
+        return (
+            "BPX_API_SECRET is not the secret of an API key of this account: "
+            "set the secret of a key pair created for it"
+        )
+    if "signature" in message:
+        return "the signature did not verify: set the full base64 secret, unchanged"
+    return "check BPX_API_SECRET and the clock"

@@ -133,6 +133,90 @@ BURST_ACTIVE = Gauge(
     ["symbol", "side"],
     registry=REGISTRY,
 )
+# The account (labels: symbol, status, origin, role, end, liquidity, kind).
+ACCOUNT_ORDER_EVENTS = Counter(
+    "bpx_account_order_events_total",
+    "Order state changes, by the state reached and who placed the order",
+    ["symbol", "status", "origin"],
+    registry=REGISTRY,
+)
+ACCOUNT_OPEN_ORDERS = Gauge(
+    "bpx_account_open_orders", "Open orders", ["symbol"], registry=REGISTRY
+)
+ACCOUNT_FILLS = Counter(
+    "bpx_account_fills_total",
+    "Fills of our orders",
+    ["symbol", "liquidity"],
+    registry=REGISTRY,
+)
+ACCOUNT_FILLED_QUOTE = Counter(
+    "bpx_account_filled_quote_total",
+    "Filled notional, quote units",
+    ["symbol", "side"],
+    registry=REGISTRY,
+)
+ACCOUNT_FEES = Counter(
+    "bpx_account_fees_total",
+    "Fees paid, in the fee asset's units",
+    ["symbol"],
+    registry=REGISTRY,
+)
+ACCOUNT_SLIPPAGE = Histogram(
+    "bpx_account_fill_slippage_bps",
+    "Fill price against the mid at fill time, basis points (positive = worse)",
+    ["symbol"],
+    buckets=(-10.0, -5.0, -2.0, -1.0, 0.0, 1.0, 2.0, 5.0, 10.0, 25.0, 50.0),
+    registry=REGISTRY,
+)
+ACCOUNT_POSITION = Gauge(
+    "bpx_account_position_contracts",
+    "Net position, base units (negative = short)",
+    ["symbol"],
+    registry=REGISTRY,
+)
+ACCOUNT_EXPOSURE = Gauge(
+    "bpx_account_position_exposure_quote",
+    "|position| x mark, quote units",
+    ["symbol"],
+    registry=REGISTRY,
+)
+ACCOUNT_UNREALIZED = Gauge(
+    "bpx_account_unrealized_pnl_quote",
+    "Unrealised PnL at the mark, quote units",
+    ["symbol"],
+    registry=REGISTRY,
+)
+ACCOUNT_MARGIN_USE = Gauge(
+    "bpx_account_margin_use_ratio",
+    "Maintenance requirement / equity of the position (1 = liquidation)",
+    ["symbol"],
+    registry=REGISTRY,
+)
+ACCOUNT_LIQUIDATION_DISTANCE = Gauge(
+    "bpx_account_liquidation_distance_bps",
+    "How far the mark can move against the position before liquidation, bps",
+    ["symbol"],
+    registry=REGISTRY,
+)
+ACCOUNT_ALERTS = Counter(
+    "bpx_account_alerts_total",
+    "Account alerts (margin use crossed a level, auto-close by the exchange)",
+    ["symbol", "kind"],
+    registry=REGISTRY,
+)
+ACCOUNT_RFQS = Counter(
+    "bpx_account_rfqs_total",
+    "RFQs that ended, by our role and how",
+    ["role", "end"],
+    registry=REGISTRY,
+)
+ACCOUNT_RFQ_TIME_TO_FILL = Histogram(
+    "bpx_account_rfq_time_to_fill_seconds",
+    "First RFQ event to fill, engine time",
+    ["role"],
+    buckets=(0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 120.0),
+    registry=REGISTRY,
+)
 # The pipeline.
 LAG = Histogram(
     "bpx_processing_lag_seconds",

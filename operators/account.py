@@ -57,6 +57,7 @@ __all__ = [
     "AutoCloseAlert",
     "SymbolAccount",
     "account_symbol",
+    "is_alert",
     "step",
 ]
 
@@ -74,11 +75,8 @@ class AccountConfig:
         mids_kept: mids remembered per symbol, to price a fill at its own time.
     """
 
-    margin_alert_levels: tuple[Decimal, ...] = (
-        Decimal("0.5"),
-        Decimal("0.8"),
-        Decimal("0.9"),
-    )
+    # A fresh position at the highest leverage already uses m/f = 0.0125/0.02 = 0.625.
+    margin_alert_levels: tuple[Decimal, ...] = (Decimal("0.8"), Decimal("0.9"))
     rearm_below: Decimal = Decimal("0.9")
     mids_kept: int = 256
 
@@ -110,6 +108,11 @@ class AutoCloseAlert(msgspec.Struct, frozen=True, kw_only=True):
 AccountOutput = (
     OrderState | OrderFill | AutoCloseAlert | PositionView | MarginAlert | RfqOutcome
 )
+
+
+def is_alert(record: Any) -> bool:
+    """Alerts (auto-close, margin use) as opposed to state and fill records."""
+    return isinstance(record, AutoCloseAlert | MarginAlert)
 
 
 @dataclass

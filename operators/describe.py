@@ -22,10 +22,14 @@ from connectors.backpack.wire import (
     Ticker,
     Trade,
 )
+from operators.account import AutoCloseAlert
 from operators.book_state import BookIntegrity, BookStats
 from operators.bursts import BurstAlert, LiquidationStats
 from operators.candles import Candle, KlineMismatch, TradeGap
 from operators.derivatives import DerivativesView
+from operators.orders import OrderFill, OrderState
+from operators.positions import MarginAlert, PositionView
+from operators.rfqs import RfqOutcome
 
 __all__ = ["describe", "kind_of"]
 
@@ -36,6 +40,10 @@ def kind_of(record: Any) -> str:
         return f"BookIntegrity.{record.kind.value}"
     if isinstance(record, BurstAlert):
         return f"BurstAlert.{record.phase.value}"
+    if isinstance(record, OrderState):
+        return f"OrderState.{record.status.value}"
+    if isinstance(record, RfqOutcome):
+        return f"RfqOutcome.{record.role.value}.{record.end.value}"
     if isinstance(record, Frame):
         data = record.data
         if isinstance(data, OrderUpdate | RfqUpdate):
@@ -98,6 +106,9 @@ def describe(record: Any) -> str:
             f"{record.count} liquidations, "
             f"{record.total_notional:.0f} notional (threshold {record.threshold:.0f})"
         )
+    account = _describe_account(record)
+    if account is not None:
+        return account
     if isinstance(record, BookSnapshot):
         return (
             f"{record.stream:<28} snapshot  id={record.lastUpdateId} "
@@ -168,3 +179,65 @@ def _describe_view(view: DerivativesView) -> str:
         f"premium {_bps(view.premium_bps)} funding {view.funding_rate} "
         f"OI {view.open_interest} ({view.oi_notional}) 1m {change}{stale}"
     )
+
+
+def _describe_account(record: Any) -> str | None:
+    match record:
+        case OrderState():
+            price = f" @ {record.price}" if record.price is not None else ""
+            return (
+                f"{record.symbol:<28} order {record.order_id} {record.status.value} "
+                f"{record.side.value} {record.quantity}{price} "
+                f"filled {record.executed} ({record.origin}, {record.open_orders} open)"
+            )
+        case OrderFill():
+            slip = (
+                ""
+                if record.slippage_bps is None
+                else f" slip {_bps(record.slippage_bps)}"
+            )
+            role = {True: "maker", False: "taker", None: "?"}[record.maker]
+            return (
+                f"{record.symbol:<28} FILL {record.side.value} {record.quantity} @ "
+                f"{record.price} fee {record.fee} {record.fee_asset} {role}{slip}"
+            )
+        case PositionView():
+            liq = (
+                ""
+                if record.liquidation_price is None
+                else f" liq {record.liquidation_price:.4f} "
+                f"({_bps(record.distance_to_liquidation_bps)} away)"
+            )
+            use = (
+                ""
+                if record.margin_use is None
+                else f" margin use {record.margin_use:.3f}"
+            )
+            return (
+                f"{record.symbol:<28} position {record.side.value} {record.quantity} "
+                f"entry {record.entry_price} mark {record.mark_price} "
+                f"uPnL {record.unrealized_pnl:.4f}{liq}{use}"
+            )
+        case MarginAlert():
+            away = _bps(record.distance_to_liquidation_bps)
+            return (
+                f"{record.symbol:<28} MARGIN USE {record.margin_use:.3f} crossed "
+                f"{record.level} (liquidation {away} away)"
+            )
+        case AutoCloseAlert():
+            return (
+                f"{record.symbol:<28} AUTO-CLOSE by the exchange ({record.origin}): "
+                f"order {record.order_id} {record.side.value} {record.quantity}"
+            )
+        case RfqOutcome():
+            fill = (
+                ""
+                if record.time_to_fill_us is None
+                else f" in {record.time_to_fill_us / 1000:.1f} ms"
+            )
+            return (
+                f"{record.symbol:<28} rfq {record.rfq_id} {record.role.value} "
+                f"{record.end.value}{fill} @ {record.price} "
+                f"(fill ratio {record.fill_ratio:.2f})"
+            )
+    return None

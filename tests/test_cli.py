@@ -166,7 +166,8 @@ def test_a_refused_key_is_one_line_and_exit_2(sim) -> None:
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert lines == [
         "error: the exchange refused the private subscription: Unknown API key "
-        "(code 4003); check BPX_API_SECRET and the clock"
+        "(code 4003); BPX_API_SECRET is not the secret of an API key of this "
+        "account: set the secret of a key pair created for it"
     ]
 
 

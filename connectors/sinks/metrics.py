@@ -8,10 +8,14 @@ from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from connectors import metrics as m
 from connectors.clock import now_us
+from operators.account import AutoCloseAlert
 from operators.book_state import BookIntegrity, BookStats
 from operators.bursts import BurstAlert, BurstPhase, LiquidationStats
 from operators.candles import Candle
 from operators.derivatives import DerivativesView
+from operators.orders import OrderFill, OrderState
+from operators.positions import MarginAlert, PositionView
+from operators.rfqs import RfqOutcome
 
 __all__ = ["MetricsSink"]
 
@@ -59,6 +63,60 @@ def observe(record: Any, flow: str = "") -> None:
             m.BURST_ACTIVE.labels(record.symbol, side).set(1)
         else:
             m.BURST_ACTIVE.labels(record.symbol, side).set(0)
+    else:
+        _account(record, flow)
+
+
+_ORIGINS = frozenset(
+    {
+        "USER",
+        "LIQUIDATION_AUTOCLOSE",
+        "ADL_AUTOCLOSE",
+        "COLLATERAL_CONVERSION",
+        "SETTLEMENT_AUTOCLOSE",
+        "BACKSTOP_LIQUIDITY_PROVIDER",
+    }
+)
+
+
+def _account(record: Any, flow: str) -> None:
+    if isinstance(record, OrderState):
+        origin = record.origin if record.origin in _ORIGINS else "other"
+        labels = (record.symbol, record.status.value, origin)
+        m.ACCOUNT_ORDER_EVENTS.labels(*labels).inc()
+        m.ACCOUNT_OPEN_ORDERS.labels(record.symbol).set(record.open_orders)
+        _lag(flow or "account", record.engine_us)
+    elif isinstance(record, OrderFill):
+        liquidity = {True: "maker", False: "taker", None: "unknown"}[record.maker]
+        m.ACCOUNT_FILLS.labels(record.symbol, liquidity).inc()
+        m.ACCOUNT_FILLED_QUOTE.labels(record.symbol, record.side.value.lower()).inc(
+            float(record.quote)
+        )
+        m.ACCOUNT_FEES.labels(record.symbol).inc(max(float(record.fee), 0.0))
+        if record.slippage_bps is not None:
+            m.ACCOUNT_SLIPPAGE.labels(record.symbol).observe(float(record.slippage_bps))
+    elif isinstance(record, PositionView):
+        symbol = record.symbol
+        m.ACCOUNT_POSITION.labels(symbol).set(float(record.quantity))
+        m.ACCOUNT_EXPOSURE.labels(symbol).set(float(record.exposure))
+        m.ACCOUNT_UNREALIZED.labels(symbol).set(float(record.unrealized_pnl))
+        m.ACCOUNT_MARGIN_USE.labels(symbol).set(
+            0.0 if record.margin_use is None else float(record.margin_use)
+        )
+        distance = record.distance_to_liquidation_bps
+        m.ACCOUNT_LIQUIDATION_DISTANCE.labels(symbol).set(
+            float("nan") if distance is None else float(distance)
+        )
+    elif isinstance(record, MarginAlert):
+        m.ACCOUNT_ALERTS.labels(record.symbol, "margin_use").inc()
+    elif isinstance(record, AutoCloseAlert):
+        m.ACCOUNT_ALERTS.labels(record.symbol, "auto_close").inc()
+    elif isinstance(record, RfqOutcome):
+        m.ACCOUNT_RFQS.labels(record.role.value, record.end.value).inc()
+        if record.time_to_fill_us is not None:
+            m.ACCOUNT_RFQ_TIME_TO_FILL.labels(record.role.value).observe(
+                record.time_to_fill_us / 1e6
+            )
 
 
 def _derivatives(view: DerivativesView) -> None:

@@ -287,8 +287,10 @@ def test_margin_alerts_once_per_crossing_and_rearm() -> None:
     # Long 1 at 100, f=0.02, m=0.0125: use = 0.0125 M / (M - 98), 0.625 at the entry,
     # climbing as the mark falls; 99.9 falls below 0.8 x 0.9 and re-arms 0.8.
     marks = ["99.9", "99.6", "99.5", "99.45", "99.9", "99.5", "99.3"]
+    levels = AccountConfig(margin_alert_levels=(D("0.5"), D("0.8"), D("0.9")))
     out = run(
-        [position(0, "1"), *(mark_price(10 * (i + 1), p) for i, p in enumerate(marks))]
+        [position(0, "1"), *(mark_price(10 * (i + 1), p) for i, p in enumerate(marks))],
+        levels,
     )
     alerts = [o for o in out if isinstance(o, MarginAlert)]
     uses = [v.margin_use for v in views(out)]
