@@ -251,3 +251,57 @@ def test_no_output_of_a_run_contains_the_secret(tmp_path: Path) -> None:
     for where, text in outputs.items():
         for form, secret in forbidden.items():
             assert secret not in text, f"the secret ({form}) is in the {where}"
+
+
+def test_fills_are_priced_against_the_book_flows_mid(credentials: Credentials) -> None:
+    from operators.book_state import BookConfig
+
+    symbols = ["SOL_USDC", "SOL_USDC_PERP", "BTC_USDC_PERP"]
+    thread = busy_account_sim(credentials)
+    with thread:
+        server = thread.server
+        outputs: list[Any] = []
+        source = BackpackSource(
+            parse_streams(account_streams(symbols, with_book=True)),
+            SourceConfig(
+                connection=ConnectionConfig(ws_url=server.ws_url),
+                rest_url=server.rest_url,
+                run_for_s=60.0,
+            ),
+            credentials,
+        )
+        flow = build(
+            source,
+            TestingSink(outputs),
+            TestingSink([]),
+            book=BookConfig(symbols=frozenset(symbols)),
+        )
+        StopSignal.clear()
+        runner = threading.Thread(target=run_main, args=(flow,), daemon=True)
+        runner.start()
+        try:
+            wait_for(
+                lambda: (
+                    sum(
+                        isinstance(r, OrderFill) and r.slippage_bps is not None
+                        for r in list(outputs)
+                    )
+                    >= 5
+                ),
+                30,
+                "fills priced against a mid",
+            )
+        finally:
+            StopSignal.set()
+            runner.join(timeout=30)
+    priced = [r for r in outputs if isinstance(r, OrderFill) and r.mid is not None]
+    assert {r.symbol for r in outputs if isinstance(r, OrderFill)} <= set(symbols)
+    for fill in priced:
+        assert fill.slippage_bps is not None
+        assert abs(fill.slippage_bps) < 200  # fills print near the touch
+        expected = (
+            (fill.price - fill.mid if fill.side == "Bid" else fill.mid - fill.price)
+            / fill.mid
+            * 10_000
+        )
+        assert fill.slippage_bps == expected
