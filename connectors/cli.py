@@ -478,12 +478,23 @@ def _cmd_account(args: argparse.Namespace) -> int:
 def _account_config(levels_text: str) -> Any:
     from operators.account import AccountConfig
 
+    def fail(problem: str) -> ConfigError:
+        msg = (
+            f"--margin-alerts {levels_text!r}: {problem}; give fractions, e.g. 0.8,0.9"
+        )
+        return ConfigError(msg)
+
+    levels = []
+    for text in (x.strip() for x in levels_text.split(",")):
+        try:
+            levels.append(Decimal(text))
+        except ArithmeticError:
+            msg = f"{text!r} is not a number"
+            raise fail(msg) from None
     try:
-        levels = tuple(Decimal(x.strip()) for x in levels_text.split(",") if x.strip())
-        return AccountConfig(margin_alert_levels=levels)
-    except (ArithmeticError, ValueError) as exc:
-        msg = f"--margin-alerts {levels_text!r}: {exc}; give fractions such as 0.5,0.8"
-        raise ConfigError(msg) from None
+        return AccountConfig(margin_alert_levels=tuple(levels))
+    except ValueError as exc:
+        raise fail(str(exc)) from None
 
 
 def _cmd_tail(args: argparse.Namespace) -> int:

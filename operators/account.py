@@ -83,7 +83,8 @@ class AccountConfig:
     def __post_init__(self) -> None:
         """Reject levels and bounds that cannot work."""
         if any(not level > 0 for level in self.margin_alert_levels):
-            msg = f"margin alert levels must be > 0, got {self.margin_alert_levels}"
+            shown = ", ".join(str(level) for level in self.margin_alert_levels)
+            msg = f"margin alert levels must be > 0, got {shown}"
             raise ValueError(msg)
         if not 0 < self.rearm_below <= 1:
             msg = f"rearm_below must be in (0, 1], got {self.rearm_below}"
