@@ -24,6 +24,14 @@ from typing import Any
 
 from connectors.backpack.signing import Credentials
 from connectors.backpack.streams import StreamName, parse_streams
+from connectors.cli_support import (
+    alert_sink,
+    console_sink,
+    counting_describe,
+    metered,
+    stop_on_signals,
+    tee,
+)
 from connectors.connection import DEFAULT_WS_URL, ConnectionConfig
 from connectors.errors import BpxError, ConfigError
 from connectors.rest import DEFAULT_REST_URL
@@ -116,6 +124,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_flow_commands(commands)
     _add_analytics_commands(commands)
     _add_account_command(commands)
+    _add_run_commands(commands)
     return parser
 
 
@@ -260,6 +269,55 @@ def _add_analytics_commands(commands: Any) -> None:
     replay.set_defaults(run=_cmd_replay)
 
 
+def _add_run_commands(commands: Any) -> None:
+    run = commands.add_parser(
+        "run",
+        help="run a flow on Bytewax: workers, processes, recovery, settings file",
+        description="Run FLOW (market, book, candles, derivatives, liquidations, "
+        "account, tape) for SYMBOLs (streams, for tape). Settings come from --config "
+        "(TOML, see docs/run.md), then the flags. Without --live, --ws or --replay "
+        "the built-in simulator is the source.",
+    )
+    run.add_argument("names", nargs="*", metavar="[FLOW] SYMBOL")
+    run.add_argument("--config", metavar="FILE", help="TOML settings; flags override")
+    where = run.add_mutually_exclusive_group()
+    where.add_argument("--live", action="store_true", help="the real exchange")
+    where.add_argument("--ws", help="any WebSocket endpoint (with --rest)")
+    where.add_argument("--replay", nargs="+", metavar="FILE", help="recordings")
+    run.add_argument("--rest", help="REST base URL (with --ws)")
+    run.add_argument("--speed", type=float, help="replay pacing (0: max speed)")
+    run.add_argument("--seconds", type=float, help="stop a live run after this long")
+    run.add_argument("--workers", type=int, help="Bytewax workers per process")
+    run.add_argument("--processes", type=int, help="local processes (a cluster)")
+    run.add_argument("--process-id", type=int, help="this process in --addresses")
+    run.add_argument("--addresses", help="every process: host:port;host:port...")
+    run.add_argument("--recovery-dir", metavar="DIR", help="Bytewax state snapshots")
+    run.add_argument(
+        "--snapshot-every", type=float, metavar="S", help="snapshot interval, s"
+    )
+    run.add_argument("--sink", action="append", metavar="SPEC", help="extra sink")
+    run.add_argument("--alerts", metavar="FILE", help="also append alerts here")
+    run.add_argument("--webhook", metavar="URL", help="also POST alerts here")
+    run.add_argument("--webhook-format", choices=["json", "slack", "discord"])
+    run.add_argument(
+        "--metrics-port", type=int, metavar="PORT", help="base port (+ process id)"
+    )
+    run.add_argument("--metrics-host", help="address to serve metrics on")
+    run.add_argument(
+        "--quiet", action="store_true", default=None, help="print alerts only"
+    )
+    run.add_argument("--log-format", choices=["text", "json"])
+    run.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    run.add_argument("--resolved", help=argparse.SUPPRESS)  # a cluster child
+    run.set_defaults(run=_cmd_run)
+
+    config = commands.add_parser("config", help="check a settings file")
+    actions = config.add_subparsers(required=True, metavar="ACTION")
+    check = actions.add_parser("check", help="validate a TOML settings file")
+    check.add_argument("file")
+    check.set_defaults(run=_cmd_config_check)
+
+
 def _add_account_command(commands: Any) -> None:
     account = commands.add_parser(
         "account",
@@ -317,18 +375,9 @@ def _alert_args(cmd: argparse.ArgumentParser) -> None:
     )
 
 
-def _alert_sink(args: argparse.Namespace, sink: Any) -> Any:
-    """``sink`` plus the ``--alerts`` file and the ``--webhook``, when given."""
-    if args.alerts:
-        from connectors.sinks import JsonLinesSink
-
-        sink = _tee_sink(sink, JsonLinesSink(args.alerts))
-    if args.webhook:
-        from connectors.sinks.webhook import WebhookConfig, WebhookSink
-
-        config = WebhookConfig(args.webhook, format=args.webhook_format)
-        sink = _tee_sink(sink, WebhookSink(config))
-    return sink
+def _alerts(args: argparse.Namespace, console: Any) -> Any:
+    """``console`` plus the ``--alerts`` file and the ``--webhook``, when given."""
+    return alert_sink(args.alerts, args.webhook, args.webhook_format, console)
 
 
 def _endpoint_args(cmd: argparse.ArgumentParser) -> None:
@@ -418,9 +467,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         print(f"simulator: {server.ws_url} (REST {server.rest_url})", flush=True)
         endpoints = Endpoints(server.ws_url, server.rest_url, creds)
         source = _live_source(streams, endpoints, args.seconds)
-        out: Any = _counting_sink(counts) if args.quiet else _printing_sink(counts)
+        out: Any = (
+            console_sink(counts, quiet=True) if args.quiet else console_sink(counts)
+        )
         out = _with_metrics(args, source, out)
-        alerts = LineSink(_counting_describe(Counter()), prefix="ALERT ")
+        alerts = LineSink(counting_describe(Counter()), prefix="ALERT ")
         _run_flow(build(source, out, alerts, config), source)
     _print_summary(counts, args.seconds)
     return 0 if counts.get("BookStats") and counts.get("Candle") else 1
@@ -432,10 +483,12 @@ def _cmd_market(args: argparse.Namespace) -> int:
 
     streams = parse_streams(market_streams(args.symbols))
     counts: Counter[str] = Counter()
-    alerts = _alert_sink(args, LineSink(_counting_describe(Counter()), prefix="ALERT "))
+    alerts = _alerts(args, LineSink(counting_describe(Counter()), prefix="ALERT "))
     with _endpoints(args, streams) as endpoints:
         source = _live_source(streams, endpoints, args.seconds)
-        out: Any = _counting_sink(counts) if args.quiet else _printing_sink(counts)
+        out: Any = (
+            console_sink(counts, quiet=True) if args.quiet else console_sink(counts)
+        )
         out = _with_metrics(args, source, out)
         _run_flow(build(source, out, alerts), source)
     _print_summary(counts, args.seconds)
@@ -458,7 +511,7 @@ def _cmd_account(args: argparse.Namespace) -> int:
     )
     streams = parse_streams(account_streams(args.symbols, args.with_book))
     counts: Counter[str] = Counter()
-    alerts = _alert_sink(args, LineSink(_counting_describe(counts), prefix="ALERT "))
+    alerts = _alerts(args, LineSink(counting_describe(counts), prefix="ALERT "))
     with _endpoints(args, streams) as endpoints:
         if endpoints.credentials is None:
             msg = (
@@ -467,7 +520,9 @@ def _cmd_account(args: argparse.Namespace) -> int:
             )
             raise ConfigError(msg)
         source = _live_source(streams, endpoints, args.seconds)
-        out: Any = _counting_sink(counts) if args.quiet else _printing_sink(counts)
+        out: Any = (
+            console_sink(counts, quiet=True) if args.quiet else console_sink(counts)
+        )
         out = _with_metrics(args, source, out)
         alerts = _with_metrics(args, None, alerts, extra_sinks=False)
         _run_flow(build(source, out, alerts, config, book), source)
@@ -497,6 +552,98 @@ def _account_config(levels_text: str) -> Any:
         raise fail(str(exc)) from None
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    from connectors.runner import configure_logging, run
+
+    settings = _run_settings(args)
+    level = "debug" if args.verbose else settings.log.level
+    configure_logging(level, settings.log.format)
+    return run(settings)
+
+
+def _run_settings(args: argparse.Namespace) -> Any:
+    import msgspec
+
+    from connectors.settings import (
+        FLOWS,
+        Settings,
+        load_settings,
+        merge_overrides,
+        settings_from_builtins,
+    )
+
+    if args.resolved:
+        data = msgspec.json.decode(Path(args.resolved).read_bytes())
+        return settings_from_builtins(data, args.resolved)
+    settings = load_settings(args.config) if args.config else Settings()
+    names = list(args.names)
+    flow = names.pop(0) if names and names[0] in FLOWS else None
+    if flow is None and not args.config:
+        first = f"{names[0]!r} is not a flow; " if names else ""
+        msg = (
+            f"{first}name a flow first: bpx-flows run FLOW [SYMBOL...] "
+            f"({', '.join(FLOWS)})"
+        )
+        raise ConfigError(msg)
+    if args.rest and not args.ws:
+        msg = "--rest goes with --ws (the WebSocket URL of the same endpoint)"
+        raise ConfigError(msg)
+    overrides: dict[str, Any] = {"flow": flow}
+    if names:
+        target = "streams" if (flow or settings.flow) == "tape" else "symbols"
+        overrides[target] = names
+    if args.live or args.ws or args.replay:
+        kind = "live" if args.live else "endpoint" if args.ws else "replay"
+        overrides.update(
+            {
+                "source.kind": kind,
+                "source.ws": args.ws or ...,
+                "source.rest": args.rest or ...,
+                "source.replay": args.replay or ...,
+            }
+        )
+    overrides.update(
+        {
+            "source.speed": args.speed,
+            "source.seconds": args.seconds,
+            "run.workers": args.workers,
+            "run.processes": args.processes,
+            "run.process_id": args.process_id,
+            "run.addresses": args.addresses.split(";") if args.addresses else None,
+            "run.recovery_dir": args.recovery_dir,
+            "run.snapshot_every_s": args.snapshot_every,
+            "outputs.sinks": args.sink,
+            "outputs.alerts": args.alerts,
+            "outputs.webhook": args.webhook,
+            "outputs.webhook_format": args.webhook_format,
+            "outputs.quiet": args.quiet,
+            "metrics.port": args.metrics_port,
+            "metrics.host": args.metrics_host,
+            "log.format": args.log_format,
+            "log.level": args.log_level,
+        }
+    )
+    return merge_overrides(settings, overrides)
+
+
+def _cmd_config_check(args: argparse.Namespace) -> int:
+    from connectors.backpack.streams import parse_streams as check_streams
+    from connectors.settings import load_settings
+    from flows.catalog import streams_for
+
+    settings = load_settings(args.file)
+    streams = [] if settings.source.kind == "replay" else streams_for(settings)
+    check_streams(streams)  # unknown markets, bad intervals or windows
+    run = settings.run
+    print(
+        f"{args.file}: ok: flow {settings.flow}, {len(settings.symbols)} symbol(s), "
+        f"{len(streams)} stream(s), source {settings.source.kind}, "
+        f"{run.processes} process(es) x {run.workers} worker(s)"
+        + (f", recovery in {run.recovery_dir}" if run.recovery_dir else "")
+    )
+    return 0
+
+
 def _cmd_tail(args: argparse.Namespace) -> int:
     streams = parse_streams(args.streams)
     with _endpoints(args, streams) as endpoints:
@@ -512,7 +659,7 @@ def _cmd_record(args: argparse.Namespace) -> int:
     from flows.tape import build
 
     streams = parse_streams(args.streams)
-    counter = _counting_sink(Counter())
+    counter = console_sink(Counter(), quiet=True)
     with (
         _endpoints(args, streams) as endpoints,
         Recorder(args.out, [str(s) for s in streams]) as recorder,
@@ -538,7 +685,7 @@ def _cmd_book(args: argparse.Namespace) -> int:
     )
     with _endpoints(args, streams) as endpoints:
         source = _live_source(streams, endpoints, args.seconds)
-        sink = _with_metrics(args, source, _printing_sink(counts))
+        sink = _with_metrics(args, source, console_sink(counts))
         _run_flow(build(source, sink, sink, config), source)
     _print_summary(counts, args.seconds)
     return 0
@@ -551,7 +698,7 @@ def _cmd_derivatives(args: argparse.Namespace) -> int:
     counts: Counter[str] = Counter()
     with _endpoints(args, streams) as endpoints:
         source = _live_source(streams, endpoints, args.seconds)
-        sink = _with_metrics(args, source, _printing_sink(counts))
+        sink = _with_metrics(args, source, console_sink(counts))
         _run_flow(build(source, sink), source)
     _print_summary(counts, args.seconds)
     return 0
@@ -566,8 +713,8 @@ def _cmd_liquidations(args: argparse.Namespace) -> int:
     )
     streams = parse_streams(liquidation_streams(args.symbols))
     counts: Counter[str] = Counter()
-    alerts = _alert_sink(args, _printing_sink(counts))
-    stats = _counting_sink(counts) if args.quiet else _printing_sink(counts)
+    alerts = _alerts(args, console_sink(counts))
+    stats = console_sink(counts, quiet=True) if args.quiet else console_sink(counts)
     with _endpoints(args, streams) as endpoints:
         source = _live_source(streams, endpoints, args.seconds)
         alerts = _with_metrics(args, source, alerts)
@@ -593,15 +740,15 @@ def _cmd_candles(args: argparse.Namespace) -> int:
         raise ConfigError(msg) from None
     streams = parse_streams(candle_streams(args.symbols, intervals))
     counts: Counter[str] = Counter()
-    candle_sink: Any = _printing_sink(counts)
+    candle_sink: Any = console_sink(counts)
     if args.parquet:
         from connectors.sinks.parquet import CandleParquetSink
 
-        candle_sink = _tee_sink(candle_sink, CandleParquetSink(args.parquet))
+        candle_sink = tee(candle_sink, CandleParquetSink(args.parquet))
     with _endpoints(args, streams) as endpoints:
         source = _live_source(streams, endpoints, args.seconds)
         candle_sink = _with_metrics(args, source, candle_sink)
-        sink = _printing_sink(counts)
+        sink = console_sink(counts)
         _run_flow(build(source, candle_sink, sink, sink, config), source)
     _print_summary(counts, args.seconds)
     return 0
@@ -618,8 +765,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
             raise ConfigError(msg)
     counts: Counter[str] = Counter()
     source = ReplaySource(args.files, speed=args.speed)
-    dead = LineSink(_counting_describe(counts), prefix="DEAD LETTER ")
-    _run_flow(build(source, _printing_sink(counts), dead), source)
+    dead = LineSink(counting_describe(counts), prefix="DEAD LETTER ")
+    _run_flow(build(source, console_sink(counts), dead), source)
     _print_summary(counts, None)
     return 0
 
@@ -675,36 +822,12 @@ def _source_config(
     )
 
 
-def _printing_sink(counts: Counter[str]) -> Any:
-    """A console sink that also counts what it prints."""
-    from connectors.sinks import LineSink
-
-    return LineSink(_counting_describe(counts))
-
-
-def _counting_sink(counts: Counter[str]) -> Any:
-    from connectors.sinks import CountingSink
-    from operators.describe import kind_of
-
-    sink = CountingSink(kind_of)
-    sink.counts = counts
-    return sink
-
-
-def _tee_sink(first: Any, second: Any) -> Any:
-    from connectors.sinks.tee import TeeSink
-
-    return TeeSink(first, second)
-
-
 def _with_metrics(
     args: argparse.Namespace, source: Any, sink: Any, extra_sinks: bool = True
 ) -> Any:
     """Tee ``sink`` into the ``--sink`` sinks and, with ``--metrics-port``, metrics."""
-    from connectors.sinks.registry import make_sink
-
-    for spec in getattr(args, "sink", []) if extra_sinks else []:
-        sink = _tee_sink(sink, make_sink(spec))
+    if extra_sinks:
+        sink = metered(sink, getattr(args, "sink", []))
     if args.metrics_port is None:
         return sink
     from connectors import metrics
@@ -718,7 +841,7 @@ def _with_metrics(
         port = metrics.serve_metrics(args.metrics_port)
         print(f"metrics: http://127.0.0.1:{port}/metrics", flush=True)
         args._metrics_served = True
-    return _tee_sink(sink, MetricsSink())
+    return tee(sink, MetricsSink())
 
 
 def _live_source(
@@ -737,21 +860,11 @@ def _live_source(
 def _run_flow(flow: Any, source: Any) -> None:
     from bytewax.testing import run_main
 
-    with _stop_on_signals():
+    with stop_on_signals():
         run_main(flow)  # type: ignore[no-untyped-call]
     failures = getattr(source, "failures", [])  # live sources keep fatal errors
     if failures:
         raise failures[0]
-
-
-def _counting_describe(counts: Counter[str]) -> Any:
-    from operators.describe import describe, kind_of
-
-    def render(record: Any) -> str:
-        counts[kind_of(record)] += 1
-        return describe(record)
-
-    return render
 
 
 def _run_tape(
@@ -766,26 +879,10 @@ def _run_tape(
 
     counts: Counter[str] = Counter()
     source = _live_source(streams, endpoints, seconds, per_connection)
-    sink = _counting_sink(counts) if quiet else _printing_sink(counts)
-    dead = LineSink(_counting_describe(counts), prefix="DEAD LETTER ")
+    sink = console_sink(counts, quiet=True) if quiet else console_sink(counts)
+    dead = LineSink(counting_describe(counts), prefix="DEAD LETTER ")
     _run_flow(build(source, sink, dead), source)
     return counts
-
-
-@contextlib.contextmanager
-def _stop_on_signals() -> Iterator[None]:
-    """SIGINT/SIGTERM end the sources, so the flow finishes cleanly (exit 0)."""
-    from connectors.source import StopSignal
-
-    StopSignal.clear()
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    for sig in previous:
-        signal.signal(sig, lambda *_: StopSignal.set())
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def _print_summary(counts: Counter[str], seconds: float | None) -> None:

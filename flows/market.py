@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import bytewax.operators as op
-from bytewax.dataflow import Dataflow
+from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
@@ -31,7 +31,7 @@ from operators.bursts import BurstConfig
 from operators.derivatives import DerivativesConfig
 from operators.describe import describe
 
-__all__ = ["MarketConfig", "build", "flow", "market_streams"]
+__all__ = ["MarketConfig", "build", "flow", "market_outputs", "market_streams"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +61,25 @@ def market_streams(symbols: list[str], config: MarketConfig | None = None) -> li
     return list(dict.fromkeys(names))
 
 
+def market_outputs(
+    records: Stream[Any], config: MarketConfig
+) -> tuple[list[Stream[Any]], list[Stream[Any]]]:
+    """The four parts on one input: ``(record streams, alert streams)``."""
+    books = book.analyze_books("books", records, config.book)
+    bars = candles.roll_candles("candles", records, config.candles)
+    views = derivatives.join_mark_oi("join_mark_oi", records, config.derivatives)
+    bursts = liquidations.detect_bursts("detect_bursts", records, config.bursts)
+    outputs = [
+        books.stats,
+        books.integrity,
+        bars.candles,
+        bars.integrity,
+        views,
+        bursts.stats,
+    ]
+    return outputs, [bursts.alerts]
+
+
 def build(
     source: Source[Any],
     sink: Sink[Any],
@@ -68,26 +87,11 @@ def build(
     config: MarketConfig | None = None,
 ) -> Dataflow:
     """One input, four analytics, one output sink (alerts also to ``alert_sink``)."""
-    config = config or MarketConfig()
     flow = Dataflow("market")
     records = op.input("feed", flow, source)
-    books = book.analyze_books("books", records, config.book)
-    bars = candles.roll_candles("candles", records, config.candles)
-    views = derivatives.join_mark_oi("join_mark_oi", records, config.derivatives)
-    bursts = liquidations.detect_bursts("detect_bursts", records, config.bursts)
-    alerts = bursts.alerts
-    everything = op.merge(
-        "everything",
-        books.stats,
-        books.integrity,
-        bars.candles,
-        bars.integrity,
-        views,
-        bursts.stats,
-        alerts,
-    )
-    op.output("out", everything, sink)
-    op.output("alerts", alerts, alert_sink)
+    outputs, alerts = market_outputs(records, config or MarketConfig())
+    op.output("out", op.merge("everything", *outputs, *alerts), sink)
+    op.output("alerts", alerts[0], alert_sink)
     return flow
 
 

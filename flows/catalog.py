@@ -1,0 +1,152 @@
+"""Every flow by name, built from ``Settings``: what ``bpx-flows run FLOW`` runs.
+
+    feed ─► <the flow's composite steps> ─┬─► out     (every output, alerts included)
+                                          └─► alerts  (alerts only)
+
+Step ids are fixed per flow, so a recovery directory written by one run resumes in the
+next. ``python -m bytewax.run "flows.catalog:from_settings('run.toml')"`` runs a
+settings file with Bytewax's own runner (live or endpoint sources need no parent).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import bytewax.operators as op
+from bytewax.dataflow import Dataflow, Stream
+from bytewax.inputs import Source
+from bytewax.outputs import Sink
+
+from connectors.backpack.streams import KlineInterval
+from connectors.settings import Settings, load_settings
+from flows.account import account_streams, track_account
+from flows.book import analyze_books, book_streams
+from flows.candles import CandleConfig, candle_streams, roll_candles
+from flows.derivatives import derivative_streams, join_mark_oi
+from flows.liquidations import detect_bursts, liquidation_streams
+from flows.market import MarketConfig, market_outputs, market_streams
+from operators.account import AccountConfig
+from operators.book_state import BookConfig
+from operators.bursts import BurstConfig
+from operators.derivatives import DerivativesConfig
+
+__all__ = ["build_flow", "from_settings", "market_config", "streams_for"]
+
+Outputs = tuple[list[Stream[Any]], list[Stream[Any]]]  # (records, alerts)
+
+
+def book_config(s: Settings) -> BookConfig:
+    """The book operator's settings."""
+    b = s.book
+    return BookConfig(
+        symbols=frozenset(s.symbols) if s.symbols else None,
+        emit_every_us=int(b.every_ms * 1000),
+        top_n=b.top_n,
+        bands_bps=tuple(b.bands_bps),
+        max_levels=b.max_levels,
+        checksum=b.checksum,
+    )
+
+
+def candle_config(s: Settings) -> CandleConfig:
+    """Candle settings; replays move the watermark by event time only."""
+    return CandleConfig(
+        intervals=tuple(KlineInterval(i) for i in s.candles.intervals),
+        allowed_lateness_us=s.candles.lateness_ms * 1000,
+        forward_fill=s.candles.fill,
+        wall_clock=s.source.kind != "replay",
+    )
+
+
+def burst_config(s: Settings) -> BurstConfig:
+    """The burst detector's settings."""
+    b = s.bursts
+    return BurstConfig(
+        min_notional=b.min_notional, min_count=b.min_count, multiple=b.multiple
+    )
+
+
+def market_config(s: Settings) -> MarketConfig:
+    """The four parts of ``market``."""
+    return MarketConfig(
+        book=book_config(s),
+        candles=candle_config(s),
+        derivatives=DerivativesConfig(),
+        bursts=burst_config(s),
+    )
+
+
+def streams_for(s: Settings) -> list[str]:
+    """The stream names a live source subscribes for this flow."""
+    window = f"{s.book.window}." if s.book.window else ""
+    by_flow: dict[str, Callable[[], list[str]]] = {
+        "market": lambda: market_streams(s.symbols, market_config(s)),
+        "book": lambda: book_streams(s.symbols, window),
+        "candles": lambda: candle_streams(s.symbols, candle_config(s).intervals),
+        "derivatives": lambda: derivative_streams(s.symbols),
+        "liquidations": lambda: liquidation_streams(s.symbols),
+        "account": lambda: account_streams(s.symbols, s.account.with_book),
+        "tape": lambda: list(s.streams),
+    }
+    return by_flow[s.flow]()
+
+
+def _parts(s: Settings, records: Stream[Any]) -> Outputs:
+    if s.flow == "market":
+        return market_outputs(records, market_config(s))
+    if s.flow == "book":
+        books = analyze_books("books", records, book_config(s))
+        return [books.stats, books.integrity], []
+    if s.flow == "candles":
+        bars = roll_candles("roll_candles", records, candle_config(s))
+        return [bars.candles, bars.integrity, bars.late], []
+    if s.flow == "derivatives":
+        return [join_mark_oi("join_mark_oi", records, DerivativesConfig())], []
+    if s.flow == "liquidations":
+        bursts = detect_bursts("detect_bursts", records, burst_config(s))
+        return [bursts.stats], [bursts.alerts]
+    if s.flow == "account":
+        levels = tuple(s.account.margin_alerts)
+        config = AccountConfig(margin_alert_levels=levels)
+        stats = None
+        if s.account.with_book:
+            stats = analyze_books("books", records, book_config(s)).stats
+        account = track_account("account", records, config, stats)
+        return [account.views], [account.alerts]
+    return [records], []  # tape: every record
+
+
+def build_flow(
+    s: Settings, source: Source[Any], out: Sink[Any], alerts: Sink[Any]
+) -> Dataflow:
+    """The flow named by ``s.flow`` between ``source`` and the two sinks."""
+    flow = Dataflow(s.flow)
+    records = op.input("feed", flow, source)
+    outputs, alert_streams = _parts(s, records)
+    everything = outputs + alert_streams
+    merged = everything[0] if len(everything) == 1 else op.merge("all", *everything)
+    op.output("out", merged, out)
+    if alert_streams:
+        alert_merged = (
+            alert_streams[0]
+            if len(alert_streams) == 1
+            else op.merge("all_alerts", *alert_streams)
+        )
+        op.output("alerts", alert_merged, alerts)
+    return flow
+
+
+def from_settings(path: str) -> Dataflow:
+    """A settings file's flow with console sinks, for ``python -m bytewax.run``."""
+    from connectors.runner import source_for
+    from connectors.sinks import LineSink
+    from operators.describe import describe
+
+    settings = load_settings(path)
+    return build_flow(
+        settings,
+        source_for(settings, None),
+        LineSink(describe),
+        LineSink(describe, prefix="ALERT "),
+    )
