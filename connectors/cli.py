@@ -296,6 +296,9 @@ def _add_run_commands(commands: Any) -> None:
         "--snapshot-every", type=float, metavar="S", help="snapshot interval, s"
     )
     run.add_argument("--sink", action="append", metavar="SPEC", help="extra sink")
+    run.add_argument(
+        "--out", metavar="FILE", help="every output as JSON Lines, exactly once"
+    )
     run.add_argument("--alerts", metavar="FILE", help="also append alerts here")
     run.add_argument("--webhook", metavar="URL", help="also POST alerts here")
     run.add_argument("--webhook-format", choices=["json", "slack", "discord"])
@@ -613,6 +616,7 @@ def _run_settings(args: argparse.Namespace) -> Any:
             "run.recovery_dir": args.recovery_dir,
             "run.snapshot_every_s": args.snapshot_every,
             "outputs.sinks": args.sink,
+            "outputs.file": args.out,
             "outputs.alerts": args.alerts,
             "outputs.webhook": args.webhook,
             "outputs.webhook_format": args.webhook_format,

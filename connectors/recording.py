@@ -28,7 +28,7 @@ from typing import BinaryIO
 
 import msgspec
 
-__all__ = ["Recorder", "iter_lines", "open_recording", "unsplice"]
+__all__ = ["Recorder", "RecordingReader", "iter_lines", "open_recording", "unsplice"]
 
 log = logging.getLogger("bpx_flows.recording")
 _encode = msgspec.json.Encoder().encode
@@ -41,26 +41,53 @@ def open_recording(path: str | Path) -> BinaryIO:
     return open(path, "rb")
 
 
-def iter_lines(path: str | Path, skip: int = 0) -> Iterator[bytes]:
-    """The complete lines of a recording, after skipping ``skip`` of them.
+class RecordingReader:
+    """The complete lines of a recording, and how much of the file is read.
 
     A torn tail (a killed recorder: a partial last line, or a truncated gzip stream)
     ends the iteration with a warning instead of an exception.
     """
-    with open_recording(path) as fh:
-        index = 0
-        try:
-            for line in fh:
-                if not line.endswith(b"\n"):
-                    log.warning(
-                        "%s: ignoring a torn last line (%d bytes)", path, len(line)
-                    )
-                    return
-                if index >= skip:
-                    yield line
-                index += 1
-        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
-            log.warning("%s: recording ends early (%s)", path, exc)
+
+    def __init__(self, path: str | Path, skip: int = 0) -> None:
+        self._path = path
+        self._skip = skip
+        self._size = max(Path(path).stat().st_size, 1)
+        self._raw: BinaryIO | None = None
+
+    def fraction_read(self) -> float:
+        """0..1: the share of the (compressed) file consumed so far."""
+        if self._raw is None or self._raw.closed:
+            return 0.0
+        return min(self._raw.tell() / self._size, 1.0)
+
+    def __iter__(self) -> Iterator[bytes]:
+        """Every complete line after the first ``skip``."""
+        path = self._path
+        with open(path, "rb") as raw:
+            self._raw = raw
+            fh: BinaryIO = (
+                gzip.GzipFile(fileobj=raw)  # type: ignore[assignment]  # a BinaryIO
+                if str(path).endswith(".gz")
+                else raw
+            )
+            index = 0
+            try:
+                for line in fh:
+                    if not line.endswith(b"\n"):
+                        log.warning(
+                            "%s: ignoring a torn last line (%d bytes)", path, len(line)
+                        )
+                        return
+                    if index >= self._skip:
+                        yield line
+                    index += 1
+            except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+                log.warning("%s: recording ends early (%s)", path, exc)
+
+
+def iter_lines(path: str | Path, skip: int = 0) -> Iterator[bytes]:
+    """The complete lines of a recording, after skipping ``skip`` of them."""
+    return iter(RecordingReader(path, skip))
 
 
 class Recorder:

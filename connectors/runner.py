@@ -186,7 +186,12 @@ def _run_process(settings: Settings, endpoint: Endpoint | None) -> int:
     source = source_for(settings, endpoint)
     counts: Counter[str] = Counter()
     out, alerts = _sinks(settings, source, counts)
-    flow = build_flow(settings, source, out, alerts)
+    record_file = None
+    if settings.outputs.file:
+        from connectors.sinks.jsonl import ResumableJsonLinesSink
+
+        record_file = ResumableJsonLinesSink(settings.outputs.file)
+    flow = build_flow(settings, source, out, alerts, record_file)
     run = settings.run
     recovery = _recovery(settings, run.workers * max(len(run.addresses), 1))
     process = (

@@ -25,7 +25,8 @@
     [candles]    intervals, lateness_ms, fill
     [bursts]     min_notional, min_count, multiple
     [account]    margin_alerts, with_book
-    [outputs]    sinks, alerts, webhook, webhook_format, quiet
+    [outputs]    sinks, file (exactly once with recovery), alerts, webhook,
+                 webhook_format, quiet
     [metrics]    port, host          # process i serves port + i (0: any free port)
     [log]        format ("text" or "json"), level ("warning", "info", "debug")
 
@@ -126,6 +127,7 @@ class OutputSettings(_Section, kw_only=True):
     """Where results go besides the console."""
 
     sinks: list[str] = msgspec.field(default_factory=list)
+    file: str | None = None
     alerts: str | None = None
     webhook: str | None = None
     webhook_format: str = "json"
@@ -266,7 +268,7 @@ def check_settings(settings: Settings, where: str = "settings") -> None:
 def _problems(s: Settings) -> Any:
     if s.flow not in FLOWS:
         yield "flow", f"{s.flow!r} is not a flow; choose one of {', '.join(FLOWS)}"
-    if s.flow == "tape" and not s.streams:
+    if s.flow == "tape" and not s.streams and s.source.kind != "replay":
         yield "streams", "the tape flow needs stream names, e.g. ['trade.SOL_USDC']"
     if s.flow not in ("tape", "liquidations", "account") and not s.symbols:
         yield "symbols", "give at least one market, e.g. ['SOL_USDC']"

@@ -21,7 +21,7 @@ from connectors.backpack.signing import Credentials
 from connectors.backpack.streams import StreamName
 from connectors.connection import Connection, ConnectionConfig, Record, Tap
 from connectors.errors import BpxError
-from connectors.recording import iter_lines
+from connectors.recording import RecordingReader
 from connectors.rest import DEFAULT_REST_URL, RestClient
 
 __all__ = ["BackpackSource", "ReplaySource", "SourceConfig", "StopSignal", "partition"]
@@ -234,7 +234,9 @@ class _ReplayPartition(StatefulSourcePartition[Any, ReplayState]):
             self._replayer, pending = pickle.loads(resume.state)
             self._pending.extend(pending)
         self._consumed = resume.lines if resume else 0
-        self._lines = iter_lines(path, self._consumed)
+        self._reader = RecordingReader(path, self._consumed)
+        self._lines = iter(self._reader)
+        self._progress = _Progress(path.name, self._reader, self._consumed)
         self._speed = speed
         self._batch_size = batch_size
         self._first_recv_us: int | None = None
@@ -267,8 +269,11 @@ class _ReplayPartition(StatefulSourcePartition[Any, ReplayState]):
         line = next(self._lines, None)
         if line is None:
             self._done = True
+            self._progress.done(self._consumed)
             return None
         self._consumed += 1
+        if not self._consumed % _PROGRESS_EVERY_LINES:
+            self._progress.tick(self._consumed)
         return self._replayer.feed(line)
 
     def _due(self, record: Any) -> bool:
@@ -293,6 +298,44 @@ class _ReplayPartition(StatefulSourcePartition[Any, ReplayState]):
     def snapshot(self) -> ReplayState:
         state = pickle.dumps((self._replayer, list(self._pending)))
         return ReplayState(self._consumed, state)
+
+
+_PROGRESS_EVERY_LINES = 4_096
+_PROGRESS_EVERY_S = 5.0
+
+
+class _Progress:
+    """A log line every few seconds while a recording replays: lines, rate, ETA."""
+
+    def __init__(self, name: str, reader: RecordingReader, start_line: int) -> None:
+        self._name = name
+        self._reader = reader
+        self._start_line = start_line
+        self._t0 = self._last = time.monotonic()
+
+    def tick(self, lines: int) -> None:
+        now = time.monotonic()
+        if now - self._last < _PROGRESS_EVERY_S:
+            return
+        self._last = now
+        rate = (lines - self._start_line) / max(now - self._t0, 1e-9)
+        read = self._reader.fraction_read()
+        elapsed = now - self._t0
+        eta = elapsed * (1 - read) / read if read > 0 else float("nan")
+        log.info(
+            "replay %s: %s lines, %s lines/s, %.0f%% read, ETA %.0f s",
+            self._name,
+            f"{lines:,}",
+            f"{rate:,.0f}",
+            read * 100,
+            eta,
+        )
+
+    def done(self, lines: int) -> None:
+        elapsed = time.monotonic() - self._t0
+        log.info(
+            "replay %s: done, %s lines in %.1f s", self._name, f"{lines:,}", elapsed
+        )
 
 
 class ReplaySource(FixedPartitionedSource[Any, ReplayState]):

@@ -118,15 +118,26 @@ def _parts(s: Settings, records: Stream[Any]) -> Outputs:
 
 
 def build_flow(
-    s: Settings, source: Source[Any], out: Sink[Any], alerts: Sink[Any]
+    s: Settings,
+    source: Source[Any],
+    out: Sink[Any],
+    alerts: Sink[Any],
+    record_file: Sink[Any] | None = None,
 ) -> Dataflow:
-    """The flow named by ``s.flow`` between ``source`` and the two sinks."""
+    """The flow named by ``s.flow`` between ``source`` and the sinks.
+
+    ``record_file``, a keyed sink such as ``ResumableJsonLinesSink``, also gets every
+    output (as ``("out", record)``), for exactly-once files with recovery.
+    """
     flow = Dataflow(s.flow)
     records = op.input("feed", flow, source)
     outputs, alert_streams = _parts(s, records)
     everything = outputs + alert_streams
     merged = everything[0] if len(everything) == 1 else op.merge("all", *everything)
     op.output("out", merged, out)
+    if record_file is not None:
+        keyed = op.key_on("key_for_file", merged, lambda _record: "out")
+        op.output("out_file", keyed, record_file)
     if alert_streams:
         alert_merged = (
             alert_streams[0]
