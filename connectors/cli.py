@@ -318,6 +318,11 @@ def _add_run_commands(commands: Any) -> None:
     actions = config.add_subparsers(required=True, metavar="ACTION")
     check = actions.add_parser("check", help="validate a TOML settings file")
     check.add_argument("file")
+    check.add_argument(
+        "--online",
+        action="store_true",
+        help="also check markets and the key against a live or endpoint source",
+    )
     check.set_defaults(run=_cmd_config_check)
 
 
@@ -637,7 +642,15 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.file)
     streams = [] if settings.source.kind == "replay" else streams_for(settings)
-    check_streams(streams)  # unknown markets, bad intervals or windows
+    names = check_streams(streams)  # bad names, intervals or windows
+    kind = settings.source.kind
+    if names and (kind == "simulator" or args.online):
+        from connectors.preflight import preflight
+        from connectors.runner import endpoint_for
+
+        with endpoint_for(settings) as endpoint:
+            assert endpoint is not None
+            preflight(names, endpoint.ws, endpoint.rest, Credentials.from_env())
     run = settings.run
     print(
         f"{args.file}: ok: flow {settings.flow}, {len(settings.symbols)} symbol(s), "

@@ -40,7 +40,7 @@ from connectors.connection import DEFAULT_WS_URL, ConnectionConfig
 from connectors.rest import DEFAULT_REST_URL
 from connectors.settings import Settings, merge_overrides
 
-__all__ = ["Endpoint", "configure_logging", "run", "source_for"]
+__all__ = ["Endpoint", "configure_logging", "endpoint_for", "run", "source_for"]
 
 log = logging.getLogger("bpx_flows.run")
 
@@ -133,7 +133,7 @@ def _fixed_endpoint(settings: Settings) -> Endpoint:
 
 
 @contextlib.contextmanager
-def _endpoint(settings: Settings) -> Iterator[Endpoint | None]:
+def endpoint_for(settings: Settings) -> Iterator[Endpoint | None]:
     """The endpoint to read from; starts the built-in simulator when asked for."""
     kind = settings.source.kind
     if kind == "replay":
@@ -162,7 +162,7 @@ def run(settings: Settings) -> int:
     """Run the flow of ``settings``; returns the exit code."""
     if settings.run.processes > 1:
         return _run_cluster(settings)
-    with _endpoint(settings) as endpoint:
+    with endpoint_for(settings) as endpoint:
         if endpoint is not None and settings.source.kind != "simulator":
             from connectors.preflight import preflight
 
@@ -301,7 +301,7 @@ def _free_ports(count: int) -> list[int]:
 
 def _run_cluster(settings: Settings) -> int:
     run = settings.run
-    with _endpoint(settings) as endpoint:
+    with endpoint_for(settings) as endpoint:
         shared: dict[str, Any] = {"run.processes": 1}
         if endpoint is not None:
             shared.update(

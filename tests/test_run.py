@@ -1,0 +1,272 @@
+"""``bpx-flows run`` as a user runs it: settings, clusters, kill -9 and resume."""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from connectors.errors import ConfigError
+from connectors.settings import Settings, load_settings, merge_overrides
+from connectors.sim import SimConfig
+from connectors.sim.session import write_session
+
+pytestmark = pytest.mark.e2e
+
+CLI = [sys.executable, "-m", "connectors.cli"]
+ENV = {k: v for k, v in os.environ.items() if not k.startswith(("BPX_", "BYTEWAX_"))}
+SYMBOLS = ["SOL_USDC", "SOL_USDC_PERP", "BTC_USDC_PERP"]
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """90 simulated seconds: books, trades, marks, OI and liquidation cascades."""
+    path = tmp_path_factory.mktemp("run") / "session.jsonl.gz"
+    config = SimConfig(
+        seed=3,
+        rate_scale=3.0,
+        account_every_s=None,
+        liquidation_every_s=0.5,
+        cascade_every_s=15.0,
+    )
+    streams = [f"trade.{s}" for s in SYMBOLS] + [
+        "liquidation",
+        "markPrice.SOL_USDC_PERP",
+        "openInterest.SOL_USDC_PERP",
+        "depth.SOL_USDC_PERP",
+        "bookTicker.SOL_USDC_PERP",
+        "depth.SOL_USDC",
+        "bookTicker.SOL_USDC",
+    ]
+    write_session(path, 90.0, config, streams)
+    return path
+
+
+def settings_file(tmp_path: Path, session: Path) -> Path:
+    path = tmp_path / "market.toml"
+    path.write_text(
+        f"""
+flow = "market"
+symbols = {json.dumps(SYMBOLS)}
+
+[source]
+kind = "replay"
+replay = ["{session}"]
+
+[book]
+checksum = true  # the final books compare by checksum
+
+[bursts]
+min_notional = 1000
+min_count = 3
+multiple = 2
+
+[outputs]
+quiet = true
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=ENV,
+        check=False,
+    )
+
+
+def outputs(path: Path) -> collections.Counter[str]:
+    """Every output record, without the wall-clock emit stamp."""
+    lines = collections.Counter()
+    for line in path.read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        record.pop("emit_us", None)
+        lines[json.dumps(record, sort_keys=True)] += 1
+    return lines
+
+
+def kinds(records: collections.Counter[str]) -> collections.Counter[str]:
+    found: collections.Counter[str] = collections.Counter()
+    for text, n in records.items():
+        record = json.loads(text)
+        kind = (
+            "candle"
+            if "interval" in record and "open" in record
+            else "burst"
+            if "phase" in record
+            else "book"
+            if "checksum" in record
+            else "other"
+        )
+        found[kind] += n
+    return found
+
+
+def test_one_worker_two_workers_and_two_processes_agree(
+    tmp_path: Path, session: Path
+) -> None:
+    config = settings_file(tmp_path, session)
+    results = {}
+    for name, flags in {
+        "1 worker": ["--workers", "1"],
+        "2 workers": ["--workers", "2"],
+        "2 processes": ["--processes", "2"],
+    }.items():
+        out = tmp_path / f"{name.replace(' ', '-')}.jsonl"
+        result = run_cli("run", "--config", str(config), *flags, "--out", str(out))
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "Traceback" not in result.stderr
+        results[name] = outputs(out)
+    one = results["1 worker"]
+    found = kinds(one)
+    assert found["candle"] > 100
+    assert found["burst"] >= 1
+    assert found["book"] > 50
+    assert results["2 workers"] == one
+    assert results["2 processes"] == one
+
+
+def test_killed_run_resumes_from_the_recovery_dir_without_loss_or_duplicates(
+    tmp_path: Path, session: Path
+) -> None:
+    config = settings_file(tmp_path, session)
+    whole = tmp_path / "whole.jsonl"
+    result = run_cli("run", "--config", str(config), "--out", str(whole))
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    out = tmp_path / "resumed.jsonl"
+    state = tmp_path / "state"
+    recovery = ["--recovery-dir", str(state), "--snapshot-every", "0.3"]
+    paced = [*CLI, "run", "--config", str(config), "--out", str(out), *recovery]
+    with subprocess.Popen(
+        [*paced, "--speed", "30"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=ENV,
+    ) as proc:
+        try:
+            # Kill once part of the output is written: mid-way through the session.
+            deadline = time.monotonic() + 60
+            while not out.exists() or out.stat().st_size < 20_000:
+                assert proc.poll() is None, "the paced run ended before the kill"
+                assert time.monotonic() < deadline, "no output from the paced run"
+                time.sleep(0.05)
+            proc.send_signal(signal.SIGKILL)
+        finally:
+            proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    partial = sum(outputs(out).values())
+    result = run_cli("run", "--config", str(config), "--out", str(out), *recovery)
+    assert result.returncode == 0, result.stderr[-3000:]
+    expected = outputs(whole)
+    assert 0 < partial < sum(expected.values())
+    assert outputs(out) == expected
+
+
+def test_bytewax_run_runs_a_settings_file(tmp_path: Path, session: Path) -> None:
+    config = settings_file(tmp_path, session)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bytewax.run",
+            f"flows.catalog:from_settings('{config}')",
+            "-w",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=ENV,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count(" candle ") > 100
+
+
+@pytest.mark.parametrize(
+    ("toml", "flags", "message"),
+    [
+        pytest.param(
+            "[run]\nwokers = 2\n",
+            [],
+            "run.wokers: unknown key; did you mean 'workers'?",
+            id="misspelt-key",
+        ),
+        pytest.param(
+            '[run]\nworkers = "two"\n', [], "run.workers: expected int", id="type"
+        ),
+        pytest.param(
+            '[candles]\nintervals = ["7m"]\n',
+            [],
+            "candles.intervals: '7m' is not an interval",
+            id="interval",
+        ),
+        pytest.param("[run\n", [], "not valid TOML", id="toml"),
+        pytest.param("", ["--workers", "0"], "run.workers: must be >= 1", id="flag"),
+        pytest.param(
+            "",
+            ["--replay", "/nonexistent.jsonl.gz"],
+            "no such recording: /nonexistent.jsonl.gz",
+            id="recording",
+        ),
+        pytest.param(
+            "",
+            ["--process-id", "1"],
+            "addresses need|a process id needs the cluster's addresses",
+            id="cluster",
+        ),
+        pytest.param(
+            "", ["--rest", "http://127.0.0.1:1"], "--rest goes with --ws", id="rest"
+        ),
+    ],
+)
+def test_bad_settings_and_flags_fail_fast_in_one_line(
+    tmp_path: Path, toml: str, flags: list[str], message: str
+) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text(toml, encoding="utf-8")
+    started = time.monotonic()
+    result = run_cli("run", "market", "SOL_USDC", "--config", str(config), *flags)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert any(part in lines[0] for part in message.split("|")), lines[0]
+    assert time.monotonic() - started < 30
+
+
+def test_config_check(tmp_path: Path, session: Path) -> None:
+    good = run_cli("config", "check", str(settings_file(tmp_path, session)))
+    assert good.returncode == 0, good.stderr
+    assert "ok: flow market, 3 symbol(s)" in good.stdout
+    bad = tmp_path / "bad.toml"
+    bad.write_text('flow = "market"\nsymbols = ["NOPE_USDC"]\n', encoding="utf-8")
+    result = run_cli("config", "check", str(bad))
+    assert result.returncode == 2
+    assert "unknown market 'NOPE_USDC'" in result.stderr
+
+
+def test_flags_override_the_file_and_sources_switch_cleanly(
+    tmp_path: Path, session: Path
+) -> None:
+    settings = load_settings(settings_file(tmp_path, session))
+    live = merge_overrides(
+        settings,
+        {"source.kind": "live", "source.replay": ..., "run.workers": 3},
+    )
+    assert (live.source.kind, live.source.replay, live.run.workers) == ("live", [], 3)
+    assert live.book.checksum  # untouched keys keep the file's value
+    with pytest.raises(ConfigError, match=r"source.ws: an endpoint source needs"):
+        merge_overrides(Settings(), {"source.kind": "endpoint"})
