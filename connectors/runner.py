@@ -40,7 +40,14 @@ from connectors.connection import DEFAULT_WS_URL, ConnectionConfig
 from connectors.rest import DEFAULT_REST_URL
 from connectors.settings import Settings, merge_overrides
 
-__all__ = ["Endpoint", "configure_logging", "endpoint_for", "run", "source_for"]
+__all__ = [
+    "Endpoint",
+    "configure_logging",
+    "endpoint_for",
+    "free_ports",
+    "run",
+    "source_for",
+]
 
 log = logging.getLogger("bpx_flows.run")
 
@@ -286,7 +293,8 @@ def _summary(counts: Counter[str], seconds: float, settings: Settings) -> None:
 # A local cluster.
 
 
-def _free_ports(count: int) -> list[int]:
+def free_ports(count: int) -> list[int]:
+    """``count`` loopback ports free right now (for a local cluster's addresses)."""
     sockets = []
     try:
         for _ in range(count):
@@ -311,7 +319,7 @@ def _run_cluster(settings: Settings) -> int:
                     "source.rest": endpoint.rest,
                 }
             )
-        addresses = [f"127.0.0.1:{port}" for port in _free_ports(run.processes)]
+        addresses = [f"127.0.0.1:{port}" for port in free_ports(run.processes)]
         _recovery(settings, run.processes * run.workers)
         print(
             f"cluster: {run.processes} processes x {run.workers} worker(s) on "

@@ -14,11 +14,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
+from connectors.backpack.booksync import BookSnapshot
 from connectors.backpack.replayer import Replayer
 from connectors.backpack.signing import Credentials
 from connectors.backpack.streams import StreamName
+from connectors.backpack.wire import Frame
+from connectors.clock import now_us
 from connectors.connection import Connection, ConnectionConfig, Record, Tap
 from connectors.errors import BpxError
 from connectors.recording import RecordingReader
@@ -227,7 +231,9 @@ class _ReplayPartition(StatefulSourcePartition[Any, ReplayState]):
         resume: ReplayState | None,
         speed: float | None,
         batch_size: int,
+        restamp: bool = False,
     ) -> None:
+        self._restamp = restamp
         self._replayer = Replayer()
         self._pending: deque[Any] = deque()
         if resume is not None:
@@ -262,6 +268,8 @@ class _ReplayPartition(StatefulSourcePartition[Any, ReplayState]):
             if self._speed is not None and not self._due(pending[0]):
                 break
             batch.append(pending.popleft())
+        if self._restamp:
+            _stamp_now(batch)
         return batch
 
     def _read(self) -> list[Any] | None:
@@ -298,6 +306,14 @@ class _ReplayPartition(StatefulSourcePartition[Any, ReplayState]):
     def snapshot(self) -> ReplayState:
         state = pickle.dumps((self._replayer, list(self._pending)))
         return ReplayState(self._consumed, state)
+
+
+def _stamp_now(records: list[Any]) -> None:
+    """Receive time := now, so latency downstream is measured from the source."""
+    now = now_us()
+    for record in records:
+        if type(record) is Frame or type(record) is BookSnapshot:
+            msgspec.structs.force_setattr(record, "recv_us", now)
 
 
 _PROGRESS_EVERY_LINES = 4_096
@@ -350,6 +366,8 @@ class ReplaySource(FixedPartitionedSource[Any, ReplayState]):
         speed: ``None`` replays as fast as possible; ``1.0`` paces by ``recv_us`` in
             real time, ``10.0`` ten times faster.
         batch_size: the most records per batch.
+        restamp: set each record's ``recv_us`` to the time it leaves the source, so
+            receive-to-sink latency can be measured on a replay (benchmarks).
     """
 
     def __init__(
@@ -357,12 +375,14 @@ class ReplaySource(FixedPartitionedSource[Any, ReplayState]):
         paths: Sequence[str | Path],
         speed: float | None = None,
         batch_size: int = 5_000,
+        restamp: bool = False,
     ) -> None:
         self._paths = {
             f"file-{n:03d}-{Path(p).name}": Path(p) for n, p in enumerate(paths)
         }
         self._speed = speed
         self._batch_size = batch_size
+        self._restamp = restamp
 
     def list_parts(self) -> list[str]:
         """One partition per recording file."""
@@ -373,5 +393,9 @@ class ReplaySource(FixedPartitionedSource[Any, ReplayState]):
     ) -> _ReplayPartition:
         """Open one recording, resuming after ``resume_state`` when given."""
         return _ReplayPartition(
-            self._paths[for_part], resume_state, self._speed, self._batch_size
+            self._paths[for_part],
+            resume_state,
+            self._speed,
+            self._batch_size,
+            self._restamp,
         )

@@ -1,0 +1,388 @@
+"""Flow benchmarks as ``bpx-flows run`` builds them (``flows.catalog``), per process.
+
+    python -m bench.flows replay FLOW WORKERS PROCESS_ID ADDRESSES FILE...
+    python -m bench.flows live FLOW WS REST SECONDS SYMBOL...
+
+Each prints one JSON line: frames, wall start/end, receive-to-sink latencies of the
+outputs that carry their frame's receive time (book stats), CPU seconds and peak RSS.
+Replays re-stamp ``recv_us`` as records leave the source, so latency covers source
+batch -> keyed exchange -> operator -> sink; live runs use the true receive time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import time
+from typing import Any
+
+from bytewax.outputs import DynamicSink, StatelessSinkPartition
+
+from bench.cases import frame_count, peak_rss_mb
+
+# Live runs skip the warm-up: the first diffs of 100 books wait for their REST
+# snapshots (rate-limited), which is start-up, not steady-state latency.
+_COUNT_FROM_US = [0]
+_WARM_UP_S = 5.0
+
+
+class _LatencyPart(StatelessSinkPartition[Any]):
+    def __init__(self, samples: list[int], counts: list[int]) -> None:
+        self._samples = samples
+        self._counts = counts
+
+    def write_batch(self, items: list[Any]) -> None:
+        now = time.time_ns() // 1000
+        self._counts[0] += len(items)
+        samples = self._samples
+        for item in items:
+            recv = getattr(item, "recv_us", None)
+            if recv and recv >= _COUNT_FROM_US[0]:
+                samples.append(now - recv)
+
+
+class LatencySink(DynamicSink[Any]):
+    """Counts outputs and keeps receive-to-sink latencies, microseconds."""
+
+    def __init__(self) -> None:
+        self.samples: list[int] = []
+        self.counts = [0]
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _LatencyPart:
+        return _LatencyPart(self.samples, self.counts)
+
+
+def settings_for(flow: str, symbols: list[str], **source: Any) -> Any:
+    from connectors.settings import Settings, merge_overrides
+
+    overrides: dict[str, Any] = {"flow": flow, "symbols": symbols}
+    overrides.update({f"source.{k}": v for k, v in source.items()})
+    if source.get("kind") != "replay":
+        overrides["book.every_ms"] = 0.0  # live: stats (a latency sample) per update
+    return merge_overrides(Settings(), overrides)
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _run(flow: Any, workers: int, process_id: int | None, addresses: list[str]) -> None:
+    from datetime import timedelta
+
+    from bytewax._bytewax import cli_main
+
+    cli_main(
+        flow,
+        workers_per_process=workers,
+        process_id=process_id,
+        addresses=addresses or None,
+        epoch_interval=timedelta(seconds=10),
+    )
+
+
+def _report(sink: LatencySink, frames: int, start: float, cpu0: float) -> None:
+    end = time.time()
+    samples = sorted(sink.samples)
+    n = len(samples)
+
+    def pct(q: float) -> float | None:
+        return round(samples[min(n - 1, int(n * q))] / 1000, 3) if n else None
+
+    print(
+        json.dumps(
+            {
+                "frames": frames,
+                "start": start,
+                "end": end,
+                "outputs": sink.counts[0],
+                "latency_samples": n,
+                "p50_ms": pct(0.50),
+                "p99_ms": pct(0.99),
+                "cpu_s": round(cpu_seconds() - cpu0, 3),
+                "peak_rss_mb": round(peak_rss_mb(), 1),
+            }
+        ),
+        flush=True,
+    )
+
+
+def case_replay(
+    flow_name: str, workers: str, process_id: str, addresses: str, *paths: str
+) -> None:
+    from connectors.source import ReplaySource
+    from flows.catalog import build_flow
+
+    symbols = os.environ.get("BENCH_SYMBOLS", "SOL_USDC").split(",")
+    settings = settings_for(flow_name, symbols, kind="replay", replay=list(paths))
+    sink = LatencySink()
+    source = ReplaySource(paths, restamp=True)
+    flow = build_flow(settings, source, sink, sink)
+    pid = None if process_id == "-" else int(process_id)
+    peers = [] if addresses == "-" else addresses.split(";")
+    mine = paths if pid is None else paths[pid :: len(peers)]
+    frames = sum(frame_count(p) for p in mine)
+    cpu0, start = cpu_seconds(), time.time()
+    _run(flow, int(workers), pid, peers)
+    _report(sink, frames, start, cpu0)
+
+
+def case_live(flow_name: str, ws: str, rest: str, seconds: str, *symbols: str) -> None:
+    from connectors.runner import Endpoint, source_for
+    from flows.catalog import build_flow
+
+    settings = settings_for(flow_name, list(symbols), seconds=float(seconds))
+    source: Any = source_for(settings, Endpoint(ws, rest))
+    sink = LatencySink()
+    flow = build_flow(settings, source, sink, sink)
+    cpu0, start = cpu_seconds(), time.time()
+    _COUNT_FROM_US[0] = int((start + _WARM_UP_S) * 1e6)
+    _run(flow, 1, None, [])
+    frames = sum(
+        sum(part.connection.session.stats.frames.values())
+        for part in source.partitions.values()
+    )
+    _report(sink, frames, start, cpu0)
+
+
+CASES = {"replay": case_replay, "live": case_live}
+
+if __name__ == "__main__":
+    CASES[sys.argv[1]](*sys.argv[2:])
+
+
+def split_by_symbol(path: str, parts: int, out_dir: str) -> list[str]:
+    """Split a recording into ``parts`` files by symbol (as live connection groups are).
+
+    The header goes to every file; frames and REST answers follow their stream's
+    symbol (``liquidation``, for every market, goes to the first file).
+    """
+    import contextlib
+    import gzip
+    import zlib
+    from pathlib import Path
+
+    import msgspec
+
+    from connectors.backpack.streams import parse_stream
+    from connectors.recording import iter_lines
+
+    class _Line(msgspec.Struct):
+        stream: str | None = None
+        for_stream: str | None = None
+
+    decode = msgspec.json.Decoder(_Line).decode
+    stem = Path(path).name.removesuffix(".jsonl.gz")
+    names = [str(Path(out_dir) / f"{stem}.part{i}.jsonl.gz") for i in range(parts)]
+    if all(Path(n).exists() for n in names):
+        return names
+    with contextlib.ExitStack() as stack:
+        outs = [stack.enter_context(gzip.open(n, "wb", compresslevel=1)) for n in names]
+        lines = iter_lines(path)
+        header = next(lines)
+        for out in outs:
+            out.write(header)
+        for line in lines:
+            info = decode(line)
+            name = info.stream or info.for_stream
+            symbol = parse_stream(name).symbol if name else None
+            index = zlib.crc32(symbol.encode()) % parts if symbol else 0
+            outs[index].write(line)
+    return names
+
+
+# Orchestration (called from bench/run.py).
+
+_MARKETS = [
+    "SOL_USDC",
+    "BTC_USDC",
+    "SOL_USDC_PERP",
+    "BTC_USDC_PERP",
+    "ETH_USDC_PERP",
+    "AAPL.US_USDC_PERP",
+    "kPEPE_USDC_PERP",
+    "TRUMPWIN_USDC_PERP",
+]
+
+
+def _case(*args: str, symbols: list[str]) -> Any:
+    import subprocess
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.flows", *args],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+        env={**os.environ, "BENCH_SYMBOLS": ",".join(symbols)},
+    )
+    if proc.returncode != 0:
+        msg = f"bench.flows {args[:2]} failed:\n{proc.stderr[-3000:]}"
+        raise RuntimeError(msg)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _cluster(flow: str, paths: list[str], processes: int) -> dict[str, Any]:
+    """``processes`` Bytewax processes on loopback; wall time from first to last."""
+    import subprocess
+
+    from connectors.runner import free_ports
+
+    addresses = ";".join(f"127.0.0.1:{p}" for p in free_ports(processes))
+    env = {**os.environ, "BENCH_SYMBOLS": ",".join(_MARKETS)}
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bench.flows",
+                "replay",
+                flow,
+                "1",
+                str(i),
+                addresses,
+                *paths,
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for i in range(processes)
+    ]
+    rows = []
+    for proc in procs:
+        out, _ = proc.communicate(timeout=900)
+        if proc.returncode != 0:
+            msg = f"cluster process failed ({proc.returncode})"
+            raise RuntimeError(msg)
+        rows.append(json.loads(out.strip().splitlines()[-1]))
+    frames = sum(r["frames"] for r in rows)
+    seconds = max(r["end"] for r in rows) - min(r["start"] for r in rows)
+    return _row(
+        {
+            "frames": frames,
+            "start": 0.0,
+            "end": seconds,
+            "outputs": sum(r["outputs"] for r in rows),
+            "p50_ms": max((r["p50_ms"] or 0) for r in rows),
+            "p99_ms": max((r["p99_ms"] or 0) for r in rows),
+            "cpu_s": sum(r["cpu_s"] for r in rows),
+            "peak_rss_mb": round(sum(r["peak_rss_mb"] for r in rows), 1),
+        }
+    )
+
+
+def _row(raw: dict[str, Any]) -> dict[str, Any]:
+    seconds = raw["end"] - raw["start"]
+    return {
+        "frames": raw["frames"],
+        "seconds": round(seconds, 3),
+        "frames_per_s": round(raw["frames"] / seconds) if seconds else None,
+        "outputs": raw["outputs"],
+        "p50_ms": raw["p50_ms"],
+        "p99_ms": raw["p99_ms"],
+        "cpu_s": raw["cpu_s"],
+        "peak_rss_mb": raw["peak_rss_mb"],
+    }
+
+
+def bench_flows(session: str, decode_per_s: float) -> dict[str, Any]:
+    """Each flow alone and ``market`` on 1/2 workers and 2 processes, one session."""
+    results: dict[str, Any] = {}
+    for flow in ("book", "candles", "derivatives", "liquidations", "market"):
+        row = _row(_case("replay", flow, "1", "-", "-", session, symbols=_MARKETS))
+        results[f"{flow}, 1 worker"] = row
+        _say(f"{flow}, 1 worker", row)
+    row = _row(_case("replay", "market", "2", "-", "-", session, symbols=_MARKETS))
+    results["market, 2 workers"] = row
+    _say("market, 2 workers (1 process)", row)
+    parts = split_by_symbol(session, 2, os.path.dirname(session) or ".")
+    row = _row(_case("replay", "market", "1", "-", "-", *parts, symbols=_MARKETS))
+    results["market, 1 worker, 2 files"] = row
+    _say("market, 1 worker (the 2 split files)", row)
+    row = _cluster("market", parts, 2)
+    results["market, 2 processes, 2 files"] = row
+    _say("market, 2 processes x 1 worker (split by symbol)", row)
+    one = results["market, 1 worker"]["frames_per_s"]
+    results["market_vs_decode"] = round(one / decode_per_s, 3)
+    results["two_workers_vs_one"] = round(
+        results["market, 2 workers"]["frames_per_s"] / one, 2
+    )
+    results["two_processes_vs_one"] = round(
+        row["frames_per_s"] / results["market, 1 worker, 2 files"]["frames_per_s"], 2
+    )
+    print(
+        f"market: {results['market_vs_decode']}x decode; 2 workers "
+        f"{results['two_workers_vs_one']}x one; 2 processes "
+        f"{results['two_processes_vs_one']}x one process",
+        flush=True,
+    )
+    return results
+
+
+def bench_live(session: str, speed: float, seconds: float) -> dict[str, Any]:
+    """``book`` (stats every update) for 100 symbols on a paced simulator replay."""
+    import subprocess
+
+    from bench.cases import header
+
+    sim = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "connectors.cli",
+            "sim",
+            "--replay",
+            session,
+            "--speed",
+            str(speed),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert sim.stdout is not None
+        urls = json.loads(sim.stdout.readline())
+        symbols = sorted(
+            {s.split(".", 1)[1] for s in header(session)["streams"] if "." in s}
+        )
+        raw = _case(
+            "live",
+            "book",
+            urls["ws"],
+            urls["rest"],
+            str(seconds),
+            *symbols,
+            symbols=symbols,
+        )
+    finally:
+        sim.terminate()
+        sim.wait(timeout=20)
+    row = _row(raw)
+    row["symbols"] = len(symbols)
+    row["cpu_percent"] = round(100 * raw["cpu_s"] / row["seconds"], 1)
+    print(
+        f"live, book flow, {len(symbols)} symbols at {row['frames_per_s']:,} frames/s "
+        f"(stats every update): CPU {row['cpu_percent']}% of a core, latency receive "
+        f"-> sink after a {_WARM_UP_S:g} s warm-up: p50 {row['p50_ms']} ms, "
+        f"p99 {row['p99_ms']} ms, "
+        f"peak RSS {row['peak_rss_mb']} MB",
+        flush=True,
+    )
+    return row
+
+
+def _say(name: str, row: dict[str, Any]) -> None:
+    latency = (
+        f", latency p50 {row['p50_ms']} ms p99 {row['p99_ms']} ms"
+        if row["p50_ms"] is not None
+        else ""
+    )
+    print(
+        f"{name}: {row['frames_per_s']:,} frames/s ({row['frames']:,} frames in "
+        f"{row['seconds']} s){latency}, CPU {row['cpu_s']} s, "
+        f"peak RSS {row['peak_rss_mb']} MB",
+        flush=True,
+    )
