@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import pickle
 import threading
 import time
@@ -23,7 +24,13 @@ from connectors.backpack.signing import Credentials
 from connectors.backpack.streams import StreamName
 from connectors.backpack.wire import Frame
 from connectors.clock import now_us
-from connectors.connection import Connection, ConnectionConfig, Record, Tap
+from connectors.connection import (
+    DEFAULT_WS_URL,
+    Connection,
+    ConnectionConfig,
+    Record,
+    Tap,
+)
 from connectors.errors import BpxError
 from connectors.recording import RecordingReader
 from connectors.rest import DEFAULT_REST_URL, RestClient
@@ -193,6 +200,24 @@ class BackpackSource(FixedPartitionedSource[Record, None]):
         self._tap = tap
         self.partitions: dict[str, _LivePartition] = {}
         self.failures: list[BpxError] = []  # with ``end_on_fatal``: why it ended
+
+    @classmethod
+    def from_env(
+        cls, streams: Sequence[StreamName], environ: dict[str, str] | None = None
+    ) -> BackpackSource:
+        """A source configured by the environment, for ``python -m bytewax.run``.
+
+        ``BPX_WS_URL`` and ``BPX_REST_URL`` (default: the exchange), ``BPX_SECONDS``
+        (run this long), and the key from ``BPX_API_SECRET``/``BPX_API_SECRET_FILE``.
+        """
+        env = os.environ if environ is None else environ
+        seconds = env.get("BPX_SECONDS")
+        config = SourceConfig(
+            connection=ConnectionConfig(ws_url=env.get("BPX_WS_URL", DEFAULT_WS_URL)),
+            rest_url=env.get("BPX_REST_URL", DEFAULT_REST_URL),
+            run_for_s=float(seconds) if seconds else None,
+        )
+        return cls(streams, config, Credentials.from_env(environ))
 
     def list_parts(self) -> list[str]:
         """Every connection group (each worker may open any of them)."""

@@ -24,7 +24,6 @@ from bytewax.dataflow import Dataflow, Stream, operator
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
-from connectors.backpack.signing import Credentials
 from connectors.backpack.streams import parse_streams
 from connectors.sinks import LineSink
 from connectors.source import BackpackSource
@@ -118,7 +117,7 @@ def build(
 def _default_flow() -> Dataflow:
     symbols = [s.strip() for s in os.environ.get("BPX_SYMBOLS", "").split(",")]
     streams = parse_streams(account_streams([s for s in symbols if s]))
-    source = BackpackSource(streams, credentials=Credentials.from_env())
+    source = BackpackSource.from_env(streams)
     return build(source, LineSink(describe), LineSink(describe, prefix="ALERT "))
 
 

@@ -102,7 +102,7 @@ def _default_flow() -> Dataflow:
     streams = parse_streams(book_streams([s.strip() for s in symbols if s.strip()]))
     config = BookConfig(emit_every_us=1_000_000)
     return build(
-        BackpackSource(streams), LineSink(describe), LineSink(describe), config
+        BackpackSource.from_env(streams), LineSink(describe), LineSink(describe), config
     )
 
 

@@ -219,7 +219,7 @@ def _default_flow() -> Dataflow:
         [s.strip() for s in symbols if s.strip()], DEFAULT_INTERVALS
     )
     sink = LineSink(describe)
-    return build(BackpackSource(parse_streams(streams)), sink, sink, sink)
+    return build(BackpackSource.from_env(parse_streams(streams)), sink, sink, sink)
 
 
 flow = _default_flow()

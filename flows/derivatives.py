@@ -71,7 +71,7 @@ def build(
 def _default_flow() -> Dataflow:
     symbols = os.environ.get("BPX_SYMBOLS", "SOL_USDC_PERP").split(",")
     names = derivative_streams([s.strip() for s in symbols if s.strip()])
-    return build(BackpackSource(parse_streams(names)), LineSink())
+    return build(BackpackSource.from_env(parse_streams(names)), LineSink())
 
 
 flow = _default_flow()

@@ -99,7 +99,9 @@ def _default_flow() -> Dataflow:
     symbols = os.environ.get("BPX_SYMBOLS", "SOL_USDC_PERP").split(",")
     streams = parse_streams(market_streams([s.strip() for s in symbols if s.strip()]))
     sink = LineSink(describe)
-    return build(BackpackSource(streams), sink, LineSink(describe, prefix="ALERT "))
+    return build(
+        BackpackSource.from_env(streams), sink, LineSink(describe, prefix="ALERT ")
+    )
 
 
 flow = _default_flow()

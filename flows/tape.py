@@ -18,7 +18,6 @@ from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
 from connectors.backpack.decode import BadFrame
-from connectors.backpack.signing import Credentials
 from connectors.backpack.streams import parse_streams
 from connectors.sinks import LineSink
 from connectors.source import BackpackSource
@@ -42,7 +41,7 @@ def build(source: Source[Any], sink: Sink[Any], dead_letters: Sink[Any]) -> Data
 def _default_flow() -> Dataflow:
     names = os.environ.get("BPX_STREAMS", "trade.SOL_USDC,depth.SOL_USDC").split(",")
     streams = parse_streams(n.strip() for n in names if n.strip())
-    source = BackpackSource(streams, credentials=Credentials.from_env())
+    source = BackpackSource.from_env(streams)
     return build(source, LineSink(describe), LineSink(describe, prefix="DEAD LETTER "))
 
 

@@ -270,3 +270,74 @@ def test_flags_override_the_file_and_sources_switch_cleanly(
     assert live.book.checksum  # untouched keys keep the file's value
     with pytest.raises(ConfigError, match=r"source.ws: an endpoint source needs"):
         merge_overrides(Settings(), {"source.kind": "endpoint"})
+
+
+def test_bytewax_run_runs_the_market_flow_module_on_the_simulator(sim) -> None:
+    env = dict(
+        ENV,
+        BPX_WS_URL=sim.ws_url,
+        BPX_REST_URL=sim.rest_url,
+        BPX_SECONDS="4",
+        BPX_SYMBOLS="SOL_USDC_PERP",
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "bytewax.run", "flows.market:flow", "-w", "2"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert " book " in result.stdout
+    assert " candle " in result.stdout
+
+
+def test_each_process_of_a_cluster_serves_metrics_on_base_port_plus_its_id(
+    tmp_path: Path, session: Path
+) -> None:
+    import urllib.request
+
+    from connectors.runner import free_ports
+
+    config = settings_file(tmp_path, session)
+    base = min(free_ports(1)[0], 65_000)  # base + 1 must be a port too
+    with subprocess.Popen(
+        [
+            *CLI,
+            "run",
+            "--config",
+            str(config),
+            "--processes",
+            "2",
+            "--speed",
+            "3",
+            "--metrics-port",
+            str(base),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    ) as proc:
+        try:
+            scraped = {}
+            deadline = time.monotonic() + 60
+            while len(scraped) < 2 and time.monotonic() < deadline:
+                for port in (base, base + 1):
+                    if port in scraped:
+                        continue
+                    url = f"http://127.0.0.1:{port}/metrics"
+                    try:
+                        with urllib.request.urlopen(url, timeout=2) as response:
+                            text = response.read().decode()
+                    except OSError:
+                        continue
+                    if "bpx_" in text:
+                        scraped[port] = text
+                time.sleep(0.2)
+            assert set(scraped) == {base, base + 1}
+            assert all("bpx_processing_lag_seconds" in t for t in scraped.values())
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.communicate(timeout=60)
