@@ -77,6 +77,7 @@ class SourceConfig:
         batch_size: the most records handed to Bytewax at once.
         run_for_s: end the source after this long (demos, benchmarks); ``None`` runs
             until stopped.
+        rest_timeout_s: one REST request's deadline, seconds (then it is retried).
         end_on_fatal: on a fatal error (refused key...) end the flow cleanly and keep
             the error in ``BackpackSource.failures`` instead of raising it inside
             Bytewax (which prints a Rust panic trace); the CLI reports it in one line.
@@ -89,6 +90,7 @@ class SourceConfig:
     batch_size: int = 5_000
     run_for_s: float | None = None
     end_on_fatal: bool = False
+    rest_timeout_s: float = 10.0
 
 
 def partition(
@@ -123,7 +125,7 @@ class _LivePartition(StatefulSourcePartition[Record, None]):
         self._loop = asyncio.new_event_loop()
         self._config = config
         self._failures = failures
-        self._rest = RestClient(config.rest_url)
+        self._rest = RestClient(config.rest_url, timeout_s=config.rest_timeout_s)
         self._conn = Connection(streams, config.connection, creds, self._rest, tap)
         self._deadline = (
             None if config.run_for_s is None else time.monotonic() + config.run_for_s

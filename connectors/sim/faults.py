@@ -19,6 +19,7 @@ class FaultKind(enum.StrEnum):
     SKIP_DEPTH = "skip_depth"  # silently leave out `count` depth frames: a sequence gap
     REPEAT_DEPTH = "repeat_depth"  # send the previous `count` depth frames again
     MALFORMED = "malformed"  # one frame that is not valid JSON
+    OVERSIZED = "oversized"  # one text frame of `count` bytes (a JSON string)
     STALL = "stall"  # send nothing on the connection for `seconds` (frames are lost)
     REST_STATUS = "rest_status"  # the next `count` REST depth answers are `status`
     REST_DELAY = "rest_delay"  # the next `count` REST answers wait `seconds` first

@@ -86,6 +86,7 @@ class _Client:
     depth_frames: int = 0
     skip_depth: int = 0
     stalled_until: float = 0.0
+    closing: bool = False  # dropped or closed by a fault: fire nothing more on it
     recent_depth: deque[bytes] = field(default_factory=lambda: deque(maxlen=64))
     pending: list[bytes] = field(default_factory=list)
 
@@ -100,6 +101,7 @@ class SimStats:
     slow_consumers_cut: int = 0
     errors: int = 0
     faults_fired: dict[str, int] = field(default_factory=dict)
+    fault_times_us: list[int] = field(default_factory=list)  # wall clock, each firing
 
 
 class SimServer:
@@ -303,6 +305,8 @@ class SimServer:
             self._maybe_fire(client, is_depth)
 
     def _maybe_fire(self, client: _Client, is_depth: bool) -> None:
+        if client.closing:
+            return
         for fault in list(self.faults):
             kind = fault.kind
             depth_fault = kind in (FaultKind.SKIP_DEPTH, FaultKind.REPEAT_DEPTH)
@@ -319,16 +323,22 @@ class SimServer:
                 client.pending.extend(list(client.recent_depth)[-fault.count - 1 : -1])
             elif kind is FaultKind.MALFORMED:
                 client.pending.append(_MALFORMED)
+            elif kind is FaultKind.OVERSIZED:
+                client.pending.append(b'"' + b"x" * max(fault.count - 2, 0) + b'"')
             elif kind is FaultKind.STALL:
                 client.stalled_until = time.monotonic() + fault.seconds
             elif kind is FaultKind.DROP:
+                client.closing = True
                 self._flush(client)
                 client.ws.transport.abort()
+                return
             elif kind is FaultKind.CLOSE:
+                client.closing = True
                 self._flush(client)
                 asyncio.get_running_loop().create_task(
                     client.ws.close(1001, "server restarting")
                 )
+                return
 
     def _fired(self, fault: Fault) -> None:
         fault.times -= 1
@@ -337,6 +347,7 @@ class SimServer:
         self.stats.faults_fired[fault.kind.value] = (
             self.stats.faults_fired.get(fault.kind.value, 0) + 1
         )
+        self.stats.fault_times_us.append(time.time_ns() // 1000)
         log.info("fault fired: %s", fault.kind.value)
 
     def _flush(self, client: _Client) -> None:
