@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench sim session clean prometheus
+.PHONY: demo test lint typecheck bench soak sim session clean prometheus
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-demo: $(STAMP)  ## the placeholder flow on the built-in simulator, for DEMO_SECONDS
+demo: $(STAMP)  ## the market flow on the built-in simulator, for DEMO_SECONDS
 	$(BIN)/bpx-flows demo --seconds $${DEMO_SECONDS:-15}
 
 test: lint typecheck prometheus  ## format check, lint, types, then the whole suite
@@ -39,6 +39,9 @@ typecheck: $(STAMP)
 
 bench: $(STAMP)  ## results are printed and written to out/bench.json
 	$(BIN)/python -m bench.run
+
+soak: $(STAMP)  ## a simulated hour of 100 markets with faults (~2 min; SOAK_MINUTES)
+	$(BIN)/python -m bench.soak --sim-minutes $${SOAK_MINUTES:-60} --speed 30
 
 sim: $(STAMP)  ## the simulator in the foreground on fixed ports
 	$(BIN)/bpx-flows sim --port 8765

@@ -355,8 +355,8 @@ class SimServer:
             return
         ws = client.ws
         pending, client.pending = client.pending, []
-        if ws.protocol.state.name != "OPEN":
-            return
+        if ws.protocol.state.name != "OPEN" or ws.transport.is_closing():
+            return  # dropped (by a fault or the peer): writing would only warn
         for data in pending:
             ws.protocol.send_text(data)
         ws.send_data()
