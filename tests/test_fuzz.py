@@ -177,3 +177,84 @@ def test_derivative_and_burst_operators_never_raise(
             bursting, Liquidation(E=at, q=a, p=b, S=side, s="X", T=at), config
         )
         bursting, _ = bursts.step(bursting, at + 1, config, "X")
+
+
+frame_texts = st.one_of(
+    st.binary(max_size=200),
+    st.text(max_size=200),
+    st.builds(
+        lambda stream, body: f'{{"stream":"{stream}","data":{body}}}',
+        st.sampled_from(
+            ["trade.SOL_USDC", "depth.SOL_USDC", "account.orderUpdate", "nope"]
+        ),
+        st.sampled_from(["{}", "[]", "null", '{"e":"trade"}', '{"e":"orderFill"}']),
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(frame_texts, max_size=20))
+def test_every_rejected_frame_is_counted(texts: list[object]) -> None:
+    from connectors.backpack.decode import BadFrame
+    from connectors.backpack.session import Session
+    from connectors.backpack.streams import parse_streams
+
+    session = Session(parse_streams(["trade.SOL_USDC"]))
+    rejected = 0
+    for text in texts:
+        decoded = session.receive(text, 1)  # type: ignore[arg-type]
+        rejected += isinstance(decoded, BadFrame)
+    assert sum(session.stats.bad_frames.values()) == rejected
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["order", "position", "rfq", "mark"]),
+            st.integers(0, 50),
+            hostile,
+            hostile,
+            st.sampled_from(["orderAccepted", "orderFill", "orderCancelled"]),
+        ),
+        max_size=30,
+    )
+)
+def test_account_operator_never_raises(
+    events: list[tuple[str, int, str, str, str]],
+) -> None:
+    from decimal import Decimal
+
+    from connectors.backpack.wire import (
+        MarkPrice,
+        OrderEventType,
+        OrderUpdate,
+        PositionUpdate,
+        RfqEventType,
+        RfqUpdate,
+        Side,
+    )
+    from operators.account import AccountConfig, step as account_step
+
+    state = None
+    for kind, at, a, b, event in events:
+        if kind == "order":
+            data: object = OrderUpdate(
+                e=OrderEventType(event), E=at, s="X", S=Side.BID, o="LIMIT", f="GTC",
+                X="New", i=str(at % 3), z=a, Z=b, T=at, q=b, p=a, t=at, l=a, L=b,
+            )  # fmt: skip
+        elif kind == "position":
+            qty = Decimal(at - 25)
+            data = PositionUpdate(
+                E=at, s="X", b=Decimal(1), B=Decimal(at), f=Decimal("0.02"),
+                M=Decimal(at), m=Decimal("0.0125"), q=qty, Q=qty, n=qty, i=1,
+                p=a, P=b, T=at,
+            )  # fmt: skip
+        elif kind == "rfq":
+            data = RfqUpdate(
+                e=RfqEventType.FILLED if at % 2 else RfqEventType.ACTIVE, E=at,
+                R=at % 4, s="X", S=Side.ASK, T=at, q=a, p=b, W=at // 2,
+            )  # fmt: skip
+        else:
+            data = MarkPrice(E=at, s="X", p=a, T=at)
+        state, _ = account_step(state, Frame("x", data, recv_us=at), AccountConfig())
