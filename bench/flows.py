@@ -29,12 +29,17 @@ _WARM_UP_S = 5.0
 
 
 class _LatencyPart(StatelessSinkPartition[Any]):
-    def __init__(self, samples: list[int], counts: list[int]) -> None:
+    def __init__(
+        self, samples: list[int], counts: list[int], first: list[float]
+    ) -> None:
         self._samples = samples
         self._counts = counts
+        self._first = first
 
     def write_batch(self, items: list[Any]) -> None:
         now = time.time_ns() // 1000
+        if not self._first:
+            self._first.append(time.time())
         self._counts[0] += len(items)
         samples = self._samples
         for item in items:
@@ -49,9 +54,10 @@ class LatencySink(DynamicSink[Any]):
     def __init__(self) -> None:
         self.samples: list[int] = []
         self.counts = [0]
+        self.first: list[float] = []  # wall time of the first output batch
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _LatencyPart:
-        return _LatencyPart(self.samples, self.counts)
+        return _LatencyPart(self.samples, self.counts, self.first)
 
 
 def settings_for(flow: str, symbols: list[str], **source: Any) -> Any:
@@ -79,7 +85,7 @@ def _run(flow: Any, workers: int, process_id: int | None, addresses: list[str]) 
         workers_per_process=workers,
         process_id=process_id,
         addresses=addresses or None,
-        epoch_interval=timedelta(seconds=10),
+        epoch_interval=timedelta(seconds=float(os.environ.get("BENCH_EPOCH_S", "10"))),
     )
 
 
@@ -96,6 +102,7 @@ def _report(sink: LatencySink, frames: int, start: float, cpu0: float) -> None:
             {
                 "frames": frames,
                 "start": start,
+                "first_output": sink.first[0] if sink.first else end,
                 "end": end,
                 "outputs": sink.counts[0],
                 "latency_samples": n,
@@ -112,18 +119,20 @@ def _report(sink: LatencySink, frames: int, start: float, cpu0: float) -> None:
 def case_replay(
     flow_name: str, workers: str, process_id: str, addresses: str, *paths: str
 ) -> None:
+    from connectors.routing import replay_plan
     from connectors.source import ReplaySource
     from flows.catalog import build_flow
 
     symbols = os.environ.get("BENCH_SYMBOLS", "SOL_USDC").split(",")
     settings = settings_for(flow_name, symbols, kind="replay", replay=list(paths))
     sink = LatencySink()
-    source = ReplaySource(paths, restamp=True)
-    flow = build_flow(settings, source, sink, sink)
     pid = None if process_id == "-" else int(process_id)
     peers = [] if addresses == "-" else addresses.split(";")
-    mine = paths if pid is None else paths[pid :: len(peers)]
-    frames = sum(frame_count(p) for p in mine)
+    # As bpx-flows run does: with several workers, each reads the symbols it owns.
+    plan = replay_plan(list(paths), symbols, int(workers) * max(len(peers), 1))
+    source = ReplaySource(paths, restamp=True, plan=plan)
+    flow = build_flow(settings, source, sink, sink)
+    frames = sum(frame_count(p) for p in paths) if not pid else 0  # counted once
     cpu0, start = cpu_seconds(), time.time()
     _run(flow, int(workers), pid, peers)
     _report(sink, frames, start, cpu0)
@@ -151,46 +160,6 @@ CASES = {"replay": case_replay, "live": case_live}
 
 if __name__ == "__main__":
     CASES[sys.argv[1]](*sys.argv[2:])
-
-
-def split_by_symbol(path: str, parts: int, out_dir: str) -> list[str]:
-    """Split a recording into ``parts`` files by symbol (as live connection groups are).
-
-    The header goes to every file; frames and REST answers follow their stream's
-    symbol (``liquidation``, for every market, goes to the first file).
-    """
-    import contextlib
-    import gzip
-    import zlib
-    from pathlib import Path
-
-    import msgspec
-
-    from connectors.backpack.streams import parse_stream
-    from connectors.recording import iter_lines
-
-    class _Line(msgspec.Struct):
-        stream: str | None = None
-        for_stream: str | None = None
-
-    decode = msgspec.json.Decoder(_Line).decode
-    stem = Path(path).name.removesuffix(".jsonl.gz")
-    names = [str(Path(out_dir) / f"{stem}.part{i}.jsonl.gz") for i in range(parts)]
-    if all(Path(n).exists() for n in names):
-        return names
-    with contextlib.ExitStack() as stack:
-        outs = [stack.enter_context(gzip.open(n, "wb", compresslevel=1)) for n in names]
-        lines = iter_lines(path)
-        header = next(lines)
-        for out in outs:
-            out.write(header)
-        for line in lines:
-            info = decode(line)
-            name = info.stream or info.for_stream
-            symbol = parse_stream(name).symbol if name else None
-            index = zlib.crc32(symbol.encode()) % parts if symbol else 0
-            outs[index].write(line)
-    return names
 
 
 # Orchestration (called from bench/run.py).
@@ -224,33 +193,30 @@ def _case(*args: str, symbols: list[str]) -> Any:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def _cluster(flow: str, paths: list[str], processes: int) -> dict[str, Any]:
+def _cluster(
+    flow: str, paths: list[str], processes: int, symbols: list[str]
+) -> dict[str, Any]:
     """``processes`` Bytewax processes on loopback; wall time from first to last."""
     import subprocess
 
     from connectors.runner import free_ports
 
     addresses = ";".join(f"127.0.0.1:{p}" for p in free_ports(processes))
-    env = {**os.environ, "BENCH_SYMBOLS": ",".join(_MARKETS)}
-    procs = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "bench.flows",
-                "replay",
-                flow,
-                "1",
-                str(i),
-                addresses,
-                *paths,
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
-            env=env,
+    env = {**os.environ, "BENCH_SYMBOLS": ",".join(symbols)}
+    procs = []
+    for i in range(processes):
+        args = ["replay", flow, "1", str(i), addresses, *paths]
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "bench.flows", *args],
+                stdout=subprocess.PIPE,
+                text=True,
+                env=env,
+            )
         )
-        for i in range(processes)
-    ]
+        # Process 0 listens first, so the others connect without Timely's retry
+        # delay (which would otherwise count as run time).
+        time.sleep(1.0 if i == 0 else 0.0)
     rows = []
     for proc in procs:
         out, _ = proc.communicate(timeout=900)
@@ -259,7 +225,8 @@ def _cluster(flow: str, paths: list[str], processes: int) -> dict[str, Any]:
             raise RuntimeError(msg)
         rows.append(json.loads(out.strip().splitlines()[-1]))
     frames = sum(r["frames"] for r in rows)
-    seconds = max(r["end"] for r in rows) - min(r["start"] for r in rows)
+    # From the cluster's first output (it has formed) to the last process's end.
+    seconds = max(r["end"] for r in rows) - min(r["first_output"] for r in rows)
     return _row(
         {
             "frames": frames,
@@ -275,7 +242,7 @@ def _cluster(flow: str, paths: list[str], processes: int) -> dict[str, Any]:
 
 
 def _row(raw: dict[str, Any]) -> dict[str, Any]:
-    seconds = raw["end"] - raw["start"]
+    seconds = raw["end"] - raw.get("first_output", raw["start"])
     return {
         "frames": raw["frames"],
         "seconds": round(seconds, 3),
@@ -288,8 +255,8 @@ def _row(raw: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def bench_flows(session: str, decode_per_s: float) -> dict[str, Any]:
-    """Each flow alone and ``market`` on 1/2 workers and 2 processes, one session."""
+def bench_flows(session: str, decode_per_s: float, session_100: str) -> dict[str, Any]:
+    """Each flow alone; ``market`` on 1/2 workers and 2 processes; two sessions."""
     results: dict[str, Any] = {}
     for flow in ("book", "candles", "derivatives", "liquidations", "market"):
         row = _row(_case("replay", flow, "1", "-", "-", session, symbols=_MARKETS))
@@ -298,25 +265,34 @@ def bench_flows(session: str, decode_per_s: float) -> dict[str, Any]:
     row = _row(_case("replay", "market", "2", "-", "-", session, symbols=_MARKETS))
     results["market, 2 workers"] = row
     _say("market, 2 workers (1 process)", row)
-    parts = split_by_symbol(session, 2, os.path.dirname(session) or ".")
-    row = _row(_case("replay", "market", "1", "-", "-", *parts, symbols=_MARKETS))
-    results["market, 1 worker, 2 files"] = row
-    _say("market, 1 worker (the 2 split files)", row)
-    row = _cluster("market", parts, 2)
-    results["market, 2 processes, 2 files"] = row
-    _say("market, 2 processes x 1 worker (split by symbol)", row)
+    row = _cluster("market", [session], 2, _MARKETS)
+    results["market, 2 processes"] = row
+    _say("market, 2 processes x 1 worker", row)
+    hundred = [f"S{i:03d}_USDC" for i in range(100)]
+    row = _row(_case("replay", "market", "1", "-", "-", session_100, symbols=hundred))
+    results["market, 100 symbols, 1 worker"] = row
+    _say("market, 100 symbols, 1 worker", row)
+    row = _cluster("market", [session_100], 2, hundred)
+    results["market, 100 symbols, 2 processes"] = row
+    _say("market, 100 symbols, 2 processes x 1 worker", row)
     one = results["market, 1 worker"]["frames_per_s"]
     results["market_vs_decode"] = round(one / decode_per_s, 3)
     results["two_workers_vs_one"] = round(
         results["market, 2 workers"]["frames_per_s"] / one, 2
     )
     results["two_processes_vs_one"] = round(
-        row["frames_per_s"] / results["market, 1 worker, 2 files"]["frames_per_s"], 2
+        results["market, 2 processes"]["frames_per_s"] / one, 2
+    )
+    results["two_processes_vs_one_100_symbols"] = round(
+        results["market, 100 symbols, 2 processes"]["frames_per_s"]
+        / results["market, 100 symbols, 1 worker"]["frames_per_s"],
+        2,
     )
     print(
         f"market: {results['market_vs_decode']}x decode; 2 workers "
         f"{results['two_workers_vs_one']}x one; 2 processes "
-        f"{results['two_processes_vs_one']}x one process",
+        f"{results['two_processes_vs_one']}x one process (100 symbols: "
+        f"{results['two_processes_vs_one_100_symbols']}x)",
         flush=True,
     )
     return results

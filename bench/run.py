@@ -235,7 +235,7 @@ def main() -> int:
     from bench.books import session_for
     from bench.flows import bench_flows, bench_live
 
-    results["flows"] = bench_flows(str(SESSION), decode["ours"])
+    results["flows"] = bench_flows(str(SESSION), decode["ours"], str(session_for(100)))
     # book-100: 100 markets, ~2,780 frames per simulated second; 1.8x = ~5,000/s.
     results["live_100_symbols"] = bench_live(str(session_for(100)), 1.8, 20.0)
     (OUT / "bench.json").write_text(json.dumps(results, indent=2))

@@ -38,6 +38,7 @@ from connectors.backpack.signing import Credentials
 from connectors.backpack.streams import parse_streams
 from connectors.connection import DEFAULT_WS_URL, ConnectionConfig
 from connectors.rest import DEFAULT_REST_URL
+from connectors.routing import replay_plan
 from connectors.settings import Settings, merge_overrides
 
 __all__ = [
@@ -111,7 +112,9 @@ def source_for(settings: Settings, endpoint: Endpoint | None) -> Source[Any]:
 
     src = settings.source
     if src.kind == "replay":
-        return ReplaySource(src.replay, speed=src.speed or None)
+        workers = settings.run.workers * max(len(settings.run.addresses), 1)
+        plan = replay_plan(src.replay, _recorded_symbols(src.replay), workers)
+        return ReplaySource(src.replay, speed=src.speed or None, plan=plan)
     if endpoint is None:
         endpoint = _fixed_endpoint(settings)
     streams = parse_streams(streams_for(settings))
@@ -127,6 +130,21 @@ def source_for(settings: Settings, endpoint: Endpoint | None) -> Source[Any]:
         end_on_fatal=True,
     )
     return BackpackSource(streams, config, Credentials.from_env())
+
+
+def _recorded_symbols(paths: list[str]) -> list[str]:
+    """The symbols of the streams named in the recordings' headers."""
+    from connectors.backpack.streams import parse_stream
+    from connectors.recording import iter_lines
+
+    symbols: set[str] = set()
+    for path in paths:
+        header = msgspec.json.decode(next(iter_lines(path), b"{}"))
+        for name in header.get("streams", []) if isinstance(header, dict) else []:
+            symbol = parse_stream(name).symbol
+            if symbol is not None:
+                symbols.add(symbol)
+    return sorted(symbols)
 
 
 def _fixed_endpoint(settings: Settings) -> Endpoint:

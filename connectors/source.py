@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import pickle
+import re
 import threading
 import time
 from collections import deque
@@ -21,7 +22,7 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from connectors.backpack.booksync import BookSnapshot
 from connectors.backpack.replayer import Replayer
 from connectors.backpack.signing import Credentials
-from connectors.backpack.streams import StreamName
+from connectors.backpack.streams import StreamName, parse_stream
 from connectors.backpack.wire import Frame
 from connectors.clock import now_us
 from connectors.connection import (
@@ -34,6 +35,7 @@ from connectors.connection import (
 from connectors.errors import BpxError
 from connectors.recording import RecordingReader
 from connectors.rest import DEFAULT_REST_URL, RestClient
+from connectors.routing import ShardPlan
 
 __all__ = ["BackpackSource", "ReplaySource", "SourceConfig", "StopSignal", "partition"]
 
@@ -259,8 +261,10 @@ class _ReplayPartition(StatefulSourcePartition[Any, ReplayState]):
         speed: float | None,
         batch_size: int,
         restamp: bool = False,
+        shard: _Shard | None = None,
     ) -> None:
         self._restamp = restamp
+        self._shard = shard
         self._replayer = Replayer()
         self._pending: deque[Any] = deque()
         if resume is not None:
@@ -309,6 +313,8 @@ class _ReplayPartition(StatefulSourcePartition[Any, ReplayState]):
         self._consumed += 1
         if not self._consumed % _PROGRESS_EVERY_LINES:
             self._progress.tick(self._consumed)
+        if self._shard is not None and not self._shard.keeps(line):
+            return []
         return self._replayer.feed(line)
 
     def _due(self, record: Any) -> bool:
@@ -341,6 +347,40 @@ def _stamp_now(records: list[Any]) -> None:
     for record in records:
         if type(record) is Frame or type(record) is BookSnapshot:
             msgspec.structs.force_setattr(record, "recv_us", now)
+
+
+_STREAM_FIELD = re.compile(rb'"(?:for_)?stream":"([^"]*)"')
+
+
+class _Shard:
+    """Which lines of a recording one partition of a sharded replay keeps."""
+
+    def __init__(self, symbols: frozenset[str], known: frozenset[str], default: bool):
+        self._symbols = symbols
+        self._known = known
+        self._default = default
+        self._by_stream: dict[bytes, bool] = {}
+
+    def keeps(self, line: bytes) -> bool:
+        head = line[:200]
+        found = _STREAM_FIELD.search(head)
+        if found is None:
+            # Control lines (header, disconnect) reach every shard; a frame kept raw
+            # (it did not decode live) is one record: the default shard's.
+            return self._default if b'"raw":' in head else True
+        name = found.group(1)
+        keep = self._by_stream.get(name)
+        if keep is None:
+            try:
+                symbol = parse_stream(name.decode()).symbol
+            except (BpxError, UnicodeDecodeError):
+                symbol = None
+            if symbol is None or symbol not in self._known:
+                keep = self._default
+            else:
+                keep = symbol in self._symbols
+            self._by_stream[name] = keep
+        return keep
 
 
 _PROGRESS_EVERY_LINES = 4_096
@@ -395,6 +435,9 @@ class ReplaySource(FixedPartitionedSource[Any, ReplayState]):
         batch_size: the most records per batch.
         restamp: set each record's ``recv_us`` to the time it leaves the source, so
             receive-to-sink latency can be measured on a replay (benchmarks).
+        plan: shard each file over the workers (``connectors.routing.replay_plan``):
+            each worker reads every line but decodes only the symbols whose state it
+            owns, so keyed steps send nothing to other workers or processes.
     """
 
     def __init__(
@@ -403,6 +446,7 @@ class ReplaySource(FixedPartitionedSource[Any, ReplayState]):
         speed: float | None = None,
         batch_size: int = 5_000,
         restamp: bool = False,
+        plan: ShardPlan | None = None,
     ) -> None:
         self._paths = {
             f"file-{n:03d}-{Path(p).name}": Path(p) for n, p in enumerate(paths)
@@ -410,15 +454,29 @@ class ReplaySource(FixedPartitionedSource[Any, ReplayState]):
         self._speed = speed
         self._batch_size = batch_size
         self._restamp = restamp
+        self._plan = plan
 
     def list_parts(self) -> list[str]:
-        """One partition per recording file."""
+        """One partition per recording file (per file and worker, with a plan)."""
+        if self._plan is not None:
+            return list(self._plan.parts)
         return list(self._paths)
 
     def build_part(
         self, step_id: str, for_part: str, resume_state: ReplayState | None
     ) -> _ReplayPartition:
         """Open one recording, resuming after ``resume_state`` when given."""
+        if self._plan is not None:
+            path, symbols, default = self._plan.parts[for_part]
+            known = frozenset().union(*(v[1] for v in self._plan.parts.values()))
+            return _ReplayPartition(
+                Path(path),
+                resume_state,
+                self._speed,
+                self._batch_size,
+                self._restamp,
+                _Shard(symbols, known, default),
+            )
         return _ReplayPartition(
             self._paths[for_part],
             resume_state,

@@ -1,0 +1,137 @@
+"""Where Bytewax puts keys and partitions, so a symbol is read where its state lives.
+
+Bytewax routes each key of a stateful step to a worker by a hash of the key, and
+assigns the partitions of a ``FixedPartitionedSource`` to workers by their order.
+Neither is part of its API, so ``probe`` asks Bytewax itself: a tiny dataflow on the
+same number of workers reports which worker got each key and each partition name. A
+source whose partition for worker ``w`` reads only the symbols routed to ``w`` then
+feeds every keyed step without sending a record to another worker (or process).
+
+The answer depends only on the names and the total number of workers of the cluster,
+so every process of a cluster computes the same one locally.
+"""
+
+from __future__ import annotations
+
+import functools
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import bytewax.operators as op
+from bytewax.dataflow import Dataflow
+from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+from bytewax.outputs import DynamicSink, StatelessSinkPartition
+
+__all__ = ["Routing", "ShardPlan", "probe", "replay_plan"]
+
+
+class _NamePart(StatefulSourcePartition[str, None]):
+    def __init__(self, name: str) -> None:
+        self._name: str | None = name
+
+    def next_batch(self) -> list[str]:
+        if self._name is None:
+            raise StopIteration
+        name, self._name = self._name, None
+        return [name]
+
+    def snapshot(self) -> None:
+        return None
+
+
+class _Names(FixedPartitionedSource[str, None]):
+    def __init__(self, names: list[str]) -> None:
+        self._names = names
+
+    def list_parts(self) -> list[str]:
+        return self._names
+
+    def build_part(self, step_id: str, for_part: str, resume_state: None) -> _NamePart:
+        return _NamePart(for_part)
+
+
+class _WhereSink(DynamicSink[Any]):
+    def __init__(self, found: dict[str, int]) -> None:
+        self._found = found
+
+    def build(
+        self, step_id: str, worker_index: int, worker_count: int
+    ) -> StatelessSinkPartition[Any]:
+        found = self._found
+
+        class _Part(StatelessSinkPartition[Any]):
+            def write_batch(self, items: list[Any]) -> None:
+                for item in items:
+                    found[item if isinstance(item, str) else item[0]] = worker_index
+
+        return _Part()
+
+
+class Routing:
+    """Which worker owns each key, and which worker reads each partition name."""
+
+    def __init__(self, keys: dict[str, int], parts: dict[str, int]) -> None:
+        self.keys = keys
+        self.parts = parts
+
+
+@functools.lru_cache(maxsize=16)
+def probe(keys: tuple[str, ...], parts: tuple[str, ...], workers: int) -> Routing:
+    """Run a probe dataflow on ``workers`` workers in this process."""
+    from bytewax._bytewax import cli_main
+
+    found_keys: dict[str, int] = {}
+    found_parts: dict[str, int] = {}
+    flow = Dataflow("bpx_routing_probe")
+    keyed = op.input("keys", flow, _Names(list(keys)))
+    owned = op.stateful_map(
+        "owner", op.key_on("key", keyed, lambda k: k), lambda state, v: (state, v)
+    )
+    op.output("key_owners", owned, _WhereSink(found_keys))
+    names = op.input("parts", flow, _Names(list(parts)))
+    op.output("part_readers", names, _WhereSink(found_parts))
+    cli_main(  # type: ignore[no-untyped-call]
+        flow, workers_per_process=workers, epoch_interval=timedelta(seconds=1)
+    )
+    return Routing(found_keys, found_parts)
+
+
+class ShardPlan:
+    """Partitions of a sharded replay: which file each reads, and which symbols.
+
+    ``parts`` maps a partition name to ``(file, symbols, default)``: the partition
+    reads ``file`` and keeps the lines of ``symbols``; the ``default`` one of each file
+    also keeps lines of no symbol (``liquidation``) and of symbols nobody owns.
+    """
+
+    def __init__(self, parts: dict[str, tuple[str, frozenset[str], bool]]) -> None:
+        self.parts = parts
+
+
+def replay_plan(paths: list[str], symbols: list[str], workers: int) -> ShardPlan | None:
+    """One partition per (file, worker), each reading the symbols its worker owns.
+
+    ``None`` when sharding cannot help (one worker) or Bytewax does not give each
+    worker exactly one partition of every file (then each file is one partition).
+    """
+    if workers <= 1 or not symbols:
+        return None
+    names = [
+        f"file-{n:03d}-{Path(path).name}-w{w:03d}"
+        for n, path in enumerate(paths)
+        for w in range(workers)
+    ]
+    routing = probe(tuple(sorted(set(symbols))), tuple(names), workers)
+    owned: dict[int, set[str]] = {w: set() for w in range(workers)}
+    for symbol, worker in routing.keys.items():
+        owned[worker].add(symbol)
+    parts: dict[str, tuple[str, frozenset[str], bool]] = {}
+    for n, path in enumerate(paths):
+        mine = names[n * workers : (n + 1) * workers]
+        readers = [routing.parts[name] for name in mine]
+        if sorted(readers) != list(range(workers)):
+            return None
+        for index, name in enumerate(mine):
+            parts[name] = (str(path), frozenset(owned[readers[index]]), index == 0)
+    return ShardPlan(parts)
