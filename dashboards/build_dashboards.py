@@ -67,6 +67,53 @@ DASHBOARDS: dict[str, list[tuple[str, str, str]]] = {
             "none",
         ),
     ],
+    "bpx-account": [
+        ("Open orders", f"bpx_account_open_orders{SYMBOL}", "none"),
+        (
+            "Order state changes per second",
+            f"sum by (status, origin) (rate(bpx_account_order_events_total{SYMBOL}[1m]))",
+            "ops",
+        ),
+        (
+            "Fills per second",
+            f"sum by (symbol, liquidity) (rate(bpx_account_fills_total{SYMBOL}[1m]))",
+            "ops",
+        ),
+        (
+            "Fees (1 h)",
+            f"sum by (symbol) (increase(bpx_account_fees_total{SYMBOL}[1h]))",
+            "none",
+        ),
+        (
+            "Fill slippage p90 (bps)",
+            f"histogram_quantile(0.9, sum by (le, symbol) (rate(bpx_account_fill_slippage_bps_bucket{SYMBOL}[5m])))",
+            "none",
+        ),
+        ("Position (contracts)", f"bpx_account_position_contracts{SYMBOL}", "none"),
+        ("Exposure (quote)", f"bpx_account_position_exposure_quote{SYMBOL}", "none"),
+        ("Unrealised PnL (quote)", f"bpx_account_unrealized_pnl_quote{SYMBOL}", "none"),
+        ("Margin use", f"bpx_account_margin_use_ratio{SYMBOL}", "percentunit"),
+        (
+            "Distance to liquidation (bps)",
+            f"bpx_account_liquidation_distance_bps{SYMBOL}",
+            "none",
+        ),
+        (
+            "Account alerts (1 h)",
+            f"sum by (symbol, kind) (increase(bpx_account_alerts_total{SYMBOL}[1h]))",
+            "none",
+        ),
+        (
+            "RFQs ended (1 h)",
+            "sum by (role, end) (increase(bpx_account_rfqs_total[1h]))",
+            "none",
+        ),
+        (
+            "RFQ time to fill p50",
+            "histogram_quantile(0.5, sum by (le, role) (rate(bpx_account_rfq_time_to_fill_seconds_bucket[5m])))",
+            "s",
+        ),
+    ],
     "bpx-pipeline-health": [
         ("Frames per second", "sum by (stream) (rate(bpx_frames_total[1m]))", "ops"),
         ("Bytes per second", "rate(bpx_received_bytes_total[1m])", "Bps"),
@@ -105,10 +152,15 @@ TITLES = {
     "bpx-derivatives": "bpx-flows: derivatives",
     "bpx-liquidations": "bpx-flows: liquidations",
     "bpx-pipeline-health": "bpx-flows: pipeline health",
+    "bpx-account": "bpx-flows: account",
 }
+
+# The metric whose symbols fill the $symbol variable.
+SYMBOL_SOURCE = {"bpx-account": "bpx_account_open_orders"}
 
 
 def dashboard(uid: str) -> dict[str, object]:
+    symbols = f"label_values({SYMBOL_SOURCE.get(uid, 'bpx_book_best_bid')}, symbol)"
     panels = []
     for index, (title, expr, unit) in enumerate(DASHBOARDS[uid]):
         panels.append(
@@ -142,8 +194,8 @@ def dashboard(uid: str) -> dict[str, object]:
                     "type": "query",
                     "label": "Symbol",
                     "datasource": {"type": "prometheus", "uid": "bpx-prometheus"},
-                    "query": "label_values(bpx_book_best_bid, symbol)",
-                    "definition": "label_values(bpx_book_best_bid, symbol)",
+                    "query": symbols,
+                    "definition": symbols,
                     "refresh": 2,
                     "multi": True,
                     "includeAll": True,

@@ -14,13 +14,15 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import bytewax.operators as op
 import httpx
 import pytest
 import yaml
+from bytewax.dataflow import Dataflow
 from bytewax.testing import run_main
 
 from connectors import metrics
-from connectors.backpack import parse_streams
+from connectors.backpack import Credentials, parse_streams
 from connectors.backpack.wire import Side
 from connectors.connection import ConnectionConfig
 from connectors.sim import (
@@ -34,8 +36,11 @@ from connectors.sim import (
 )
 from connectors.sinks.metrics import MetricsSink
 from connectors.source import BackpackSource, SourceConfig, StopSignal
-from flows.market import MarketConfig, build, market_streams
+from flows.account import account_streams, track_account
+from flows.market import MarketConfig, market_outputs, market_streams
+from operators.account import AccountConfig
 from operators.bursts import BurstConfig
+from tests.conftest import TEST_SECRET
 
 pytestmark = pytest.mark.e2e
 
@@ -120,8 +125,10 @@ def test_every_panel_and_rule_expression_returns_data(tmp_path: Path) -> None:
         pytest.skip("prometheus is not installed (apt-get install prometheus)")
     # A market flow on a fast simulator, with the faults the health panels chart.
     cascade = ScheduledCascade(30.0, "SOL_USDC_PERP", Side.ASK)
+    creds = Credentials.from_secret(TEST_SECRET)
     server = SimServer(
-        SimConfig(seed=5, cascades_at=(cascade,)), ServerConfig(speed=5.0)
+        SimConfig(seed=5, cascades_at=(cascade,), account_every_s=0.2),
+        ServerConfig(speed=5.0, account_key=creds.public_key),
     )
     faults = [
         Fault(FaultKind.SKIP_DEPTH, after=100, count=2),
@@ -132,8 +139,9 @@ def test_every_panel_and_rule_expression_returns_data(tmp_path: Path) -> None:
     with SimThread(server):
         for fault in faults:
             server.arm(fault)
+        streams = market_streams(SYMBOLS, config) + account_streams(None)
         source = BackpackSource(
-            parse_streams(market_streams(SYMBOLS, config)),
+            parse_streams(streams),
             SourceConfig(
                 connection=ConnectionConfig(
                     ws_url=server.ws_url, backoff_initial_s=0.05
@@ -141,6 +149,7 @@ def test_every_panel_and_rule_expression_returns_data(tmp_path: Path) -> None:
                 rest_url=server.rest_url,
                 run_for_s=45.0,
             ),
+            creds,
         )
         collector = metrics.ConnectionCollector(
             lambda: [p.connection for p in source.partitions.values()]
@@ -165,9 +174,7 @@ def test_every_panel_and_rule_expression_returns_data(tmp_path: Path) -> None:
             )
         )
         StopSignal.clear()
-        runner = threading.Thread(
-            target=run_main, args=(build(source, MetricsSink(), MetricsSink(), config),)
-        )
+        runner = threading.Thread(target=run_main, args=(_flow(source, config),))
         runner.start()
         prometheus = subprocess.Popen(
             [
@@ -196,6 +203,19 @@ def test_every_panel_and_rule_expression_returns_data(tmp_path: Path) -> None:
             StopSignal.clear()
             metrics.REGISTRY.unregister(collector)
     assert missing == [], f"expressions without data: {missing}"
+
+
+def _flow(source: BackpackSource, config: MarketConfig) -> Dataflow:
+    """The market flow and the account flow on one connector, into metrics."""
+    flow = Dataflow("dashboards")
+    records = op.input("feed", flow, source)
+    outputs, alerts = market_outputs(records, config)
+    book_stats = outputs[0]  # mids for fill slippage
+    levels = AccountConfig(margin_alert_levels=(Decimal("0.5"),))
+    account = track_account("account", records, levels, book_stats)
+    everything = [*outputs, *alerts, account.views, account.alerts]
+    op.output("metrics", op.merge("all", *everything), MetricsSink())
+    return flow
 
 
 def _wait_for_all(
