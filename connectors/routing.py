@@ -23,7 +23,9 @@ from bytewax.dataflow import Dataflow
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
-__all__ = ["Routing", "ShardPlan", "probe", "replay_plan"]
+from connectors.backpack.streams import StreamName
+
+__all__ = ["Routing", "ShardPlan", "live_groups", "probe", "replay_plan"]
 
 
 class _NamePart(StatefulSourcePartition[str, None]):
@@ -135,3 +137,41 @@ def replay_plan(paths: list[str], symbols: list[str], workers: int) -> ShardPlan
         for index, name in enumerate(mine):
             parts[name] = (str(path), frozenset(owned[readers[index]]), index == 0)
     return ShardPlan(parts)
+
+
+def live_groups(
+    streams: list[StreamName], workers: int, per_connection: int
+) -> dict[str, list[StreamName]] | None:
+    """Connection groups that each land on the worker owning their symbols.
+
+    A worker's streams (those of the symbols it owns; all-markets streams such as
+    ``liquidation`` go to the first worker) are cut into groups of at most
+    ``per_connection``; group ``k`` of every worker forms slot ``k``, named so that
+    Bytewax gives each name of a slot to a different worker. A worker with fewer
+    groups gets empty ones (they end at once). ``None`` with one worker, or when
+    Bytewax does not spread a slot over all workers.
+    """
+    if workers <= 1:
+        return None
+    symbols = sorted({s.symbol for s in streams if s.symbol is not None})
+    first = probe(tuple(symbols), (), workers).keys if symbols else {}
+    mine: dict[int, list[StreamName]] = {w: [] for w in range(workers)}
+    for stream in sorted(streams, key=str):
+        owner = first.get(stream.symbol, 0) if stream.symbol is not None else 0
+        mine[owner].append(stream)
+    chunks = {
+        w: [names[i : i + per_connection] for i in range(0, len(names), per_connection)]
+        for w, names in mine.items()
+    }
+    slots = max(len(c) for c in chunks.values())
+    names = [f"conn-{k:03d}-{w:03d}" for k in range(slots) for w in range(workers)]
+    readers = probe(tuple(symbols), tuple(names), workers).parts
+    groups: dict[str, list[StreamName]] = {}
+    for k in range(slots):
+        slot = names[k * workers : (k + 1) * workers]
+        if sorted(readers[name] for name in slot) != list(range(workers)):
+            return None
+        for name in slot:
+            reader = chunks[readers[name]]
+            groups[name] = reader[k] if k < len(reader) else []
+    return groups

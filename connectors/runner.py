@@ -38,7 +38,7 @@ from connectors.backpack.signing import Credentials
 from connectors.backpack.streams import parse_streams
 from connectors.connection import DEFAULT_WS_URL, ConnectionConfig
 from connectors.rest import DEFAULT_REST_URL
-from connectors.routing import replay_plan
+from connectors.routing import live_groups, replay_plan
 from connectors.settings import Settings, merge_overrides
 
 __all__ = [
@@ -129,7 +129,9 @@ def source_for(settings: Settings, endpoint: Endpoint | None) -> Source[Any]:
         run_for_s=src.seconds,
         end_on_fatal=True,
     )
-    return BackpackSource(streams, config, Credentials.from_env())
+    # Each connection group on the worker that owns its symbols' state.
+    groups = live_groups(streams, workers, per_connection)
+    return BackpackSource(streams, config, Credentials.from_env(), groups=groups)
 
 
 def _recorded_symbols(paths: list[str]) -> list[str]:

@@ -189,6 +189,8 @@ class BackpackSource(FixedPartitionedSource[Record, None]):
         config: connection and batching settings.
         credentials: for ``account.*`` streams.
         tap: receives every raw frame and REST answer (the recorder).
+        groups: explicit connection groups (``connectors.routing.live_groups`` puts
+            each on the worker that owns its symbols); an empty group ends at once.
     """
 
     def __init__(
@@ -197,9 +199,14 @@ class BackpackSource(FixedPartitionedSource[Record, None]):
         config: SourceConfig | None = None,
         credentials: Credentials | None = None,
         tap: Tap | None = None,
+        groups: dict[str, list[StreamName]] | None = None,
     ) -> None:
         self.config = config or SourceConfig()
-        self._parts = partition(streams, self.config.streams_per_connection)
+        self._parts = (
+            groups
+            if groups is not None
+            else partition(streams, self.config.streams_per_connection)
+        )
         self._credentials = credentials
         self._tap = tap
         self.partitions: dict[str, _LivePartition] = {}
@@ -229,14 +236,26 @@ class BackpackSource(FixedPartitionedSource[Record, None]):
 
     def build_part(
         self, step_id: str, for_part: str, resume_state: None
-    ) -> _LivePartition:
+    ) -> StatefulSourcePartition[Record, None]:
         """Open the connection group ``for_part`` (no resume state: live data)."""
+        if not self._parts[for_part]:
+            return _NoStreams()  # a worker that owns fewer groups than others
         failures = self.failures if self.config.end_on_fatal else None
         part = _LivePartition(
             self._parts[for_part], self.config, self._credentials, self._tap, failures
         )
         self.partitions[for_part] = part
         return part
+
+
+class _NoStreams(StatefulSourcePartition[Record, None]):
+    """An empty connection group: ends at once."""
+
+    def next_batch(self) -> list[Record]:
+        raise StopIteration
+
+    def snapshot(self) -> None:
+        return None
 
 
 @dataclass(frozen=True, slots=True)

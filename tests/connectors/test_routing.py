@@ -1,0 +1,57 @@
+"""Routing-aware partitions: every stream or symbol read once, where its state lives."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from connectors.backpack.streams import parse_streams
+from connectors.routing import live_groups, probe, replay_plan
+from flows.market import market_streams
+
+SYMBOLS = ["SOL_USDC", "SOL_USDC_PERP", "BTC_USDC_PERP", "ETH_USDC_PERP", "BTC_USDC"]
+
+
+def test_the_probe_is_deterministic_and_covers_every_key() -> None:
+    first = probe(tuple(SYMBOLS), ("a", "b", "c"), 3)
+    probe.cache_clear()
+    again = probe(tuple(SYMBOLS), ("a", "b", "c"), 3)
+    assert first.keys == again.keys
+    assert first.parts == again.parts
+    assert set(first.keys) == set(SYMBOLS)
+    assert set(first.keys.values()) <= {0, 1, 2}
+    assert sorted(first.parts.values()) == [0, 1, 2]
+
+
+@pytest.mark.parametrize(("workers", "per_connection"), [(2, 50), (3, 4), (4, 7)])
+def test_live_groups_read_each_stream_once_on_its_owner(
+    workers: int, per_connection: int
+) -> None:
+    streams = parse_streams([*market_streams(SYMBOLS), "account.orderUpdate"])
+    groups = live_groups(streams, workers, per_connection)
+    assert groups is not None
+    grouped = [s for names in groups.values() for s in names]
+    assert sorted(map(str, grouped)) == sorted(map(str, streams))
+    assert all(len(names) <= per_connection for names in groups.values())
+    routing = probe(tuple(sorted(SYMBOLS)), tuple(groups), workers)
+    for name, names in groups.items():
+        for stream in names:
+            if stream.symbol is not None:
+                assert routing.keys[stream.symbol] == routing.parts[name]
+
+
+def test_one_worker_needs_no_groups_or_plan(tmp_path: Path) -> None:
+    assert live_groups(parse_streams(["trade.SOL_USDC"]), 1, 50) is None
+    assert replay_plan([str(tmp_path / "x.jsonl")], SYMBOLS, 1) is None
+
+
+def test_a_replay_plan_gives_each_symbol_to_one_partition_per_file() -> None:
+    plan = replay_plan(["a.jsonl.gz", "b.jsonl.gz"], SYMBOLS, 2)
+    assert plan is not None
+    for path in ("a.jsonl.gz", "b.jsonl.gz"):
+        parts = [v for v in plan.parts.values() if v[0] == path]
+        assert len(parts) == 2
+        owned = [symbol for _, symbols, _ in parts for symbol in symbols]
+        assert sorted(owned) == sorted(SYMBOLS)
+        assert sum(default for _, _, default in parts) == 1
