@@ -34,7 +34,7 @@ from typing import Any
 import msgspec
 from bytewax.inputs import Source
 
-from connectors.backpack.signing import Credentials
+from connectors.backpack.signing import SECRET_ENV, Credentials
 from connectors.backpack.streams import parse_streams
 from connectors.connection import DEFAULT_WS_URL, ConnectionConfig
 from connectors.rest import DEFAULT_REST_URL
@@ -173,9 +173,13 @@ def endpoint_for(settings: Settings) -> Iterator[Endpoint | None]:
 
     from connectors.sim import ServerConfig, SimConfig, SimServer, SimThread
 
-    creds = Credentials.from_env() or Credentials.from_secret(
-        base64.b64encode(os.urandom(32)).decode()
-    )
+    creds = Credentials.from_env()
+    if creds is None:
+        # A throwaway key for the local simulator's account, in the environment so
+        # this process and the processes of a local cluster sign with it.
+        os.environ[SECRET_ENV] = base64.b64encode(os.urandom(32)).decode()
+        creds = Credentials.from_env()
+        assert creds is not None
     server = SimServer(SimConfig(), ServerConfig(account_key=creds.public_key))
     with SimThread(server):
         print(f"simulator: {server.ws_url} (--live for the exchange)", flush=True)

@@ -341,3 +341,12 @@ def test_each_process_of_a_cluster_serves_metrics_on_base_port_plus_its_id(
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.communicate(timeout=60)
+
+
+def test_run_account_on_the_simulator_makes_up_a_key_for_every_process() -> None:
+    result = run_cli(
+        "run", "account", "--processes", "2", "--seconds", "4", "--log-level", "warning"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "BPX_API_SECRET" not in result.stderr
+    assert "OrderState" in result.stdout or "order " in result.stdout
