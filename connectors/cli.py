@@ -72,7 +72,11 @@ class Endpoints:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit code."""
     parser = _parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and hasattr(args, "names") and not any(x.startswith("-") for x in extra):
+        args.names += extra  # `run FLOW --replay FILE SYMBOL...`: symbols after options
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(
         level=logging.DEBUG
         if args.verbose
@@ -283,7 +287,9 @@ def _add_run_commands(commands: Any) -> None:
     where = run.add_mutually_exclusive_group()
     where.add_argument("--live", action="store_true", help="the real exchange")
     where.add_argument("--ws", help="any WebSocket endpoint (with --rest)")
-    where.add_argument("--replay", nargs="+", metavar="FILE", help="recordings")
+    where.add_argument(
+        "--replay", action="append", metavar="FILE", help="a recording (repeatable)"
+    )
     run.add_argument("--rest", help="REST base URL (with --ws)")
     run.add_argument("--speed", type=float, help="replay pacing (0: max speed)")
     run.add_argument("--seconds", type=float, help="stop a live run after this long")
