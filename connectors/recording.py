@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import re
 import time
 import zlib
 from collections.abc import Iterator, Sequence
@@ -28,7 +29,14 @@ from typing import BinaryIO
 
 import msgspec
 
-__all__ = ["Recorder", "RecordingReader", "iter_lines", "open_recording", "unsplice"]
+__all__ = [
+    "Recorder",
+    "RecordingReader",
+    "iter_lines",
+    "open_recording",
+    "redact_signatures",
+    "unsplice",
+]
 
 log = logging.getLogger("bpx_flows.recording")
 _encode = msgspec.json.Encoder().encode
@@ -94,6 +102,14 @@ def iter_lines(path: str | Path, skip: int = 0) -> Iterator[bytes]:
     return iter(RecordingReader(path, skip))
 
 
+_SIGNATURE = re.compile(rb'("signature"\s*:\s*)(\[[^\]]*\]|"[^"]*")')
+
+
+def redact_signatures(data: bytes) -> bytes:
+    """``data`` with the value of every ``"signature"`` key replaced."""
+    return _SIGNATURE.sub(rb'\1"[redacted]"', data)
+
+
 class Recorder:
     """A ``Tap`` that writes a recording; use as a context manager.
 
@@ -135,8 +151,14 @@ class Recorder:
     # The Tap interface.
 
     def frame(self, raw: str | bytes, recv_us: int, json_object: bool) -> None:
-        """Write one received frame, unchanged but for ``recv_us``."""
+        """Write one received frame, unchanged but for ``recv_us``.
+
+        A frame that carries a ``signature`` (a server echoing a SUBSCRIBE request in
+        an error, say) is written with the signature redacted: recordings are shared.
+        """
         data = raw.encode() if isinstance(raw, str) else raw
+        if b'"signature"' in data:
+            data = redact_signatures(data)
         stripped = data.lstrip()
         if json_object and stripped.startswith(b"{") and b"\n" not in data:
             body = stripped[1:].lstrip()
