@@ -64,6 +64,9 @@ def settings_for(flow: str, symbols: list[str], **source: Any) -> Any:
     from connectors.settings import Settings, merge_overrides
 
     overrides: dict[str, Any] = {"flow": flow, "symbols": symbols}
+    for name in ("workers", "addresses", "process_id"):
+        if name in source:
+            overrides[f"run.{name}"] = source.pop(name)
     overrides.update({f"source.{k}": v for k, v in source.items()})
     if source.get("kind") != "replay":
         overrides["book.every_ms"] = 0.0  # live: stats (a latency sample) per update
@@ -120,18 +123,30 @@ def case_replay(
     flow_name: str, workers: str, process_id: str, addresses: str, *paths: str
 ) -> None:
     from connectors.routing import replay_plan
+    from connectors.runner import key_function, routes_for
     from connectors.source import ReplaySource
     from flows.catalog import build_flow
 
     symbols = os.environ.get("BENCH_SYMBOLS", "SOL_USDC").split(",")
-    settings = settings_for(flow_name, symbols, kind="replay", replay=list(paths))
-    sink = LatencySink()
     pid = None if process_id == "-" else int(process_id)
     peers = [] if addresses == "-" else addresses.split(";")
-    # As bpx-flows run does: with several workers, each reads the symbols it owns.
-    plan = replay_plan(list(paths), symbols, int(workers) * max(len(peers), 1))
+    settings = settings_for(
+        flow_name,
+        symbols,
+        kind="replay",
+        replay=list(paths),
+        workers=int(workers),
+        addresses=peers,
+        process_id=pid,
+    )
+    sink = LatencySink()
+    # As bpx-flows run does: symbols spread evenly over the workers, each worker
+    # reading the symbols whose state it owns.
+    route, owner = routes_for(settings)
+    total = int(workers) * max(len(peers), 1)
+    plan = replay_plan(list(paths), symbols, total, owner)
     source = ReplaySource(paths, restamp=True, plan=plan)
-    flow = build_flow(settings, source, sink, sink)
+    flow = build_flow(settings, source, sink, sink, None, key_function(route))
     frames = sum(frame_count(p) for p in paths) if not pid else 0  # counted once
     cpu0, start = cpu_seconds(), time.time()
     _run(flow, int(workers), pid, peers)

@@ -25,7 +25,14 @@ from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from connectors.backpack.streams import StreamName
 
-__all__ = ["Routing", "ShardPlan", "live_groups", "probe", "replay_plan"]
+__all__ = [
+    "Routing",
+    "ShardPlan",
+    "balanced_routes",
+    "live_groups",
+    "probe",
+    "replay_plan",
+]
 
 
 class _NamePart(StatefulSourcePartition[str, None]):
@@ -111,11 +118,51 @@ class ShardPlan:
         self.parts = parts
 
 
-def replay_plan(paths: list[str], symbols: list[str], workers: int) -> ShardPlan | None:
+def balanced_routes(
+    symbols: list[str], workers: int
+) -> tuple[dict[str, str], dict[str, int]]:
+    """A routing key per symbol that spreads the symbols evenly over the workers.
+
+    Bytewax hashes keys to workers, so 8 symbols may split 5/3 or 6/2 on 2 workers.
+    Each symbol gets the first of ``symbol``, ``symbol#1``, ``symbol#2``... that lands
+    on the least loaded worker (asked of Bytewax in one probe). Returns
+    ``(symbol -> routing key, symbol -> worker)``.
+    """
+    names = sorted(set(symbols))
+    if workers <= 1:
+        return {s: s for s in names}, dict.fromkeys(names, 0)
+    salts = range(4 * workers)
+    candidates = [_salted(s, k) for s in names for k in salts]
+    owners = probe(tuple(sorted(candidates)), (), workers).keys
+    load = [0] * workers
+    route: dict[str, str] = {}
+    owner: dict[str, int] = {}
+    for symbol in names:
+        options: dict[int, str] = {}
+        for k in salts:  # the lowest salt reaching each worker
+            options.setdefault(owners[_salted(symbol, k)], _salted(symbol, k))
+        worker = min(options, key=lambda w: (load[w], w))
+        route[symbol], owner[symbol] = options[worker], worker
+        load[worker] += 1
+    return route, owner
+
+
+def _salted(symbol: str, salt: int) -> str:
+    return symbol if salt == 0 else f"{symbol}#{salt}"
+
+
+def replay_plan(
+    paths: list[str],
+    symbols: list[str],
+    workers: int,
+    owner: dict[str, int] | None = None,
+) -> ShardPlan | None:
     """One partition per (file, worker), each reading the symbols its worker owns.
 
-    ``None`` when sharding cannot help (one worker) or Bytewax does not give each
-    worker exactly one partition of every file (then each file is one partition).
+    ``owner`` (symbol -> worker, e.g. from ``balanced_routes``) defaults to where
+    Bytewax hashes the symbol itself. ``None`` when sharding cannot help (one worker)
+    or Bytewax does not give each worker exactly one partition of every file (then
+    each file is one partition).
     """
     if workers <= 1 or not symbols:
         return None
@@ -125,9 +172,10 @@ def replay_plan(paths: list[str], symbols: list[str], workers: int) -> ShardPlan
         for w in range(workers)
     ]
     routing = probe(tuple(sorted(set(symbols))), tuple(names), workers)
+    owners = owner if owner is not None else routing.keys
     owned: dict[int, set[str]] = {w: set() for w in range(workers)}
-    for symbol, worker in routing.keys.items():
-        owned[worker].add(symbol)
+    for symbol in set(symbols):
+        owned[owners[symbol]].add(symbol)
     parts: dict[str, tuple[str, frozenset[str], bool]] = {}
     for n, path in enumerate(paths):
         mine = names[n * workers : (n + 1) * workers]
@@ -140,7 +188,10 @@ def replay_plan(paths: list[str], symbols: list[str], workers: int) -> ShardPlan
 
 
 def live_groups(
-    streams: list[StreamName], workers: int, per_connection: int
+    streams: list[StreamName],
+    workers: int,
+    per_connection: int,
+    owner: dict[str, int] | None = None,
 ) -> dict[str, list[StreamName]] | None:
     """Connection groups that each land on the worker owning their symbols.
 
@@ -148,20 +199,25 @@ def live_groups(
     ``liquidation`` go to the first worker) are cut into groups of at most
     ``per_connection``; group ``k`` of every worker forms slot ``k``, named so that
     Bytewax gives each name of a slot to a different worker. A worker with fewer
-    groups gets empty ones (they end at once). ``None`` with one worker, or when
-    Bytewax does not spread a slot over all workers.
+    groups gets empty ones (they end at once). ``owner`` (symbol -> worker) defaults
+    to where Bytewax hashes the symbol. ``None`` with one worker, or when Bytewax
+    does not spread a slot over all workers.
     """
     if workers <= 1:
         return None
     symbols = sorted({s.symbol for s in streams if s.symbol is not None})
-    first = probe(tuple(symbols), (), workers).keys if symbols else {}
+    first: dict[str, int] = {}
+    if owner is not None:
+        first = owner
+    elif symbols:
+        first = probe(tuple(symbols), (), workers).keys
     mine: dict[int, list[StreamName]] = {w: [] for w in range(workers)}
     for stream in sorted(streams, key=str):
-        owner = first.get(stream.symbol, 0) if stream.symbol is not None else 0
-        mine[owner].append(stream)
+        reader = first.get(stream.symbol, 0) if stream.symbol is not None else 0
+        mine[reader].append(stream)
     chunks = {
-        w: [names[i : i + per_connection] for i in range(0, len(names), per_connection)]
-        for w, names in mine.items()
+        w: [owned[i : i + per_connection] for i in range(0, len(owned), per_connection)]
+        for w, owned in mine.items()
     }
     slots = max(len(c) for c in chunks.values())
     names = [f"conn-{k:03d}-{w:03d}" for k in range(slots) for w in range(workers)]
@@ -172,6 +228,6 @@ def live_groups(
         if sorted(readers[name] for name in slot) != list(range(workers)):
             return None
         for name in slot:
-            reader = chunks[readers[name]]
-            groups[name] = reader[k] if k < len(reader) else []
+            its = chunks[readers[name]]
+            groups[name] = its[k] if k < len(its) else []
     return groups

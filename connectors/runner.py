@@ -38,7 +38,7 @@ from connectors.backpack.signing import SECRET_ENV, Credentials
 from connectors.backpack.streams import parse_streams
 from connectors.connection import DEFAULT_WS_URL, ConnectionConfig
 from connectors.rest import DEFAULT_REST_URL
-from connectors.routing import live_groups, replay_plan
+from connectors.routing import balanced_routes, live_groups, replay_plan
 from connectors.settings import Settings, merge_overrides
 
 __all__ = [
@@ -46,6 +46,8 @@ __all__ = [
     "configure_logging",
     "endpoint_for",
     "free_ports",
+    "key_function",
+    "routes_for",
     "run",
     "source_for",
 ]
@@ -101,7 +103,11 @@ def configure_logging(level: str, fmt: str) -> None:
 # Sources.
 
 
-def source_for(settings: Settings, endpoint: Endpoint | None) -> Source[Any]:
+def source_for(
+    settings: Settings,
+    endpoint: Endpoint | None,
+    owner: dict[str, int] | None = None,
+) -> Source[Any]:
     """The flow's source: a replay, or a live source on ``endpoint`` (or the settings').
 
     Raises:
@@ -113,7 +119,7 @@ def source_for(settings: Settings, endpoint: Endpoint | None) -> Source[Any]:
     src = settings.source
     if src.kind == "replay":
         workers = settings.run.workers * max(len(settings.run.addresses), 1)
-        plan = replay_plan(src.replay, _recorded_symbols(src.replay), workers)
+        plan = replay_plan(src.replay, _recorded_symbols(src.replay), workers, owner)
         return ReplaySource(src.replay, speed=src.speed or None, plan=plan)
     if endpoint is None:
         endpoint = _fixed_endpoint(settings)
@@ -130,7 +136,7 @@ def source_for(settings: Settings, endpoint: Endpoint | None) -> Source[Any]:
         end_on_fatal=True,
     )
     # Each connection group on the worker that owns its symbols' state.
-    groups = live_groups(streams, workers, per_connection)
+    groups = live_groups(streams, workers, per_connection, owner)
     return BackpackSource(streams, config, Credentials.from_env(), groups=groups)
 
 
@@ -214,7 +220,8 @@ def _run_process(settings: Settings, endpoint: Endpoint | None) -> int:
     from connectors.cli_support import stop_on_signals
     from flows.catalog import build_flow
 
-    source = source_for(settings, endpoint)
+    route, owner = routes_for(settings)
+    source = source_for(settings, endpoint, owner)
     counts: Counter[str] = Counter()
     out, alerts = _sinks(settings, source, counts)
     record_file = None
@@ -222,7 +229,7 @@ def _run_process(settings: Settings, endpoint: Endpoint | None) -> int:
         from connectors.sinks.jsonl import ResumableJsonLinesSink
 
         record_file = ResumableJsonLinesSink(settings.outputs.file)
-    flow = build_flow(settings, source, out, alerts, record_file)
+    flow = build_flow(settings, source, out, alerts, record_file, key_function(route))
     run = settings.run
     recovery = _recovery(settings, run.workers * max(len(run.addresses), 1))
     process = (
@@ -251,6 +258,27 @@ def _run_process(settings: Settings, endpoint: Endpoint | None) -> int:
         raise failures[0]
     _summary(counts, time.monotonic() - started, settings)
     return 0
+
+
+def routes_for(settings: Settings) -> tuple[dict[str, str], dict[str, int] | None]:
+    """Routing keys spreading the symbols evenly over the cluster's workers.
+
+    Returns ``(symbol -> routing key, symbol -> worker)``; empty and ``None`` with
+    one worker.
+    """
+    workers = settings.run.workers * max(len(settings.run.addresses), 1)
+    if workers <= 1:
+        return {}, None
+    symbols = set(settings.symbols)
+    if settings.source.kind == "replay":
+        symbols |= set(_recorded_symbols(settings.source.replay))
+    route, owner = balanced_routes(sorted(symbols), workers)
+    return route, owner
+
+
+def key_function(route: dict[str, str]) -> Any:
+    """``route`` as the ``Route`` of ``flows.keys`` (``None`` when empty)."""
+    return (lambda symbol: route.get(symbol, symbol)) if route else None
 
 
 def _recovery(settings: Settings, partitions: int) -> Any:

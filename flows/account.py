@@ -28,6 +28,7 @@ from connectors.backpack.streams import parse_streams
 from connectors.sinks import LineSink
 from connectors.source import BackpackSource
 from flows.book import analyze_books, book_streams
+from flows.keys import Route, routed
 from operators.account import (
     AccountConfig,
     SymbolAccount,
@@ -80,14 +81,14 @@ def track_account(
     records: Stream[Any],
     config: AccountConfig,
     book_stats: Stream[Any] | None = None,
+    route: Route | None = None,
 ) -> AccountOut:
     """Connector records (and optional book stats) in; account views and alerts out."""
     inputs = (
         records if book_stats is None else op.merge("with_mids", records, book_stats)
     )
-    keyed: Any = op.filter_map(
-        "account_records_by_symbol", inputs, keyed_account_record
-    )
+    keyer = routed(keyed_account_record, route)
+    keyed: Any = op.filter_map("account_records_by_symbol", inputs, keyer)
     tracked = op.stateful_flat_map("track", keyed, functools.partial(_track, config))
     unkeyed = op.map("unkey", tracked, lambda key_output: key_output[1])
     split = op.branch("split", unkeyed, is_alert)

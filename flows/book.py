@@ -28,6 +28,7 @@ from connectors.backpack.wire import BookTicker, Depth, Frame
 from connectors.clock import now_us
 from connectors.sinks import LineSink
 from connectors.source import BackpackSource
+from flows.keys import Route, routed
 from operators.book_state import BookConfig, BookStats, SymbolBooks, step
 from operators.describe import describe
 
@@ -70,10 +71,13 @@ class BookOut:
 
 
 @operator
-def analyze_books(step_id: str, records: Stream[Any], config: BookConfig) -> BookOut:
+def analyze_books(
+    step_id: str, records: Stream[Any], config: BookConfig, route: Route | None = None
+) -> BookOut:
     """Connector records in; book stats and integrity events out (keyed by symbol)."""
     # One step selects and keys the records (a step per item costs more than a test).
-    keyed: Any = op.filter_map("book_records_by_symbol", records, keyed_book_record)
+    keyer = routed(keyed_book_record, route)
+    keyed: Any = op.filter_map("book_records_by_symbol", records, keyer)
     outputs = op.stateful_flat_map(
         "apply_book", keyed, functools.partial(_apply, config)
     )

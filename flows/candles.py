@@ -34,6 +34,7 @@ from connectors.backpack.streams import KlineInterval, parse_stream, parse_strea
 from connectors.backpack.wire import Frame, Kline, Trade
 from connectors.sinks import LineSink
 from connectors.source import BackpackSource
+from flows.keys import Route
 from operators.candles import (
     Candle,
     CandleAcc,
@@ -121,6 +122,10 @@ def closed_kline_of(record: Any) -> tuple[KlineInterval, Kline] | None:
     return None
 
 
+def _same(symbol: str) -> str:
+    return symbol
+
+
 def _engine_time(trade: Trade) -> datetime:
     return EPOCH + timedelta(microseconds=trade.T)  # exact: no float seconds
 
@@ -162,10 +167,16 @@ class CandleOut:
 
 
 @operator
-def roll_candles(step_id: str, records: Stream[Any], config: CandleConfig) -> CandleOut:
+def roll_candles(
+    step_id: str,
+    records: Stream[Any],
+    config: CandleConfig,
+    route: Route | None = None,
+) -> CandleOut:
     """Connector records in; candles, integrity events and late trades out."""
     trades = op.filter_map("trades", records, trade_of)
-    keyed = op.key_on("by_symbol", trades, lambda trade: trade.s)
+    key = route or _same
+    keyed = op.key_on("by_symbol", trades, lambda trade: key(trade.s))
     checked = op.stateful_flat_map("check_trade_ids", keyed, check_ids)
     split = op.branch("split_gaps", checked, lambda kv: isinstance(kv[1], Trade))
     lateness = timedelta(microseconds=config.allowed_lateness_us)
@@ -188,7 +199,7 @@ def roll_candles(step_id: str, records: Stream[Any], config: CandleConfig) -> Ca
     candle_out = op.map("unkey_candles", candles, lambda kv: kv[1])
     late = op.map("unkey_late", windows.late, lambda kv: kv[1][1])
     klines = op.filter_map("closed_klines", records, closed_kline_of)
-    keyed_klines = op.key_on("klines_by_symbol", klines, lambda item: item[1].s)
+    keyed_klines = op.key_on("klines_by_symbol", klines, lambda item: key(item[1].s))
     both = op.merge("ours_and_theirs", candles, keyed_klines)
     mismatches = op.stateful_flat_map("check_klines", both, _check)
     integrity = op.merge("integrity_events", split.falses, mismatches)

@@ -24,6 +24,7 @@ from flows.account import account_streams, track_account
 from flows.book import analyze_books, book_streams
 from flows.candles import CandleConfig, candle_streams, roll_candles
 from flows.derivatives import derivative_streams, join_mark_oi
+from flows.keys import Route
 from flows.liquidations import detect_bursts, liquidation_streams
 from flows.market import MarketConfig, market_outputs, market_streams
 from operators.account import AccountConfig
@@ -92,27 +93,28 @@ def streams_for(s: Settings) -> list[str]:
     return by_flow[s.flow]()
 
 
-def _parts(s: Settings, records: Stream[Any]) -> Outputs:
+def _parts(s: Settings, records: Stream[Any], route: Route | None) -> Outputs:
     if s.flow == "market":
-        return market_outputs(records, market_config(s))
+        return market_outputs(records, market_config(s), route)
     if s.flow == "book":
-        books = analyze_books("books", records, book_config(s))
+        books = analyze_books("books", records, book_config(s), route)
         return [books.stats, books.integrity], []
     if s.flow == "candles":
-        bars = roll_candles("roll_candles", records, candle_config(s))
+        bars = roll_candles("roll_candles", records, candle_config(s), route)
         return [bars.candles, bars.integrity, bars.late], []
     if s.flow == "derivatives":
-        return [join_mark_oi("join_mark_oi", records, DerivativesConfig())], []
+        views = join_mark_oi("join_mark_oi", records, DerivativesConfig(), route)
+        return [views], []
     if s.flow == "liquidations":
-        bursts = detect_bursts("detect_bursts", records, burst_config(s))
+        bursts = detect_bursts("detect_bursts", records, burst_config(s), route)
         return [bursts.stats], [bursts.alerts]
     if s.flow == "account":
         levels = tuple(s.account.margin_alerts)
         config = AccountConfig(margin_alert_levels=levels)
         stats = None
         if s.account.with_book:
-            stats = analyze_books("books", records, book_config(s)).stats
-        account = track_account("account", records, config, stats)
+            stats = analyze_books("books", records, book_config(s), route).stats
+        account = track_account("account", records, config, stats, route)
         return [account.views], [account.alerts]
     return [records], []  # tape: every record
 
@@ -123,15 +125,18 @@ def build_flow(
     out: Sink[Any],
     alerts: Sink[Any],
     record_file: Sink[Any] | None = None,
+    route: Route | None = None,
 ) -> Dataflow:
     """The flow named by ``s.flow`` between ``source`` and the sinks.
 
     ``record_file``, a keyed sink such as ``ResumableJsonLinesSink``, also gets every
     output (as ``("out", record)``), for exactly-once files with recovery.
+    ``route`` maps a symbol to the key its state is stored under (see
+    ``flows.keys``).
     """
     flow = Dataflow(s.flow)
     records = op.input("feed", flow, source)
-    outputs, alert_streams = _parts(s, records)
+    outputs, alert_streams = _parts(s, records, route)
     everything = outputs + alert_streams
     merged = everything[0] if len(everything) == 1 else op.merge("all", *everything)
     op.output("out", merged, out)

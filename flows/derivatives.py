@@ -22,6 +22,7 @@ from connectors.backpack.streams import parse_streams
 from connectors.backpack.wire import Frame, MarkPrice, OpenInterest
 from connectors.sinks import LineSink
 from connectors.source import BackpackSource
+from flows.keys import Route
 from operators.derivatives import DerivativesConfig, DerivativesState, step
 
 __all__ = ["build", "derivative_streams", "flow", "join_mark_oi"]
@@ -45,11 +46,15 @@ def derivative_streams(symbols: list[str]) -> list[str]:
 
 @operator
 def join_mark_oi(
-    step_id: str, records: Stream[Any], config: DerivativesConfig
+    step_id: str,
+    records: Stream[Any],
+    config: DerivativesConfig,
+    route: Route | None = None,
 ) -> Stream[Any]:
     """Connector records in; a ``DerivativesView`` per mark/OI event out."""
     events = op.filter("derivative_events", records, is_derivative_event)
-    keyed = op.key_on("by_symbol", events, lambda frame: frame.data.s)
+    key = route or str
+    keyed = op.key_on("by_symbol", events, lambda frame: key(frame.data.s))
     joined = op.stateful_flat_map("join", keyed, functools.partial(_join, config))
     return op.map("unkey", joined, lambda kv: kv[1])
 

@@ -26,6 +26,7 @@ from connectors.backpack.streams import parse_streams
 from connectors.backpack.wire import Frame, Liquidation, MarkPrice
 from connectors.sinks import LineSink
 from connectors.source import BackpackSource
+from flows.keys import Route
 from operators.bursts import BurstAlert, BurstConfig, BurstState, step
 
 __all__ = ["BurstOut", "build", "detect_bursts", "flow", "liquidation_streams"]
@@ -76,10 +77,16 @@ class BurstOut:
 
 
 @operator
-def detect_bursts(step_id: str, records: Stream[Any], config: BurstConfig) -> BurstOut:
+def detect_bursts(
+    step_id: str,
+    records: Stream[Any],
+    config: BurstConfig,
+    route: Route | None = None,
+) -> BurstOut:
     """Connector records in; liquidation stats and burst alerts out."""
     events = op.filter("liquidation_events", records, is_liquidation_event)
-    keyed = op.key_on("by_symbol", events, lambda frame: frame.data.s)
+    key = route or str
+    keyed = op.key_on("by_symbol", events, lambda frame: key(frame.data.s))
     detected = op.stateful_flat_map("detect", keyed, functools.partial(_detect, config))
     unkeyed = op.map("unkey", detected, lambda kv: kv[1])
     split = op.branch("split", unkeyed, lambda r: isinstance(r, BurstAlert))

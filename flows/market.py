@@ -26,6 +26,7 @@ from connectors.backpack.streams import KlineInterval, parse_streams
 from connectors.sinks import LineSink
 from connectors.source import BackpackSource
 from flows import book, candles, derivatives, liquidations
+from flows.keys import Route
 from operators.book_state import BookConfig
 from operators.bursts import BurstConfig
 from operators.derivatives import DerivativesConfig
@@ -62,13 +63,13 @@ def market_streams(symbols: list[str], config: MarketConfig | None = None) -> li
 
 
 def market_outputs(
-    records: Stream[Any], config: MarketConfig
+    records: Stream[Any], config: MarketConfig, route: Route | None = None
 ) -> tuple[list[Stream[Any]], list[Stream[Any]]]:
     """The four parts on one input: ``(record streams, alert streams)``."""
-    books = book.analyze_books("books", records, config.book)
-    bars = candles.roll_candles("candles", records, config.candles)
-    views = derivatives.join_mark_oi("join_mark_oi", records, config.derivatives)
-    bursts = liquidations.detect_bursts("detect_bursts", records, config.bursts)
+    books = book.analyze_books("books", records, config.book, route)
+    bars = candles.roll_candles("candles", records, config.candles, route)
+    views = derivatives.join_mark_oi("join_mark_oi", records, config.derivatives, route)
+    bursts = liquidations.detect_bursts("detect_bursts", records, config.bursts, route)
     outputs = [
         books.stats,
         books.integrity,

@@ -55,3 +55,18 @@ def test_a_replay_plan_gives_each_symbol_to_one_partition_per_file() -> None:
         owned = [symbol for _, symbols, _ in parts for symbol in symbols]
         assert sorted(owned) == sorted(SYMBOLS)
         assert sum(default for _, _, default in parts) == 1
+
+
+@pytest.mark.parametrize("workers", [2, 3, 4])
+def test_balanced_routes_spread_symbols_evenly_where_bytewax_sends_them(
+    workers: int,
+) -> None:
+    from connectors.routing import balanced_routes
+
+    symbols = [f"S{i:03d}_USDC" for i in range(10)]
+    route, owner = balanced_routes(symbols, workers)
+    loads = [list(owner.values()).count(w) for w in range(workers)]
+    assert max(loads) - min(loads) <= 1
+    assert all(route[s] == s or route[s].startswith(f"{s}#") for s in symbols)
+    landed = probe(tuple(sorted(route.values())), (), workers).keys
+    assert all(landed[route[s]] == owner[s] for s in symbols)
