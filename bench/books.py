@@ -135,15 +135,6 @@ def trades_session() -> Path:
     if path.exists():
         return path
     config = SimConfig(seed=13, rate_scale=40.0, account_every_s=None)
-    symbols = [
-        "SOL_USDC",
-        "BTC_USDC",
-        "SOL_USDC_PERP",
-        "BTC_USDC_PERP",
-        "ETH_USDC_PERP",
-        "AAPL.US_USDC_PERP",
-        "kPEPE_USDC_PERP",
-        "TRUMPWIN_USDC_PERP",
-    ]
+    symbols = [m.symbol for m in config.markets]
     write_session(path, 240.0, config, [f"trade.{s}" for s in symbols])
     return path

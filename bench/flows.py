@@ -21,6 +21,7 @@ from typing import Any
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from bench.cases import frame_count, peak_rss_mb
+from connectors.sim import SimConfig
 
 # Live runs skip the warm-up: the first diffs of 100 books wait for their REST
 # snapshots (rate-limited), which is start-up, not steady-state latency.
@@ -179,16 +180,7 @@ if __name__ == "__main__":
 
 # Orchestration (called from bench/run.py).
 
-_MARKETS = [
-    "SOL_USDC",
-    "BTC_USDC",
-    "SOL_USDC_PERP",
-    "BTC_USDC_PERP",
-    "ETH_USDC_PERP",
-    "AAPL.US_USDC_PERP",
-    "kPEPE_USDC_PERP",
-    "TRUMPWIN_USDC_PERP",
-]
+_MARKETS = [m.symbol for m in SimConfig().markets]  # the 8 of the sessions
 
 
 def _case(*args: str, symbols: list[str]) -> Any:
@@ -333,39 +325,17 @@ def bench_flows(session: str, decode_per_s: float, session_100: str) -> dict[str
 
 def bench_live(session: str, speed: float, seconds: float) -> dict[str, Any]:
     """``book`` (stats every update) for 100 symbols on a paced simulator replay."""
-    import subprocess
+    from pathlib import Path
 
     from bench.cases import header
+    from bench.run import start_sim
 
-    sim = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "connectors.cli",
-            "sim",
-            "--replay",
-            session,
-            "--speed",
-            str(speed),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    sim, ws, rest = start_sim(Path(session), speed)
     try:
-        assert sim.stdout is not None
-        urls = json.loads(sim.stdout.readline())
         symbols = sorted(
             {s.split(".", 1)[1] for s in header(session)["streams"] if "." in s}
         )
-        raw = _case(
-            "live",
-            "book",
-            urls["ws"],
-            urls["rest"],
-            str(seconds),
-            *symbols,
-            symbols=symbols,
-        )
+        raw = _case("live", "book", ws, rest, str(seconds), *symbols, symbols=symbols)
     finally:
         sim.terminate()
         sim.wait(timeout=20)

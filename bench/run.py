@@ -91,7 +91,10 @@ def run_case(*args: str) -> dict[str, Any]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def start_sim() -> tuple[subprocess.Popen[str], str, str]:
+def start_sim(
+    session: Path = SESSION, speed: float = 0.0
+) -> tuple[subprocess.Popen[str], str, str]:
+    """The simulator replaying ``session`` (speed 0: as fast as clients read)."""
     sim = subprocess.Popen(
         [
             sys.executable,
@@ -99,9 +102,9 @@ def start_sim() -> tuple[subprocess.Popen[str], str, str]:
             "connectors.cli",
             "sim",
             "--replay",
-            str(SESSION),
+            str(session),
             "--speed",
-            "0",
+            str(speed),
         ],
         stdout=subprocess.PIPE,
         text=True,
