@@ -301,15 +301,11 @@ def _add_run_commands(commands: Any) -> None:
     run.add_argument(
         "--snapshot-every", type=float, metavar="S", help="snapshot interval, s"
     )
-    run.add_argument("--sink", action="append", metavar="SPEC", help="extra sink")
+    # Unset defaults: a flag that is not given leaves the settings file's value.
+    _metrics_args(run, unset=True)
+    _alert_args(run, unset=True)
     run.add_argument(
         "--out", metavar="FILE", help="every output as JSON Lines, exactly once"
-    )
-    run.add_argument("--alerts", metavar="FILE", help="also append alerts here")
-    run.add_argument("--webhook", metavar="URL", help="also POST alerts here")
-    run.add_argument("--webhook-format", choices=["json", "slack", "discord"])
-    run.add_argument(
-        "--metrics-port", type=int, metavar="PORT", help="base port (+ process id)"
     )
     run.add_argument("--metrics-host", help="address to serve metrics on")
     run.add_argument(
@@ -360,11 +356,11 @@ def _add_account_command(commands: Any) -> None:
     account.set_defaults(run=_cmd_account)
 
 
-def _metrics_args(cmd: argparse.ArgumentParser) -> None:
+def _metrics_args(cmd: argparse.ArgumentParser, unset: bool = False) -> None:
     cmd.add_argument(
         "--sink",
         action="append",
-        default=[],
+        default=None if unset else [],
         metavar="SPEC",
         help="also send the outputs to a sink: stdout:json, jsonl:PATH[,max_mb=N], "
         "parquet:DIR, webhook:URL, kafka:BROKERS/TOPIC, or an installed plugin",
@@ -373,11 +369,12 @@ def _metrics_args(cmd: argparse.ArgumentParser) -> None:
         "--metrics-port",
         type=int,
         metavar="PORT",
-        help="serve Prometheus metrics on 127.0.0.1:PORT (0: a free port)",
+        help="serve Prometheus metrics on 127.0.0.1:PORT (0: a free port; in a "
+        "cluster, process i serves PORT + i)",
     )
 
 
-def _alert_args(cmd: argparse.ArgumentParser) -> None:
+def _alert_args(cmd: argparse.ArgumentParser, unset: bool = False) -> None:
     cmd.add_argument(
         "--alerts", metavar="FILE", help="also append alerts as JSON Lines"
     )
@@ -385,7 +382,9 @@ def _alert_args(cmd: argparse.ArgumentParser) -> None:
         "--webhook", metavar="URL", help="also POST alerts to this webhook"
     )
     cmd.add_argument(
-        "--webhook-format", choices=["json", "slack", "discord"], default="json"
+        "--webhook-format",
+        choices=["json", "slack", "discord"],
+        default=None if unset else "json",
     )
 
 
