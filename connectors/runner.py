@@ -119,7 +119,9 @@ def source_for(
     src = settings.source
     if src.kind == "replay":
         workers = settings.run.workers * max(len(settings.run.addresses), 1)
-        plan = replay_plan(src.replay, _recorded_symbols(src.replay), workers, owner)
+        # The routing already names every symbol; read the headers only without it.
+        symbols = list(owner) if owner else _recorded_symbols(src.replay)
+        plan = replay_plan(src.replay, symbols, workers, owner)
         return ReplaySource(src.replay, speed=src.speed or None, plan=plan)
     if endpoint is None:
         endpoint = _fixed_endpoint(settings)
@@ -202,16 +204,11 @@ def run(settings: Settings) -> int:
     with endpoint_for(settings) as endpoint:
         if endpoint is not None and settings.source.kind != "simulator":
             from connectors.preflight import preflight
+            from flows.catalog import streams_for
 
-            streams = parse_streams(_streams(settings))
+            streams = parse_streams(streams_for(settings))
             preflight(streams, endpoint.ws, endpoint.rest, Credentials.from_env())
         return _run_process(settings, endpoint)
-
-
-def _streams(settings: Settings) -> list[str]:
-    from flows.catalog import streams_for
-
-    return streams_for(settings)
 
 
 def _run_process(settings: Settings, endpoint: Endpoint | None) -> int:
