@@ -122,10 +122,6 @@ def closed_kline_of(record: Any) -> tuple[KlineInterval, Kline] | None:
     return None
 
 
-def _same(symbol: str) -> str:
-    return symbol
-
-
 def _engine_time(trade: Trade) -> datetime:
     return EPOCH + timedelta(microseconds=trade.T)  # exact: no float seconds
 
@@ -175,7 +171,7 @@ def roll_candles(
 ) -> CandleOut:
     """Connector records in; candles, integrity events and late trades out."""
     trades = op.filter_map("trades", records, trade_of)
-    key = route or _same
+    key = route or str
     keyed = op.key_on("by_symbol", trades, lambda trade: key(trade.s))
     checked = op.stateful_flat_map("check_trade_ids", keyed, check_ids)
     split = op.branch("split_gaps", checked, lambda kv: isinstance(kv[1], Trade))
