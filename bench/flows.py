@@ -242,7 +242,7 @@ def _cluster(
             "outputs": sum(r["outputs"] for r in rows),
             "p50_ms": max((r["p50_ms"] or 0) for r in rows),
             "p99_ms": max((r["p99_ms"] or 0) for r in rows),
-            "cpu_s": sum(r["cpu_s"] for r in rows),
+            "cpu_s": round(sum(r["cpu_s"] for r in rows), 3),
             "peak_rss_mb": round(sum(r["peak_rss_mb"] for r in rows), 1),
         }
     )
@@ -270,36 +270,32 @@ def _row(raw: dict[str, Any]) -> dict[str, Any]:
 
 def bench_flows(session: str, decode_per_s: float, session_100: str) -> dict[str, Any]:
     """Each flow alone; ``market`` on 1/2 workers and 2 processes; two sessions."""
-    results: dict[str, Any] = {}
-    for flow in ("book", "candles", "derivatives", "liquidations", "market"):
-        row = _best(
-            lambda flow=flow: _row(
-                _case("replay", flow, "1", "-", "-", session, symbols=_MARKETS)
-            )
-        )
-        results[f"{flow}, 1 worker"] = row
-        _say(f"{flow}, 1 worker", row)
-    row = _best(
-        lambda: _row(
-            _case("replay", "market", "2", "-", "-", session, symbols=_MARKETS)
-        )
-    )
-    results["market, 2 workers"] = row
-    _say("market, 2 workers (1 process)", row)
-    row = _best(lambda: _cluster("market", [session], 2, _MARKETS))
-    results["market, 2 processes"] = row
-    _say("market, 2 processes x 1 worker", row)
     hundred = [f"S{i:03d}_USDC" for i in range(100)]
-    row = _best(
-        lambda: _row(
-            _case("replay", "market", "1", "-", "-", session_100, symbols=hundred)
-        )
-    )
-    results["market, 100 symbols, 1 worker"] = row
-    _say("market, 100 symbols, 1 worker", row)
-    row = _best(lambda: _cluster("market", [session_100], 2, hundred))
-    results["market, 100 symbols, 2 processes"] = row
-    _say("market, 100 symbols, 2 processes x 1 worker", row)
+
+    def one_process(flow: str, workers: int, path: str, symbols: list[str]) -> Any:
+        args = ("replay", flow, str(workers), "-", "-", path)
+        return lambda: _row(_case(*args, symbols=symbols))
+
+    cases: list[tuple[str, Any]] = [
+        (f"{flow}, 1 worker", one_process(flow, 1, session, _MARKETS))
+        for flow in ("book", "candles", "derivatives", "liquidations", "market")
+    ]
+    cases += [
+        ("market, 2 workers", one_process("market", 2, session, _MARKETS)),
+        ("market, 2 processes", lambda: _cluster("market", [session], 2, _MARKETS)),
+        (
+            "market, 100 symbols, 1 worker",
+            one_process("market", 1, session_100, hundred),
+        ),
+        (
+            "market, 100 symbols, 2 processes",
+            lambda: _cluster("market", [session_100], 2, hundred),
+        ),
+    ]
+    results: dict[str, Any] = {}
+    for name, run in cases:
+        results[name] = row = _best(run)
+        _say(name, row)
     one = results["market, 1 worker"]["frames_per_s"]
     results["market_vs_decode"] = round(one / decode_per_s, 3)
     results["two_workers_vs_one"] = round(
