@@ -85,8 +85,9 @@ class L2Book:
         if asks:
             self._best_ask = self._apply_side(self.asks, asks, self._best_ask, False)
         self.update_id = update_id
-        if self.max_levels is not None:
-            self._trim(self.max_levels)
+        most = self.max_levels
+        if most is not None and (len(self.bids) > most or len(self.asks) > most):
+            self._trim(most)
 
     def clear(self) -> None:
         """Forget every level (the book is invalid until the next snapshot)."""
@@ -189,6 +190,11 @@ class L2Book:
                 self.invalid_levels += 1
                 continue
             if qty:
+                if price in side:
+                    # A new quantity at a known price leaves the order as it is:
+                    # set it in the dict SortedDict is, skipping its Python layer.
+                    dict.__setitem__(side, price, qty)
+                    continue
                 side[price] = qty
                 if known and (
                     best is None or (price > best if is_bid else price < best)

@@ -12,7 +12,7 @@ import enum
 import zlib
 from collections import deque
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import msgspec
@@ -37,6 +37,7 @@ _BPS = Decimal(10_000)
 _TOPS_KEPT = 512  # top-of-book history per book, for bookTicker checks
 _PENDING_TICKERS = 512
 _LONG_AGO = -(1 << 62)
+_NO_SIDE = (None, None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +168,7 @@ def step(
     """Apply one record of a symbol; returns the new state and what to emit."""
     state = state or SymbolBooks()
     out: list[Output] = []
-    if isinstance(record, Frame):
+    if type(record) is Frame:
         data = record.data
         if type(data) is Depth:
             _on_depth(state, record, config, out)
@@ -267,7 +268,9 @@ def _on_depth(
     state: SymbolBooks, frame: Frame[Depth], config: BookConfig, out: list[Output]
 ) -> None:
     diff = frame.data
-    if not _known(diff.s, frame.stream, frame.recv_us, config, out):
+    if config.symbols is not None and not _known(
+        diff.s, frame.stream, frame.recv_us, config, out
+    ):
         return
     entry = state.books.get(frame.stream)
     if entry is None or not entry.live:
@@ -338,7 +341,13 @@ def _after_update(
         detail = f"best bid {bid[0]} >= best ask {ask[0]}"
         out.append(BookIntegrity(stream, symbol, kind, uid, detail, recv_us))
     entry.crossed = crossed
-    _remember_top(entry, uid, bid, ask)
+    # Our top at every update id: a bookTicker may name an id the book passed already.
+    # (Two pairs joined make the 4-tuple; mypy sees a tuple of any length.)
+    entry.tops[uid] = (bid or _NO_SIDE) + (ask or _NO_SIDE)  # type: ignore[assignment]
+    order = entry.order
+    order.append(uid)
+    if len(order) > _TOPS_KEPT:
+        entry.tops.pop(order.popleft(), None)
     if state.pending_tickers:
         _check_tickers(state, out)
     every = config.emit_every_us
@@ -348,36 +357,35 @@ def _after_update(
         out.append(_stats(state, entry, engine_us, recv_us, bid, ask, config))
 
 
-def _remember_top(entry: _Book, uid: int, bid: Level | None, ask: Level | None) -> None:
-    entry.tops[uid] = (
-        None if bid is None else bid[0],
-        None if bid is None else bid[1],
-        None if ask is None else ask[0],
-        None if ask is None else ask[1],
-    )
-    entry.order.append(uid)
-    if len(entry.order) > _TOPS_KEPT:
-        entry.tops.pop(entry.order.popleft(), None)
-
-
 # bookTicker cross-check: our top of book against the exchange's, at the same update id.
 
 
 def _check_tickers(state: SymbolBooks, out: list[Output]) -> None:
-    live = [(name, e) for name, e in state.books.items() if e.live]
+    live = [e for e in state.books.values() if e.live]
     if not live:
         return
-    reached = min(e.book.update_id for _, e in live)
+    reached = (
+        live[0].book.update_id
+        if len(live) == 1
+        else min(e.book.update_id for e in live)
+    )
     pending = state.pending_tickers
     while pending:
         frame = pending[0]
         ticker = frame.data
-        if reached < ticker.u:
+        uid = ticker.u
+        if reached < uid:
             return  # a book has not reached this id yet: wait for it
         pending.popleft()
-        matched = [(name, e.tops[ticker.u]) for name, e in live if ticker.u in e.tops]
-        if not matched:
+        for entry in live:
+            ours = entry.tops.get(uid)
+            if ours is not None:
+                break
+        else:
             state.tickers_unverifiable += 1  # e.g. an aggregated stream skipped this id
+            continue
+        if ours == _exact_top(ticker):
+            state.tickers_checked += 1  # the common case: equal, hence all numbers
             continue
         theirs = (_dec(ticker.b), _dec(ticker.B), _dec(ticker.a), _dec(ticker.A))
         texts = (ticker.b, ticker.B, ticker.a, ticker.A)
@@ -386,7 +394,7 @@ def _check_tickers(state: SymbolBooks, out: list[Output]) -> None:
             detail = f"bookTicker u={ticker.u} has a non-numeric price or quantity"
             out.append(
                 BookIntegrity(
-                    matched[0][0],
+                    entry.stream,
                     ticker.s,
                     IntegrityKind.INVALID_LEVEL,
                     ticker.u,
@@ -396,20 +404,19 @@ def _check_tickers(state: SymbolBooks, out: list[Output]) -> None:
             )
             continue
         state.tickers_checked += 1
-        for name, ours in matched[:1]:
-            if ours != theirs:
-                state.tickers_mismatched += 1
-                detail = f"ours {_show(ours)}; bookTicker {_show(theirs)}"
-                out.append(
-                    BookIntegrity(
-                        name,
-                        ticker.s,
-                        IntegrityKind.TICKER_MISMATCH,
-                        ticker.u,
-                        detail,
-                        frame.recv_us,
-                    )
+        if ours != theirs:  # e.g. "1.0" and "1" are equal as decimals, not as text
+            state.tickers_mismatched += 1
+            detail = f"ours {_show(ours)}; bookTicker {_show(theirs)}"
+            out.append(
+                BookIntegrity(
+                    entry.stream,
+                    ticker.s,
+                    IntegrityKind.TICKER_MISMATCH,
+                    ticker.u,
+                    detail,
+                    frame.recv_us,
                 )
+            )
 
 
 def _show(top: _Top) -> str:
@@ -418,6 +425,20 @@ def _show(top: _Top) -> str:
 
 def _dec(value: str | None) -> Decimal | None:
     return to_decimal(value)
+
+
+def _exact_top(ticker: BookTicker) -> _Top | None:
+    """The ticker's top as decimals (``None`` if one does not parse; a NaN parses)."""
+    b, bq, a, aq = ticker.b, ticker.B, ticker.a, ticker.A
+    try:
+        return (
+            None if b is None else Decimal(b),
+            None if bq is None else Decimal(bq),
+            None if a is None else Decimal(a),
+            None if aq is None else Decimal(aq),
+        )
+    except (InvalidOperation, TypeError, ValueError):
+        return None
 
 
 # Statistics.
