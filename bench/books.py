@@ -60,11 +60,11 @@ def load_records(path: Path) -> tuple[list[Any], list[bytes]]:
 def time_operator(records: list[Any], emit_every_us: int) -> float:
     """Depth updates per second through ``step`` (keyed by symbol, as in the flow)."""
     from connectors.backpack.wire import Depth, Frame
-    from flows.book import keyed_book_record
+    from flows.book import book_records
     from operators.book_state import BookConfig, step
 
     config = BookConfig(emit_every_us=emit_every_us)
-    keyed = [k for k in map(keyed_book_record, records) if k is not None]
+    keyed = book_records(str, records)
     keys = [key for key, _ in keyed]
     book_records = [record for _, record in keyed]
     depth = sum(

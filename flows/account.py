@@ -27,6 +27,7 @@ from bytewax.outputs import Sink
 from connectors.backpack.streams import parse_streams
 from connectors.sinks import LineSink
 from connectors.source import BackpackSource
+from flows.batching import stateful_steps
 from flows.book import analyze_books, book_streams
 from flows.keys import Route, routed
 from operators.account import (
@@ -89,7 +90,7 @@ def track_account(
     )
     keyer = routed(keyed_account_record, route)
     keyed: Any = op.filter_map("account_records_by_symbol", inputs, keyer)
-    tracked = op.stateful_flat_map("track", keyed, functools.partial(_track, config))
+    tracked = stateful_steps("track", keyed, functools.partial(_track, config))
     unkeyed = op.map("unkey", tracked, lambda key_output: key_output[1])
     split = op.branch("split", unkeyed, is_alert)
     return AccountOut(split.falses, split.trues)

@@ -28,23 +28,26 @@ from connectors.backpack.wire import BookTicker, Depth, Frame
 from connectors.clock import now_us
 from connectors.sinks import LineSink
 from connectors.source import BackpackSource
-from flows.keys import Route, routed
+from flows.batching import stateful_steps
+from flows.keys import Route
 from operators.book_state import BookConfig, BookStats, SymbolBooks, step
 from operators.describe import describe
 
 __all__ = ["BookOut", "analyze_books", "book_streams", "build", "flow"]
 
 
-def keyed_book_record(record: Any) -> tuple[str, Any] | None:
-    """``(symbol, record)`` for book records, ``None`` for the rest."""
-    if isinstance(record, Frame):
-        data = record.data
-        if type(data) is Depth or type(data) is BookTicker:
-            return data.s, record
-        return None
-    if isinstance(record, BookSnapshot | Resync):
-        return record.symbol, record
-    return None
+def book_records(key: Route, batch: list[Any]) -> list[tuple[str, Any]]:
+    """``(key(symbol), record)`` for the book records of a batch, in order."""
+    out = []
+    for record in batch:
+        kind = type(record)
+        if kind is Frame:
+            data = record.data
+            if type(data) is Depth or type(data) is BookTicker:
+                out.append((key(data.s), record))
+        elif kind is BookSnapshot or kind is Resync:
+            out.append((key(record.symbol), record))
+    return out
 
 
 def _apply(
@@ -75,12 +78,10 @@ def analyze_books(
     step_id: str, records: Stream[Any], config: BookConfig, route: Route | None = None
 ) -> BookOut:
     """Connector records in; book stats and integrity events out (keyed by symbol)."""
-    # One step selects and keys the records (a step per item costs more than a test).
-    keyer = routed(keyed_book_record, route)
-    keyed: Any = op.filter_map("book_records_by_symbol", records, keyer)
-    outputs = op.stateful_flat_map(
-        "apply_book", keyed, functools.partial(_apply, config)
-    )
+    # One call per batch selects and keys the records (see flows.keys).
+    select = functools.partial(book_records, route or str)
+    keyed: Any = op.flat_map_batch("book_records_by_symbol", records, select)
+    outputs = stateful_steps("apply_book", keyed, functools.partial(_apply, config))
     unkeyed = op.map("unkey", outputs, lambda key_output: key_output[1])
     split = op.branch("split", unkeyed, lambda r: isinstance(r, BookStats))
     return BookOut(op.map("stamp_emit", split.trues, _stamp), split.falses)

@@ -34,6 +34,7 @@ from connectors.backpack.streams import KlineInterval, parse_stream, parse_strea
 from connectors.backpack.wire import Frame, Kline, Trade
 from connectors.sinks import LineSink
 from connectors.source import BackpackSource
+from flows.batching import keyed_frames, stateful_steps
 from flows.keys import Route
 from operators.candles import (
     Candle,
@@ -106,13 +107,6 @@ class CandleConfig:
         return min(fixed, key=FIXED_INTERVAL_US.__getitem__)
 
 
-def trade_of(record: Any) -> Trade | None:
-    """The trade of a ``trade.<symbol>`` frame."""
-    if isinstance(record, Frame) and type(record.data) is Trade:
-        return record.data
-    return None
-
-
 def closed_kline_of(record: Any) -> tuple[KlineInterval, Kline] | None:
     """``(interval, kline)`` of a closed exchange kline."""
     if isinstance(record, Frame) and type(record.data) is Kline and record.data.X:
@@ -170,10 +164,8 @@ def roll_candles(
     route: Route | None = None,
 ) -> CandleOut:
     """Connector records in; candles, integrity events and late trades out."""
-    trades = op.filter_map("trades", records, trade_of)
-    key = route or str
-    keyed = op.key_on("by_symbol", trades, lambda trade: key(trade.s))
-    checked = op.stateful_flat_map("check_trade_ids", keyed, check_ids)
+    keyed = keyed_frames("by_symbol", records, (Trade,), route, events=True)
+    checked = stateful_steps("check_trade_ids", keyed, check_ids)
     split = op.branch("split_gaps", checked, lambda kv: isinstance(kv[1], Trade))
     lateness = timedelta(microseconds=config.allowed_lateness_us)
     clock: win.EventClock[Trade] = (
@@ -191,13 +183,13 @@ def roll_candles(
     base = op.map_value(
         "finish_base", windows.down, functools.partial(_finish_base, config.base)
     )
-    candles = op.stateful_flat_map("roll_up", base, functools.partial(_roll, config))
+    candles = stateful_steps("roll_up", base, functools.partial(_roll, config))
     candle_out = op.map("unkey_candles", candles, lambda kv: kv[1])
     late = op.map("unkey_late", windows.late, lambda kv: kv[1][1])
-    klines = op.filter_map("closed_klines", records, closed_kline_of)
-    keyed_klines = op.key_on("klines_by_symbol", klines, lambda item: key(item[1].s))
+    kline_frames = keyed_frames("klines_by_symbol", records, (Kline,), route)
+    keyed_klines = op.filter_map_value("closed_klines", kline_frames, closed_kline_of)
     both = op.merge("ours_and_theirs", candles, keyed_klines)
-    mismatches = op.stateful_flat_map("check_klines", both, _check)
+    mismatches = stateful_steps("check_klines", both, _check)
     integrity = op.merge("integrity_events", split.falses, mismatches)
     integrity_out = op.map("unkey_integrity", integrity, lambda kv: kv[1])
     return CandleOut(candle_out, integrity_out, late)

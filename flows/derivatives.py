@@ -22,15 +22,11 @@ from connectors.backpack.streams import parse_streams
 from connectors.backpack.wire import Frame, MarkPrice, OpenInterest
 from connectors.sinks import LineSink
 from connectors.source import BackpackSource
+from flows.batching import keyed_frames, stateful_steps
 from flows.keys import Route
 from operators.derivatives import DerivativesConfig, DerivativesState, step
 
 __all__ = ["build", "derivative_streams", "flow", "join_mark_oi"]
-
-
-def is_derivative_event(record: Any) -> bool:
-    """``markPrice`` and ``openInterest`` frames."""
-    return isinstance(record, Frame) and type(record.data) in (MarkPrice, OpenInterest)
 
 
 def _join(
@@ -52,10 +48,8 @@ def join_mark_oi(
     route: Route | None = None,
 ) -> Stream[Any]:
     """Connector records in; a ``DerivativesView`` per mark/OI event out."""
-    events = op.filter("derivative_events", records, is_derivative_event)
-    key = route or str
-    keyed = op.key_on("by_symbol", events, lambda frame: key(frame.data.s))
-    joined = op.stateful_flat_map("join", keyed, functools.partial(_join, config))
+    keyed = keyed_frames("by_symbol", records, (MarkPrice, OpenInterest), route)
+    joined = stateful_steps("join", keyed, functools.partial(_join, config))
     return op.map("unkey", joined, lambda kv: kv[1])
 
 

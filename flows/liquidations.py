@@ -26,6 +26,7 @@ from connectors.backpack.streams import parse_streams
 from connectors.backpack.wire import Frame, Liquidation, MarkPrice
 from connectors.sinks import LineSink
 from connectors.source import BackpackSource
+from flows.batching import keyed_frames, stateful_steps
 from flows.keys import Route
 from operators.bursts import BurstAlert, BurstConfig, BurstState, step
 
@@ -40,11 +41,6 @@ class _Detector:
     seen: deque[tuple[int, str, str, str]] = field(
         default_factory=lambda: deque(maxlen=64)
     )
-
-
-def is_liquidation_event(record: Any) -> bool:
-    """Liquidations, and mark prices (the heartbeat)."""
-    return isinstance(record, Frame) and type(record.data) in (Liquidation, MarkPrice)
 
 
 def _detect(
@@ -84,10 +80,9 @@ def detect_bursts(
     route: Route | None = None,
 ) -> BurstOut:
     """Connector records in; liquidation stats and burst alerts out."""
-    events = op.filter("liquidation_events", records, is_liquidation_event)
-    key = route or str
-    keyed = op.key_on("by_symbol", events, lambda frame: key(frame.data.s))
-    detected = op.stateful_flat_map("detect", keyed, functools.partial(_detect, config))
+    # Mark prices are the heartbeat: a burst ends on time when liquidations stop.
+    keyed = keyed_frames("by_symbol", records, (Liquidation, MarkPrice), route)
+    detected = stateful_steps("detect", keyed, functools.partial(_detect, config))
     unkeyed = op.map("unkey", detected, lambda kv: kv[1])
     split = op.branch("split", unkeyed, lambda r: isinstance(r, BurstAlert))
     return BurstOut(split.trues, split.falses)
