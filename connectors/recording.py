@@ -71,6 +71,11 @@ class RecordingReader:
 
     def __iter__(self) -> Iterator[bytes]:
         """Every complete line after the first ``skip``."""
+        for block in self.blocks():
+            yield from block
+
+    def blocks(self) -> Iterator[list[bytes]]:
+        """The complete lines after the first ``skip``, a read (~1 MiB) at a time."""
         path = self._path
         with open(path, "rb") as raw:
             self._raw = raw
@@ -79,17 +84,19 @@ class RecordingReader:
                 if str(path).endswith(".gz")
                 else raw
             )
-            index = 0
+            to_skip = self._skip
             tail = b""  # a line split across two reads
             try:
                 # Big reads split into lines in C: twice as fast as line iteration.
                 while chunk := fh.read(_READ_BYTES):
                     lines = (tail + chunk).splitlines(keepends=True)
                     tail = lines.pop() if not lines[-1].endswith(b"\n") else b""
-                    for line in lines:
-                        if index >= self._skip:
-                            yield line
-                        index += 1
+                    if to_skip:
+                        skipped = min(to_skip, len(lines))
+                        del lines[:skipped]
+                        to_skip -= skipped
+                    if lines:
+                        yield lines
             except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
                 log.warning("%s: recording ends early (%s)", path, exc)
                 return

@@ -291,7 +291,9 @@ class _ReplayPartition(StatefulSourcePartition[Any, ReplayState]):
             self._pending.extend(pending)
         self._consumed = resume.lines if resume else 0
         self._reader = RecordingReader(path, self._consumed)
-        self._lines = iter(self._reader)
+        self._blocks = self._reader.blocks()
+        self._block: list[bytes] = []  # the lines read from the file, not fed yet
+        self._at = 0  # the next of them
         self._progress = _Progress(path.name, self._reader, self._consumed)
         self._speed = speed
         self._batch_size = batch_size
@@ -307,7 +309,7 @@ class _ReplayPartition(StatefulSourcePartition[Any, ReplayState]):
         pending = self._pending
         while len(batch) < self._batch_size:
             if not pending:
-                records = self._read()
+                records = self._read(self._batch_size - len(batch))
                 if records is None:
                     break
                 if self._speed is None:
@@ -322,19 +324,28 @@ class _ReplayPartition(StatefulSourcePartition[Any, ReplayState]):
             _stamp_now(batch)
         return batch
 
-    def _read(self) -> list[Any] | None:
-        """The records of the next line, or ``None`` at the end of the file."""
-        line = next(self._lines, None)
-        if line is None:
-            self._done = True
-            self._progress.done(self._consumed)
-            return None
-        self._consumed += 1
-        if not self._consumed % _PROGRESS_EVERY_LINES:
-            self._progress.tick(self._consumed)
-        if self._shard is not None and not self._shard.keeps(line):
-            return []
-        return self._replayer.feed(line)
+    def _read(self, most: int) -> list[Any] | None:
+        """The records of up to ``most`` next lines, or ``None`` at the end of the file.
+
+        Lines are fed a slice at a time (one call for thousands of lines); the
+        records of every line counted as consumed leave in this batch or wait in
+        ``pending``, so a snapshot taken between batches resumes exactly.
+        """
+        if self._at >= len(self._block):
+            block = next(self._blocks, None)
+            if block is None:
+                self._done = True
+                self._progress.done(self._consumed)
+                return None
+            self._block, self._at = block, 0
+        lines = self._block[self._at : self._at + max(most, 1)]
+        self._at += len(lines)
+        self._consumed += len(lines)
+        self._progress.tick(self._consumed)
+        if self._shard is not None:
+            keeps = self._shard.keeps
+            lines = [line for line in lines if keeps(line)]
+        return self._replayer.feed_lines(lines)
 
     def _due(self, record: Any) -> bool:
         assert self._speed is not None
@@ -402,7 +413,6 @@ class _Shard:
         return keep
 
 
-_PROGRESS_EVERY_LINES = 4_096
 _PROGRESS_EVERY_S = 5.0
 
 

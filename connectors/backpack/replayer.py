@@ -14,7 +14,7 @@ import msgspec
 from connectors.backpack.books import BookRouter
 from connectors.backpack.booksync import ResyncReason
 from connectors.backpack.decode import BadFrame, Decoded, FrameDecoder
-from connectors.backpack.wire import DepthSnapshot, Frame, ServerError
+from connectors.backpack.wire import Depth, DepthSnapshot, Frame, ServerError
 from connectors.recording import unsplice
 
 __all__ = ["Replayer"]
@@ -48,11 +48,35 @@ class Replayer:
 
     def feed(self, line: bytes) -> list[Replayed]:
         """Records produced by one line (often exactly one)."""
-        self.lines += 1
+        return self.feed_lines([line])
+
+    def feed_lines(self, lines: list[bytes]) -> list[Replayed]:
+        """Records produced by several lines, in order: the same as feeding each."""
+        self.lines += len(lines)
+        out: list[Replayed] = []
+        append = out.append
+        syncs = self.books.syncs
         # Frame lines are the bulk: decode them directly, control lines take a detour.
-        decoded = self._decoder.decode(line)
-        if isinstance(decoded, Frame | ServerError):
-            return self._route(decoded)
+        # A live book's next diff in sequence passes as is (as in the live connection).
+        for line, decoded in zip(lines, self._decoder.decode_all(lines), strict=True):
+            if type(decoded) is Frame:
+                data = decoded.data
+                if type(data) is not Depth:
+                    append(decoded)
+                    continue
+                sync = syncs.get(decoded.stream)
+                if sync is not None and sync.continues(data):
+                    append(decoded)
+                    continue
+                out.extend(self._route(decoded))
+            elif type(decoded) is ServerError:
+                append(decoded)
+            else:
+                out.extend(self._control(line, decoded))
+        return out
+
+    def _control(self, line: bytes, decoded: Decoded) -> list[Replayed]:
+        """A line that is not a frame: a header, a snapshot, a disconnect, raw text."""
         try:
             control = _LINE.decode(line)
         except msgspec.DecodeError:
