@@ -6,7 +6,6 @@ import asyncio
 import logging
 import os
 import pickle
-import re
 import threading
 import time
 from collections import deque
@@ -22,7 +21,7 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from connectors.backpack.booksync import BookSnapshot
 from connectors.backpack.replayer import Replayer
 from connectors.backpack.signing import Credentials
-from connectors.backpack.streams import StreamName, parse_stream
+from connectors.backpack.streams import StreamName
 from connectors.backpack.wire import Frame
 from connectors.clock import now_us
 from connectors.connection import (
@@ -36,6 +35,7 @@ from connectors.errors import BpxError
 from connectors.recording import RecordingReader
 from connectors.rest import DEFAULT_REST_URL, RestClient
 from connectors.routing import ShardPlan
+from connectors.shard import Shard
 
 __all__ = ["BackpackSource", "ReplaySource", "SourceConfig", "StopSignal", "partition"]
 
@@ -280,7 +280,7 @@ class _ReplayPartition(StatefulSourcePartition[Any, ReplayState]):
         speed: float | None,
         batch_size: int,
         restamp: bool = False,
-        shard: _Shard | None = None,
+        shard: Shard | None = None,
     ) -> None:
         self._restamp = restamp
         self._shard = shard
@@ -343,8 +343,7 @@ class _ReplayPartition(StatefulSourcePartition[Any, ReplayState]):
         self._consumed += len(lines)
         self._progress.tick(self._consumed)
         if self._shard is not None:
-            keeps = self._shard.keeps
-            lines = [line for line in lines if keeps(line)]
+            lines = self._shard.select(lines)
         return self._replayer.feed_lines(lines)
 
     def _due(self, record: Any) -> bool:
@@ -377,40 +376,6 @@ def _stamp_now(records: list[Any]) -> None:
     for record in records:
         if type(record) is Frame or type(record) is BookSnapshot:
             msgspec.structs.force_setattr(record, "recv_us", now)
-
-
-_STREAM_FIELD = re.compile(rb'"(?:for_)?stream":"([^"]*)"')
-
-
-class _Shard:
-    """Which lines of a recording one partition of a sharded replay keeps."""
-
-    def __init__(self, symbols: frozenset[str], known: frozenset[str], default: bool):
-        self._symbols = symbols
-        self._known = known
-        self._default = default
-        self._by_stream: dict[bytes, bool] = {}
-
-    def keeps(self, line: bytes) -> bool:
-        head = line[:200]
-        found = _STREAM_FIELD.search(head)
-        if found is None:
-            # Control lines (header, disconnect) reach every shard; a frame kept raw
-            # (it did not decode live) is one record: the default shard's.
-            return self._default if b'"raw":' in head else True
-        name = found.group(1)
-        keep = self._by_stream.get(name)
-        if keep is None:
-            try:
-                symbol = parse_stream(name.decode()).symbol
-            except (BpxError, UnicodeDecodeError):
-                symbol = None
-            if symbol is None or symbol not in self._known:
-                keep = self._default
-            else:
-                keep = symbol in self._symbols
-            self._by_stream[name] = keep
-        return keep
 
 
 _PROGRESS_EVERY_S = 5.0
@@ -473,7 +438,7 @@ class ReplaySource(FixedPartitionedSource[Any, ReplayState]):
         self,
         paths: Sequence[str | Path],
         speed: float | None = None,
-        batch_size: int = 5_000,
+        batch_size: int = 10_000,
         restamp: bool = False,
         plan: ShardPlan | None = None,
     ) -> None:
@@ -504,7 +469,7 @@ class ReplaySource(FixedPartitionedSource[Any, ReplayState]):
                 self._speed,
                 self._batch_size,
                 self._restamp,
-                _Shard(symbols, known, default),
+                Shard(symbols, known, default),
             )
         return _ReplayPartition(
             self._paths[for_part],

@@ -1,0 +1,105 @@
+"""Which lines of a recording one shard of a sharded replay keeps, decided on the bytes.
+
+Each worker of a sharded replay reads the whole file and keeps the lines of the
+symbols it owns (``connectors.routing.replay_plan``); the default shard also keeps the
+lines of no symbol (``liquidation``) and of symbols nobody owns, and raw lines. Control
+lines (header, disconnect) reach every shard. A line's stream is found in either
+layout the recorder writes: ``{"recv_us":N,"stream":"S","data":...}`` (as our
+simulator sends frames) or ``{"recv_us":N,"data":{...},"stream":"S"}`` (as the
+exchange does, the stream last: it can be kilobytes into a depth line).
+
+Every shard scans every line, so this is the part of a replay that does not shrink
+with more workers. Once a stream is decided it joins one of two regular expressions
+(kept, dropped) matching the head layout, whose lines are then filtered in C; lines
+of new streams, control lines and the stream-last layout take the Python path (a
+bounded search of the line's tail), about 3x slower per line.
+"""
+
+from __future__ import annotations
+
+import re
+from itertools import filterfalse
+
+from connectors.backpack.streams import parse_stream
+from connectors.errors import BpxError
+
+__all__ = ["Shard"]
+
+_FIELD = re.compile(rb'"(?:for_)?stream":"([^"]*)"')  # searched in the head
+_TAIL = re.compile(rb',"stream":"([^"]*)"\}\s*$')  # the stream-last layout
+_PEEK = 200  # bytes of the head (and of the tail) searched
+_MOST_NAMES = 2_000  # stream names compiled into the filters (the rest: Python path)
+
+
+def _names_pattern(names: list[bytes]) -> re.Pattern[bytes] | None:
+    """Frame lines of these streams in the head layout (``match`` at the start)."""
+    if not names:
+        return None
+    either = b"|".join(re.escape(n) for n in sorted(names))
+    return re.compile(rb'\{"recv_us":\d+,"stream":"(?:%s)"' % either)
+
+
+class Shard:
+    """The lines of ``symbols`` (plus the default shard's share when ``default``).
+
+    Args:
+        symbols: the symbols this shard owns.
+        known: every symbol some shard owns.
+        default: whether this shard takes lines of no or unowned symbols, and raw
+            lines (exactly one shard per file does).
+    """
+
+    def __init__(
+        self, symbols: frozenset[str], known: frozenset[str], default: bool
+    ) -> None:
+        self._symbols = symbols
+        self._known = known
+        self._default = default
+        self._by_stream: dict[bytes, bool] = {}
+        self._kept: re.Pattern[bytes] | None = None
+        self._dropped: re.Pattern[bytes] | None = None
+        self._stale = False  # streams decided since the patterns were compiled
+
+    def select(self, lines: list[bytes]) -> list[bytes]:
+        """The lines this shard keeps, in order."""
+        if self._stale:
+            self._compile()
+        if self._dropped is not None:
+            lines = list(filterfalse(self._dropped.match, lines))
+        if self._kept is None:
+            return [line for line in lines if self.keeps(line)]
+        kept = self._kept.match
+        keeps = self.keeps
+        return [line for line in lines if kept(line) or keeps(line)]
+
+    def keeps(self, line: bytes) -> bool:
+        """Whether this shard keeps ``line`` (the Python path, learning streams)."""
+        found = _FIELD.search(line, 0, _PEEK) or _TAIL.search(
+            line, max(len(line) - _PEEK, 0)
+        )
+        if found is None:
+            # Control lines (header, disconnect) reach every shard; a frame kept raw
+            # (it did not decode live) is one record: the default shard's.
+            return self._default if b'"raw":' in line[:_PEEK] else True
+        name = found.group(1)
+        keep = self._by_stream.get(name)
+        if keep is None:
+            keep = self._by_stream[name] = self._decide(name)
+            self._stale = True
+        return keep
+
+    def _decide(self, name: bytes) -> bool:
+        try:
+            symbol = parse_stream(name.decode()).symbol
+        except (BpxError, UnicodeDecodeError):
+            symbol = None
+        if symbol is None or symbol not in self._known:
+            return self._default
+        return symbol in self._symbols
+
+    def _compile(self) -> None:
+        self._stale = False
+        if len(self._by_stream) > _MOST_NAMES:
+            return  # a recording of very many streams: keep the Python path
+        self._kept = _names_pattern([n for n, k in self._by_stream.items() if k])
+        self._dropped = _names_pattern([n for n, k in self._by_stream.items() if not k])

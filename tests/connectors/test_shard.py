@@ -1,0 +1,91 @@
+"""A sharded replay: each line reaches exactly the shards it belongs to."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import given, settings, strategies as st
+
+from connectors.shard import Shard
+
+OWNED = {
+    "a": frozenset({"SOL_USDC", "AAPL.US_USDC_PERP"}),
+    "b": frozenset({"BTC_USDC"}),
+}
+KNOWN = frozenset().union(*OWNED.values())
+
+
+def _head_layout(stream: str, n: int) -> bytes:
+    data = json.dumps({"e": "x", "pad": "p" * (n % 5) * 300}, separators=(",", ":"))
+    return b'{"recv_us":%d,"stream":"%s","data":%s}\n' % (
+        n,
+        stream.encode(),
+        data.encode(),
+    )
+
+
+def _tail_layout(stream: str, n: int) -> bytes:
+    # As the exchange sends frames: data first, the stream after kilobytes of levels.
+    levels = [[f"86700.{i}", "1.5"] for i in range(60 + n % 3)]
+    data = json.dumps({"a": levels, "e": "depth"}, separators=(",", ":"))
+    return b'{"recv_us":%d,"data":%s,"stream":"%s"}\n' % (
+        n,
+        data.encode(),
+        stream.encode(),
+    )
+
+
+STREAMS = [
+    "depth.SOL_USDC",
+    "depth.200ms.SOL_USDC",
+    "trade.BTC_USDC",
+    "markPrice.AAPL.US_USDC_PERP",  # a symbol with a dot
+    "liquidation",  # no symbol: the default shard's
+    "trade.ETH_USDC",  # a symbol nobody owns: the default shard's
+]
+OWNER = {s: "b" if "BTC" in s else "a" for s in STREAMS}
+CONTROL = [
+    b'{"recorder":"bpx-flows","version":1,"streams":[],"started_us":1}\n',
+    b'{"recv_us":5,"disconnect":"server_close"}\n',
+]
+REST = b'{"recv_us":6,"rest":"/api/v1/depth","for_stream":"depth.%s","data":{}}\n'
+RAW = b'{"recv_us":7,"raw":"not json"}\n'
+
+
+def _lines() -> list[tuple[bytes, set[str]]]:
+    """Every kind of line, with the shards that must keep it."""
+    out: list[tuple[bytes, set[str]]] = []
+    for n, stream in enumerate(STREAMS * 3):
+        for make in (_head_layout, _tail_layout):
+            out.append((make(stream, n), {OWNER[stream]}))
+    out += [(line, {"a", "b"}) for line in CONTROL]
+    out += [(REST % b"SOL_USDC", {"a"}), (REST % b"BTC_USDC", {"b"}), (RAW, {"a"})]
+    return out
+
+
+def _shards() -> dict[str, Shard]:
+    return {name: Shard(OWNED[name], KNOWN, name == "a") for name in OWNED}
+
+
+def test_each_line_reaches_exactly_its_shards_in_both_layouts() -> None:
+    lines = _lines()
+    assert any(len(line) > 1000 for line, _ in lines)  # the stream is far from the head
+    shards = _shards()
+    for line, owners in lines:
+        assert {n for n, shard in shards.items() if shard.keeps(line)} == owners, line
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.permutations(_lines()), st.integers(min_value=1, max_value=20))
+def test_selecting_blocks_equals_deciding_each_line(
+    lines: list[tuple[bytes, set[str]]], block: int
+) -> None:
+    # Blocks after the first use the compiled patterns: same answers, same order.
+    raw = [line for line, _ in lines]
+    for name, shard in _shards().items():
+        selected = [
+            kept
+            for at in range(0, len(raw), block)
+            for kept in shard.select(raw[at : at + block])
+        ]
+        assert selected == [line for line, owners in lines if name in owners]
