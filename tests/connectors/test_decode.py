@@ -201,3 +201,19 @@ def test_mutated_captures_never_raise(capture: dict, key: str, value: object) ->
     frame["data"] = dict(frame["data"], **{key: value})
     result = FrameDecoder().decode(msgspec.json.encode(frame))
     assert isinstance(result, Frame | ServerError | BadFrame)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from(CAPTURES).map(lambda c: json.dumps(c["frame"]).encode()),
+            st.binary(max_size=80),
+            json_values.map(lambda v: json.dumps(v).encode()),
+        ),
+        max_size=12,
+    )
+)
+def test_decode_all_equals_decoding_each(raws: list[bytes]) -> None:
+    # Fresh decoders: the channel cache must not change any answer.
+    assert FrameDecoder().decode_all(raws) == [FrameDecoder().decode(r) for r in raws]

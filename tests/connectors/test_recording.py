@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
+import pytest
+
+from connectors import recording
 from connectors.backpack.replayer import Replayer
-from connectors.recording import Recorder, iter_lines
+from connectors.recording import Recorder, RecordingReader, iter_lines
+from tests.test_shipped_session import SESSION
 
 
 def test_an_echoed_signature_is_redacted_and_the_rest_kept(tmp_path: Path) -> None:
@@ -29,3 +34,37 @@ def test_an_echoed_signature_is_redacted_and_the_rest_kept(tmp_path: Path) -> No
     lines = list(iter_lines(path))
     records = [r for line in lines[1:] for r in Replayer().feed(line)]
     assert records[-1].data.t == 7 and records[-1].recv_us == 11
+
+
+def test_lines_are_the_same_whatever_the_read_size_and_skip(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "r.jsonl.gz"
+    lines = [
+        b'{"recv_us":%d,"stream":"trade.X","data":{"n":"%s"}}\n' % (i, b"x" * i)
+        for i in range(40)
+    ]
+    with gzip.open(path, "wb") as fh:
+        fh.write(b"".join(lines))
+    for read_bytes in (7, 64, 1 << 20):  # lines split across reads, or one read
+        monkeypatch.setattr(recording, "_READ_BYTES", read_bytes)
+        for skip in (0, 1, 5, 39, 40, 45):
+            assert list(iter_lines(path, skip)) == lines[skip:]
+            blocks = list(RecordingReader(path, skip).blocks())
+            assert all(blocks)
+            assert [line for block in blocks for line in block] == lines[skip:]
+
+
+def test_feeding_lines_in_slices_equals_feeding_each() -> None:
+    lines = list(iter_lines(SESSION))
+    one_by_one = Replayer()
+    each = [r for line in lines for r in one_by_one.feed(line)]
+    for size in (1, 3, 500, len(lines)):
+        sliced = Replayer()
+        records = [
+            r
+            for at in range(0, len(lines), size)
+            for r in sliced.feed_lines(lines[at : at + size])
+        ]
+        assert records == each
+        assert sliced.lines == len(lines)
