@@ -129,6 +129,7 @@ def case_replay(
     from flows.catalog import build_flow
 
     symbols = os.environ.get("BENCH_SYMBOLS", "SOL_USDC").split(",")
+    batch = os.environ.get("BENCH_BATCH")
     pid = None if process_id == "-" else int(process_id)
     peers = [] if addresses == "-" else addresses.split(";")
     settings = settings_for(
@@ -139,6 +140,7 @@ def case_replay(
         workers=int(workers),
         addresses=peers,
         process_id=pid,
+        **({"batch": int(batch)} if batch else {}),
     )
     sink = LatencySink()
     # As bpx-flows run does: symbols spread evenly over the workers, each worker
@@ -146,7 +148,9 @@ def case_replay(
     route, owner = routes_for(settings)
     total = int(workers) * max(len(peers), 1)
     plan = replay_plan(list(paths), symbols, total, owner)
-    source = ReplaySource(paths, restamp=True, plan=plan)
+    source = ReplaySource(
+        paths, batch_size=settings.source.batch, restamp=True, plan=plan
+    )
     flow = build_flow(settings, source, sink, sink, None, key_function(route))
     frames = sum(frame_count(p) for p in paths) if not pid else 0  # counted once
     cpu0, start = cpu_seconds(), time.time()
@@ -183,7 +187,14 @@ if __name__ == "__main__":
 _MARKETS = [m.symbol for m in SimConfig().markets]  # the 8 of the sessions
 
 
-def _case(*args: str, symbols: list[str]) -> Any:
+def _env(symbols: list[str], batch: int | None) -> dict[str, str]:
+    env = {**os.environ, "BENCH_SYMBOLS": ",".join(symbols)}
+    if batch is not None:
+        env["BENCH_BATCH"] = str(batch)
+    return env
+
+
+def _case(*args: str, symbols: list[str], batch: int | None = None) -> Any:
     import subprocess
 
     proc = subprocess.run(
@@ -192,7 +203,7 @@ def _case(*args: str, symbols: list[str]) -> Any:
         text=True,
         timeout=900,
         check=False,
-        env={**os.environ, "BENCH_SYMBOLS": ",".join(symbols)},
+        env=_env(symbols, batch),
     )
     if proc.returncode != 0:
         msg = f"bench.flows {args[:2]} failed:\n{proc.stderr[-3000:]}"
@@ -201,7 +212,11 @@ def _case(*args: str, symbols: list[str]) -> Any:
 
 
 def _cluster(
-    flow: str, paths: list[str], processes: int, symbols: list[str]
+    flow: str,
+    paths: list[str],
+    processes: int,
+    symbols: list[str],
+    batch: int | None = None,
 ) -> dict[str, Any]:
     """``processes`` Bytewax processes on loopback; wall time from first to last."""
     import subprocess
@@ -209,7 +224,7 @@ def _cluster(
     from connectors.runner import free_ports
 
     addresses = ";".join(f"127.0.0.1:{p}" for p in free_ports(processes))
-    env = {**os.environ, "BENCH_SYMBOLS": ",".join(symbols)}
+    env = _env(symbols, batch)
     procs = []
     for i in range(processes):
         args = ["replay", flow, "1", str(i), addresses, *paths]
@@ -272,9 +287,14 @@ def bench_flows(session: str, decode_per_s: float, session_100: str) -> dict[str
     """Each flow alone; ``market`` on 1/2 workers and 2 processes; two sessions."""
     hundred = [f"S{i:03d}_USDC" for i in range(100)]
 
-    def one_process(flow: str, workers: int, path: str, symbols: list[str]) -> Any:
+    def one_process(
+        flow: str, workers: int, path: str, symbols: list[str], batch: int | None = None
+    ) -> Any:
         args = ("replay", flow, str(workers), "-", "-", path)
-        return lambda: _row(_case(*args, symbols=symbols))
+        return lambda: _row(_case(*args, symbols=symbols, batch=batch))
+
+    def cluster(path: str, symbols: list[str], batch: int | None = None) -> Any:
+        return lambda: _cluster("market", [path], 2, symbols, batch)
 
     cases: list[tuple[str, Any]] = [
         (f"{flow}, 1 worker", one_process(flow, 1, session, _MARKETS))
@@ -282,16 +302,28 @@ def bench_flows(session: str, decode_per_s: float, session_100: str) -> dict[str
     ]
     cases += [
         ("market, 2 workers", one_process("market", 2, session, _MARKETS)),
-        ("market, 2 processes", lambda: _cluster("market", [session], 2, _MARKETS)),
+        ("market, 2 processes", cluster(session, _MARKETS)),
         (
             "market, 100 symbols, 1 worker",
             one_process("market", 1, session_100, hundred),
         ),
         (
             "market, 100 symbols, 2 processes",
-            lambda: _cluster("market", [session_100], 2, hundred),
+            cluster(session_100, hundred),
         ),
     ]
+    # The replay batch size (source.batch, 10,000 by default) against throughput.
+    for batch in (5_000, 20_000):
+        cases += [
+            (
+                f"market, 1 worker, batch {batch:,}",
+                one_process("market", 1, session, _MARKETS, batch),
+            ),
+            (
+                f"market, 2 processes, batch {batch:,}",
+                cluster(session, _MARKETS, batch),
+            ),
+        ]
     results: dict[str, Any] = {}
     for name, run in cases:
         results[name] = row = _best(run)

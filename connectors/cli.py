@@ -292,6 +292,7 @@ def _add_run_commands(commands: Any) -> None:
     )
     run.add_argument("--rest", help="REST base URL (with --ws)")
     run.add_argument("--speed", type=float, help="replay pacing (0: max speed)")
+    run.add_argument("--batch", type=int, help="replay: records per batch (10000)")
     run.add_argument("--seconds", type=float, help="stop a live run after this long")
     run.add_argument("--workers", type=int, help="Bytewax workers per process")
     run.add_argument("--processes", type=int, help="local processes (a cluster)")
@@ -618,6 +619,7 @@ def _run_settings(args: argparse.Namespace) -> Any:
     overrides.update(
         {
             "source.speed": args.speed,
+            "source.batch": args.batch,
             "source.seconds": args.seconds,
             "run.workers": args.workers,
             "run.processes": args.processes,

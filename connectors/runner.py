@@ -122,7 +122,9 @@ def source_for(
         # The routing already names every symbol; read the headers only without it.
         symbols = list(owner) if owner else _recorded_symbols(src.replay)
         plan = replay_plan(src.replay, symbols, workers, owner)
-        return ReplaySource(src.replay, speed=src.speed or None, plan=plan)
+        return ReplaySource(
+            src.replay, speed=src.speed or None, batch_size=src.batch, plan=plan
+        )
     if endpoint is None:
         endpoint = _fixed_endpoint(settings)
     streams = parse_streams(streams_for(settings))

@@ -13,6 +13,7 @@
     rest = "http://127.0.0.1:8765"   # endpoint only
     replay = ["session.jsonl.gz"]    # replay only
     speed = 0.0                      # replay pacing; 0 = as fast as possible
+    batch = 10000                    # replay: records per Bytewax batch
     seconds = 60.0                   # stop after this long; absent = until stopped
 
     [run]
@@ -73,6 +74,9 @@ class SourceSettings(_Section, kw_only=True):
     rest: str | None = None
     replay: list[str] = msgspec.field(default_factory=list)
     speed: float = 0.0
+    # Bytewax's cost is per batch, and in a cluster every batch also costs progress
+    # messages between processes: bigger batches, more throughput, more latency.
+    batch: int = 10_000
     seconds: float | None = None
 
 
@@ -321,6 +325,8 @@ def _source_problems(src: SourceSettings) -> Any:
             yield "source.replay", f"no such recording: {path}"
     if src.speed < 0:
         yield "source.speed", f"must be >= 0 (0 = as fast as possible), got {src.speed}"
+    if src.batch < 1:
+        yield "source.batch", f"must be >= 1 (records per batch), got {src.batch}"
     if src.seconds is not None and src.seconds <= 0:
         yield "source.seconds", f"must be > 0, got {src.seconds}"
     if src.seconds is not None and src.kind == "replay":

@@ -217,6 +217,9 @@ def test_bytewax_run_runs_a_settings_file(tmp_path: Path, session: Path) -> None
         pytest.param("[run\n", [], "not valid TOML", id="toml"),
         pytest.param("", ["--workers", "0"], "run.workers: must be >= 1", id="flag"),
         pytest.param(
+            "", ["--batch", "0"], "source.batch: must be >= 1", id="replay-batch"
+        ),
+        pytest.param(
             "",
             ["--replay", "/nonexistent.jsonl.gz"],
             "no such recording: /nonexistent.jsonl.gz",
