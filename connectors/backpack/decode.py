@@ -120,7 +120,13 @@ class FrameDecoder:
             frame = _PUBLIC.decode(raw)
         except msgspec.DecodeError:
             return self._second_look(raw, recv_us)
-        return self._checked(raw, frame, recv_us)
+        channel = self._channels.get(frame.stream)
+        if channel is None or _PUBLIC_TYPES.get(channel) is not type(frame.data):
+            return self._checked(raw, frame, recv_us)  # unseen or wrong: the full check
+        if recv_us and not frame.recv_us:
+            # Set in place: the frame was just built and nobody else holds it.
+            msgspec.structs.force_setattr(frame, "recv_us", recv_us)
+        return frame
 
     def decode_all(self, raws: list[bytes]) -> list[Decoded]:
         """``decode`` of each (``recv_us`` as the text has it), the common case inline.
