@@ -242,6 +242,13 @@ def _run_process(settings: Settings, endpoint: Endpoint | None) -> int:
         settings.source.kind,
         f", recovery in {run.recovery_dir}" if recovery else "",
     )
+    if run.workers > 1:
+        # Measured: market on 2 threads runs at 0.6-0.8x one (docs/benchmarks.md).
+        log.info(
+            "the %d workers of this process share one Python interpreter lock: "
+            "for more CPU, run processes (--processes N, or --process-id/--addresses)",
+            run.workers,
+        )
     started = time.monotonic()
     with stop_on_signals():
         cli_main(  # type: ignore[no-untyped-call]

@@ -259,6 +259,10 @@ def test_config_check(tmp_path: Path, session: Path) -> None:
     result = run_cli("config", "check", str(bad))
     assert result.returncode == 2
     assert "unknown market 'NOPE_USDC'" in result.stderr
+    # The documented example lists every key: it must stay valid as keys are added.
+    example = Path(__file__).resolve().parents[1] / "docs" / "examples" / "market.toml"
+    shipped = run_cli("config", "check", str(example))
+    assert shipped.returncode == 0, shipped.stderr
 
 
 def test_flags_override_the_file_and_sources_switch_cleanly(
