@@ -201,6 +201,11 @@ class Connection:
             self._client.resume_reading()
         return out
 
+    def drain(self) -> list[Record]:
+        """The records received and not taken yet (after ``close``: the last ones)."""
+        out, self._out = self._out, []
+        return out
+
     async def close(self) -> None:
         """Close the socket cleanly and stop reconnecting."""
         self._closing = True

@@ -140,10 +140,18 @@ class _LivePartition(StatefulSourcePartition[Record, None]):
         return self._conn
 
     def next_batch(self) -> list[Record]:
+        if self._closed:
+            raise StopIteration
         if StopSignal.is_set() or (
             self._deadline is not None and time.monotonic() >= self._deadline
         ):
             self.close()
+            # Everything received (and recorded) before the socket closed is emitted:
+            # a stopped run loses nothing it read, and its recording replays to the
+            # same records.
+            rest = self._conn.drain()
+            if rest:
+                return rest
             raise StopIteration
         cfg = self._config
         try:

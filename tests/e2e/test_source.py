@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
+import time
 from pathlib import Path
 from typing import Any
 
+import bytewax.operators as op
 import pytest
+from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSink, cluster_main, run_main
 
 from connectors.backpack import Credentials, parse_streams
@@ -151,3 +155,27 @@ def test_reader_stops_quietly_at_a_torn_tail(tmp_path: Path) -> None:
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     assert len(list(iter_lines(path))) <= 3
+
+
+def test_a_timed_stop_emits_everything_it_recorded(
+    fresh_sim: SimThread, tmp_path: Path
+) -> None:
+    # A slow consumer and tiny batches leave records waiting at the deadline: they
+    # were received and recorded, so the run must emit them too.
+    path = tmp_path / "s.jsonl"
+    config = dataclasses.replace(source_config(fresh_sim, 2.0, 100), batch_size=2)
+    live: list[Any] = []
+    with Recorder(path, STREAMS[:4]) as recorder:
+        flow = Dataflow("slow")
+        source = BackpackSource(parse_streams(STREAMS[:4]), config, tap=recorder)
+        records = op.input("in", flow, source)
+        op.output("out", op.map("slow", records, _slowly), TestingSink(live))
+        run_main(flow)
+    replayed = [r for batch in _batches(ReplaySource([path]), None) for r in batch]
+    assert len(live) > 30
+    assert live == replayed
+
+
+def _slowly(record: Any) -> Any:
+    time.sleep(0.03)
+    return record
