@@ -9,10 +9,10 @@ simulator sends frames) or ``{"recv_us":N,"data":{...},"stream":"S"}`` (as the
 exchange does, the stream last: it can be kilobytes into a depth line).
 
 Every shard scans every line, so this is the part of a replay that does not shrink
-with more workers. Once a stream is decided it joins one of two regular expressions
-(kept, dropped) matching the head layout, whose lines are then filtered in C; lines
-of new streams, control lines and the stream-last layout take the Python path (a
-bounded search of the line's tail), about 3x slower per line.
+with more workers. Once a stream is decided, its lines take a fast path: in the head
+layout it joins one of two regular expressions (kept, dropped) that filter lines in
+C; in the stream-last layout the line's end (``,"stream":"S"}``, found by ``rfind``)
+is looked up in a dict. Lines of new streams and control lines take the Python path.
 """
 
 from __future__ import annotations
@@ -28,6 +28,9 @@ __all__ = ["Shard"]
 _FIELD = re.compile(rb'"(?:for_)?stream":"([^"]*)"')  # searched in the head
 _TAIL = re.compile(rb',"stream":"([^"]*)"\}\s*$')  # the stream-last layout
 _PEEK = 200  # bytes of the head (and of the tail) searched
+_SUFFIX = b',"stream":"'  # where the stream-last layout's stream begins
+_HEAD_LAYOUT = re.compile(rb'\{"recv_us":\d+,"stream":"')
+_NEVER = re.compile(rb"(?!)")  # matches nothing: no stream kept yet
 _MOST_NAMES = 2_000  # stream names compiled into the filters (the rest: Python path)
 
 
@@ -56,6 +59,8 @@ class Shard:
         self._known = known
         self._default = default
         self._by_stream: dict[bytes, bool] = {}
+        self._head_names: set[bytes] = set()  # streams seen in the head layout
+        self._by_suffix: dict[bytes, bool] = {}  # ',"stream":"S"}\n' -> keep
         self._kept: re.Pattern[bytes] | None = None
         self._dropped: re.Pattern[bytes] | None = None
         self._stale = False  # streams decided since the patterns were compiled
@@ -66,11 +71,16 @@ class Shard:
             self._compile()
         if self._dropped is not None:
             lines = list(filterfalse(self._dropped.match, lines))
-        if self._kept is None:
-            return [line for line in lines if self.keeps(line)]
-        kept = self._kept.match
+        kept = (self._kept or _NEVER).match
+        by_suffix = self._by_suffix.get
         keeps = self.keeps
-        return [line for line in lines if kept(line) or keeps(line)]
+        return [
+            line
+            for line in lines
+            if kept(line)
+            or (keep := by_suffix(line[line.rfind(_SUFFIX) :]))
+            or (keep is None and keeps(line))
+        ]
 
     def keeps(self, line: bytes) -> bool:
         """Whether this shard keeps ``line`` (the Python path, learning streams)."""
@@ -85,7 +95,14 @@ class Shard:
         keep = self._by_stream.get(name)
         if keep is None:
             keep = self._by_stream[name] = self._decide(name)
-            self._stale = True
+        if _HEAD_LAYOUT.match(line):
+            if name not in self._head_names:
+                self._head_names.add(name)
+                self._stale = True
+        else:
+            at = line.rfind(_SUFFIX)
+            if at >= 0 and _TAIL.match(line, at) and len(self._by_suffix) < _MOST_NAMES:
+                self._by_suffix[line[at:]] = keep
         return keep
 
     def _decide(self, name: bytes) -> bool:
@@ -99,7 +116,9 @@ class Shard:
 
     def _compile(self) -> None:
         self._stale = False
-        if len(self._by_stream) > _MOST_NAMES:
+        names = self._head_names
+        if len(names) > _MOST_NAMES:
             return  # a recording of very many streams: keep the Python path
-        self._kept = _names_pattern([n for n, k in self._by_stream.items() if k])
-        self._dropped = _names_pattern([n for n, k in self._by_stream.items() if not k])
+        decided = self._by_stream
+        self._kept = _names_pattern([n for n in names if decided[n]])
+        self._dropped = _names_pattern([n for n in names if not decided[n]])
