@@ -45,14 +45,14 @@ def session_for(symbols: int) -> Path:
 
 def load_records(path: Path) -> tuple[list[Any], list[bytes]]:
     from connectors.backpack.replayer import Replayer
-    from connectors.recording import iter_lines, unsplice
+    from connectors.recording import is_frame_line, iter_lines, unsplice
 
     replayer = Replayer()
     records: list[Any] = []
     raw: list[bytes] = []
     for line in iter_lines(path):
         records.extend(replayer.feed(line))
-        if b'"stream"' in line[:60]:
+        if is_frame_line(line):
             raw.append(unsplice(line))
     return records, raw
 

@@ -26,9 +26,9 @@ def header(path: str) -> dict[str, Any]:
 
 
 def frame_count(path: str) -> int:
-    from connectors.recording import iter_lines
+    from connectors.recording import is_frame_line, iter_lines
 
-    return sum(1 for line in iter_lines(path) if b'"stream"' in line[:60])
+    return sum(1 for line in iter_lines(path) if is_frame_line(line))
 
 
 def peak_rss_mb() -> float:

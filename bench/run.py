@@ -39,9 +39,9 @@ def ensure_session() -> None:
 
 
 def raw_frames() -> list[bytes]:
-    from connectors.recording import iter_lines, unsplice
+    from connectors.recording import is_frame_line, iter_lines, unsplice
 
-    return [unsplice(line) for line in iter_lines(SESSION) if b'"stream"' in line[:60]]
+    return [unsplice(line) for line in iter_lines(SESSION) if is_frame_line(line)]
 
 
 def best_rate(

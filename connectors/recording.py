@@ -33,6 +33,7 @@ from isal import igzip, isal_zlib
 __all__ = [
     "Recorder",
     "RecordingReader",
+    "is_frame_line",
     "iter_lines",
     "redact_signatures",
     "unsplice",
@@ -105,6 +106,11 @@ class RecordingReader:
                 return
             if tail:
                 log.warning("%s: ignoring a torn last line (%d bytes)", path, len(tail))
+
+
+def is_frame_line(line: bytes) -> bool:
+    """Whether a recording line holds a data frame (stream first or last)."""
+    return b',"stream":"' in line
 
 
 def iter_lines(path: str | Path, skip: int = 0) -> Iterator[bytes]:

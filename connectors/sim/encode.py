@@ -1,7 +1,10 @@
 """Encode simulator records into frames, in the dialect the run asks for.
 
 - ``wire`` (default): as the live exchange sends today: integer ``E``/``T``, position
-  numbers as strings, integer position id, ``r`` on order updates.
+  numbers as strings, integer position id, ``r`` on order updates, and the bytes laid
+  out as the exchange lays them out: ``{"data":{...},"stream":"..."}`` with the data's
+  keys sorted (PROTOCOL.md's captures), so anything that scans raw frames or
+  recordings meets the stream name last, after kilobytes of depth levels.
 - ``spec``: exactly the AsyncAPI schema types: ``bookTicker.u`` a string, position
   numbers as JSON numbers, position id a string, no fields the spec does not list.
 - ``strings``: the 2025 captures: ``E``/``T`` as decimal strings.
@@ -32,14 +35,15 @@ class FrameEncoder:
     def __init__(self, dialect: Dialect = Dialect.WIRE) -> None:
         self.dialect = dialect
         self._fast = msgspec.json.Encoder()
+        self._sorted = msgspec.json.Encoder(order="sorted")
         self._numbers = msgspec.json.Encoder(decimal_format="number")
 
     def encode(self, stream: str, record: msgspec.Struct) -> bytes:
-        """One frame: ``{"stream": ..., "data": ...}``."""
+        """One frame: ``{"data": ..., "stream": ...}`` (wire), else stream first."""
         if self.dialect is Dialect.WIRE:
-            data = self._fast.encode(record)
-        else:
-            data = self._numbers.encode(self._adapt(record))
+            data = self._sorted.encode(record)
+            return b'{"data":' + data + b',"stream":"' + stream.encode() + b'"}'
+        data = self._numbers.encode(self._adapt(record))
         return b'{"stream":"' + stream.encode() + b'","data":' + data + b"}"
 
     def encode_data(self, record: msgspec.Struct) -> bytes:

@@ -9,7 +9,7 @@ import pytest
 
 from connectors import recording
 from connectors.backpack.replayer import Replayer
-from connectors.recording import Recorder, RecordingReader, iter_lines
+from connectors.recording import Recorder, RecordingReader, is_frame_line, iter_lines
 from tests.test_shipped_session import SESSION
 
 
@@ -68,3 +68,20 @@ def test_feeding_lines_in_slices_equals_feeding_each() -> None:
         ]
         assert records == each
         assert sliced.lines == len(lines)
+
+
+def test_frame_lines_are_told_from_control_lines_in_both_layouts() -> None:
+    frames = [
+        b'{"recv_us":1,"stream":"trade.X","data":{"e":"trade"}}\n',
+        b'{"recv_us":1,"data":{"a":[["1","2"]],"e":"depth"},"stream":"depth.X"}\n',
+    ]
+    control = [
+        b'{"recorder":"bpx-flows","version":1,"streams":["trade.X"],"started_us":1}\n',
+        b'{"recv_us":2,"rest":"/api/v1/depth","for_stream":"depth.X","data":{}}\n',
+        b'{"recv_us":3,"raw":"{\\"stream\\":\\"trade.X\\"}"}\n',
+        b'{"recv_us":4,"id":null,"error":{"code":4006,"message":"Invalid stream"}}\n',
+        b'{"recv_us":5,"disconnect":"server_close"}\n',
+    ]
+    assert [is_frame_line(line) for line in frames + control] == [True] * 2 + [
+        False
+    ] * 5
