@@ -64,108 +64,116 @@ class Side(enum.StrEnum):
 
 
 class Event(msgspec.Struct, frozen=True, tag_field="e"):
-    """Base of the eight public events; ``e`` is the tag."""
+    """Base of the eight public events; ``e`` is the tag.
+
+    Fields are declared in the order the exchange sends them (its keys sorted, upper
+    case first): msgspec matches keys fastest in declaration order (frames decode
+    ~25 % slower with the fields in the documentation's order). Build events by
+    keyword.
+    """
 
 
-class BookTicker(Event, frozen=True, tag="bookTicker"):
+class BookTicker(Event, frozen=True, kw_only=True, tag="bookTicker"):
     """``bookTicker.<symbol>``; see BookTickerEvent. Sides are ``None`` when empty."""
 
-    E: int  # event time, microseconds
-    s: str  # symbol
-    a: str | None  # best ask price
     A: str | None  # best ask quantity
-    b: str | None  # best bid price
     B: str | None  # best bid quantity
-    u: int  # update id; equals the depth stream's u at the same instant
+    E: int  # event time, microseconds
     T: int  # engine time, microseconds
+    a: str | None  # best ask price
+    b: str | None  # best bid price
+    s: str  # symbol
+    u: int  # update id; equals the depth stream's u at the same instant
 
 
-class Depth(Event, frozen=True, tag="depth"):
+class Depth(Event, frozen=True, kw_only=True, tag="depth"):
     """``depth[.<window>].<symbol>``; see DepthEvent. Quantities are absolute."""
 
     E: int  # event time, microseconds
-    s: str  # symbol
+    T: int  # engine time of the last engine event, microseconds
+    U: int  # first update id in this event
     a: list[Level]  # ask levels changed; quantity 0 removes the level
     b: list[Level]  # bid levels changed
-    U: int  # first update id in this event
+    s: str  # symbol
     u: int  # last update id in this event
-    T: int  # engine time of the last engine event, microseconds
 
 
-class Kline(Event, frozen=True, tag="kline"):
+class Kline(Event, frozen=True, kw_only=True, tag="kline"):
     """``kline.<interval>.<symbol>``; see KlineEvent. ``t``/``T`` are ISO 8601 (UTC)."""
 
     E: int  # event time, microseconds
-    s: str  # symbol
-    t: str | int  # start time: naive ISO 8601 UTC on the wire; seconds in old docs
     T: str | int  # close time (= start + interval), same format as t
-    o: str  # open price
+    X: bool  # true on the final message of a closed candle
     c: str  # close (last) price
     h: str  # high price
     l: str  # low price  # noqa: E741 (wire field name)
-    v: str  # base volume
     n: int  # number of trades
-    X: bool  # true on the final message of a closed candle
+    o: str  # open price
+    s: str  # symbol
+    t: str | int  # start time: naive ISO 8601 UTC on the wire; seconds in old docs
+    v: str  # base volume
 
 
-class Liquidation(Event, frozen=True, tag="liquidation"):
+class Liquidation(Event, frozen=True, kw_only=True, tag="liquidation"):
     """``liquidation`` (and ``liquidation.<symbol>``); see LiquidationEvent."""
 
     E: int  # event time, microseconds
-    q: str  # quantity
-    p: str  # price
     S: Side  # side
-    s: str  # symbol
     T: int  # engine time, microseconds
+    p: str  # price
+    q: str  # quantity
+    s: str  # symbol
 
 
-class MarkPrice(Event, frozen=True, omit_defaults=True, tag="markPrice"):
+class MarkPrice(Event, frozen=True, kw_only=True, omit_defaults=True, tag="markPrice"):
     """``markPrice.<symbol>``; see MarkPriceEvent. No f/i/n on prediction markets."""
 
     E: int  # event time, microseconds
-    s: str  # symbol
-    p: str  # mark price
     T: int  # engine time, microseconds
     f: str | None = None  # estimated funding rate, fraction per funding interval
     i: str | None = None  # index price
     n: int | None = None  # next funding time, MILLISECONDS
+    p: str  # mark price
+    s: str  # symbol
 
 
-class OpenInterest(Event, frozen=True, omit_defaults=True, tag="openInterest"):
+class OpenInterest(
+    Event, frozen=True, kw_only=True, omit_defaults=True, tag="openInterest"
+):
     """``openInterest.<symbol>``, every 60 s; see OpenInterestEvent."""
 
     E: int  # event time, microseconds
-    s: str  # symbol
-    o: str  # open interest in contracts (1 contract = 1 base unit)
     T: int | None = None  # engine time, microseconds; not documented, accepted if sent
+    o: str  # open interest in contracts (1 contract = 1 base unit)
+    s: str  # symbol
 
 
-class Ticker(Event, frozen=True, tag="ticker"):
+class Ticker(Event, frozen=True, kw_only=True, tag="ticker"):
     """``ticker.<symbol>``, 24 h rolling statistics once per second; see TickerEvent."""
 
     E: int  # event time, microseconds
-    s: str  # symbol
-    o: str  # first price of the 24 h window
+    V: str  # quote volume
     c: str  # last price
     h: str  # high price
     l: str  # low price  # noqa: E741 (wire field name)
-    v: str  # base volume
-    V: str  # quote volume
     n: int  # number of trades
+    o: str  # first price of the 24 h window
+    s: str  # symbol
+    v: str  # base volume
 
 
-class Trade(Event, frozen=True, tag="trade"):
+class Trade(Event, frozen=True, kw_only=True, tag="trade"):
     """``trade.<symbol>``; see TradeEvent. ``t`` is sequential per symbol."""
 
     E: int  # event time, microseconds
-    s: str  # symbol
+    T: int  # engine time, microseconds
+    a: str  # seller order id
+    b: str  # buyer order id
+    m: bool  # true if the buyer is the maker (taker sold)
     p: str  # price
     q: str  # quantity, base
-    b: str  # buyer order id
-    a: str  # seller order id
+    s: str  # symbol
     t: int  # trade id, sequential per symbol
-    T: int  # engine time, microseconds
-    m: bool  # true if the buyer is the maker (taker sold)
 
 
 PublicEvent = (
