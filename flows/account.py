@@ -29,7 +29,7 @@ from connectors.sinks import LineSink
 from connectors.source import BackpackSource
 from flows.batching import stateful_steps
 from flows.book import analyze_books, book_streams
-from flows.keys import Route, routed
+from flows.keys import Route
 from operators.account import (
     AccountConfig,
     SymbolAccount,
@@ -56,10 +56,13 @@ def account_streams(symbols: list[str] | None, with_book: bool = False) -> list[
     return names
 
 
-def keyed_account_record(record: Any) -> tuple[str, Any] | None:
-    """``(symbol, record)`` for records the account operator uses."""
-    symbol = account_symbol(record)
-    return None if symbol is None else (symbol, record)
+def account_records(key: Route, batch: list[Any]) -> list[tuple[str, Any]]:
+    """``(key(symbol), record)`` for the records the account operator uses."""
+    return [
+        (key(symbol), record)
+        for record in batch
+        if (symbol := account_symbol(record)) is not None
+    ]
 
 
 def _track(
@@ -88,8 +91,9 @@ def track_account(
     inputs = (
         records if book_stats is None else op.merge("with_mids", records, book_stats)
     )
-    keyer = routed(keyed_account_record, route)
-    keyed: Any = op.filter_map("account_records_by_symbol", inputs, keyer)
+    # One call per batch selects and keys the records (see flows.batching).
+    select = functools.partial(account_records, route or str)
+    keyed: Any = op.flat_map_batch("account_records_by_symbol", inputs, select)
     tracked = stateful_steps("track", keyed, functools.partial(_track, config))
     unkeyed = op.map("unkey", tracked, lambda key_output: key_output[1])
     split = op.branch("split", unkeyed, is_alert)

@@ -10,23 +10,7 @@ the same ``Route``; outputs carry the real symbol, never the key.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
 
-__all__ = ["Route", "routed"]
+__all__ = ["Route"]
 
 Route = Callable[[str], str]
-T = TypeVar("T")
-
-
-def routed(
-    keyer: Callable[[T], tuple[str, Any] | None], route: Route | None
-) -> Callable[[T], tuple[str, Any] | None]:
-    """``keyer`` with its key (a symbol) mapped through ``route`` (if given)."""
-    if route is None:
-        return keyer
-
-    def keyed(item: T) -> tuple[str, Any] | None:
-        pair = keyer(item)
-        return None if pair is None else (route(pair[0]), pair[1])
-
-    return keyed

@@ -364,11 +364,7 @@ def _check_tickers(state: SymbolBooks, out: list[Output]) -> None:
     live = [e for e in state.books.values() if e.live]
     if not live:
         return
-    reached = (
-        live[0].book.update_id
-        if len(live) == 1
-        else min(e.book.update_id for e in live)
-    )
+    reached = min(e.book.update_id for e in live)
     pending = state.pending_tickers
     while pending:
         frame = pending[0]
