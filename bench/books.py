@@ -12,9 +12,9 @@ SECONDS = 60.0
 
 
 def session_for(symbols: int) -> Path:
-    from connectors.sim import SimConfig
-    from connectors.sim.engine import MarketSpec
-    from connectors.sim.session import write_session
+    from bpx_flows.connectors.sim import SimConfig
+    from bpx_flows.connectors.sim.engine import MarketSpec
+    from bpx_flows.connectors.sim.session import write_session
 
     path = OUT / f"book-{symbols}.jsonl.gz"
     if path.exists():
@@ -44,8 +44,8 @@ def session_for(symbols: int) -> Path:
 
 
 def load_records(path: Path) -> tuple[list[Any], list[bytes]]:
-    from connectors.backpack.replayer import Replayer
-    from connectors.recording import is_frame_line, iter_lines, unsplice
+    from bpx_flows.connectors.backpack.replayer import Replayer
+    from bpx_flows.connectors.recording import is_frame_line, iter_lines, unsplice
 
     replayer = Replayer()
     records: list[Any] = []
@@ -59,9 +59,9 @@ def load_records(path: Path) -> tuple[list[Any], list[bytes]]:
 
 def time_operator(records: list[Any], emit_every_us: int) -> float:
     """Depth updates per second through ``step`` (keyed by symbol, as in the flow)."""
-    from connectors.backpack.wire import Depth, Frame
-    from flows.book import book_records
-    from operators.book_state import BookConfig, step
+    from bpx_flows.connectors.backpack.wire import Depth, Frame
+    from bpx_flows.flows.book import book_records
+    from bpx_flows.operators.book_state import BookConfig, step
 
     config = BookConfig(emit_every_us=emit_every_us)
     keyed = book_records(str, records)
@@ -78,7 +78,7 @@ def time_operator(records: list[Any], emit_every_us: int) -> float:
 
 
 def time_decode(raw: list[bytes]) -> float:
-    from connectors.backpack.decode import FrameDecoder
+    from bpx_flows.connectors.backpack.decode import FrameDecoder
 
     decode = FrameDecoder().decode
     start = time.perf_counter()
@@ -89,9 +89,9 @@ def time_decode(raw: list[bytes]) -> float:
 
 def derivatives_session() -> Path:
     """100 perps, 600 simulated seconds: mark prices, open interest, liquidations."""
-    from connectors.sim import SimConfig
-    from connectors.sim.engine import MarketSpec
-    from connectors.sim.session import write_session
+    from bpx_flows.connectors.sim import SimConfig
+    from bpx_flows.connectors.sim.engine import MarketSpec
+    from bpx_flows.connectors.sim.session import write_session
 
     path = OUT / "derivatives-100.jsonl.gz"
     if path.exists():
@@ -128,8 +128,8 @@ def derivatives_session() -> Path:
 
 def trades_session() -> Path:
     """Every market's trades at 40x the default rates for 240 simulated seconds."""
-    from connectors.sim import SimConfig
-    from connectors.sim.session import write_session
+    from bpx_flows.connectors.sim import SimConfig
+    from bpx_flows.connectors.sim.session import write_session
 
     path = OUT / "trades.jsonl.gz"
     if path.exists():

@@ -20,13 +20,13 @@ from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 
 def header(path: str) -> dict[str, Any]:
-    from connectors.recording import iter_lines
+    from bpx_flows.connectors.recording import iter_lines
 
     return json.loads(next(iter_lines(path)))
 
 
 def frame_count(path: str) -> int:
-    from connectors.recording import is_frame_line, iter_lines
+    from bpx_flows.connectors.recording import is_frame_line, iter_lines
 
     return sum(1 for line in iter_lines(path) if is_frame_line(line))
 
@@ -58,9 +58,9 @@ class _Part(StatelessSinkPartition[Any]):
         self._clock = clock
 
     def write_batch(self, items: list[Any]) -> None:
-        from connectors.backpack.booksync import Resync
-        from connectors.backpack.wire import Frame
-        from connectors.source import StopSignal
+        from bpx_flows.connectors.backpack.booksync import Resync
+        from bpx_flows.connectors.backpack.wire import Frame
+        from bpx_flows.connectors.source import StopSignal
 
         clock = self._clock
         if clock.done:
@@ -115,7 +115,7 @@ def report(frames: int, seconds: float, **extra: Any) -> None:
 
 
 def case_replay(path: str) -> None:
-    from connectors.source import ReplaySource
+    from bpx_flows.connectors.source import ReplaySource
 
     clock = _Clock()
     start = time.perf_counter()
@@ -124,9 +124,9 @@ def case_replay(path: str) -> None:
 
 
 def case_live(ws_url: str, rest_url: str, path: str) -> None:
-    from connectors.backpack.streams import parse_streams
-    from connectors.connection import ConnectionConfig
-    from connectors.source import BackpackSource, SourceConfig
+    from bpx_flows.connectors.backpack.streams import parse_streams
+    from bpx_flows.connectors.connection import ConnectionConfig
+    from bpx_flows.connectors.source import BackpackSource, SourceConfig
 
     streams = parse_streams(header(path)["streams"])
     clock = _Clock()
@@ -165,9 +165,9 @@ def case_bare(ws_url: str, path: str) -> None:
 def case_book_replay(path: str) -> None:
     from bytewax.testing import run_main
 
-    from connectors.source import ReplaySource
-    from flows.book import build
-    from operators.book_state import BookConfig
+    from bpx_flows.connectors.source import ReplaySource
+    from bpx_flows.flows.book import build
+    from bpx_flows.operators.book_state import BookConfig
 
     clock = _Clock()
     sink = TimingSink(clock)
@@ -190,17 +190,17 @@ def case_flow_replay(name: str, path: str) -> None:
     """The derivatives or liquidation flow from replay into counting sinks."""
     from bytewax.testing import run_main
 
-    from connectors.source import ReplaySource
+    from bpx_flows.connectors.source import ReplaySource
 
     clock = _Clock()
     sink = TimingSink(clock)
     source = ReplaySource([path])
     if name == "derivatives":
-        from flows.derivatives import build as build_derivatives
+        from bpx_flows.flows.derivatives import build as build_derivatives
 
         flow = build_derivatives(source, sink)
     else:
-        from flows.liquidations import build as build_liquidations
+        from bpx_flows.flows.liquidations import build as build_liquidations
 
         flow = build_liquidations(source, sink, sink)
     start = time.perf_counter()
@@ -215,8 +215,8 @@ def case_candles_replay(path: str) -> None:
     """Trades/s through the candle flow (1s, 1m, 5m, 1h) from replay."""
     from bytewax.testing import run_main
 
-    from connectors.source import ReplaySource
-    from flows.candles import CandleConfig, build
+    from bpx_flows.connectors.source import ReplaySource
+    from bpx_flows.flows.candles import CandleConfig, build
 
     clock = _Clock()
     sink = TimingSink(clock)
@@ -233,12 +233,12 @@ def case_candle_latency(seconds: str) -> None:
     from bytewax.outputs import DynamicSink, StatelessSinkPartition
     from bytewax.testing import run_main
 
-    from connectors.backpack.streams import KlineInterval, parse_streams
-    from connectors.connection import ConnectionConfig
-    from connectors.sim import ServerConfig, SimConfig, SimServer, SimThread
-    from connectors.source import BackpackSource, SourceConfig
-    from flows.candles import CandleConfig, build, candle_streams
-    from operators.candles import Candle
+    from bpx_flows.connectors.backpack.streams import KlineInterval, parse_streams
+    from bpx_flows.connectors.connection import ConnectionConfig
+    from bpx_flows.connectors.sim import ServerConfig, SimConfig, SimServer, SimThread
+    from bpx_flows.connectors.source import BackpackSource, SourceConfig
+    from bpx_flows.flows.candles import CandleConfig, build, candle_streams
+    from bpx_flows.operators.candles import Candle
 
     latencies_ms: list[float] = []
 

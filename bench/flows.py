@@ -1,4 +1,4 @@
-"""Flow benchmarks as ``bpx-flows run`` builds them (``flows.catalog``), per process.
+"""Flow benchmarks as ``bpx-flows run`` builds them (the flow registry), per process.
 
     python -m bench.flows replay FLOW WORKERS PROCESS_ID ADDRESSES FILE...
     python -m bench.flows live FLOW WS REST SECONDS SYMBOL...
@@ -21,7 +21,7 @@ from typing import Any
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from bench.cases import frame_count, peak_rss_mb
-from connectors.sim import SimConfig
+from bpx_flows.connectors.sim import SimConfig
 
 # Live runs skip the warm-up: the first diffs of 100 books wait for their REST
 # snapshots (rate-limited), which is start-up, not steady-state latency.
@@ -62,7 +62,7 @@ class LatencySink(DynamicSink[Any]):
 
 
 def settings_for(flow: str, symbols: list[str], **source: Any) -> Any:
-    from connectors.settings import Settings, merge_overrides
+    from bpx_flows.settings import Settings, merge_overrides
 
     overrides: dict[str, Any] = {"flow": flow, "symbols": symbols}
     for name in ("workers", "addresses", "process_id"):
@@ -123,10 +123,10 @@ def _report(sink: LatencySink, frames: int, start: float, cpu0: float) -> None:
 def case_replay(
     flow_name: str, workers: str, process_id: str, addresses: str, *paths: str
 ) -> None:
-    from connectors.routing import replay_plan
-    from connectors.runner import key_function, routes_for
-    from connectors.source import ReplaySource
-    from flows.catalog import build_flow
+    from bpx_flows.connectors.routing import replay_plan
+    from bpx_flows.connectors.source import ReplaySource
+    from bpx_flows.registry import build_flow
+    from bpx_flows.runner import key_function, routes_for
 
     symbols = os.environ.get("BENCH_SYMBOLS", "SOL_USDC").split(",")
     batch = os.environ.get("BENCH_BATCH")
@@ -159,8 +159,8 @@ def case_replay(
 
 
 def case_live(flow_name: str, ws: str, rest: str, seconds: str, *symbols: str) -> None:
-    from connectors.runner import Endpoint, source_for
-    from flows.catalog import build_flow
+    from bpx_flows.registry import build_flow
+    from bpx_flows.runner import Endpoint, source_for
 
     settings = settings_for(flow_name, list(symbols), seconds=float(seconds))
     source: Any = source_for(settings, Endpoint(ws, rest))
@@ -221,7 +221,7 @@ def _cluster(
     """``processes`` Bytewax processes on loopback; wall time from first to last."""
     import subprocess
 
-    from connectors.runner import free_ports
+    from bpx_flows.runner import free_ports
 
     addresses = ";".join(f"127.0.0.1:{p}" for p in free_ports(processes))
     env = _env(symbols, batch)

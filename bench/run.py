@@ -24,8 +24,8 @@ RATE_SCALE = 10.0
 
 
 def ensure_session() -> None:
-    from connectors.sim import SimConfig
-    from connectors.sim.session import write_session
+    from bpx_flows.connectors.sim import SimConfig
+    from bpx_flows.connectors.sim.session import write_session
 
     OUT.mkdir(exist_ok=True)
     if SESSION.exists():
@@ -39,7 +39,7 @@ def ensure_session() -> None:
 
 
 def raw_frames() -> list[bytes]:
-    from connectors.recording import is_frame_line, iter_lines, unsplice
+    from bpx_flows.connectors.recording import is_frame_line, iter_lines, unsplice
 
     return [unsplice(line) for line in iter_lines(SESSION) if is_frame_line(line)]
 
@@ -59,7 +59,7 @@ def best_rate(
 def bench_decode(frames: list[bytes]) -> dict[str, Any]:
     import orjson
 
-    from connectors.backpack.decode import FrameDecoder
+    from bpx_flows.connectors.backpack.decode import FrameDecoder
 
     decoder = FrameDecoder()
     sample = frames[:200_000]
@@ -99,7 +99,7 @@ def start_sim(
         [
             sys.executable,
             "-m",
-            "connectors.cli",
+            "bpx_flows.cli",
             "sim",
             "--replay",
             str(session),

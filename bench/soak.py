@@ -66,7 +66,7 @@ class SoakResult:
 
 
 def _markets(count: int) -> tuple[Any, ...]:
-    from connectors.sim.engine import MarketSpec
+    from bpx_flows.connectors.sim.engine import MarketSpec
 
     return tuple(
         MarketSpec(
@@ -85,7 +85,7 @@ def _markets(count: int) -> tuple[Any, ...]:
 
 def _serve(symbols: int, speed: float, urls: Any) -> None:
     """The simulator process: serve until terminated."""
-    from connectors.sim import ServerConfig, SimConfig, SimServer, SimThread
+    from bpx_flows.connectors.sim import ServerConfig, SimConfig, SimServer, SimThread
 
     config = SimConfig(
         seed=17,
@@ -128,11 +128,11 @@ def run_soak(  # noqa: PLR0915 (one linear script)
 
     from bytewax.testing import run_main
 
-    from connectors.runner import Endpoint, source_for
-    from connectors.settings import Settings, merge_overrides
-    from connectors.sinks import CountingSink
-    from connectors.source import StopSignal
-    from flows.catalog import build_flow
+    from bpx_flows.connectors.sinks import CountingSink
+    from bpx_flows.connectors.source import StopSignal
+    from bpx_flows.registry import build_flow
+    from bpx_flows.runner import Endpoint, source_for
+    from bpx_flows.settings import Settings, merge_overrides
 
     wall_s = sim_minutes * 60 / speed
     context = multiprocessing.get_context("spawn")
@@ -230,7 +230,7 @@ def _check(
         problems.append(f"asyncio tasks reached {max(result.tasks)}")
     if result.threads and max(result.threads) - min(result.threads) > 4:
         problems.append(f"threads varied {min(result.threads)}..{max(result.threads)}")
-    from connectors.connection import ConnectionConfig
+    from bpx_flows.connectors.connection import ConnectionConfig
 
     if max_pending > ConnectionConfig().max_pending:
         problems.append(f"a connection held {max_pending} pending records")

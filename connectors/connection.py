@@ -20,17 +20,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from connectors.backpack.books import BookRouter
-from connectors.backpack.booksync import BookSync, ResyncReason, SyncRecord
-from connectors.backpack.decode import BadFrame, BadReason, Decoded
-from connectors.backpack.retry import Decision, backoff, classify
-from connectors.backpack.session import Session
-from connectors.backpack.signing import Credentials
-from connectors.backpack.streams import Channel, StreamName
-from connectors.backpack.wire import Depth, Frame, ServerError
-from connectors.errors import AuthError, RestError
-from connectors.rest import RestClient
-from connectors.wsclient import WsClient, open_client
+from bpx_flows.connectors.backpack.books import BookRouter
+from bpx_flows.connectors.backpack.booksync import BookSync, ResyncReason, SyncRecord
+from bpx_flows.connectors.backpack.decode import BadFrame, BadReason, Decoded
+from bpx_flows.connectors.backpack.retry import Decision, backoff, classify
+from bpx_flows.connectors.backpack.session import Session
+from bpx_flows.connectors.backpack.signing import Credentials
+from bpx_flows.connectors.backpack.streams import Channel, StreamName
+from bpx_flows.connectors.backpack.wire import Depth, Frame, ServerError
+from bpx_flows.connectors.errors import AuthError, RestError
+from bpx_flows.connectors.rest import RestClient
+from bpx_flows.connectors.wsclient import WsClient, open_client
 
 __all__ = [
     "DEFAULT_WS_URL",

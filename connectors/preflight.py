@@ -7,10 +7,10 @@ from collections.abc import Sequence
 
 import websockets
 
-from connectors.backpack.signing import Credentials
-from connectors.backpack.streams import StreamName, check_symbols
-from connectors.errors import ConfigError, RestError
-from connectors.rest import RestClient
+from bpx_flows.connectors.backpack.signing import Credentials
+from bpx_flows.connectors.backpack.streams import StreamName, check_symbols
+from bpx_flows.connectors.errors import ConfigError, RestError
+from bpx_flows.connectors.rest import RestClient
 
 __all__ = ["preflight"]
 

@@ -11,9 +11,9 @@ from typing import Any, TypeVar
 import httpx
 import msgspec
 
-from connectors.backpack.retry import Decision, backoff, classify_status
-from connectors.backpack.wire import DepthSnapshot, Market
-from connectors.errors import RestError
+from bpx_flows.connectors.backpack.retry import Decision, backoff, classify_status
+from bpx_flows.connectors.backpack.wire import DepthSnapshot, Market
+from bpx_flows.connectors.errors import RestError
 
 __all__ = ["DEFAULT_REST_URL", "RestClient", "TokenBucket"]
 

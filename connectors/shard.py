@@ -20,8 +20,8 @@ from __future__ import annotations
 import re
 from itertools import filterfalse
 
-from connectors.backpack.streams import parse_stream
-from connectors.errors import BpxError
+from bpx_flows.connectors.backpack.streams import parse_stream
+from bpx_flows.connectors.errors import BpxError
 
 __all__ = ["Shard"]
 

@@ -18,24 +18,24 @@ from typing import Any
 import msgspec
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
-from connectors.backpack.booksync import BookSnapshot
-from connectors.backpack.replayer import Replayer
-from connectors.backpack.signing import Credentials
-from connectors.backpack.streams import StreamName
-from connectors.backpack.wire import Frame
-from connectors.clock import now_us
-from connectors.connection import (
+from bpx_flows.connectors.backpack.booksync import BookSnapshot
+from bpx_flows.connectors.backpack.replayer import Replayer
+from bpx_flows.connectors.backpack.signing import Credentials
+from bpx_flows.connectors.backpack.streams import StreamName
+from bpx_flows.connectors.backpack.wire import Frame
+from bpx_flows.connectors.clock import now_us
+from bpx_flows.connectors.connection import (
     DEFAULT_WS_URL,
     Connection,
     ConnectionConfig,
     Record,
     Tap,
 )
-from connectors.errors import BpxError
-from connectors.recording import RecordingReader
-from connectors.rest import DEFAULT_REST_URL, RestClient
-from connectors.routing import ShardPlan
-from connectors.shard import Shard
+from bpx_flows.connectors.errors import BpxError
+from bpx_flows.connectors.recording import RecordingReader
+from bpx_flows.connectors.rest import DEFAULT_REST_URL, RestClient
+from bpx_flows.connectors.routing import ShardPlan
+from bpx_flows.connectors.shard import Shard
 
 __all__ = ["BackpackSource", "ReplaySource", "SourceConfig", "StopSignal", "partition"]
 

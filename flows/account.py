@@ -24,21 +24,21 @@ from bytewax.dataflow import Dataflow, Stream, operator
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
-from connectors.backpack.streams import parse_streams
-from connectors.sinks import LineSink
-from connectors.source import BackpackSource
-from flows.batching import stateful_steps
-from flows.book import analyze_books, book_streams
-from flows.keys import Route
-from operators.account import (
+from bpx_flows.connectors.backpack.streams import parse_streams
+from bpx_flows.connectors.sinks import LineSink
+from bpx_flows.connectors.sinks.describe import describe
+from bpx_flows.connectors.source import BackpackSource
+from bpx_flows.flows.batching import stateful_steps
+from bpx_flows.flows.book import analyze_books, book_streams
+from bpx_flows.flows.keys import Route
+from bpx_flows.operators.account import (
     AccountConfig,
     SymbolAccount,
     account_symbol,
     is_alert,
     step,
 )
-from operators.book_state import BookConfig
-from operators.describe import describe
+from bpx_flows.operators.book_state import BookConfig
 
 __all__ = ["AccountOut", "account_streams", "build", "flow", "track_account"]
 

@@ -22,16 +22,16 @@ from bytewax.dataflow import Dataflow, Stream, operator
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
-from connectors.backpack.booksync import BookSnapshot, Resync
-from connectors.backpack.streams import parse_streams
-from connectors.backpack.wire import BookTicker, Depth, Frame
-from connectors.clock import now_us
-from connectors.sinks import LineSink
-from connectors.source import BackpackSource
-from flows.batching import stateful_steps
-from flows.keys import Route
-from operators.book_state import BookConfig, BookStats, SymbolBooks, step
-from operators.describe import describe
+from bpx_flows.connectors.backpack.booksync import BookSnapshot, Resync
+from bpx_flows.connectors.backpack.streams import parse_streams
+from bpx_flows.connectors.backpack.wire import BookTicker, Depth, Frame
+from bpx_flows.connectors.clock import now_us
+from bpx_flows.connectors.sinks import LineSink
+from bpx_flows.connectors.sinks.describe import describe
+from bpx_flows.connectors.source import BackpackSource
+from bpx_flows.flows.batching import stateful_steps
+from bpx_flows.flows.keys import Route
+from bpx_flows.operators.book_state import BookConfig, BookStats, SymbolBooks, step
 
 __all__ = ["BookOut", "analyze_books", "book_streams", "build", "flow"]
 

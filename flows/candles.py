@@ -29,14 +29,19 @@ from bytewax.dataflow import Dataflow, Stream, operator
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
-from connectors.backpack.klines import FIXED_INTERVAL_US
-from connectors.backpack.streams import KlineInterval, parse_stream, parse_streams
-from connectors.backpack.wire import Frame, Kline, Trade
-from connectors.sinks import LineSink
-from connectors.source import BackpackSource
-from flows.batching import keyed_frames, stateful_steps
-from flows.keys import Route
-from operators.candles import (
+from bpx_flows.connectors.backpack.klines import FIXED_INTERVAL_US
+from bpx_flows.connectors.backpack.streams import (
+    KlineInterval,
+    parse_stream,
+    parse_streams,
+)
+from bpx_flows.connectors.backpack.wire import Frame, Kline, Trade
+from bpx_flows.connectors.sinks import LineSink
+from bpx_flows.connectors.sinks.describe import describe
+from bpx_flows.connectors.source import BackpackSource
+from bpx_flows.flows.batching import keyed_frames, stateful_steps
+from bpx_flows.flows.keys import Route
+from bpx_flows.operators.candles import (
     Candle,
     CandleAcc,
     check_ids,
@@ -47,7 +52,6 @@ from operators.candles import (
     new_acc,
     roll_up,
 )
-from operators.describe import describe
 
 __all__ = [
     "CandleConfig",

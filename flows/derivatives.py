@@ -18,13 +18,13 @@ from bytewax.dataflow import Dataflow, Stream, operator
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
-from connectors.backpack.streams import parse_streams
-from connectors.backpack.wire import Frame, MarkPrice, OpenInterest
-from connectors.sinks import LineSink
-from connectors.source import BackpackSource
-from flows.batching import keyed_frames, stateful_steps
-from flows.keys import Route
-from operators.derivatives import DerivativesConfig, DerivativesState, step
+from bpx_flows.connectors.backpack.streams import parse_streams
+from bpx_flows.connectors.backpack.wire import Frame, MarkPrice, OpenInterest
+from bpx_flows.connectors.sinks import LineSink
+from bpx_flows.connectors.source import BackpackSource
+from bpx_flows.flows.batching import keyed_frames, stateful_steps
+from bpx_flows.flows.keys import Route
+from bpx_flows.operators.derivatives import DerivativesConfig, DerivativesState, step
 
 __all__ = ["build", "derivative_streams", "flow", "join_mark_oi"]
 

@@ -22,13 +22,13 @@ from bytewax.dataflow import Dataflow, Stream, operator
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
-from connectors.backpack.streams import parse_streams
-from connectors.backpack.wire import Frame, Liquidation, MarkPrice
-from connectors.sinks import LineSink
-from connectors.source import BackpackSource
-from flows.batching import keyed_frames, stateful_steps
-from flows.keys import Route
-from operators.bursts import BurstAlert, BurstConfig, BurstState, step
+from bpx_flows.connectors.backpack.streams import parse_streams
+from bpx_flows.connectors.backpack.wire import Frame, Liquidation, MarkPrice
+from bpx_flows.connectors.sinks import LineSink
+from bpx_flows.connectors.source import BackpackSource
+from bpx_flows.flows.batching import keyed_frames, stateful_steps
+from bpx_flows.flows.keys import Route
+from bpx_flows.operators.bursts import BurstAlert, BurstConfig, BurstState, step
 
 __all__ = ["BurstOut", "build", "detect_bursts", "flow", "liquidation_streams"]
 

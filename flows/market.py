@@ -22,15 +22,15 @@ from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
-from connectors.backpack.streams import KlineInterval, parse_streams
-from connectors.sinks import LineSink
-from connectors.source import BackpackSource
-from flows import book, candles, derivatives, liquidations
-from flows.keys import Route
-from operators.book_state import BookConfig
-from operators.bursts import BurstConfig
-from operators.derivatives import DerivativesConfig
-from operators.describe import describe
+from bpx_flows.connectors.backpack.streams import KlineInterval, parse_streams
+from bpx_flows.connectors.sinks import LineSink
+from bpx_flows.connectors.sinks.describe import describe
+from bpx_flows.connectors.source import BackpackSource
+from bpx_flows.flows import book, candles, derivatives, liquidations
+from bpx_flows.flows.keys import Route
+from bpx_flows.operators.book_state import BookConfig
+from bpx_flows.operators.bursts import BurstConfig
+from bpx_flows.operators.derivatives import DerivativesConfig
 
 __all__ = ["MarketConfig", "build", "flow", "market_outputs", "market_streams"]
 

@@ -17,11 +17,11 @@ from bytewax.dataflow import Dataflow
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
-from connectors.backpack.decode import BadFrame
-from connectors.backpack.streams import parse_streams
-from connectors.sinks import LineSink
-from connectors.source import BackpackSource
-from operators.describe import describe
+from bpx_flows.connectors.backpack.decode import BadFrame
+from bpx_flows.connectors.backpack.streams import parse_streams
+from bpx_flows.connectors.sinks import LineSink
+from bpx_flows.connectors.sinks.describe import describe
+from bpx_flows.connectors.source import BackpackSource
 
 __all__ = ["build", "flow"]
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import msgspec
 
-from connectors.backpack.wire import (
+from bpx_flows.connectors.backpack.wire import (
     BookTicker,
     Frame,
     MarkPrice,
@@ -33,23 +33,23 @@ from connectors.backpack.wire import (
     RfqUpdate,
     Side,
 )
-from operators.book_state import BookStats
-from operators.numbers import to_decimal
-from operators.orders import (
+from bpx_flows.operators.book_state import BookStats
+from bpx_flows.operators.numbers import to_decimal
+from bpx_flows.operators.orders import (
     AUTO_CLOSE_ORIGINS,
     OrderFill,
     OrdersState,
     OrderState,
     apply_order_event,
 )
-from operators.positions import (
+from bpx_flows.operators.positions import (
     MarginAlert,
     PositionState,
     PositionView,
     apply_mark,
     apply_position_event,
 )
-from operators.rfqs import RfqOutcome, RfqState, apply_rfq_event
+from bpx_flows.operators.rfqs import RfqOutcome, RfqState, apply_rfq_event
 
 __all__ = [
     "AccountConfig",

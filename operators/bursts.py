@@ -26,8 +26,8 @@ from decimal import Decimal
 
 import msgspec
 
-from connectors.backpack.wire import Liquidation, Side
-from operators.numbers import to_decimal
+from bpx_flows.connectors.backpack.wire import Liquidation, Side
+from bpx_flows.operators.numbers import to_decimal
 
 __all__ = [
     "BurstAlert",

@@ -19,14 +19,14 @@ from typing import Any
 
 import msgspec
 
-from connectors.backpack.klines import (
+from bpx_flows.connectors.backpack.klines import (
     interval_end_us,
     interval_start_us,
     parse_kline_time,
 )
-from connectors.backpack.streams import KlineInterval
-from connectors.backpack.wire import Kline, Trade
-from operators.numbers import to_decimal
+from bpx_flows.connectors.backpack.streams import KlineInterval
+from bpx_flows.connectors.backpack.wire import Kline, Trade
+from bpx_flows.operators.numbers import to_decimal
 
 __all__ = [
     "Candle",

@@ -14,8 +14,8 @@ from decimal import Decimal
 
 import msgspec
 
-from connectors.backpack.wire import MarkPrice, OpenInterest
-from operators.numbers import to_decimal
+from bpx_flows.connectors.backpack.wire import MarkPrice, OpenInterest
+from bpx_flows.operators.numbers import to_decimal
 
 __all__ = [
     "DerivativesConfig",

@@ -23,8 +23,8 @@ from decimal import Decimal
 
 import msgspec
 
-from connectors.backpack.wire import OrderEventType, OrderUpdate, Side
-from operators.numbers import to_decimal
+from bpx_flows.connectors.backpack.wire import OrderEventType, OrderUpdate, Side
+from bpx_flows.operators.numbers import to_decimal
 
 __all__ = [
     "AUTO_CLOSE_ORIGINS",

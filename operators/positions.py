@@ -24,8 +24,8 @@ from decimal import Decimal
 
 import msgspec
 
-from connectors.backpack.wire import PositionUpdate
-from operators.numbers import to_decimal
+from bpx_flows.connectors.backpack.wire import PositionUpdate
+from bpx_flows.operators.numbers import to_decimal
 
 __all__ = [
     "MarginAlert",

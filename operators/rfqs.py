@@ -20,8 +20,8 @@ from decimal import Decimal
 
 import msgspec
 
-from connectors.backpack.wire import RfqEventType as RE, RfqUpdate, Side
-from operators.numbers import to_decimal
+from bpx_flows.connectors.backpack.wire import RfqEventType as RE, RfqUpdate, Side
+from bpx_flows.operators.numbers import to_decimal
 
 __all__ = ["RfqOutcome", "RfqRole", "RfqState", "apply_rfq_event"]
 

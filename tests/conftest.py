@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from connectors.backpack import Credentials
-from connectors.sim import ServerConfig, SimConfig, SimServer, SimThread
+from bpx_flows.connectors.backpack import Credentials
+from bpx_flows.connectors.sim import ServerConfig, SimConfig, SimServer, SimThread
 
 # The contract lives beside the repository, in ../shared/spec (as on CI).
 SPEC_DIR = Path(__file__).resolve().parents[2] / "shared" / "spec"

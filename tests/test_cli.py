@@ -14,7 +14,7 @@ import pytest
 
 pytestmark = pytest.mark.e2e
 
-CLI = [sys.executable, "-m", "connectors.cli"]
+CLI = [sys.executable, "-m", "bpx_flows.cli"]
 ENV = {k: v for k, v in os.environ.items() if not k.startswith("BPX_")}
 
 

@@ -1,6 +1,6 @@
 """Each package's public surface is pinned: a change here is a deliberate API change."""
 
-from connectors import backpack, sim, sinks
+from bpx_flows.connectors import backpack, sim, sinks
 
 
 def test_backpack_exports() -> None:

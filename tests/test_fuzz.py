@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from hypothesis import given, settings, strategies as st
 
-from connectors.backpack.booksync import BookSnapshot, Resync, ResyncReason
-from connectors.backpack.streams import parse_stream
-from connectors.backpack.wire import BookTicker, Depth, DepthSnapshot, Frame
-from connectors.errors import ConfigError, RestError
-from connectors.rest import RestClient
-from operators.book_state import BookConfig, step
+from bpx_flows.connectors.backpack.booksync import BookSnapshot, Resync, ResyncReason
+from bpx_flows.connectors.backpack.streams import parse_stream
+from bpx_flows.connectors.backpack.wire import BookTicker, Depth, DepthSnapshot, Frame
+from bpx_flows.connectors.errors import ConfigError, RestError
+from bpx_flows.connectors.rest import RestClient
+from bpx_flows.operators.book_state import BookConfig, step
 
 names = st.one_of(
     st.text(max_size=40),
@@ -119,9 +119,9 @@ hostile = st.one_of(
 def test_candle_operators_never_raise(
     trades: list[tuple[int, int, str, str, bool]],
 ) -> None:
-    from connectors.backpack.streams import KlineInterval
-    from connectors.backpack.wire import Kline, Trade
-    from operators.candles import (
+    from bpx_flows.connectors.backpack.streams import KlineInterval
+    from bpx_flows.connectors.backpack.wire import Kline, Trade
+    from bpx_flows.operators.candles import (
         check_ids,
         check_klines,
         finish,
@@ -159,8 +159,13 @@ def test_derivative_and_burst_operators_never_raise(
 ) -> None:
     from decimal import Decimal
 
-    from connectors.backpack.wire import Liquidation, MarkPrice, OpenInterest, Side
-    from operators import bursts, derivatives
+    from bpx_flows.connectors.backpack.wire import (
+        Liquidation,
+        MarkPrice,
+        OpenInterest,
+        Side,
+    )
+    from bpx_flows.operators import bursts, derivatives
 
     joined = bursting = None
     config = bursts.BurstConfig(min_notional=Decimal(1), min_count=1)
@@ -195,9 +200,9 @@ frame_texts = st.one_of(
 @settings(max_examples=300, deadline=None)
 @given(st.lists(frame_texts, max_size=20))
 def test_every_rejected_frame_is_counted(texts: list[object]) -> None:
-    from connectors.backpack.decode import BadFrame
-    from connectors.backpack.session import Session
-    from connectors.backpack.streams import parse_streams
+    from bpx_flows.connectors.backpack.decode import BadFrame
+    from bpx_flows.connectors.backpack.session import Session
+    from bpx_flows.connectors.backpack.streams import parse_streams
 
     session = Session(parse_streams(["trade.SOL_USDC"]))
     rejected = 0
@@ -225,7 +230,7 @@ def test_account_operator_never_raises(
 ) -> None:
     from decimal import Decimal
 
-    from connectors.backpack.wire import (
+    from bpx_flows.connectors.backpack.wire import (
         MarkPrice,
         OrderEventType,
         OrderUpdate,
@@ -234,7 +239,7 @@ def test_account_operator_never_raises(
         RfqUpdate,
         Side,
     )
-    from operators.account import AccountConfig, step as account_step
+    from bpx_flows.operators.account import AccountConfig, step as account_step
 
     state = None
     for kind, at, a, b, event in events:

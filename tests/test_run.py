@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from connectors.errors import ConfigError
-from connectors.settings import Settings, load_settings, merge_overrides
-from connectors.sim import SimConfig
-from connectors.sim.session import write_session
+from bpx_flows.connectors.errors import ConfigError
+from bpx_flows.connectors.sim import SimConfig
+from bpx_flows.connectors.sim.session import write_session
+from bpx_flows.settings import Settings, load_settings, merge_overrides
 
 pytestmark = pytest.mark.e2e
 
-CLI = [sys.executable, "-m", "connectors.cli"]
+CLI = [sys.executable, "-m", "bpx_flows.cli"]
 ENV = {k: v for k, v in os.environ.items() if not k.startswith(("BPX_", "BYTEWAX_"))}
 SYMBOLS = ["SOL_USDC", "SOL_USDC_PERP", "BTC_USDC_PERP"]
 
@@ -305,7 +305,7 @@ def test_each_process_of_a_cluster_serves_metrics_on_base_port_plus_its_id(
 ) -> None:
     import urllib.request
 
-    from connectors.runner import free_ports
+    from bpx_flows.runner import free_ports
 
     config = settings_file(tmp_path, session)
     base = min(free_ports(1)[0], 65_000)  # base + 1 must be a port too

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from connectors.backpack.booksync import BookSnapshot
-from connectors.backpack.decode import BadFrame
-from connectors.backpack.replayer import Replayer
-from connectors.backpack.wire import Frame, ServerError
-from connectors.recording import iter_lines
+from bpx_flows.connectors.backpack.booksync import BookSnapshot
+from bpx_flows.connectors.backpack.decode import BadFrame
+from bpx_flows.connectors.backpack.replayer import Replayer
+from bpx_flows.connectors.backpack.wire import Frame, ServerError
+from bpx_flows.connectors.recording import iter_lines
 
 SESSION = (
     Path(__file__).resolve().parents[1] / "data" / "sessions" / "sim-session.jsonl.gz"

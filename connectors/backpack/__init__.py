@@ -1,9 +1,18 @@
 """The Backpack protocol, sans I/O: typed records, stream names, signing, session."""
 
-from connectors.backpack.decode import BadFrame, BadReason, Decoded, FrameDecoder
-from connectors.backpack.session import Session, SessionStats, control_frame
-from connectors.backpack.signing import Credentials, signing_string, verify_subscribe
-from connectors.backpack.streams import (
+from bpx_flows.connectors.backpack.decode import (
+    BadFrame,
+    BadReason,
+    Decoded,
+    FrameDecoder,
+)
+from bpx_flows.connectors.backpack.session import Session, SessionStats, control_frame
+from bpx_flows.connectors.backpack.signing import (
+    Credentials,
+    signing_string,
+    verify_subscribe,
+)
+from bpx_flows.connectors.backpack.streams import (
     Channel,
     DepthWindow,
     KlineInterval,

@@ -21,7 +21,7 @@ import enum
 
 import msgspec
 
-from connectors.backpack.wire import Depth, DepthSnapshot, Frame, Level
+from bpx_flows.connectors.backpack.wire import Depth, DepthSnapshot, Frame, Level
 
 __all__ = [
     "BookSnapshot",

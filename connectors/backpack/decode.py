@@ -12,8 +12,8 @@ from typing import Any
 
 import msgspec
 
-from connectors.backpack.streams import Channel, parse_stream
-from connectors.backpack.wire import (
+from bpx_flows.connectors.backpack.streams import Channel, parse_stream
+from bpx_flows.connectors.backpack.wire import (
     BookTicker,
     Depth,
     Frame,
@@ -29,7 +29,7 @@ from connectors.backpack.wire import (
     Ticker,
     Trade,
 )
-from connectors.errors import ConfigError
+from bpx_flows.connectors.errors import ConfigError
 
 __all__ = ["BadFrame", "BadReason", "Decoded", "FrameDecoder"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from connectors.backpack.streams import KlineInterval
+from bpx_flows.connectors.backpack.streams import KlineInterval
 
 __all__ = [
     "FIXED_INTERVAL_US",

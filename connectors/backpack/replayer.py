@@ -11,11 +11,11 @@ from typing import Any
 
 import msgspec
 
-from connectors.backpack.books import BookRouter
-from connectors.backpack.booksync import ResyncReason
-from connectors.backpack.decode import BadFrame, Decoded, FrameDecoder
-from connectors.backpack.wire import Depth, DepthSnapshot, Frame, ServerError
-from connectors.recording import unsplice
+from bpx_flows.connectors.backpack.books import BookRouter
+from bpx_flows.connectors.backpack.booksync import ResyncReason
+from bpx_flows.connectors.backpack.decode import BadFrame, Decoded, FrameDecoder
+from bpx_flows.connectors.backpack.wire import Depth, DepthSnapshot, Frame, ServerError
+from bpx_flows.connectors.recording import unsplice
 
 __all__ = ["Replayer"]
 

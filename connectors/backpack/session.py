@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from connectors.backpack.decode import BadFrame, Decoded, FrameDecoder
-from connectors.backpack.signing import DEFAULT_WINDOW_MS, Credentials
-from connectors.backpack.streams import StreamName
-from connectors.backpack.wire import Frame, ServerError
-from connectors.errors import ConfigError
+from bpx_flows.connectors.backpack.decode import BadFrame, Decoded, FrameDecoder
+from bpx_flows.connectors.backpack.signing import DEFAULT_WINDOW_MS, Credentials
+from bpx_flows.connectors.backpack.streams import StreamName
+from bpx_flows.connectors.backpack.wire import Frame, ServerError
+from bpx_flows.connectors.errors import ConfigError
 
 __all__ = ["Session", "SessionStats", "control_frame"]
 

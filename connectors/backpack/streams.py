@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from connectors.errors import ConfigError
+from bpx_flows.connectors.errors import ConfigError
 
 __all__ = [
     "Channel",

@@ -20,9 +20,9 @@ from decimal import Decimal
 
 import msgspec
 
-from connectors.backpack.klines import format_kline_time, format_rest_time
-from connectors.backpack.streams import DepthWindow, KlineInterval
-from connectors.backpack.wire import (
+from bpx_flows.connectors.backpack.klines import format_kline_time, format_rest_time
+from bpx_flows.connectors.backpack.streams import DepthWindow, KlineInterval
+from bpx_flows.connectors.backpack.wire import (
     BookTicker,
     Depth,
     DepthSnapshot,
@@ -46,9 +46,14 @@ from connectors.backpack.wire import (
     Trade,
     TradeRow,
 )
-from connectors.sim.account import MarketOrder, PrivateEvent, SimAccount
-from connectors.sim.engine import BookChange, DecimalUnits, MarketEngine, MarketSpec
-from connectors.sim.tape import Bar, MarketTape
+from bpx_flows.connectors.sim.account import MarketOrder, PrivateEvent, SimAccount
+from bpx_flows.connectors.sim.engine import (
+    BookChange,
+    DecimalUnits,
+    MarketEngine,
+    MarketSpec,
+)
+from bpx_flows.connectors.sim.tape import Bar, MarketTape
 
 __all__ = ["DEFAULT_MARKETS", "Exchange", "Output", "ScheduledCascade", "SimConfig"]
 

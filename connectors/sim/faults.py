@@ -6,7 +6,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from connectors.errors import ConfigError
+from bpx_flows.connectors.errors import ConfigError
 
 __all__ = ["Fault", "FaultKind", "parse_fault"]
 

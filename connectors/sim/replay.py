@@ -15,10 +15,15 @@ from pathlib import Path
 
 import msgspec
 
-from connectors.backpack.streams import parse_stream
-from connectors.backpack.wire import Market, MarketFilters, PriceFilter, QuantityFilter
-from connectors.errors import ConfigError
-from connectors.recording import iter_lines, unsplice
+from bpx_flows.connectors.backpack.streams import parse_stream
+from bpx_flows.connectors.backpack.wire import (
+    Market,
+    MarketFilters,
+    PriceFilter,
+    QuantityFilter,
+)
+from bpx_flows.connectors.errors import ConfigError
+from bpx_flows.connectors.recording import iter_lines, unsplice
 
 __all__ = ["RecordedFrame", "RecordingFeed", "replay_markets"]
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import msgspec
 
-from connectors.backpack.streams import KlineInterval
-from connectors.sim.exchange import Exchange
+from bpx_flows.connectors.backpack.streams import KlineInterval
+from bpx_flows.connectors.sim.exchange import Exchange
 
 __all__ = ["DEPTH_LIMITS", "RestAnswer", "answer"]
 

@@ -27,14 +27,14 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from connectors.backpack.signing import verify_subscribe
-from connectors.backpack.streams import Channel, StreamName, parse_stream
-from connectors.errors import AuthError, ConfigError
-from connectors.sim.encode import Dialect, FrameEncoder
-from connectors.sim.exchange import Exchange, Output, SimConfig
-from connectors.sim.faults import Fault, FaultKind, parse_fault
-from connectors.sim.replay import RecordingFeed, replay_markets
-from connectors.sim.rest import RestAnswer, answer
+from bpx_flows.connectors.backpack.signing import verify_subscribe
+from bpx_flows.connectors.backpack.streams import Channel, StreamName, parse_stream
+from bpx_flows.connectors.errors import AuthError, ConfigError
+from bpx_flows.connectors.sim.encode import Dialect, FrameEncoder
+from bpx_flows.connectors.sim.exchange import Exchange, Output, SimConfig
+from bpx_flows.connectors.sim.faults import Fault, FaultKind, parse_fault
+from bpx_flows.connectors.sim.replay import RecordingFeed, replay_markets
+from bpx_flows.connectors.sim.rest import RestAnswer, answer
 
 __all__ = ["AUTH_ERROR_CODE", "ServerConfig", "SimServer"]
 

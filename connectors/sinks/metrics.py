@@ -6,16 +6,16 @@ from typing import Any
 
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
-from connectors import metrics as m
-from connectors.clock import now_us
-from operators.account import AutoCloseAlert
-from operators.book_state import BookIntegrity, BookStats
-from operators.bursts import BurstAlert, BurstPhase, LiquidationStats
-from operators.candles import Candle
-from operators.derivatives import DerivativesView
-from operators.orders import OrderFill, OrderState
-from operators.positions import MarginAlert, PositionView
-from operators.rfqs import RfqOutcome
+from bpx_flows.connectors import metrics as m
+from bpx_flows.connectors.clock import now_us
+from bpx_flows.operators.account import AutoCloseAlert
+from bpx_flows.operators.book_state import BookIntegrity, BookStats
+from bpx_flows.operators.bursts import BurstAlert, BurstPhase, LiquidationStats
+from bpx_flows.operators.candles import Candle
+from bpx_flows.operators.derivatives import DerivativesView
+from bpx_flows.operators.orders import OrderFill, OrderState
+from bpx_flows.operators.positions import MarginAlert, PositionView
+from bpx_flows.operators.rfqs import RfqOutcome
 
 __all__ = ["MetricsSink"]
 

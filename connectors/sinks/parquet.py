@@ -30,7 +30,7 @@ from typing import Any
 import polars as pl
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
-from operators.candles import Candle
+from bpx_flows.operators.candles import Candle
 
 __all__ = ["CANDLE_SCHEMA", "CandleParquetSink"]
 

@@ -24,7 +24,7 @@ from typing import Any
 import msgspec
 from bytewax.outputs import DynamicSink
 
-from connectors.errors import ConfigError
+from bpx_flows.connectors.errors import ConfigError
 
 __all__ = ["ENTRY_POINT_GROUP", "make_sink", "sink_names"]
 
@@ -45,8 +45,8 @@ def _split(argument: str) -> tuple[str, dict[str, str]]:
 
 
 def _stdout(argument: str) -> DynamicSink[Any]:
-    from connectors.sinks.stdout import LineSink
-    from operators.describe import describe
+    from bpx_flows.connectors.sinks.describe import describe
+    from bpx_flows.connectors.sinks.stdout import LineSink
 
     if argument not in ("", "json", "text"):
         msg = f"stdout takes 'json' or nothing, not {argument!r}"
@@ -58,7 +58,7 @@ def _stdout(argument: str) -> DynamicSink[Any]:
 
 
 def _jsonl(argument: str) -> DynamicSink[Any]:
-    from connectors.sinks.jsonl import JsonLinesSink
+    from bpx_flows.connectors.sinks.jsonl import JsonLinesSink
 
     path, options = _split(argument)
     if not path:
@@ -76,7 +76,7 @@ def _jsonl(argument: str) -> DynamicSink[Any]:
 
 
 def _parquet(argument: str) -> DynamicSink[Any]:
-    from connectors.sinks.parquet import CandleParquetSink
+    from bpx_flows.connectors.sinks.parquet import CandleParquetSink
 
     if not argument:
         msg = "parquet needs a directory: parquet:data/candles"
@@ -85,7 +85,7 @@ def _parquet(argument: str) -> DynamicSink[Any]:
 
 
 def _webhook(argument: str) -> DynamicSink[Any]:
-    from connectors.sinks.webhook import WebhookConfig, WebhookSink
+    from bpx_flows.connectors.sinks.webhook import WebhookConfig, WebhookSink
 
     url, options = _split(argument)
     if not url.startswith(("http://", "https://")):

@@ -19,9 +19,9 @@ import httpx
 import msgspec
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
-from connectors import metrics as m
-from connectors.backpack.retry import backoff
-from operators.describe import describe
+from bpx_flows.connectors import metrics as m
+from bpx_flows.connectors.backpack.retry import backoff
+from bpx_flows.connectors.sinks.describe import describe
 
 __all__ = ["WebhookConfig", "WebhookSink"]
 

@@ -1,10 +1,10 @@
-from connectors.backpack.booksync import (
+from bpx_flows.connectors.backpack.booksync import (
     BookSnapshot,
     BookSync,
     Resync,
     ResyncReason,
 )
-from connectors.backpack.wire import Depth, DepthSnapshot, Frame
+from bpx_flows.connectors.backpack.wire import Depth, DepthSnapshot, Frame
 
 STREAM = "depth.SOL_USDC"
 

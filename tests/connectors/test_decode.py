@@ -5,8 +5,8 @@ import msgspec
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from connectors.backpack import BadFrame, BadReason, FrameDecoder
-from connectors.backpack.wire import (
+from bpx_flows.connectors.backpack import BadFrame, BadReason, FrameDecoder
+from bpx_flows.connectors.backpack.wire import (
     BookTicker,
     Depth,
     Frame,

@@ -6,13 +6,18 @@ from decimal import Decimal
 
 import httpx
 
-from connectors import metrics as m
-from connectors.backpack.streams import KlineInterval
-from connectors.backpack.wire import Side
-from connectors.sinks.metrics import observe
-from operators.book_state import BandDepth, BookIntegrity, BookStats, IntegrityKind
-from operators.bursts import BurstAlert, BurstPhase, Severity
-from operators.candles import Candle
+from bpx_flows.connectors import metrics as m
+from bpx_flows.connectors.backpack.streams import KlineInterval
+from bpx_flows.connectors.backpack.wire import Side
+from bpx_flows.connectors.sinks.metrics import observe
+from bpx_flows.operators.book_state import (
+    BandDepth,
+    BookIntegrity,
+    BookStats,
+    IntegrityKind,
+)
+from bpx_flows.operators.bursts import BurstAlert, BurstPhase, Severity
+from bpx_flows.operators.candles import Candle
 
 
 def stats() -> BookStats:

@@ -6,9 +6,9 @@ import polars as pl
 from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSource, run_main
 
-from connectors.backpack.streams import KlineInterval as I
-from connectors.sinks.parquet import CandleParquetSink
-from operators.candles import Candle
+from bpx_flows.connectors.backpack.streams import KlineInterval as I
+from bpx_flows.connectors.sinks.parquet import CandleParquetSink
+from bpx_flows.operators.candles import Candle
 
 T0 = 1_790_000_040_000_000  # 2026-09-21
 

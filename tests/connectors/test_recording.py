@@ -7,9 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from connectors import recording
-from connectors.backpack.replayer import Replayer
-from connectors.recording import Recorder, RecordingReader, is_frame_line, iter_lines
+from bpx_flows.connectors import recording
+from bpx_flows.connectors.backpack.replayer import Replayer
+from bpx_flows.connectors.recording import (
+    Recorder,
+    RecordingReader,
+    is_frame_line,
+    iter_lines,
+)
 from tests.test_shipped_session import SESSION
 
 

@@ -4,9 +4,9 @@ import random
 import httpx
 import pytest
 
-from connectors.backpack.retry import Decision, backoff, classify
-from connectors.errors import AuthError, ConfigError, RestError
-from connectors.rest import RestClient, TokenBucket
+from bpx_flows.connectors.backpack.retry import Decision, backoff, classify
+from bpx_flows.connectors.errors import AuthError, ConfigError, RestError
+from bpx_flows.connectors.rest import RestClient, TokenBucket
 
 DEPTH = (
     b'{"asks":[["10.5","1"]],"bids":[["10.4","2"]],"lastUpdateId":"42","timestamp":1}'
@@ -141,7 +141,7 @@ def test_classify(exc: BaseException, decision: Decision) -> None:
 
 
 def test_refused_websocket_upgrade_is_fatal_unless_5xx() -> None:
-    from connectors.wsclient import HandshakeError
+    from bpx_flows.connectors.wsclient import HandshakeError
 
     assert classify(HandshakeError("x", 404)) is Decision.FATAL
     assert classify(HandshakeError("x", 503)) is Decision.RETRY

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from connectors.backpack.streams import parse_streams
-from connectors.routing import live_groups, probe, replay_plan
-from flows.market import market_streams
+from bpx_flows.connectors.backpack.streams import parse_streams
+from bpx_flows.connectors.routing import live_groups, probe, replay_plan
+from bpx_flows.flows.market import market_streams
 
 SYMBOLS = ["SOL_USDC", "SOL_USDC_PERP", "BTC_USDC_PERP", "ETH_USDC_PERP", "BTC_USDC"]
 
@@ -61,7 +61,7 @@ def test_a_replay_plan_gives_each_symbol_to_one_partition_per_file() -> None:
 def test_balanced_routes_spread_symbols_evenly_where_bytewax_sends_them(
     workers: int,
 ) -> None:
-    from connectors.routing import balanced_routes
+    from bpx_flows.connectors.routing import balanced_routes
 
     symbols = [f"S{i:03d}_USDC" for i in range(10)]
     route, owner = balanced_routes(symbols, workers)

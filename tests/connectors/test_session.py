@@ -2,10 +2,15 @@ import json
 
 import pytest
 
-from connectors.backpack import Credentials, Session, parse_streams, verify_subscribe
-from connectors.backpack.decode import BadFrame
-from connectors.backpack.wire import Frame, ServerError
-from connectors.errors import ConfigError
+from bpx_flows.connectors.backpack import (
+    Credentials,
+    Session,
+    parse_streams,
+    verify_subscribe,
+)
+from bpx_flows.connectors.backpack.decode import BadFrame
+from bpx_flows.connectors.backpack.wire import Frame, ServerError
+from bpx_flows.connectors.errors import ConfigError
 
 NOW_MS = 1_790_000_000_000
 

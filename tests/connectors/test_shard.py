@@ -6,7 +6,7 @@ import json
 
 from hypothesis import given, settings, strategies as st
 
-from connectors.shard import Shard
+from bpx_flows.connectors.shard import Shard
 
 OWNED = {
     "a": frozenset({"SOL_USDC", "AAPL.US_USDC_PERP"}),

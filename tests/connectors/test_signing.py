@@ -3,8 +3,8 @@ import base64
 import nacl.signing
 import pytest
 
-from connectors.backpack import Credentials, signing_string, verify_subscribe
-from connectors.errors import AuthError, ConfigError
+from bpx_flows.connectors.backpack import Credentials, signing_string, verify_subscribe
+from bpx_flows.connectors.errors import AuthError, ConfigError
 from tests.conftest import OTHER_SECRET, TEST_SECRET
 
 NOW_MS = 1_790_000_000_000

@@ -5,11 +5,11 @@ from typing import Any
 
 import pytest
 
-from connectors.errors import ConfigError
-from connectors.sinks import registry
-from connectors.sinks.jsonl import JsonLinesSink
-from connectors.sinks.registry import make_sink, sink_names
-from connectors.sinks.webhook import WebhookSink
+from bpx_flows.connectors.errors import ConfigError
+from bpx_flows.connectors.sinks import registry
+from bpx_flows.connectors.sinks.jsonl import JsonLinesSink
+from bpx_flows.connectors.sinks.registry import make_sink, sink_names
+from bpx_flows.connectors.sinks.webhook import WebhookSink
 
 
 @pytest.mark.parametrize(

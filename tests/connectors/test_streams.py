@@ -1,6 +1,6 @@
 import pytest
 
-from connectors.backpack import (
+from bpx_flows.connectors.backpack import (
     Channel,
     DepthWindow,
     KlineInterval,
@@ -9,7 +9,7 @@ from connectors.backpack import (
     parse_stream,
     parse_streams,
 )
-from connectors.errors import ConfigError
+from bpx_flows.connectors.errors import ConfigError
 
 EVERY_PATTERN = [
     "bookTicker.SOL_USDC",

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from connectors import metrics as m
-from connectors.backpack.wire import Side
-from connectors.sinks.webhook import WebhookConfig, WebhookSink
-from operators.bursts import BurstAlert, BurstPhase, Severity
+from bpx_flows.connectors import metrics as m
+from bpx_flows.connectors.backpack.wire import Side
+from bpx_flows.connectors.sinks.webhook import WebhookConfig, WebhookSink
+from bpx_flows.operators.bursts import BurstAlert, BurstPhase, Severity
 
 
 def alert(n: int) -> BurstAlert:

@@ -8,12 +8,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from connectors.backpack.booksync import BookSnapshot, Resync
-from connectors.backpack.decode import BadFrame
-from connectors.backpack.wire import Depth, DepthSnapshot, Frame, ServerError
-from connectors.connection import Connection
-from connectors.sim import SimServer, SimThread
-from operators.book import L2Book
+from bpx_flows.connectors.backpack.booksync import BookSnapshot, Resync
+from bpx_flows.connectors.backpack.decode import BadFrame
+from bpx_flows.connectors.backpack.wire import Depth, DepthSnapshot, Frame, ServerError
+from bpx_flows.connectors.connection import Connection
+from bpx_flows.connectors.sim import SimServer, SimThread
+from bpx_flows.operators.book import L2Book
 
 
 @dataclass

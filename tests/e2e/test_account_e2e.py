@@ -16,15 +16,15 @@ from typing import Any
 import pytest
 from bytewax.testing import TestingSink, run_main
 
-from connectors.backpack import Credentials, parse_streams
-from connectors.connection import ConnectionConfig
-from connectors.sim import ServerConfig, SimConfig, SimServer, SimThread
-from connectors.source import BackpackSource, SourceConfig, StopSignal
-from flows.account import account_streams, build
-from operators.account import AutoCloseAlert
-from operators.orders import OrderFill, OrderState
-from operators.positions import PositionView
-from operators.rfqs import RfqOutcome
+from bpx_flows.connectors.backpack import Credentials, parse_streams
+from bpx_flows.connectors.connection import ConnectionConfig
+from bpx_flows.connectors.sim import ServerConfig, SimConfig, SimServer, SimThread
+from bpx_flows.connectors.source import BackpackSource, SourceConfig, StopSignal
+from bpx_flows.flows.account import account_streams, build
+from bpx_flows.operators.account import AutoCloseAlert
+from bpx_flows.operators.orders import OrderFill, OrderState
+from bpx_flows.operators.positions import PositionView
+from bpx_flows.operators.rfqs import RfqOutcome
 from tests.conftest import TEST_SECRET
 
 pytestmark = pytest.mark.e2e
@@ -189,7 +189,7 @@ def test_no_output_of_a_run_contains_the_secret(tmp_path: Path) -> None:
             [
                 sys.executable,
                 "-m",
-                "connectors.cli",
+                "bpx_flows.cli",
                 "-v",
                 "account",
                 *common,
@@ -217,7 +217,7 @@ def test_no_output_of_a_run_contains_the_secret(tmp_path: Path) -> None:
             [
                 sys.executable,
                 "-m",
-                "connectors.cli",
+                "bpx_flows.cli",
                 "-v",
                 "record",
                 "account.orderUpdate",
@@ -254,7 +254,7 @@ def test_no_output_of_a_run_contains_the_secret(tmp_path: Path) -> None:
 
 
 def test_fills_are_priced_against_the_book_flows_mid(credentials: Credentials) -> None:
-    from operators.book_state import BookConfig
+    from bpx_flows.operators.book_state import BookConfig
 
     symbols = ["SOL_USDC", "SOL_USDC_PERP", "BTC_USDC_PERP"]
     thread = busy_account_sim(credentials)

@@ -9,12 +9,17 @@ from typing import Any
 import pytest
 from bytewax.testing import TestingSink, run_main
 
-from connectors.backpack import parse_streams
-from connectors.connection import ConnectionConfig
-from connectors.sim import Fault, FaultKind, SimThread
-from connectors.source import BackpackSource, SourceConfig, StopSignal
-from flows.book import book_streams, build
-from operators.book_state import BookConfig, BookIntegrity, BookStats, book_checksum
+from bpx_flows.connectors.backpack import parse_streams
+from bpx_flows.connectors.connection import ConnectionConfig
+from bpx_flows.connectors.sim import Fault, FaultKind, SimThread
+from bpx_flows.connectors.source import BackpackSource, SourceConfig, StopSignal
+from bpx_flows.flows.book import book_streams, build
+from bpx_flows.operators.book_state import (
+    BookConfig,
+    BookIntegrity,
+    BookStats,
+    book_checksum,
+)
 
 pytestmark = pytest.mark.e2e
 

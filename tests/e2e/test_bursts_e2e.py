@@ -9,19 +9,19 @@ from typing import Any
 import pytest
 from bytewax.testing import TestingSink, run_main
 
-from connectors.backpack import parse_streams
-from connectors.backpack.wire import Side
-from connectors.connection import ConnectionConfig
-from connectors.sim import (
+from bpx_flows.connectors.backpack import parse_streams
+from bpx_flows.connectors.backpack.wire import Side
+from bpx_flows.connectors.connection import ConnectionConfig
+from bpx_flows.connectors.sim import (
     ScheduledCascade,
     ServerConfig,
     SimConfig,
     SimServer,
     SimThread,
 )
-from connectors.source import BackpackSource, SourceConfig, StopSignal
-from flows.liquidations import build, liquidation_streams
-from operators.bursts import BurstAlert, BurstConfig, BurstPhase
+from bpx_flows.connectors.source import BackpackSource, SourceConfig, StopSignal
+from bpx_flows.flows.liquidations import build, liquidation_streams
+from bpx_flows.operators.bursts import BurstAlert, BurstConfig, BurstPhase
 
 pytestmark = pytest.mark.e2e
 

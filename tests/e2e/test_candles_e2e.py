@@ -8,13 +8,13 @@ from typing import Any
 import pytest
 from bytewax.testing import TestingSink, run_main
 
-from connectors.backpack import parse_streams
-from connectors.backpack.streams import KlineInterval as I
-from connectors.connection import ConnectionConfig
-from connectors.sim import ServerConfig, SimConfig, SimServer, SimThread
-from connectors.source import BackpackSource, SourceConfig, StopSignal
-from flows.candles import CandleConfig, build, candle_streams
-from operators.candles import Candle, KlineMismatch
+from bpx_flows.connectors.backpack import parse_streams
+from bpx_flows.connectors.backpack.streams import KlineInterval as I
+from bpx_flows.connectors.connection import ConnectionConfig
+from bpx_flows.connectors.sim import ServerConfig, SimConfig, SimServer, SimThread
+from bpx_flows.connectors.source import BackpackSource, SourceConfig, StopSignal
+from bpx_flows.flows.candles import CandleConfig, build, candle_streams
+from bpx_flows.operators.candles import Candle, KlineMismatch
 
 pytestmark = pytest.mark.e2e
 

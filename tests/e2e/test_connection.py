@@ -7,11 +7,11 @@ import random
 
 import pytest
 
-from connectors.backpack import Credentials, parse_streams
-from connectors.backpack.booksync import Resync, ResyncReason
-from connectors.backpack.decode import BadFrame, BadReason
-from connectors.backpack.streams import Channel
-from connectors.backpack.wire import (
+from bpx_flows.connectors.backpack import Credentials, parse_streams
+from bpx_flows.connectors.backpack.booksync import Resync, ResyncReason
+from bpx_flows.connectors.backpack.decode import BadFrame, BadReason
+from bpx_flows.connectors.backpack.streams import Channel
+from bpx_flows.connectors.backpack.wire import (
     BookTicker,
     Kline,
     Liquidation,
@@ -23,10 +23,10 @@ from connectors.backpack.wire import (
     Ticker,
     Trade,
 )
-from connectors.connection import Connection, ConnectionConfig
-from connectors.errors import AuthError
-from connectors.rest import RestClient
-from connectors.sim import Fault, FaultKind, SimThread
+from bpx_flows.connectors.connection import Connection, ConnectionConfig
+from bpx_flows.connectors.errors import AuthError
+from bpx_flows.connectors.rest import RestClient
+from bpx_flows.connectors.sim import Fault, FaultKind, SimThread
 from tests.conftest import OTHER_SECRET
 from tests.e2e.helpers import (
     Collected,

@@ -21,11 +21,11 @@ import yaml
 from bytewax.dataflow import Dataflow
 from bytewax.testing import run_main
 
-from connectors import metrics
-from connectors.backpack import Credentials, parse_streams
-from connectors.backpack.wire import Side
-from connectors.connection import ConnectionConfig
-from connectors.sim import (
+from bpx_flows.connectors import metrics
+from bpx_flows.connectors.backpack import Credentials, parse_streams
+from bpx_flows.connectors.backpack.wire import Side
+from bpx_flows.connectors.connection import ConnectionConfig
+from bpx_flows.connectors.sim import (
     Fault,
     FaultKind,
     ScheduledCascade,
@@ -34,12 +34,12 @@ from connectors.sim import (
     SimServer,
     SimThread,
 )
-from connectors.sinks.metrics import MetricsSink
-from connectors.source import BackpackSource, SourceConfig, StopSignal
-from flows.account import account_streams, track_account
-from flows.market import MarketConfig, market_outputs, market_streams
-from operators.account import AccountConfig
-from operators.bursts import BurstConfig
+from bpx_flows.connectors.sinks.metrics import MetricsSink
+from bpx_flows.connectors.source import BackpackSource, SourceConfig, StopSignal
+from bpx_flows.flows.account import account_streams, track_account
+from bpx_flows.flows.market import MarketConfig, market_outputs, market_streams
+from bpx_flows.operators.account import AccountConfig
+from bpx_flows.operators.bursts import BurstConfig
 from tests.conftest import TEST_SECRET
 
 pytestmark = pytest.mark.e2e

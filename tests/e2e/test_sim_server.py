@@ -11,8 +11,8 @@ import msgspec
 import pytest
 import websockets
 
-from connectors.backpack import Credentials
-from connectors.backpack.wire import (
+from bpx_flows.connectors.backpack import Credentials
+from bpx_flows.connectors.backpack.wire import (
     DepthSnapshot,
     KlineRow,
     Market,
@@ -21,7 +21,7 @@ from connectors.backpack.wire import (
     TickerRow,
     TradeRow,
 )
-from connectors.sim import SimServer, SimThread
+from bpx_flows.connectors.sim import SimServer, SimThread
 from tests.conftest import start_sim
 
 pytestmark = pytest.mark.e2e

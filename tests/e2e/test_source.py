@@ -13,15 +13,20 @@ import pytest
 from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSink, cluster_main, run_main
 
-from connectors.backpack import Credentials, parse_streams
-from connectors.backpack.booksync import BookSnapshot, Resync
-from connectors.backpack.decode import BadFrame
-from connectors.backpack.wire import Frame
-from connectors.connection import ConnectionConfig
-from connectors.recording import Recorder, iter_lines
-from connectors.sim import Fault, FaultKind, SimThread
-from connectors.source import BackpackSource, ReplaySource, SourceConfig, partition
-from flows.tape import build
+from bpx_flows.connectors.backpack import Credentials, parse_streams
+from bpx_flows.connectors.backpack.booksync import BookSnapshot, Resync
+from bpx_flows.connectors.backpack.decode import BadFrame
+from bpx_flows.connectors.backpack.wire import Frame
+from bpx_flows.connectors.connection import ConnectionConfig
+from bpx_flows.connectors.recording import Recorder, iter_lines
+from bpx_flows.connectors.sim import Fault, FaultKind, SimThread
+from bpx_flows.connectors.source import (
+    BackpackSource,
+    ReplaySource,
+    SourceConfig,
+    partition,
+)
+from bpx_flows.flows.tape import build
 
 pytestmark = pytest.mark.e2e
 

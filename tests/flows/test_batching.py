@@ -9,9 +9,14 @@ import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSink, TestingSource, run_main
 
-from connectors.backpack.booksync import BookSnapshot
-from connectors.backpack.wire import Frame, MarkPrice, Trade
-from flows.batching import _Steps, frames_selector, keyed_frames, stateful_steps
+from bpx_flows.connectors.backpack.booksync import BookSnapshot
+from bpx_flows.connectors.backpack.wire import Frame, MarkPrice, Trade
+from bpx_flows.flows.batching import (
+    _Steps,
+    frames_selector,
+    keyed_frames,
+    stateful_steps,
+)
 
 
 def _frame(data: Any) -> Frame[Any]:

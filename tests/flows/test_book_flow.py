@@ -7,10 +7,15 @@ from typing import Any
 import pytest
 from bytewax.testing import TestingSink, TestingSource, cluster_main, run_main
 
-from connectors.backpack.booksync import BookSnapshot
-from connectors.backpack.wire import Depth, Frame, Trade
-from flows.book import book_streams, build
-from operators.book_state import BookConfig, BookIntegrity, BookStats, IntegrityKind
+from bpx_flows.connectors.backpack.booksync import BookSnapshot
+from bpx_flows.connectors.backpack.wire import Depth, Frame, Trade
+from bpx_flows.flows.book import book_streams, build
+from bpx_flows.operators.book_state import (
+    BookConfig,
+    BookIntegrity,
+    BookStats,
+    IntegrityKind,
+)
 
 
 def snapshot(symbol: str, uid: int) -> BookSnapshot:

@@ -9,11 +9,11 @@ import polars as pl
 import pytest
 from bytewax.testing import TestingSink, TestingSource, cluster_main, run_main
 
-from connectors.backpack.streams import KlineInterval as I
-from connectors.backpack.wire import Frame, Trade
-from connectors.sim import Exchange, SimConfig
-from flows.candles import CandleConfig, build
-from operators.candles import Candle, TradeGap
+from bpx_flows.connectors.backpack.streams import KlineInterval as I
+from bpx_flows.connectors.backpack.wire import Frame, Trade
+from bpx_flows.connectors.sim import Exchange, SimConfig
+from bpx_flows.flows.candles import CandleConfig, build
+from bpx_flows.operators.candles import Candle, TradeGap
 
 S = 1_000_000
 T0 = 1_790_000_040_000_000

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from connectors.backpack.wire import (
+from bpx_flows.connectors.backpack.wire import (
     BookTicker,
     Frame,
     MarkPrice,
@@ -20,10 +20,10 @@ from connectors.backpack.wire import (
     RfqUpdate,
     Side,
 )
-from operators.account import AccountConfig, AutoCloseAlert, step
-from operators.orders import OrderFill, OrderLifecycle, OrderState
-from operators.positions import MarginAlert, PositionView
-from operators.rfqs import RfqOutcome
+from bpx_flows.operators.account import AccountConfig, AutoCloseAlert, step
+from bpx_flows.operators.orders import OrderFill, OrderLifecycle, OrderState
+from bpx_flows.operators.positions import MarginAlert, PositionView
+from bpx_flows.operators.rfqs import RfqOutcome
 
 T0 = 1_790_000_000_000_000
 SYMBOL = "SOL_USDC_PERP"

@@ -2,7 +2,7 @@ from decimal import Decimal
 
 from hypothesis import given, settings, strategies as st
 
-from operators.book import L2Book
+from bpx_flows.operators.book import L2Book
 
 prices = st.integers(1, 60).map(lambda t: f"{t / 10:.1f}" if t % 2 else str(t / 10))
 quantities = st.sampled_from(["0", "0.00000", "1", "2.50", "0.1"])

@@ -3,9 +3,14 @@ from decimal import Decimal as D
 
 from hypothesis import given, settings, strategies as st
 
-from connectors.backpack.booksync import BookSnapshot, BookSync, Resync, ResyncReason
-from connectors.backpack.wire import BookTicker, Depth, DepthSnapshot, Frame
-from operators.book_state import (
+from bpx_flows.connectors.backpack.booksync import (
+    BookSnapshot,
+    BookSync,
+    Resync,
+    ResyncReason,
+)
+from bpx_flows.connectors.backpack.wire import BookTicker, Depth, DepthSnapshot, Frame
+from bpx_flows.operators.book_state import (
     BookConfig,
     BookIntegrity,
     BookStats,

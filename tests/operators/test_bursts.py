@@ -1,7 +1,7 @@
 from decimal import Decimal as D
 
-from connectors.backpack.wire import Liquidation, Side
-from operators.bursts import (
+from bpx_flows.connectors.backpack.wire import Liquidation, Side
+from bpx_flows.operators.bursts import (
     BurstAlert,
     BurstConfig,
     BurstPhase,

@@ -1,8 +1,8 @@
 from decimal import Decimal as D
 
-from connectors.backpack.streams import KlineInterval as I
-from connectors.backpack.wire import Kline, Trade
-from operators.candles import (
+from bpx_flows.connectors.backpack.streams import KlineInterval as I
+from bpx_flows.connectors.backpack.wire import Kline, Trade
+from bpx_flows.operators.candles import (
     TradeGap,
     check_ids,
     check_klines,
@@ -129,7 +129,7 @@ def test_trade_ids_gaps_and_duplicates() -> None:
 def kline(
     start_us: int, o="10", h="12", low="9", c="11", v="3", n=3, closed=True
 ) -> Kline:
-    from connectors.backpack.klines import format_kline_time
+    from bpx_flows.connectors.backpack.klines import format_kline_time
 
     return Kline(
         E=1,
@@ -174,7 +174,7 @@ def test_open_klines_and_partial_candles_are_not_compared() -> None:
 
 
 def test_roll_up_follows_calendar_months() -> None:
-    from connectors.backpack.klines import format_kline_time
+    from bpx_flows.connectors.backpack.klines import format_kline_time
 
     end_of_march = 1_774_969_200_000_000  # 2026-03-31T15:00:00Z
     state, out = None, []

@@ -1,7 +1,7 @@
 from decimal import Decimal as D
 
-from connectors.backpack.wire import MarkPrice, OpenInterest
-from operators.derivatives import DerivativesConfig, step
+from bpx_flows.connectors.backpack.wire import MarkPrice, OpenInterest
+from bpx_flows.operators.derivatives import DerivativesConfig, step
 
 S = 1_000_000
 T0 = 1_790_000_000_000_000

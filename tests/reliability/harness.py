@@ -30,25 +30,25 @@ from bytewax.dataflow import Dataflow
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from bytewax.testing import TestingSink, run_main
 
-from connectors.backpack import parse_streams
-from connectors.backpack.streams import KlineInterval
-from connectors.backpack.wire import Frame, Trade
-from connectors.connection import ConnectionConfig
-from connectors.sim import SimThread
-from connectors.source import BackpackSource, SourceConfig, StopSignal
-from flows.book import analyze_books
-from flows.candles import CandleConfig, roll_candles
-from flows.liquidations import detect_bursts
-from flows.market import market_streams
-from operators.book_state import (
+from bpx_flows.connectors.backpack import parse_streams
+from bpx_flows.connectors.backpack.streams import KlineInterval
+from bpx_flows.connectors.backpack.wire import Frame, Trade
+from bpx_flows.connectors.connection import ConnectionConfig
+from bpx_flows.connectors.sim import SimThread
+from bpx_flows.connectors.source import BackpackSource, SourceConfig, StopSignal
+from bpx_flows.flows.book import analyze_books
+from bpx_flows.flows.candles import CandleConfig, roll_candles
+from bpx_flows.flows.liquidations import detect_bursts
+from bpx_flows.flows.market import market_streams
+from bpx_flows.operators.book_state import (
     BookConfig,
     BookIntegrity,
     BookStats,
     IntegrityKind,
     book_checksum,
 )
-from operators.bursts import BurstAlert, BurstConfig
-from operators.candles import Candle, TradeGap
+from bpx_flows.operators.bursts import BurstAlert, BurstConfig
+from bpx_flows.operators.candles import Candle, TradeGap
 
 SYMBOLS = ["SOL_USDC", "SOL_USDC_PERP"]
 

@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from connectors.backpack import Credentials, parse_streams
-from connectors.connection import ConnectionConfig
-from connectors.errors import AuthError
-from connectors.sim import (
+from bpx_flows.connectors.backpack import Credentials, parse_streams
+from bpx_flows.connectors.connection import ConnectionConfig
+from bpx_flows.connectors.errors import AuthError
+from bpx_flows.connectors.sim import (
     Fault,
     FaultKind,
     ServerConfig,
@@ -27,7 +27,7 @@ from connectors.sim import (
     SimServer,
     SimThread,
 )
-from connectors.source import BackpackSource, SourceConfig
+from bpx_flows.connectors.source import BackpackSource, SourceConfig
 from tests.reliability.harness import Pipeline, rss_mb, wait_for
 
 pytestmark = pytest.mark.e2e

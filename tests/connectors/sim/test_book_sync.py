@@ -6,11 +6,11 @@ from decimal import Decimal
 
 from hypothesis import given, settings, strategies as st
 
-from connectors.backpack.booksync import BookSnapshot, BookSync, Resync
-from connectors.backpack.wire import Depth, Frame
-from connectors.sim import Exchange, SimConfig
-from connectors.sim.engine import MarketEngine, MarketSpec
-from operators.book import L2Book
+from bpx_flows.connectors.backpack.booksync import BookSnapshot, BookSync, Resync
+from bpx_flows.connectors.backpack.wire import Depth, Frame
+from bpx_flows.connectors.sim import Exchange, SimConfig
+from bpx_flows.connectors.sim.engine import MarketEngine, MarketSpec
+from bpx_flows.operators.book import L2Book
 
 START_US = 1_790_000_000_000_000
 CHUNK_US = 20_000

@@ -9,10 +9,10 @@ from collections import Counter
 import jsonschema
 import pytest
 
-from connectors.backpack import BadFrame, FrameDecoder, parse_stream
-from connectors.backpack.streams import Channel, DepthWindow, KlineInterval
-from connectors.backpack.wire import Frame, ServerError
-from connectors.sim import Dialect, Exchange, FrameEncoder, SimConfig
+from bpx_flows.connectors.backpack import BadFrame, FrameDecoder, parse_stream
+from bpx_flows.connectors.backpack.streams import Channel, DepthWindow, KlineInterval
+from bpx_flows.connectors.backpack.wire import Frame, ServerError
+from bpx_flows.connectors.sim import Dialect, Exchange, FrameEncoder, SimConfig
 
 START_US = 1_790_000_000_000_000
 SCHEMA_OF = {

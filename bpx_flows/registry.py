@@ -18,19 +18,19 @@ from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
-from connectors.backpack.streams import KlineInterval
-from connectors.settings import Settings, load_settings
-from flows.account import account_streams, track_account
-from flows.book import analyze_books, book_streams
-from flows.candles import CandleConfig, candle_streams, roll_candles
-from flows.derivatives import derivative_streams, join_mark_oi
-from flows.keys import Route
-from flows.liquidations import detect_bursts, liquidation_streams
-from flows.market import MarketConfig, market_outputs, market_streams
-from operators.account import AccountConfig
-from operators.book_state import BookConfig
-from operators.bursts import BurstConfig
-from operators.derivatives import DerivativesConfig
+from bpx_flows.connectors.backpack.streams import KlineInterval
+from bpx_flows.flows.account import account_streams, track_account
+from bpx_flows.flows.book import analyze_books, book_streams
+from bpx_flows.flows.candles import CandleConfig, candle_streams, roll_candles
+from bpx_flows.flows.derivatives import derivative_streams, join_mark_oi
+from bpx_flows.flows.keys import Route
+from bpx_flows.flows.liquidations import detect_bursts, liquidation_streams
+from bpx_flows.flows.market import MarketConfig, market_outputs, market_streams
+from bpx_flows.operators.account import AccountConfig
+from bpx_flows.operators.book_state import BookConfig
+from bpx_flows.operators.bursts import BurstConfig
+from bpx_flows.operators.derivatives import DerivativesConfig
+from bpx_flows.settings import Settings, load_settings
 
 __all__ = ["build_flow", "from_settings", "market_config", "streams_for"]
 
@@ -155,9 +155,9 @@ def build_flow(
 
 def from_settings(path: str) -> Dataflow:
     """A settings file's flow with console sinks, for ``python -m bytewax.run``."""
-    from connectors.runner import source_for
-    from connectors.sinks import LineSink
-    from operators.describe import describe
+    from bpx_flows.connectors.sinks import LineSink
+    from bpx_flows.connectors.sinks.describe import describe
+    from bpx_flows.runner import source_for
 
     settings = load_settings(path)
     return build_flow(

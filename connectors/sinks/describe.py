@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from connectors.backpack.booksync import BookSnapshot, Resync
-from connectors.backpack.decode import BadFrame
-from connectors.backpack.klines import format_kline_time
-from connectors.backpack.wire import (
+from bpx_flows.connectors.backpack.booksync import BookSnapshot, Resync
+from bpx_flows.connectors.backpack.decode import BadFrame
+from bpx_flows.connectors.backpack.klines import format_kline_time
+from bpx_flows.connectors.backpack.wire import (
     BookTicker,
     Depth,
     Frame,
@@ -22,14 +22,14 @@ from connectors.backpack.wire import (
     Ticker,
     Trade,
 )
-from operators.account import AutoCloseAlert
-from operators.book_state import BookIntegrity, BookStats
-from operators.bursts import BurstAlert, LiquidationStats
-from operators.candles import Candle, KlineMismatch, TradeGap
-from operators.derivatives import DerivativesView
-from operators.orders import OrderFill, OrderState
-from operators.positions import MarginAlert, PositionView
-from operators.rfqs import RfqOutcome
+from bpx_flows.operators.account import AutoCloseAlert
+from bpx_flows.operators.book_state import BookIntegrity, BookStats
+from bpx_flows.operators.bursts import BurstAlert, LiquidationStats
+from bpx_flows.operators.candles import Candle, KlineMismatch, TradeGap
+from bpx_flows.operators.derivatives import DerivativesView
+from bpx_flows.operators.orders import OrderFill, OrderState
+from bpx_flows.operators.positions import MarginAlert, PositionView
+from bpx_flows.operators.rfqs import RfqOutcome
 
 __all__ = ["describe", "kind_of"]
 

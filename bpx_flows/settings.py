@@ -46,8 +46,8 @@ from typing import Any
 
 import msgspec
 
-from connectors.backpack.streams import KlineInterval
-from connectors.errors import ConfigError
+from bpx_flows.connectors.backpack.streams import KlineInterval
+from bpx_flows.connectors.errors import ConfigError
 
 __all__ = [
     "FLOWS",

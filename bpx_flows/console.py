@@ -20,7 +20,7 @@ __all__ = [
 
 def counting_describe(counts: Counter[str]) -> Callable[[Any], str]:
     """``describe`` that also counts each record by kind."""
-    from operators.describe import describe, kind_of
+    from bpx_flows.connectors.sinks.describe import describe, kind_of
 
     def render(record: Any) -> str:
         counts[kind_of(record)] += 1
@@ -31,8 +31,8 @@ def counting_describe(counts: Counter[str]) -> Callable[[Any], str]:
 
 def console_sink(counts: Counter[str], quiet: bool = False, prefix: str = "") -> Any:
     """One line per record on stdout (or, ``quiet``, only counted)."""
-    from connectors.sinks import CountingSink, LineSink
-    from operators.describe import kind_of
+    from bpx_flows.connectors.sinks import CountingSink, LineSink
+    from bpx_flows.connectors.sinks.describe import kind_of
 
     if quiet:
         sink = CountingSink(kind_of)
@@ -43,7 +43,7 @@ def console_sink(counts: Counter[str], quiet: bool = False, prefix: str = "") ->
 
 def tee(first: Any, second: Any) -> Any:
     """Both sinks get every item."""
-    from connectors.sinks.tee import TeeSink
+    from bpx_flows.connectors.sinks.tee import TeeSink
 
     return TeeSink(first, second)
 
@@ -57,11 +57,11 @@ def alert_sink(
     """Alerts on stdout (``ALERT`` lines), plus a JSON Lines file and a webhook."""
     sink = console if console is not None else console_sink(Counter(), prefix="ALERT ")
     if alerts_file:
-        from connectors.sinks import JsonLinesSink
+        from bpx_flows.connectors.sinks import JsonLinesSink
 
         sink = tee(sink, JsonLinesSink(alerts_file))
     if webhook:
-        from connectors.sinks.webhook import WebhookConfig, WebhookSink
+        from bpx_flows.connectors.sinks.webhook import WebhookConfig, WebhookSink
 
         sink = tee(sink, WebhookSink(WebhookConfig(webhook, format=webhook_format)))
     return sink
@@ -69,7 +69,7 @@ def alert_sink(
 
 def metered(sink: Any, specs: list[str]) -> Any:
     """``sink`` teed into every ``--sink SPEC``."""
-    from connectors.sinks.registry import make_sink
+    from bpx_flows.connectors.sinks.registry import make_sink
 
     for spec in specs:
         sink = tee(sink, make_sink(spec))
@@ -79,7 +79,7 @@ def metered(sink: Any, specs: list[str]) -> Any:
 @contextlib.contextmanager
 def stop_on_signals() -> Iterator[None]:
     """SIGINT/SIGTERM end the sources, so the flow finishes cleanly (exit 0)."""
-    from connectors.source import StopSignal
+    from bpx_flows.connectors.source import StopSignal
 
     StopSignal.clear()
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}

@@ -22,9 +22,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from connectors.backpack.signing import Credentials
-from connectors.backpack.streams import StreamName, parse_streams
-from connectors.cli_support import (
+from bpx_flows.connectors.backpack.signing import Credentials
+from bpx_flows.connectors.backpack.streams import StreamName, parse_streams
+from bpx_flows.connectors.connection import DEFAULT_WS_URL, ConnectionConfig
+from bpx_flows.connectors.errors import BpxError, ConfigError
+from bpx_flows.connectors.rest import DEFAULT_REST_URL
+from bpx_flows.console import (
     alert_sink,
     console_sink,
     counting_describe,
@@ -32,9 +35,6 @@ from connectors.cli_support import (
     stop_on_signals,
     tee,
 )
-from connectors.connection import DEFAULT_WS_URL, ConnectionConfig
-from connectors.errors import BpxError, ConfigError
-from connectors.rest import DEFAULT_REST_URL
 
 __all__ = ["main"]
 
@@ -406,7 +406,13 @@ def _endpoint_args(cmd: argparse.ArgumentParser) -> None:
 
 
 def _cmd_sim(args: argparse.Namespace) -> int:
-    from connectors.sim import Dialect, ServerConfig, SimConfig, SimServer, parse_fault
+    from bpx_flows.connectors.sim import (
+        Dialect,
+        ServerConfig,
+        SimConfig,
+        SimServer,
+        parse_fault,
+    )
 
     account_key = args.account_key
     if account_key is None:
@@ -424,7 +430,7 @@ def _cmd_sim(args: argparse.Namespace) -> int:
     faults = [parse_fault(spec) for spec in args.fault]
     replay = None
     if args.replay:
-        from connectors.sim.replay import RecordingFeed
+        from bpx_flows.connectors.sim.replay import RecordingFeed
 
         replay = RecordingFeed.load(args.replay)
     exchange = SimConfig(seed=args.seed, rate_scale=args.rate_scale)
@@ -446,8 +452,8 @@ def _cmd_sim(args: argparse.Namespace) -> int:
 
 
 def _cmd_sim_session(args: argparse.Namespace) -> int:
-    from connectors.sim import SimConfig
-    from connectors.sim.session import write_session
+    from bpx_flows.connectors.sim import SimConfig
+    from bpx_flows.connectors.sim.session import write_session
 
     config = SimConfig(seed=args.seed, rate_scale=args.rate_scale, account_every_s=None)
     frames = write_session(args.out, args.seconds, config)
@@ -456,17 +462,17 @@ def _cmd_sim_session(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from connectors.backpack.wire import Side
-    from connectors.sim import (
+    from bpx_flows.connectors.backpack.wire import Side
+    from bpx_flows.connectors.sim import (
         ScheduledCascade,
         ServerConfig,
         SimConfig,
         SimServer,
         SimThread,
     )
-    from connectors.sinks import LineSink
-    from flows.market import MarketConfig, build, market_streams
-    from operators.bursts import BurstConfig
+    from bpx_flows.connectors.sinks import LineSink
+    from bpx_flows.flows.market import MarketConfig, build, market_streams
+    from bpx_flows.operators.bursts import BurstConfig
 
     creds = Credentials.from_secret(base64.b64encode(os.urandom(32)).decode())
     # A cascade a few seconds in, so the demo shows a burst alert.
@@ -492,8 +498,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_market(args: argparse.Namespace) -> int:
-    from connectors.sinks import LineSink
-    from flows.market import build, market_streams
+    from bpx_flows.connectors.sinks import LineSink
+    from bpx_flows.flows.market import build, market_streams
 
     streams = parse_streams(market_streams(args.symbols))
     counts: Counter[str] = Counter()
@@ -510,9 +516,9 @@ def _cmd_market(args: argparse.Namespace) -> int:
 
 
 def _cmd_account(args: argparse.Namespace) -> int:
-    from connectors.sinks import LineSink
-    from flows.account import account_streams, build
-    from operators.book_state import BookConfig
+    from bpx_flows.connectors.sinks import LineSink
+    from bpx_flows.flows.account import account_streams, build
+    from bpx_flows.operators.book_state import BookConfig
 
     config = _account_config(args.margin_alerts)
     if args.with_book and not args.symbols:
@@ -545,7 +551,7 @@ def _cmd_account(args: argparse.Namespace) -> int:
 
 
 def _account_config(levels_text: str) -> Any:
-    from operators.account import AccountConfig
+    from bpx_flows.operators.account import AccountConfig
 
     def fail(problem: str) -> ConfigError:
         msg = (
@@ -567,7 +573,7 @@ def _account_config(levels_text: str) -> Any:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from connectors.runner import configure_logging, run
+    from bpx_flows.runner import configure_logging, run
 
     settings = _run_settings(args)
     level = "debug" if args.verbose else settings.log.level
@@ -578,7 +584,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _run_settings(args: argparse.Namespace) -> Any:
     import msgspec
 
-    from connectors.settings import (
+    from bpx_flows.settings import (
         FLOWS,
         Settings,
         load_settings,
@@ -643,17 +649,17 @@ def _run_settings(args: argparse.Namespace) -> Any:
 
 
 def _cmd_config_check(args: argparse.Namespace) -> int:
-    from connectors.backpack.streams import parse_streams as check_streams
-    from connectors.settings import load_settings
-    from flows.catalog import streams_for
+    from bpx_flows.connectors.backpack.streams import parse_streams as check_streams
+    from bpx_flows.registry import streams_for
+    from bpx_flows.settings import load_settings
 
     settings = load_settings(args.file)
     streams = [] if settings.source.kind == "replay" else streams_for(settings)
     names = check_streams(streams)  # bad names, intervals or windows
     kind = settings.source.kind
     if names and (kind == "simulator" or args.online):
-        from connectors.preflight import preflight
-        from connectors.runner import endpoint_for
+        from bpx_flows.connectors.preflight import preflight
+        from bpx_flows.runner import endpoint_for
 
         with endpoint_for(settings) as endpoint:
             assert endpoint is not None
@@ -679,8 +685,8 @@ def _cmd_tail(args: argparse.Namespace) -> int:
 
 
 def _cmd_record(args: argparse.Namespace) -> int:
-    from connectors.recording import Recorder
-    from flows.tape import build
+    from bpx_flows.connectors.recording import Recorder
+    from bpx_flows.flows.tape import build
 
     streams = parse_streams(args.streams)
     counter = console_sink(Counter(), quiet=True)
@@ -698,8 +704,8 @@ def _cmd_record(args: argparse.Namespace) -> int:
 
 
 def _cmd_book(args: argparse.Namespace) -> int:
-    from flows.book import book_streams, build
-    from operators.book_state import BookConfig
+    from bpx_flows.flows.book import book_streams, build
+    from bpx_flows.operators.book_state import BookConfig
 
     window = f"{args.window}." if args.window else ""
     streams = parse_streams(book_streams(args.symbols, window))
@@ -716,7 +722,7 @@ def _cmd_book(args: argparse.Namespace) -> int:
 
 
 def _cmd_derivatives(args: argparse.Namespace) -> int:
-    from flows.derivatives import build, derivative_streams
+    from bpx_flows.flows.derivatives import build, derivative_streams
 
     streams = parse_streams(derivative_streams(args.symbols))
     counts: Counter[str] = Counter()
@@ -729,8 +735,8 @@ def _cmd_derivatives(args: argparse.Namespace) -> int:
 
 
 def _cmd_liquidations(args: argparse.Namespace) -> int:
-    from flows.liquidations import build, liquidation_streams
-    from operators.bursts import BurstConfig
+    from bpx_flows.flows.liquidations import build, liquidation_streams
+    from bpx_flows.operators.bursts import BurstConfig
 
     config = BurstConfig(
         min_notional=args.min_notional, min_count=args.min_count, multiple=args.multiple
@@ -749,8 +755,8 @@ def _cmd_liquidations(args: argparse.Namespace) -> int:
 
 
 def _cmd_candles(args: argparse.Namespace) -> int:
-    from connectors.backpack.streams import KlineInterval
-    from flows.candles import CandleConfig, build, candle_streams
+    from bpx_flows.connectors.backpack.streams import KlineInterval
+    from bpx_flows.flows.candles import CandleConfig, build, candle_streams
 
     try:
         intervals = tuple(KlineInterval(x.strip()) for x in args.intervals.split(","))
@@ -766,7 +772,7 @@ def _cmd_candles(args: argparse.Namespace) -> int:
     counts: Counter[str] = Counter()
     candle_sink: Any = console_sink(counts)
     if args.parquet:
-        from connectors.sinks.parquet import CandleParquetSink
+        from bpx_flows.connectors.sinks.parquet import CandleParquetSink
 
         candle_sink = tee(candle_sink, CandleParquetSink(args.parquet))
     with _endpoints(args, streams) as endpoints:
@@ -779,9 +785,9 @@ def _cmd_candles(args: argparse.Namespace) -> int:
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
-    from connectors.sinks import LineSink
-    from connectors.source import ReplaySource
-    from flows.tape import build
+    from bpx_flows.connectors.sinks import LineSink
+    from bpx_flows.connectors.source import ReplaySource
+    from bpx_flows.flows.tape import build
 
     for path in args.files:
         if not Path(path).is_file():
@@ -802,7 +808,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 def _endpoints(
     args: argparse.Namespace, streams: list[StreamName]
 ) -> Iterator[Endpoints]:
-    from connectors.preflight import preflight
+    from bpx_flows.connectors.preflight import preflight
 
     creds = Credentials.from_env()
     if args.live:
@@ -813,7 +819,12 @@ def _endpoints(
             raise ConfigError(msg)
         endpoints = Endpoints(args.ws, args.rest, creds)
     else:
-        from connectors.sim import ServerConfig, SimConfig, SimServer, SimThread
+        from bpx_flows.connectors.sim import (
+            ServerConfig,
+            SimConfig,
+            SimServer,
+            SimThread,
+        )
 
         if creds is None:
             creds = Credentials.from_secret(base64.b64encode(os.urandom(32)).decode())
@@ -835,7 +846,7 @@ def _endpoints(
 def _source_config(
     endpoints: Endpoints, seconds: float | None, per_connection: int = 50
 ) -> Any:
-    from connectors.source import SourceConfig
+    from bpx_flows.connectors.source import SourceConfig
 
     return SourceConfig(
         connection=ConnectionConfig(ws_url=endpoints.ws_url),
@@ -854,8 +865,8 @@ def _with_metrics(
         sink = metered(sink, getattr(args, "sink", []))
     if args.metrics_port is None:
         return sink
-    from connectors import metrics
-    from connectors.sinks.metrics import MetricsSink
+    from bpx_flows.connectors import metrics
+    from bpx_flows.connectors.sinks.metrics import MetricsSink
 
     if source is not None and not getattr(args, "_metrics_served", False):
         parts = source.partitions
@@ -875,7 +886,7 @@ def _live_source(
     per_connection: int = 50,
     tap: Any = None,
 ) -> Any:
-    from connectors.source import BackpackSource
+    from bpx_flows.connectors.source import BackpackSource
 
     config = _source_config(endpoints, seconds, per_connection)
     return BackpackSource(streams, config, endpoints.credentials, tap=tap)
@@ -898,8 +909,8 @@ def _run_tape(
     quiet: bool = False,
     per_connection: int = 50,
 ) -> Counter[str]:
-    from connectors.sinks import LineSink
-    from flows.tape import build
+    from bpx_flows.connectors.sinks import LineSink
+    from bpx_flows.flows.tape import build
 
     counts: Counter[str] = Counter()
     source = _live_source(streams, endpoints, seconds, per_connection)

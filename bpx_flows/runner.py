@@ -34,12 +34,12 @@ from typing import Any
 import msgspec
 from bytewax.inputs import Source
 
-from connectors.backpack.signing import SECRET_ENV, Credentials
-from connectors.backpack.streams import parse_streams
-from connectors.connection import DEFAULT_WS_URL, ConnectionConfig
-from connectors.rest import DEFAULT_REST_URL
-from connectors.routing import balanced_routes, live_groups, replay_plan
-from connectors.settings import Settings, merge_overrides
+from bpx_flows.connectors.backpack.signing import SECRET_ENV, Credentials
+from bpx_flows.connectors.backpack.streams import parse_streams
+from bpx_flows.connectors.connection import DEFAULT_WS_URL, ConnectionConfig
+from bpx_flows.connectors.rest import DEFAULT_REST_URL
+from bpx_flows.connectors.routing import balanced_routes, live_groups, replay_plan
+from bpx_flows.settings import Settings, merge_overrides
 
 __all__ = [
     "Endpoint",
@@ -113,8 +113,8 @@ def source_for(
     Raises:
         ConfigError: bad stream names, private streams without a key.
     """
-    from connectors.source import BackpackSource, ReplaySource, SourceConfig
-    from flows.catalog import streams_for
+    from bpx_flows.connectors.source import BackpackSource, ReplaySource, SourceConfig
+    from bpx_flows.registry import streams_for
 
     src = settings.source
     if src.kind == "replay":
@@ -146,8 +146,8 @@ def source_for(
 
 def _recorded_symbols(paths: list[str]) -> list[str]:
     """The symbols of the streams named in the recordings' headers."""
-    from connectors.backpack.streams import parse_stream
-    from connectors.recording import iter_lines
+    from bpx_flows.connectors.backpack.streams import parse_stream
+    from bpx_flows.connectors.recording import iter_lines
 
     symbols: set[str] = set()
     for path in paths:
@@ -181,7 +181,7 @@ def endpoint_for(settings: Settings) -> Iterator[Endpoint | None]:
         return
     import base64
 
-    from connectors.sim import ServerConfig, SimConfig, SimServer, SimThread
+    from bpx_flows.connectors.sim import ServerConfig, SimConfig, SimServer, SimThread
 
     creds = Credentials.from_env()
     if creds is None:
@@ -205,8 +205,8 @@ def run(settings: Settings) -> int:
         return _run_cluster(settings)
     with endpoint_for(settings) as endpoint:
         if endpoint is not None and settings.source.kind != "simulator":
-            from connectors.preflight import preflight
-            from flows.catalog import streams_for
+            from bpx_flows.connectors.preflight import preflight
+            from bpx_flows.registry import streams_for
 
             streams = parse_streams(streams_for(settings))
             preflight(streams, endpoint.ws, endpoint.rest, Credentials.from_env())
@@ -216,8 +216,8 @@ def run(settings: Settings) -> int:
 def _run_process(settings: Settings, endpoint: Endpoint | None) -> int:
     from bytewax._bytewax import cli_main  # the runner behind python -m bytewax.run
 
-    from connectors.cli_support import stop_on_signals
-    from flows.catalog import build_flow
+    from bpx_flows.console import stop_on_signals
+    from bpx_flows.registry import build_flow
 
     route, owner = routes_for(settings)
     source = source_for(settings, endpoint, owner)
@@ -225,7 +225,7 @@ def _run_process(settings: Settings, endpoint: Endpoint | None) -> int:
     out, alerts = _sinks(settings, source, counts)
     record_file = None
     if settings.outputs.file:
-        from connectors.sinks.jsonl import ResumableJsonLinesSink
+        from bpx_flows.connectors.sinks.jsonl import ResumableJsonLinesSink
 
         record_file = ResumableJsonLinesSink(settings.outputs.file)
     flow = build_flow(settings, source, out, alerts, record_file, key_function(route))
@@ -301,7 +301,7 @@ def _recovery(settings: Settings, partitions: int) -> Any:
 
 
 def _sinks(settings: Settings, source: Any, counts: Counter[str]) -> tuple[Any, Any]:
-    from connectors.cli_support import alert_sink, console_sink, metered
+    from bpx_flows.console import alert_sink, console_sink, metered
 
     out = console_sink(counts, quiet=settings.outputs.quiet)
     alerts = alert_sink(
@@ -321,9 +321,9 @@ def _sinks(settings: Settings, source: Any, counts: Counter[str]) -> tuple[Any, 
 def _serve_metrics(
     settings: Settings, source: Any, port: int, out: Any, alerts: Any
 ) -> tuple[Any, Any]:
-    from connectors import metrics
-    from connectors.sinks.metrics import MetricsSink
-    from connectors.sinks.tee import TeeSink
+    from bpx_flows.connectors import metrics
+    from bpx_flows.connectors.sinks.metrics import MetricsSink
+    from bpx_flows.connectors.sinks.tee import TeeSink
 
     parts = getattr(source, "partitions", None)
     if parts is not None:
@@ -402,7 +402,7 @@ def _run_cluster(settings: Settings) -> int:
                         [
                             sys.executable,
                             "-m",
-                            "connectors.cli",
+                            "bpx_flows.cli",
                             "run",
                             "--resolved",
                             str(path),
