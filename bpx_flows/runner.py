@@ -1,60 +1,78 @@
-"""``bpx-flows run``: a flow from ``Settings`` on Bytewax, in one process or a cluster.
+"""The one way a flow runs: ``Settings`` in, a Bytewax run out (G17).
 
-One process runs ``workers`` Bytewax workers (threads). ``processes > 1`` makes this
-process a parent: it starts the built-in simulator if the source is the simulator
-(so every process reads the same exchange), initialises the recovery directory, and
-starts one child per process with ``process_id``/``addresses`` set, forwarding
-Ctrl-C/SIGTERM and returning the worst exit code. A child (or a process of a
-multi-machine cluster started by hand with ``--process-id/--addresses``) serves its
-metrics on the base port + its process id.
+Every command (``run``, ``book``, ``demo``, ``tail``, ``record``, ``replay``...) ends
+here with settings. One process runs ``run.workers`` Bytewax workers (threads);
+``run.processes > 1`` makes this process the parent of a local cluster
+(``bpx_flows.cluster``). A process of a multi-machine cluster (``process_id`` and
+``addresses``) serves its metrics on the base port + its process id.
 
 Keyed steps route each symbol to one worker of the whole cluster, so a symbol's books,
 candles, bursts and account state live on exactly one worker; live connection groups
-(``conn-000``...) and replay files are spread over the workers by Bytewax.
+and replay shards are read on the worker that owns their symbols
+(``connectors.routing``).
+
+Stopping: SIGINT/SIGTERM end the sources and the run finishes cleanly (sinks
+flushed). With a recovery directory the run is *aborted* instead: nothing after the
+last snapshot is committed, so a resumed run writes exactly what an uninterrupted one
+would (open windows are not flushed at the stop). A run that has not ended 10 s after
+the signal (a cluster still forming, a sink that cannot deliver) exits hard.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import dataclasses
+import fcntl
 import json
 import logging
 import os
 import signal
-import socket
-import subprocess
 import sys
-import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+import bytewax.operators as op
 import msgspec
+from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import Source
+from bytewax.outputs import Sink
 
 from bpx_flows.connectors.backpack.signing import SECRET_ENV, Credentials
-from bpx_flows.connectors.backpack.streams import parse_streams
+from bpx_flows.connectors.backpack.streams import parse_stream, parse_streams
 from bpx_flows.connectors.connection import DEFAULT_WS_URL, ConnectionConfig
+from bpx_flows.connectors.errors import ConfigError
+from bpx_flows.connectors.recording import read_header
 from bpx_flows.connectors.rest import DEFAULT_REST_URL
 from bpx_flows.connectors.routing import balanced_routes, live_groups, replay_plan
-from bpx_flows.settings import Settings, merge_overrides
+from bpx_flows.connectors.source import StopSignal
+from bpx_flows.flows.keys import Route
+from bpx_flows.flows.spec import FlowContext
+from bpx_flows.registry import FLOWS
+from bpx_flows.settings import Settings, flow_context, validate
 
 __all__ = [
     "Endpoint",
+    "Outcome",
+    "build_dataflow",
     "configure_logging",
+    "dataflow",
     "endpoint_for",
-    "free_ports",
     "key_function",
-    "routes_for",
+    "recovery_lock",
     "run",
     "source_for",
+    "stop_on_signals",
 ]
 
 log = logging.getLogger("bpx_flows.run")
 
-_MAX_PER_CONNECTION = 50
+STOP_GRACE_S = 10.0
 
 
 class Endpoint(msgspec.Struct, frozen=True):
@@ -62,6 +80,14 @@ class Endpoint(msgspec.Struct, frozen=True):
 
     ws: str
     rest: str
+
+
+@dataclasses.dataclass
+class Outcome:
+    """How a run ended: the exit code and the records counted by kind."""
+
+    code: int
+    counts: Counter[str] = dataclasses.field(default_factory=Counter)
 
 
 # Logging.
@@ -100,38 +126,88 @@ def configure_logging(level: str, fmt: str) -> None:
         logging.getLogger(name).setLevel(chatty)
 
 
-# Sources.
+# Where records come from.
+
+
+@contextlib.contextmanager
+def endpoint_for(settings: Settings) -> Iterator[Endpoint | None]:
+    """The endpoint to read from; starts the built-in simulator when asked for."""
+    src = settings.source
+    if src.kind == "replay":
+        yield None
+    elif src.kind == "live":
+        yield Endpoint(DEFAULT_WS_URL, DEFAULT_REST_URL)
+    elif src.kind == "endpoint":
+        assert src.ws is not None  # checked by settings
+        assert src.rest is not None
+        yield Endpoint(src.ws, src.rest)
+    else:
+        with _simulator(settings) as endpoint:
+            yield endpoint
+
+
+@contextlib.contextmanager
+def _simulator(settings: Settings) -> Iterator[Endpoint]:
+    from bpx_flows.connectors.backpack.wire import Side
+    from bpx_flows.connectors.sim import (
+        ScheduledCascade,
+        ServerConfig,
+        SimConfig,
+        SimServer,
+        SimThread,
+        parse_fault,
+    )
+
+    creds = Credentials.from_env()
+    if creds is None:
+        # A throwaway key for the local simulator's account, in the environment so
+        # this process and the processes of a local cluster sign with it.
+        os.environ[SECRET_ENV] = base64.b64encode(os.urandom(32)).decode()
+        creds = Credentials.from_env()
+        assert creds is not None
+    sim = settings.simulator
+    cascades: tuple[ScheduledCascade, ...] = ()
+    if sim.cascade_at_s is not None:
+        side = Side(sim.cascade_side)
+        cascades = (ScheduledCascade(sim.cascade_at_s, sim.cascade_symbol, side),)
+    exchange = SimConfig(seed=sim.seed, rate_scale=sim.rate_scale, cascades_at=cascades)
+    faults = [parse_fault(spec) for spec in sim.faults]
+    server = SimServer(exchange, ServerConfig(account_key=creds.public_key), faults)
+    with SimThread(server):
+        print(f"simulator: {server.ws_url} (--live for the exchange)", flush=True)
+        yield Endpoint(server.ws_url, server.rest_url)
 
 
 def source_for(
     settings: Settings,
     endpoint: Endpoint | None,
     owner: dict[str, int] | None = None,
+    tap: Any = None,
 ) -> Source[Any]:
-    """The flow's source: a replay, or a live source on ``endpoint`` (or the settings').
+    """The flow's source: a replay of recordings, or live on ``endpoint``.
 
-    Raises:
-        ConfigError: bad stream names, private streams without a key.
+    Replays keep only the selected symbols (all of them when none is selected).
     """
     from bpx_flows.connectors.source import BackpackSource, ReplaySource, SourceConfig
-    from bpx_flows.registry import streams_for
 
     src = settings.source
+    workers = settings.workers_total
     if src.kind == "replay":
-        workers = settings.run.workers * max(len(settings.run.addresses), 1)
-        # The routing already names every symbol; read the headers only without it.
-        symbols = list(owner) if owner else _recorded_symbols(src.replay)
+        only = frozenset(settings.symbols) or None
+        symbols = sorted(only) if only else list(owner or recorded_symbols(src.replay))
         plan = replay_plan(src.replay, symbols, workers, owner)
         return ReplaySource(
-            src.replay, speed=src.speed or None, batch_size=src.batch, plan=plan
+            src.replay,
+            speed=src.speed or None,
+            batch_size=src.batch,
+            plan=plan,
+            only=only,
         )
-    if endpoint is None:
-        endpoint = _fixed_endpoint(settings)
-    streams = parse_streams(streams_for(settings))
+    assert endpoint is not None
+    streams = parse_streams(streams_of(settings))
     # At least one connection group per worker of the cluster (when there are
     # enough streams), so every worker decodes a share of the input.
-    workers = settings.run.workers * max(len(settings.run.addresses), 1)
-    per_connection = max(1, min(_MAX_PER_CONNECTION, -(-len(streams) // workers)))
+    per_connection = max(1, min(src.per_connection, -(-len(streams) // workers)))
     config = SourceConfig(
         connection=ConnectionConfig(ws_url=endpoint.ws),
         rest_url=endpoint.rest,
@@ -141,129 +217,30 @@ def source_for(
     )
     # Each connection group on the worker that owns its symbols' state.
     groups = live_groups(streams, workers, per_connection, owner)
-    return BackpackSource(streams, config, Credentials.from_env(), groups=groups)
+    creds = Credentials.from_env()
+    return BackpackSource(streams, config, creds, tap=tap, groups=groups)
 
 
-def _recorded_symbols(paths: list[str]) -> list[str]:
+def streams_of(settings: Settings) -> list[str]:
+    """The stream names a live run of ``settings`` subscribes."""
+    return FLOWS[settings.flow].streams(flow_context(settings))
+
+
+def recorded_symbols(paths: list[str]) -> list[str]:
     """The symbols of the streams named in the recordings' headers."""
-    from bpx_flows.connectors.backpack.streams import parse_stream
-    from bpx_flows.connectors.recording import iter_lines
-
     symbols: set[str] = set()
     for path in paths:
-        header = msgspec.json.decode(next(iter_lines(path), b"{}"))
-        for name in header.get("streams", []) if isinstance(header, dict) else []:
-            symbol = parse_stream(name).symbol
-            if symbol is not None:
-                symbols.add(symbol)
+        for name in read_header(path).streams:
+            with contextlib.suppress(ConfigError):
+                symbol = parse_stream(name).symbol
+                if symbol is not None:
+                    symbols.add(symbol)
     return sorted(symbols)
 
 
-def _fixed_endpoint(settings: Settings) -> Endpoint:
-    src = settings.source
-    if src.kind == "live":
-        return Endpoint(DEFAULT_WS_URL, DEFAULT_REST_URL)
-    if src.kind == "endpoint" and src.ws and src.rest:
-        return Endpoint(src.ws, src.rest)
-    msg = "the simulator source is started by run(); use source_for inside it"
-    raise RuntimeError(msg)
-
-
-@contextlib.contextmanager
-def endpoint_for(settings: Settings) -> Iterator[Endpoint | None]:
-    """The endpoint to read from; starts the built-in simulator when asked for."""
-    kind = settings.source.kind
-    if kind == "replay":
-        yield None
-        return
-    if kind != "simulator":
-        yield _fixed_endpoint(settings)
-        return
-    import base64
-
-    from bpx_flows.connectors.sim import ServerConfig, SimConfig, SimServer, SimThread
-
-    creds = Credentials.from_env()
-    if creds is None:
-        # A throwaway key for the local simulator's account, in the environment so
-        # this process and the processes of a local cluster sign with it.
-        os.environ[SECRET_ENV] = base64.b64encode(os.urandom(32)).decode()
-        creds = Credentials.from_env()
-        assert creds is not None
-    server = SimServer(SimConfig(), ServerConfig(account_key=creds.public_key))
-    with SimThread(server):
-        print(f"simulator: {server.ws_url} (--live for the exchange)", flush=True)
-        yield Endpoint(server.ws_url, server.rest_url)
-
-
-# Running.
-
-
-def run(settings: Settings) -> int:
-    """Run the flow of ``settings``; returns the exit code."""
-    if settings.run.processes > 1:
-        return _run_cluster(settings)
-    with endpoint_for(settings) as endpoint:
-        if endpoint is not None and settings.source.kind != "simulator":
-            from bpx_flows.connectors.preflight import preflight
-            from bpx_flows.registry import streams_for
-
-            streams = parse_streams(streams_for(settings))
-            preflight(streams, endpoint.ws, endpoint.rest, Credentials.from_env())
-        return _run_process(settings, endpoint)
-
-
-def _run_process(settings: Settings, endpoint: Endpoint | None) -> int:
-    from bytewax._bytewax import cli_main  # the runner behind python -m bytewax.run
-
-    from bpx_flows.console import stop_on_signals
-    from bpx_flows.registry import build_flow
-
-    route, owner = routes_for(settings)
-    source = source_for(settings, endpoint, owner)
-    counts: Counter[str] = Counter()
-    out, alerts = _sinks(settings, source, counts)
-    record_file = None
-    if settings.outputs.file:
-        from bpx_flows.connectors.sinks.jsonl import ResumableJsonLinesSink
-
-        record_file = ResumableJsonLinesSink(settings.outputs.file)
-    flow = build_flow(settings, source, out, alerts, record_file, key_function(route))
-    run = settings.run
-    recovery = _recovery(settings, run.workers * max(len(run.addresses), 1))
-    process = (
-        f"process {run.process_id} of {len(run.addresses)}, " if run.addresses else ""
-    )
-    log.info(
-        "running %s: %s%d worker(s), source %s%s",
-        settings.flow,
-        process,
-        run.workers,
-        settings.source.kind,
-        f", recovery in {run.recovery_dir}" if recovery else "",
-    )
-    if run.workers > 1:
-        # Measured: market on 2 threads runs at 0.6-0.8x one (docs/benchmarks.md).
-        log.info(
-            "the %d workers of this process share one Python interpreter lock: "
-            "for more CPU, run processes (--processes N, or --process-id/--addresses)",
-            run.workers,
-        )
-    started = time.monotonic()
-    with stop_on_signals():
-        cli_main(  # type: ignore[no-untyped-call]
-            flow,
-            workers_per_process=run.workers,
-            process_id=run.process_id,
-            addresses=run.addresses or None,
-            epoch_interval=timedelta(seconds=run.snapshot_every_s),
-            recovery_config=recovery,
-        )
-    failures = getattr(source, "failures", [])
-    if failures:
-        raise failures[0]
-    _summary(counts, time.monotonic() - started, settings)
-    return 0
+def key_function(route: dict[str, str]) -> Route | None:
+    """``route`` as the ``Route`` of ``flows.keys`` (``None`` when empty)."""
+    return (lambda symbol: route.get(symbol, symbol)) if route else None
 
 
 def routes_for(settings: Settings) -> tuple[dict[str, str], dict[str, int] | None]:
@@ -272,50 +249,80 @@ def routes_for(settings: Settings) -> tuple[dict[str, str], dict[str, int] | Non
     Returns ``(symbol -> routing key, symbol -> worker)``; empty and ``None`` with
     one worker.
     """
-    workers = settings.run.workers * max(len(settings.run.addresses), 1)
-    if workers <= 1:
+    if settings.workers_total <= 1:
         return {}, None
     symbols = set(settings.symbols)
-    if settings.source.kind == "replay":
-        symbols |= set(_recorded_symbols(settings.source.replay))
-    route, owner = balanced_routes(sorted(symbols), workers)
-    return route, owner
+    if settings.source.kind == "replay" and not symbols:
+        symbols = set(recorded_symbols(settings.source.replay))
+    return balanced_routes(sorted(symbols), settings.workers_total)
 
 
-def key_function(route: dict[str, str]) -> Any:
-    """``route`` as the ``Route`` of ``flows.keys`` (``None`` when empty)."""
-    return (lambda symbol: route.get(symbol, symbol)) if route else None
+# The dataflow.
 
 
-def _recovery(settings: Settings, partitions: int) -> Any:
-    if settings.run.recovery_dir is None:
-        return None
-    from bytewax.recovery import RecoveryConfig, init_db_dir
+@dataclasses.dataclass(frozen=True)
+class Sinks:
+    """Where a flow's outputs go.
 
-    path = Path(settings.run.recovery_dir)
-    if not any(path.glob("part-*.sqlite3")):
-        path.mkdir(parents=True, exist_ok=True)
-        init_db_dir(path, partitions)  # type: ignore[no-untyped-call]
-        log.info("initialised %d recovery partition(s) in %s", partitions, path)
-    return RecoveryConfig(path)  # type: ignore[no-untyped-call]
+    Attributes:
+        out: every record that is not an alert.
+        alerts: every alert.
+        file: a keyed sink that gets everything as ``("out", record)`` (the
+            exactly-once ``--out`` file), or ``None``.
+    """
+
+    out: Sink[Any]
+    alerts: Sink[Any]
+    file: Sink[Any] | None = None
 
 
-def _sinks(settings: Settings, source: Any, counts: Counter[str]) -> tuple[Any, Any]:
+def build_dataflow(
+    settings: Settings, source: Source[Any], sinks: Sinks, context: FlowContext
+) -> Dataflow:
+    """The flow of ``settings`` between ``source`` and ``sinks``.
+
+    Step ids are fixed per flow, so a recovery directory written by one run resumes
+    in the next.
+    """
+    spec = FLOWS[settings.flow]
+    flow = Dataflow(spec.name)
+    records = op.input("feed", flow, source)
+    outputs, alerts = spec.wire(records, context)
+    if outputs:
+        op.output("out", _merged("all", outputs), sinks.out)
+    if alerts:
+        op.output("alerts", _merged("all_alerts", alerts), sinks.alerts)
+    if sinks.file is not None:
+        everything = _merged("everything", outputs + alerts)
+        keyed = op.key_on("key_for_file", everything, lambda _record: "out")
+        op.output("out_file", keyed, sinks.file)
+    return flow
+
+
+def _merged(step_id: str, streams: list[Stream[Any]]) -> Stream[Any]:
+    return streams[0] if len(streams) == 1 else op.merge(step_id, *streams)
+
+
+def _sinks(settings: Settings, source: Any, counts: Counter[str]) -> Sinks:
     from bpx_flows.console import alert_sink, console_sink, metered
 
-    out = console_sink(counts, quiet=settings.outputs.quiet)
-    alerts = alert_sink(
-        settings.outputs.alerts,
-        settings.outputs.webhook,
-        settings.outputs.webhook_format,
+    outputs = settings.outputs
+    out = metered(console_sink(counts, quiet=outputs.quiet), outputs.sinks)
+    alerts = metered(
+        alert_sink(counts, outputs.alerts, outputs.webhook, outputs.webhook_format),
+        outputs.sinks,
     )
-    out = metered(out, settings.outputs.sinks)
     port = settings.metrics.port
     if port is not None:
         if port:
             port += settings.run.process_id or 0  # one port per process
         out, alerts = _serve_metrics(settings, source, port, out, alerts)
-    return out, alerts
+    record_file = None
+    if outputs.file:
+        from bpx_flows.connectors.sinks.jsonl import ResumableJsonLinesSink
+
+        record_file = ResumableJsonLinesSink(outputs.file)
+    return Sinks(out, alerts, record_file)
 
 
 def _serve_metrics(
@@ -336,6 +343,178 @@ def _serve_metrics(
     return TeeSink(out, MetricsSink(flow)), TeeSink(alerts, MetricsSink(flow))
 
 
+def dataflow(path: str) -> Dataflow:
+    """A settings file's flow, for ``python -m bytewax.run``.
+
+    ``python -m bytewax.run "bpx_flows.runner:dataflow('market.toml')"``: the
+    same settings, checks, source and sinks as ``bpx-flows run --config``; Bytewax's
+    own runner takes the workers and cluster flags (``-w``, ``-i``, ``-a``). The
+    built-in simulator, when it is the source, runs for the life of the process.
+    """
+    from bpx_flows.settings import load_settings
+
+    settings = validate(load_settings(path))
+    endpoint = _ENDPOINTS.enter_context(endpoint_for(settings))
+    _preflight(settings, endpoint)
+    route, owner = routes_for(settings)
+    source = source_for(settings, endpoint, owner)
+    sinks = _sinks(settings, source, Counter())
+    context = flow_context(settings, key_function(route))
+    return build_dataflow(settings, source, sinks, context)
+
+
+_ENDPOINTS = contextlib.ExitStack()  # simulators started for ``dataflow``
+
+
+# Running.
+
+
+def run(settings: Settings) -> Outcome:
+    """Run the flow of ``settings`` to its end; ``Outcome.code`` is the exit code.
+
+    Raises:
+        ConfigError: settings the machine does not allow, an unreachable endpoint,
+            unknown markets, a refused key (exit code 2 in the CLI).
+    """
+    validate(settings)
+    if settings.run.processes > 1:
+        from bpx_flows.cluster import run_cluster
+
+        return Outcome(run_cluster(settings))
+    with (
+        recovery_lock(settings),
+        endpoint_for(settings) as endpoint,
+        _recorder(settings) as tap,
+    ):
+        _preflight(settings, endpoint)
+        return _run_process(settings, endpoint, tap)
+
+
+def _preflight(settings: Settings, endpoint: Endpoint | None) -> None:
+    if endpoint is None:
+        return
+    from bpx_flows.connectors.preflight import preflight
+
+    streams = parse_streams(streams_of(settings))
+    preflight(streams, endpoint.ws, endpoint.rest, Credentials.from_env())
+
+
+@contextlib.contextmanager
+def _recorder(settings: Settings) -> Iterator[Any]:
+    path = settings.source.record
+    if not path:
+        yield None
+        return
+    from bpx_flows.connectors.recording import Recorder
+
+    with Recorder(path, streams_of(settings)) as recorder:
+        yield recorder
+        print(f"recorded {recorder.lines:,} lines to {path}", flush=True)
+
+
+def _run_process(settings: Settings, endpoint: Endpoint | None, tap: Any) -> Outcome:
+    from bytewax._bytewax import cli_main  # the runner behind python -m bytewax.run
+
+    route, owner = routes_for(settings)
+    source = source_for(settings, endpoint, owner, tap)
+    counts: Counter[str] = Counter()
+    sinks = _sinks(settings, source, counts)
+    context = flow_context(settings, key_function(route))
+    flow = build_dataflow(settings, source, sinks, context)
+    run = settings.run
+    recovery = _recovery(settings, settings.workers_total)
+    process = (
+        f"process {run.process_id} of {len(run.addresses)}, " if run.addresses else ""
+    )
+    log.info(
+        "running %s: %s%d worker(s), source %s%s",
+        settings.flow,
+        process,
+        run.workers,
+        settings.source.kind,
+        f", recovery in {run.recovery_dir}" if recovery else "",
+    )
+    if run.workers > 1:
+        # Measured: market on 2 threads runs at 0.6-0.8x one (docs/benchmarks.md).
+        log.info(
+            "the %d workers of this process share one Python interpreter lock: "
+            "for more CPU, run processes (--processes N, or --process-id/--addresses)",
+            run.workers,
+        )
+    started = time.monotonic()
+    with stop_on_signals(abort=recovery is not None):
+        cli_main(  # type: ignore[no-untyped-call]
+            flow,
+            workers_per_process=run.workers,
+            process_id=run.process_id,
+            addresses=run.addresses or None,
+            epoch_interval=timedelta(seconds=run.snapshot_every_s),
+            recovery_config=recovery,
+        )
+    failures = getattr(source, "failures", [])
+    if failures:
+        raise failures[0]
+    _summary(counts, time.monotonic() - started, settings)
+    if recovery is not None and StopSignal.is_set():
+        print(
+            f"stopped: resume with the same --recovery-dir ({run.recovery_dir})",
+            flush=True,
+        )
+    return Outcome(0, counts)
+
+
+def _recovery(settings: Settings, partitions: int) -> Any:
+    if settings.run.recovery_dir is None:
+        return None
+    from bytewax.recovery import RecoveryConfig, init_db_dir
+
+    path = Path(settings.run.recovery_dir)
+    if not any(path.glob("part-*.sqlite3")):
+        path.mkdir(parents=True, exist_ok=True)
+        init_db_dir(path, partitions)  # type: ignore[no-untyped-call]
+        log.info("initialised %d recovery partition(s) in %s", partitions, path)
+    return RecoveryConfig(path)  # type: ignore[no-untyped-call]
+
+
+LOCK_HELD_ENV = "BPX_RECOVERY_LOCK_HELD"  # set by a cluster's parent for its children
+
+
+@contextlib.contextmanager
+def recovery_lock(settings: Settings) -> Iterator[None]:
+    """Hold the recovery directory for this run; a second run on it is refused.
+
+    Raises:
+        ConfigError: another run holds the directory.
+    """
+    directory = settings.run.recovery_dir
+    if directory is None or os.environ.get(LOCK_HELD_ENV) == directory:
+        yield
+        return
+    path = Path(directory)
+    path.mkdir(parents=True, exist_ok=True)
+    pid = settings.run.process_id
+    name = ".bpx-flows.lock" if pid is None else f".bpx-flows.lock.{pid}"
+    handle: IO[str] = (path / name).open("a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            msg = (
+                f"run.recovery_dir: {directory} is in use by {holder}; stop that run "
+                "or give another directory"
+            )
+            raise ConfigError(msg) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}\n")
+        handle.flush()
+        yield
+    finally:
+        handle.close()
+
+
 def _summary(counts: Counter[str], seconds: float, settings: Settings) -> None:
     total = sum(counts.values())
     who = f" (process {settings.run.process_id})" if settings.run.addresses else ""
@@ -348,81 +527,67 @@ def _summary(counts: Counter[str], seconds: float, settings: Settings) -> None:
         print(f"  {kind:<34} {n:>10,}")
 
 
-# A local cluster.
+# Signals.
 
 
-def free_ports(count: int) -> list[int]:
-    """``count`` loopback ports free right now (for a local cluster's addresses)."""
-    sockets = []
+@contextlib.contextmanager
+def stop_on_signals(abort: bool = False) -> Iterator[None]:
+    """SIGINT/SIGTERM end the sources, so the flow finishes cleanly.
+
+    With ``abort`` (a recovery directory), the sources abort the run instead of
+    ending it, so nothing after the last snapshot is committed. Python runs signal
+    handlers only between bytecodes of the main thread, which sits in Bytewax's Rust
+    loop (and, while a cluster forms, does not come back): a watcher thread reads
+    the signal from a wakeup fd, sets the stop flag, and ends the process itself if
+    the run has not ended ``STOP_GRACE_S`` later.
+    """
+    StopSignal.clear()
+    StopSignal.abort_on_stop(abort)
+    signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.getsignal(sig) for sig in signals}
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    for sig in signals:
+        signal.signal(sig, lambda *_: StopSignal.set())
+    old_wakeup = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    done = threading.Event()
+    watcher = threading.Thread(
+        target=_watch_signals, args=(read_fd, done), name="bpx-signals", daemon=True
+    )
+    watcher.start()
     try:
-        for _ in range(count):
-            sock = socket.socket()
-            sock.bind(("127.0.0.1", 0))
-            sockets.append(sock)
-        return [s.getsockname()[1] for s in sockets]
+        yield
     finally:
-        for sock in sockets:
-            sock.close()
-
-
-def _run_cluster(settings: Settings) -> int:
-    run = settings.run
-    with endpoint_for(settings) as endpoint:
-        shared: dict[str, Any] = {"run.processes": 1}
-        if endpoint is not None:
-            shared.update(
-                {
-                    "source.kind": "endpoint",
-                    "source.ws": endpoint.ws,
-                    "source.rest": endpoint.rest,
-                }
-            )
-        addresses = [f"127.0.0.1:{port}" for port in free_ports(run.processes)]
-        _recovery(settings, run.processes * run.workers)
-        print(
-            f"cluster: {run.processes} processes x {run.workers} worker(s) on "
-            f"{';'.join(addresses)}",
-            flush=True,
-        )
-        with tempfile.TemporaryDirectory(prefix="bpx-run-") as tmp:
-            children = []
-            for process_id in range(run.processes):
-                child = merge_overrides(
-                    settings,
-                    {
-                        **shared,
-                        "run.process_id": process_id,
-                        "run.addresses": addresses,
-                    },
-                )
-                path = Path(tmp) / f"process-{process_id}.json"
-                path.write_bytes(msgspec.json.encode(child))
-                children.append(
-                    subprocess.Popen(
-                        [
-                            sys.executable,
-                            "-m",
-                            "bpx_flows.cli",
-                            "run",
-                            "--resolved",
-                            str(path),
-                        ]
-                    )
-                )
-            return _wait_all(children)
-
-
-def _wait_all(children: list[subprocess.Popen[bytes]]) -> int:
-    def forward(signum: int, _frame: Any) -> None:
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signum)
-
-    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        codes = [child.wait() for child in children]
-    finally:
+        done.set()
+        signal.set_wakeup_fd(old_wakeup)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    failed = [c for c in codes if c != 0]
-    return max(failed, key=abs) if failed else 0
+        os.close(write_fd)  # ends the watcher's read
+        watcher.join(timeout=1)
+        os.close(read_fd)
+
+
+def _watch_signals(read_fd: int, done: threading.Event) -> None:
+    try:
+        data = os.read(read_fd, 16)
+    except OSError:
+        return
+    if not data or done.is_set():
+        return
+    StopSignal.set()
+    signum = data[0]
+    # Before any partition is built (a cluster forming) nothing is in flight.
+    grace_s = STOP_GRACE_S if StopSignal.started() else 0.5
+    if done.wait(grace_s):
+        return
+    try:
+        name = signal.Signals(signum).name
+    except ValueError:
+        name = f"signal {signum}"
+    print(
+        f"error: the run did not stop within {grace_s:g} s of {name}"
+        + ("; exiting without a clean stop" if StopSignal.started() else ""),
+        file=sys.stderr,
+        flush=True,
+    )
+    os._exit(128 + signum)

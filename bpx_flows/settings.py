@@ -1,10 +1,9 @@
-"""Run settings: one TOML file (every key optional), checked before anything starts.
+"""Run settings: one TOML file (every key optional), checked once, before starting.
 
 ::
 
-    flow = "market"                  # market, book, candles, derivatives,
-                                     # liquidations, account, tape
-    symbols = ["SOL_USDC", "SOL_USDC_PERP"]
+    flow = "market"                  # a flow of the registry (bpx-flows run --help)
+    symbols = ["SOL_USDC", "SOL_USDC_PERP"]   # empty: every recorded market (replay)
     streams = []                     # tape only: stream names
 
     [source]
@@ -15,162 +14,204 @@
     speed = 0.0                      # replay pacing; 0 = as fast as possible
     batch = 10000                    # replay: records per Bytewax batch
     seconds = 60.0                   # stop after this long; absent = until stopped
+    per_connection = 50              # live: streams per WebSocket connection
+    record = "rec.jsonl.gz"          # live: also record every raw frame here
 
-    [run]
-    workers = 1                      # per process
-    processes = 1                    # local processes (a Bytewax cluster)
-    recovery_dir = "state"           # Bytewax state snapshots; absent = none
-    snapshot_every_s = 5.0
-
-    [book]       every_ms, window, top_n, bands_bps, max_levels, checksum
-    [candles]    intervals, lateness_ms, fill
-    [bursts]     min_notional, min_count, multiple
-    [account]    margin_alerts, with_book
+    [simulator]  seed, rate_scale, faults, cascade_at_s, cascade_symbol, cascade_side
+    [run]        workers, processes, process_id, addresses, recovery_dir,
+                 snapshot_every_s
     [outputs]    sinks, file (exactly once with recovery), alerts, webhook,
                  webhook_format, quiet
     [metrics]    port, host          # process i serves port + i (0: any free port)
     [log]        format ("text" or "json"), level ("warning", "info", "debug")
 
-Errors name the key and the fix (``run.workers: must be >= 1, got 0``), including a
-suggestion for a misspelt key. Command-line flags override the file
-(``merge_overrides``).
+and one table per flow section (``[book]``, ``[candles]``, ``[bursts]``,
+``[account]``), declared by the flows themselves (``flows/*.py``, ``Section``).
+
+Three stages, each ending in one line that names the key and the fix
+(``run.workers: expected int >= 1, got 0``): types and limits (msgspec, with the
+limits declared on the fields, so NaN and infinities fail as well), rules across
+keys (``problems``), then what the machine must allow (``check_environment``:
+files, directories, ports, the signing key). ``config check`` and ``run`` call the
+same ``validate``, so a file that checks runs.
 """
 
 from __future__ import annotations
 
 import difflib
+import os
 import re
-from decimal import Decimal
+import socket
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 
-from bpx_flows.connectors.backpack.streams import KlineInterval
 from bpx_flows.connectors.errors import ConfigError
+from bpx_flows.flows.keys import Route
+from bpx_flows.flows.spec import FlowContext, Section
+from bpx_flows.registry import FLOWS, SECTIONS
 
 __all__ = [
-    "FLOWS",
     "Settings",
-    "check_settings",
+    "check_environment",
+    "flow_context",
     "load_settings",
     "merge_overrides",
-    "settings_from_builtins",
+    "settings_from_data",
+    "settings_to_data",
+    "validate",
 ]
 
-FLOWS = ("market", "book", "candles", "derivatives", "liquidations", "account", "tape")
-SOURCE_KINDS = ("simulator", "live", "endpoint", "replay")
+SourceKind = Literal["simulator", "live", "endpoint", "replay"]
+S = TypeVar("S", bound=Section)
 
 
-class _Section(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+class _Table(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     pass
 
 
-class SourceSettings(_Section, kw_only=True):
+def _m(description: str, **limits: Any) -> msgspec.Meta:
+    return msgspec.Meta(description=description, **limits)
+
+
+class SourceSettings(_Table, frozen=True):
     """Where records come from."""
 
-    kind: str = "simulator"
-    ws: str | None = None
-    rest: str | None = None
-    replay: list[str] = msgspec.field(default_factory=list)
-    speed: float = 0.0
+    kind: Annotated[SourceKind, _m("simulator, live, endpoint or replay")] = "simulator"
+    ws: Annotated[str | None, _m("WebSocket URL (endpoint)")] = None
+    rest: Annotated[str | None, _m("REST base URL (endpoint)")] = None
+    replay: Annotated[list[str], _m("recordings to replay")] = msgspec.field(
+        default_factory=list
+    )
+    speed: Annotated[
+        float, _m("replay pacing, x real time (0: as fast as possible)", ge=0, le=1e6)
+    ] = 0.0
     # Bytewax's cost is per batch, and in a cluster every batch also costs progress
     # messages between processes: bigger batches, more throughput, more latency.
-    batch: int = 10_000
-    seconds: float | None = None
+    batch: Annotated[int, _m("replay: records per batch", ge=1, le=1_000_000)] = 10_000
+    seconds: Annotated[
+        Annotated[float, msgspec.Meta(gt=0, le=1e9)] | None,
+        _m("stop a live run after this long, s"),
+    ] = None
+    per_connection: Annotated[
+        int, _m("live: streams per WebSocket connection", ge=1, le=1_000)
+    ] = 50
+    record: Annotated[str | None, _m("live: record every raw frame to this file")] = (
+        None
+    )
 
 
-class RunSettings(_Section, kw_only=True):
+class SimulatorSettings(_Table, frozen=True):
+    """The built-in simulator (``source.kind = "simulator"``)."""
+
+    seed: Annotated[int, _m("simulator: random seed", ge=0, le=2**32 - 1)] = 7
+    rate_scale: Annotated[float, _m("x event rates", gt=0, le=1_000)] = 1.0
+    faults: Annotated[list[str], _m("simulator: arm a fault, e.g. drop:after=500")] = (
+        msgspec.field(default_factory=list)
+    )
+    cascade_at_s: Annotated[
+        Annotated[float, msgspec.Meta(ge=0, le=86_400)] | None,
+        _m("a liquidation cascade this many seconds in"),
+    ] = None
+    cascade_symbol: Annotated[str, _m("the cascade's market")] = "SOL_USDC_PERP"
+    cascade_side: Annotated[Literal["Bid", "Ask"], _m("the cascade's side")] = "Ask"
+
+
+class RunSettings(_Table, frozen=True):
     """How Bytewax runs the flow."""
 
-    workers: int = 1
-    processes: int = 1
-    process_id: int | None = None
-    addresses: list[str] = msgspec.field(default_factory=list)
-    recovery_dir: str | None = None
-    snapshot_every_s: float = 5.0
-
-
-class BookSettings(_Section, kw_only=True):
-    """The book operator (see ``operators.book_state.BookConfig``)."""
-
-    every_ms: float = 1000.0
-    window: str = ""
-    top_n: int = 5
-    bands_bps: list[int] = msgspec.field(default_factory=lambda: [10, 25, 50, 100])
-    max_levels: int | None = 5_000
-    checksum: bool = False
-
-
-class CandleSettings(_Section, kw_only=True):
-    """The candle flow."""
-
-    intervals: list[str] = msgspec.field(default_factory=lambda: ["1s", "1m"])
-    lateness_ms: int = 2_000
-    fill: bool = False
-
-
-class BurstSettings(_Section, kw_only=True):
-    """The liquidation burst detector."""
-
-    min_notional: Decimal = Decimal(50_000)
-    min_count: int = 5
-    multiple: Decimal = Decimal(5)
-
-
-class AccountSettings(_Section, kw_only=True):
-    """The account flow."""
-
-    margin_alerts: list[Decimal] = msgspec.field(
-        default_factory=lambda: [Decimal("0.8"), Decimal("0.9")]
+    workers: Annotated[int, _m("Bytewax workers per process", ge=1, le=256)] = 1
+    processes: Annotated[int, _m("local processes (a cluster)", ge=1, le=64)] = 1
+    process_id: Annotated[
+        Annotated[int, msgspec.Meta(ge=0, le=1023)] | None,
+        _m("this process in addresses"),
+    ] = None
+    addresses: Annotated[list[str], _m("every process: host:port")] = msgspec.field(
+        default_factory=list
     )
-    with_book: bool = False
+    recovery_dir: Annotated[str | None, _m("Bytewax state snapshots")] = None
+    snapshot_every_s: Annotated[float, _m("snapshot interval, s", gt=0, le=86_400)] = (
+        5.0
+    )
 
 
-class OutputSettings(_Section, kw_only=True):
+class OutputSettings(_Table, frozen=True):
     """Where results go besides the console."""
 
-    sinks: list[str] = msgspec.field(default_factory=list)
-    file: str | None = None
-    alerts: str | None = None
-    webhook: str | None = None
-    webhook_format: str = "json"
-    quiet: bool = False
+    sinks: Annotated[
+        list[str],
+        _m(
+            "a sink for the outputs: stdout:json, jsonl:PATH[,max_mb=N], "
+            "parquet:DIR, webhook:URL, kafka:BROKERS/TOPIC or a plugin"
+        ),
+    ] = msgspec.field(default_factory=list)
+    file: Annotated[str | None, _m("every output as JSON Lines, exactly once")] = None
+    alerts: Annotated[str | None, _m("also append alerts as JSON Lines")] = None
+    webhook: Annotated[str | None, _m("also POST alerts to this URL")] = None
+    webhook_format: Annotated[
+        Literal["json", "slack", "discord"], _m("the webhook's body")
+    ] = "json"
+    quiet: Annotated[bool, _m("print alerts only")] = False
 
 
-class MetricsSettings(_Section, kw_only=True):
+class MetricsSettings(_Table, frozen=True):
     """The Prometheus exporter."""
 
-    port: int | None = None
-    host: str = "127.0.0.1"
+    port: Annotated[
+        Annotated[int, msgspec.Meta(ge=0, le=65_535)] | None,
+        _m("serve metrics on this port (0: a free one)"),
+    ] = None
+    host: Annotated[str, _m("address to serve metrics on")] = "127.0.0.1"
 
 
-class LogSettings(_Section, kw_only=True):
+class LogSettings(_Table, frozen=True):
     """Logging."""
 
-    format: str = "text"
-    level: str = "info"
+    format: Annotated[Literal["text", "json"], _m("text or json lines")] = "text"
+    level: Annotated[
+        Literal["debug", "info", "warning", "error"], _m("least severe level shown")
+    ] = "info"
 
 
-class Settings(_Section, kw_only=True):
-    """Everything a run needs; every key has a default."""
+class Settings(_Table, frozen=True):
+    """Everything a run needs; every key has a default.
+
+    ``sections`` holds the flow sections (``[book]``...) by name, each at its
+    defaults unless the file or the flags gave it.
+    """
 
     flow: str = "market"
-    symbols: list[str] = msgspec.field(default_factory=lambda: ["SOL_USDC_PERP"])
+    symbols: list[str] = msgspec.field(default_factory=list)
     streams: list[str] = msgspec.field(default_factory=list)
     source: SourceSettings = msgspec.field(default_factory=SourceSettings)
+    simulator: SimulatorSettings = msgspec.field(default_factory=SimulatorSettings)
     run: RunSettings = msgspec.field(default_factory=RunSettings)
-    book: BookSettings = msgspec.field(default_factory=BookSettings)
-    candles: CandleSettings = msgspec.field(default_factory=CandleSettings)
-    bursts: BurstSettings = msgspec.field(default_factory=BurstSettings)
-    account: AccountSettings = msgspec.field(default_factory=AccountSettings)
     outputs: OutputSettings = msgspec.field(default_factory=OutputSettings)
     metrics: MetricsSettings = msgspec.field(default_factory=MetricsSettings)
     log: LogSettings = msgspec.field(default_factory=LogSettings)
+    sections: dict[str, Any] = msgspec.field(default_factory=dict)
+
+    def section(self, kind: type[S]) -> S:
+        """The value of a flow section (its defaults when not given)."""
+        value = self.sections.get(kind.NAME)
+        return value if isinstance(value, kind) else kind()
+
+    @property
+    def workers_total(self) -> int:
+        """Workers in the whole cluster."""
+        return self.run.workers * max(len(self.run.addresses), 1)
+
+
+_TABLES = [f.name for f in msgspec.structs.fields(Settings) if f.name != "sections"]
+
+
+# Decoding.
 
 
 def load_settings(path: str | Path) -> Settings:
-    """Read and check a TOML settings file.
+    """Read a TOML settings file and check its types, limits and rules.
 
     Raises:
         ConfigError: unreadable file, bad TOML, unknown key, wrong type, bad value;
@@ -182,26 +223,50 @@ def load_settings(path: str | Path) -> Settings:
         msg = f"cannot read the settings file {str(path)!r}: {exc.strerror}"
         raise ConfigError(msg) from None
     try:
-        settings = msgspec.toml.decode(text, type=Settings)
-    except msgspec.ValidationError as exc:
-        msg_0 = f"{path}: {_explain(str(exc))}"
-        raise ConfigError(msg_0) from None
+        data = msgspec.toml.decode(text)
     except msgspec.DecodeError as exc:
         msg = f"{path}: not valid TOML ({exc})"
         raise ConfigError(msg) from None
-    check_settings(settings, str(path))
+    if not isinstance(data, dict):
+        msg = f"{path}: not a TOML table"
+        raise ConfigError(msg)
+    return settings_from_data(data, str(path))
+
+
+def settings_from_data(data: dict[str, Any], where: str = "settings") -> Settings:
+    """Settings from plain data (TOML, JSON handed to a child, flags), checked.
+
+    Strings are accepted for numbers and booleans (flags arrive as text).
+    """
+    data = dict(data)
+    unknown = [k for k in data if k not in _TABLES and k not in SECTIONS]
+    if unknown:
+        name = unknown[0]
+        known = sorted([*_TABLES, *SECTIONS])
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        msg = f"{where}: {name}: unknown key{hint} (known: {', '.join(known)})"
+        raise ConfigError(msg)
+    sections = {}
+    for name, kind in SECTIONS.items():
+        sections[name] = _convert(data.pop(name, {}), kind, where, name)
+    settings = _convert(data, Settings, where, "")
+    settings = msgspec.structs.replace(settings, sections=sections)
+    problems = list(_problems(settings))
+    if problems:
+        key, problem = problems[0]
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        msg = f"{where}: {key}: {problem}{more}"
+        raise ConfigError(msg)
     return settings
 
 
-def settings_from_builtins(data: Any, where: str = "settings") -> Settings:
-    """Settings from plain data (e.g. JSON handed to a child process), checked."""
-    try:
-        settings = msgspec.convert(data, Settings)
-    except msgspec.ValidationError as exc:
-        msg = f"{where}: {_explain(str(exc))}"
-        raise ConfigError(msg) from None
-    check_settings(settings, where)
-    return settings
+def settings_to_data(settings: Settings) -> dict[str, Any]:
+    """Plain data that ``settings_from_data`` turns back into ``settings``."""
+    data: dict[str, Any] = msgspec.to_builtins(settings)
+    sections = data.pop("sections", {})
+    data.update({name: value for name, value in sections.items() if value})
+    return data
 
 
 def merge_overrides(settings: Settings, overrides: dict[str, Any]) -> Settings:
@@ -210,7 +275,7 @@ def merge_overrides(settings: Settings, overrides: dict[str, Any]) -> Settings:
     ``None`` values are skipped: a flag that was not given does not override. ``...``
     removes the key (back to its default).
     """
-    data = msgspec.to_builtins(settings)
+    data = settings_to_data(settings)
     for dotted, value in overrides.items():
         if value is None:
             continue
@@ -222,70 +287,124 @@ def merge_overrides(settings: Settings, overrides: dict[str, Any]) -> Settings:
             target.pop(leaf, None)
         else:
             target[leaf] = value
-    return settings_from_builtins(data, "command line")
+    return settings_from_data(data, "command line")
 
 
-# Checks beyond types.
+T = TypeVar("T")
 
 _PATH = re.compile(r"at `\$\.?([^`]*)`")
 _UNKNOWN = re.compile(r"unknown field `([^`]+)`")
 
 
-def _explain(error: str) -> str:
+def _convert(data: Any, kind: type[T], where: str, prefix: str) -> T:
+    try:
+        return msgspec.convert(data, kind, strict=False)
+    except msgspec.ValidationError as exc:
+        msg = f"{where}: {_explain(str(exc), kind, prefix)}"
+        raise ConfigError(msg) from None
+
+
+def _explain(error: str, kind: type[Any], prefix: str) -> str:
     """Say a msgspec validation error in our words: the dotted key, then the problem."""
-    where = _PATH.search(error)
-    key = where.group(1).replace("[", ".").replace("]", "") if where else ""
+    found = _PATH.search(error)
+    path = found.group(1).replace("[", ".").replace("]", "") if found else ""
+    key = ".".join(p for p in (prefix, path) if p)
     problem = error.split(" - at ", maxsplit=1)[0]
     unknown = _UNKNOWN.search(problem)
     if unknown:
         name = unknown.group(1)
-        section = _section_of(key)
+        fields = _fields_at(kind, path)
         full = f"{key}.{name}" if key else name
-        close = difflib.get_close_matches(name, section, n=1)
+        close = difflib.get_close_matches(name, fields, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        known = ", ".join(sorted(section))
-        return f"{full}: unknown key{hint} (known here: {known})"
+        return f"{full}: unknown key{hint} (known here: {', '.join(sorted(fields))})"
     problem = problem.replace("Expected", "expected").replace("`", "")
     return f"{key}: {problem}" if key else problem
 
 
-def _section_of(key: str) -> list[str]:
-    struct: Any = Settings
-    for part in [p for p in key.split(".") if p]:
-        field_type = {f.name: f.type for f in msgspec.structs.fields(struct)}.get(part)
-        if not isinstance(field_type, type) or not issubclass(field_type, _Section):
+def _fields_at(kind: type[Any], path: str) -> list[str]:
+    struct: Any = kind
+    for part in [p for p in path.split(".") if p]:
+        types = {f.name: f.type for f in msgspec.structs.fields(struct)}
+        field_type = types.get(part)
+        if not isinstance(field_type, type) or not issubclass(
+            field_type, msgspec.Struct
+        ):
             return []
         struct = field_type
     return [f.name for f in msgspec.structs.fields(struct)]
 
 
-def check_settings(settings: Settings, where: str = "settings") -> None:
-    """Reject values that type-check but cannot work, naming the key and the fix."""
-    problems = list(_problems(settings))
-    if problems:
-        key, problem = problems[0]
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        msg = f"{where}: {key}: {problem}{more}"
-        raise ConfigError(msg)
+def flow_context(s: Settings, route: Route | None = None) -> FlowContext:
+    """What the flow's spec functions get from these settings."""
+    return FlowContext(
+        symbols=tuple(s.symbols),
+        streams=tuple(s.streams),
+        sections={type(v): v for v in s.sections.values()},
+        replay=s.source.kind == "replay",
+        route=route,
+    )
 
 
-def _problems(s: Settings) -> Any:
-    if s.flow not in FLOWS:
+# Rules across keys.
+
+
+def _problems(s: Settings) -> Iterator[tuple[str, str]]:
+    spec = FLOWS.get(s.flow)
+    if spec is None:
         yield "flow", f"{s.flow!r} is not a flow; choose one of {', '.join(FLOWS)}"
-    if s.flow == "tape" and not s.streams and s.source.kind != "replay":
-        yield "streams", "the tape flow needs stream names, e.g. ['trade.SOL_USDC']"
-    if s.flow not in ("tape", "liquidations", "account") and not s.symbols:
-        yield "symbols", "give at least one market, e.g. ['SOL_USDC']"
+        return
+    replay = s.source.kind == "replay"
+    if spec.symbols == "streams":
+        if not s.streams and not replay:
+            yield "streams", "the tape needs stream names, e.g. ['trade.SOL_USDC']"
+    elif spec.symbols == "required" and not s.symbols and not replay:
+        yield "symbols", "give at least one market, e.g. SOL_USDC"
+    if spec.markets == "perp":
+        spot = [x for x in s.symbols if not x.endswith("_PERP")]
+        if spot:
+            yield (
+                "symbols",
+                f"the {s.flow} flow is for perpetuals (*_PERP); {', '.join(spot)} "
+                "is not one",
+            )
+    for kind in spec.sections:
+        for key, problem in s.section(kind).problems():
+            yield f"{kind.NAME}.{key}", problem
+    if spec.check is not None:
+        yield from spec.check(flow_context(s))
     yield from _source_problems(s.source)
+    yield from _run_problems(s)
+    yield from _sink_problems(s)
+
+
+def _source_problems(src: SourceSettings) -> Iterator[tuple[str, str]]:
+    if src.kind == "endpoint" and not (src.ws and src.rest):
+        yield "source.ws", "an endpoint source needs both source.ws and source.rest"
+    if src.kind != "endpoint" and (src.ws or src.rest):
+        yield "source.kind", "source.ws/source.rest are set: set kind = 'endpoint'"
+    for key, url, schemes in (
+        ("source.ws", src.ws, ("ws://", "wss://")),
+        ("source.rest", src.rest, ("http://", "https://")),
+    ):
+        if url and not url.startswith(schemes):
+            yield key, f"{url!r} is not a {' or '.join(schemes)} URL"
+    if src.kind == "replay" and not src.replay:
+        yield "source.replay", "a replay source needs recording files"
+    if src.kind != "replay" and src.replay:
+        yield "source.kind", "source.replay is set: set kind = 'replay'"
+    if src.seconds is not None and src.kind == "replay":
+        yield "source.seconds", "a replay ends with its recordings; remove seconds"
+    if src.record and src.kind == "replay":
+        yield "source.record", "a replay is a recording already; remove record"
+
+
+def _run_problems(s: Settings) -> Iterator[tuple[str, str]]:
     run = s.run
-    if run.workers < 1:
-        yield "run.workers", f"must be >= 1, got {run.workers}"
-    if run.processes < 1:
-        yield "run.processes", f"must be >= 1, got {run.processes}"
     if run.process_id is not None:
         if not run.addresses:
             yield "run.addresses", "a process id needs the cluster's addresses"
-        elif not 0 <= run.process_id < len(run.addresses):
+        elif run.process_id >= len(run.addresses):
             yield (
                 "run.process_id",
                 f"{run.process_id} is not an index into the "
@@ -295,79 +414,105 @@ def _problems(s: Settings) -> Any:
             yield "run.processes", "give either processes or process_id/addresses"
     elif run.addresses:
         yield "run.process_id", "addresses need this process's id (0, 1, ...)"
-    if run.snapshot_every_s <= 0:
-        yield "run.snapshot_every_s", f"must be > 0, got {run.snapshot_every_s}"
-    yield from _analytics_problems(s)
-    out = s.outputs
-    if out.webhook_format not in ("json", "slack", "discord"):
-        yield "outputs.webhook_format", "choose json, slack or discord"
-    if s.metrics.port is not None and not 0 <= s.metrics.port <= 65_535:
-        yield "metrics.port", f"{s.metrics.port} is not a TCP port (0 picks a free one)"
-    if s.log.format not in ("text", "json"):
-        yield "log.format", f"{s.log.format!r}: choose text or json"
-    if s.log.level not in ("debug", "info", "warning", "error"):
-        yield "log.level", f"{s.log.level!r}: choose debug, info, warning or error"
+    for address in run.addresses:
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65_536:
+            yield "run.addresses", f"{address!r} is not host:port"
+    if s.metrics.port and s.metrics.port + max(run.processes, len(run.addresses)) > (
+        65_536
+    ):
+        yield "metrics.port", f"{s.metrics.port} + process ids passes 65535"
 
 
-def _source_problems(src: SourceSettings) -> Any:
-    if src.kind not in SOURCE_KINDS:
-        yield "source.kind", f"{src.kind!r}: choose one of {', '.join(SOURCE_KINDS)}"
-    if src.kind == "endpoint" and not (src.ws and src.rest):
-        yield "source.ws", "an endpoint source needs both source.ws and source.rest"
-    if src.kind != "endpoint" and (src.ws or src.rest):
-        yield "source.kind", "source.ws/source.rest are set: set kind = 'endpoint'"
-    if src.kind == "replay" and not src.replay:
-        yield "source.replay", "a replay source needs recording files"
-    if src.kind != "replay" and src.replay:
-        yield "source.kind", "source.replay is set: set kind = 'replay'"
-    for path in src.replay:
-        if not Path(path).is_file():
-            yield "source.replay", f"no such recording: {path}"
-    if src.speed < 0:
-        yield "source.speed", f"must be >= 0 (0 = as fast as possible), got {src.speed}"
-    if src.batch < 1:
-        yield "source.batch", f"must be >= 1 (records per batch), got {src.batch}"
-    if src.seconds is not None and src.seconds <= 0:
-        yield "source.seconds", f"must be > 0, got {src.seconds}"
-    if src.seconds is not None and src.kind == "replay":
-        yield "source.seconds", "a replay ends with its recordings; remove seconds"
+def _sink_problems(s: Settings) -> Iterator[tuple[str, str]]:
+    from bpx_flows.connectors.sinks.registry import accepts, check_spec
 
-
-def _analytics_problems(s: Settings) -> Any:
-    book = s.book
-    if book.every_ms < 0:
-        yield (
-            "book.every_ms",
-            f"must be >= 0 (0 = after every update), got {book.every_ms}",
-        )
-    if book.window not in ("", "200ms", "600ms", "1000ms"):
-        yield "book.window", f"{book.window!r}: choose '', '200ms', '600ms' or '1000ms'"
-    if book.top_n < 1:
-        yield "book.top_n", f"must be >= 1, got {book.top_n}"
-    if any(b <= 0 for b in book.bands_bps):
-        yield "book.bands_bps", f"bands must be > 0 bps, got {book.bands_bps}"
-    if book.max_levels is not None and book.max_levels < 1:
-        yield "book.max_levels", f"must be >= 1, got {book.max_levels}"
-    for text in s.candles.intervals:
+    spec = FLOWS[s.flow]
+    for text in s.outputs.sinks:
         try:
-            KlineInterval(text)
-        except ValueError:
-            names = ", ".join(i.value for i in KlineInterval)
+            check_spec(text)
+        except ConfigError as exc:
+            yield "outputs.sinks", str(exc)
+            continue
+        takes = accepts(text)
+        if takes is not None and not any(issubclass(t, takes) for t in spec.produces):
+            names = ", ".join(t.__name__ for t in takes)
             yield (
-                "candles.intervals",
-                f"{text!r} is not an interval; choose from {names}",
+                "outputs.sinks",
+                f"{text.partition(':')[0]} takes {names}; the {s.flow} flow makes none",
             )
-    if not s.candles.intervals:
-        yield "candles.intervals", "give at least one interval, e.g. ['1m']"
-    if s.candles.lateness_ms < 0:
-        yield "candles.lateness_ms", f"must be >= 0, got {s.candles.lateness_ms}"
-    bursts = s.bursts
-    if bursts.min_notional < 0 or bursts.min_count < 1 or bursts.multiple <= 0:
-        yield (
-            "bursts",
-            "min_notional must be >= 0, min_count >= 1 and multiple > 0",
-        )
-    if any(level <= 0 for level in s.account.margin_alerts):
-        yield "account.margin_alerts", "levels must be > 0, e.g. [0.8, 0.9]"
-    if s.account.with_book and not s.symbols:
-        yield "account.with_book", "needs symbols: a book is kept per named market"
+
+
+# What the machine must allow.
+
+
+def validate(settings: Settings) -> Settings:
+    """Everything ``run`` needs to hold before it starts (``config check`` too)."""
+    check_environment(settings)
+    return settings
+
+
+def check_environment(s: Settings) -> None:
+    """Files, directories, ports and the key.
+
+    Raises:
+        ConfigError: the first problem, naming the key and the fix.
+    """
+    from bpx_flows.connectors.backpack.signing import Credentials
+    from bpx_flows.connectors.recording import read_header
+
+    for recording in s.source.replay:
+        read_header(recording)  # exists, and is a recording
+    for key, path in (
+        ("outputs.file", s.outputs.file),
+        ("outputs.alerts", s.outputs.alerts),
+        ("source.record", s.source.record),
+    ):
+        if path:
+            _check_writable_file(key, Path(path))
+    if s.run.recovery_dir:
+        _check_directory("run.recovery_dir", Path(s.run.recovery_dir))
+    Credentials.from_env()  # a set key must be valid, whatever the streams
+    port = s.metrics.port
+    if port:
+        ids = range(s.run.processes) if s.run.processes > 1 else [s.run.process_id or 0]
+        for pid in ids:
+            _check_port_free(s.metrics.host, port + pid)
+
+
+def _check_writable_file(key: str, path: Path) -> None:
+    if path.is_dir():
+        msg = f"{key}: {str(path)!r} is a directory; give a file name"
+        raise ConfigError(msg)
+    parent = path.parent
+    _check_directory(key, parent)
+    if path.exists() and not os.access(path, os.W_OK):
+        msg = f"{key}: {str(path)!r} is not writable"
+        raise ConfigError(msg)
+
+
+def _check_directory(key: str, path: Path) -> None:
+    """``path`` exists as a writable directory or can be created."""
+    existing = path
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if not existing.is_dir():
+        msg = f"{key}: {str(existing)!r} is not a directory, so {str(path)!r} cannot be"
+        raise ConfigError(msg)
+    if not os.access(existing, os.W_OK | os.X_OK):
+        msg = f"{key}: cannot create or write {str(path)!r} ({existing} is read-only)"
+        raise ConfigError(msg)
+
+
+def _check_port_free(host: str, port: int) -> None:
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            msg = (
+                f"metrics.port: cannot serve on {host}:{port} ({exc.strerror}); "
+                "choose another port, or 0 for a free one"
+            )
+            raise ConfigError(msg) from None

@@ -35,6 +35,7 @@ __all__ = [
     "RecordingReader",
     "is_frame_line",
     "iter_lines",
+    "read_header",
     "redact_signatures",
     "unsplice",
 ]
@@ -111,6 +112,44 @@ class RecordingReader:
 def is_frame_line(line: bytes) -> bool:
     """Whether a recording line holds a data frame (stream first or last)."""
     return b',"stream":"' in line
+
+
+class RecordingHeader(msgspec.Struct, frozen=True):
+    """The first line of a recording."""
+
+    recorder: str
+    version: int
+    streams: list[str]
+
+
+def read_header(path: str | Path) -> RecordingHeader:
+    """The header of a recording.
+
+    Raises:
+        ConfigError: no such file, unreadable, or not a bpx-flows recording (not
+            JSON Lines, not gzip although named ``.gz``, no header line).
+    """
+    from bpx_flows.connectors.errors import ConfigError
+
+    if not Path(path).is_file():
+        msg = f"no such recording: {path}"
+        raise ConfigError(msg)
+    try:
+        first = next(iter_lines(path), b"")
+    except OSError as exc:
+        msg = f"cannot read the recording {str(path)!r}: {exc.strerror or exc}"
+        raise ConfigError(msg) from None
+    try:
+        header = msgspec.json.decode(first, type=RecordingHeader)
+    except msgspec.DecodeError:
+        header = None
+    if header is None or header.recorder != "bpx-flows":
+        msg = (
+            f"{path}: not a bpx-flows recording (its first line is not a recorder "
+            "header); make one with `bpx-flows record` or `bpx-flows sim-session`"
+        )
+        raise ConfigError(msg)
+    return header
 
 
 def iter_lines(path: str | Path, skip: int = 0) -> Iterator[bytes]:

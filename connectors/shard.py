@@ -50,14 +50,21 @@ class Shard:
         known: every symbol some shard owns.
         default: whether this shard takes lines of no or unowned symbols, and raw
             lines (exactly one shard per file does).
+        others: whether the default shard takes lines of symbols nobody owns;
+            ``False`` when ``known`` is the user's selection (the rest is dropped).
     """
 
     def __init__(
-        self, symbols: frozenset[str], known: frozenset[str], default: bool
+        self,
+        symbols: frozenset[str],
+        known: frozenset[str],
+        default: bool,
+        others: bool = True,
     ) -> None:
         self._symbols = symbols
         self._known = known
         self._default = default
+        self._others = others
         self._by_stream: dict[bytes, bool] = {}
         self._head_names: set[bytes] = set()  # streams seen in the head layout
         self._by_suffix: dict[bytes, bool] = {}  # ',"stream":"S"}\n' -> keep
@@ -110,8 +117,10 @@ class Shard:
             symbol = parse_stream(name.decode()).symbol
         except (BpxError, UnicodeDecodeError):
             symbol = None
-        if symbol is None or symbol not in self._known:
+        if symbol is None:
             return self._default
+        if symbol not in self._known:
+            return self._default and self._others
         return symbol in self._symbols
 
     def _compile(self) -> None:

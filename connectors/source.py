@@ -13,10 +13,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import msgspec
-from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+from bytewax.inputs import (
+    AbortExecution,
+    FixedPartitionedSource,
+    StatefulSourcePartition,
+)
 
 from bpx_flows.connectors.backpack.booksync import BookSnapshot
 from bpx_flows.connectors.backpack.replayer import Replayer
@@ -45,11 +49,16 @@ log = logging.getLogger("bpx_flows.source")
 class StopSignal:
     """A process-wide "finish now" flag: sources end their partitions when it is set.
 
-    The CLI sets it on SIGINT/SIGTERM, so a flow ends like a finite one (sinks flushed,
-    connections closed) instead of dying with a traceback.
+    The runner sets it on SIGINT/SIGTERM, so a flow ends like a finite one (sinks
+    flushed, connections closed) instead of dying with a traceback. With
+    ``abort_on_stop(True)`` (a run with recovery) the sources abort the execution
+    instead of ending: Bytewax then commits nothing after the last snapshot, so open
+    windows are not flushed and a resumed run continues exactly.
     """
 
     _event = threading.Event()
+    _abort = False
+    _started = threading.Event()
 
     @classmethod
     def set(cls) -> None:
@@ -60,6 +69,29 @@ class StopSignal:
     def clear(cls) -> None:
         """Reset (tests run several flows in one process)."""
         cls._event.clear()
+        cls._started.clear()
+
+    @classmethod
+    def abort_on_stop(cls, abort: bool) -> None:
+        """Whether a stop aborts the run (recovery) rather than ending it."""
+        cls._abort = abort
+
+    @classmethod
+    def end(cls) -> NoReturn:
+        """What a partition raises once a stop was requested."""
+        if cls._abort:
+            raise AbortExecution
+        raise StopIteration
+
+    @classmethod
+    def mark_started(cls) -> None:
+        """A source partition was built: the dataflow runs (the cluster formed)."""
+        cls._started.set()
+
+    @classmethod
+    def started(cls) -> bool:
+        """Whether any source partition of this process was built."""
+        return cls._started.is_set()
 
     @classmethod
     def is_set(cls) -> bool:
@@ -152,6 +184,8 @@ class _LivePartition(StatefulSourcePartition[Record, None]):
             rest = self._conn.drain()
             if rest:
                 return rest
+            if StopSignal.is_set():
+                StopSignal.end()
             raise StopIteration
         cfg = self._config
         try:
@@ -246,6 +280,7 @@ class BackpackSource(FixedPartitionedSource[Record, None]):
         self, step_id: str, for_part: str, resume_state: None
     ) -> StatefulSourcePartition[Record, None]:
         """Open the connection group ``for_part`` (no resume state: live data)."""
+        StopSignal.mark_started()
         if not self._parts[for_part]:
             return _NoStreams()  # a worker that owns fewer groups than others
         failures = self.failures if self.config.end_on_fatal else None
@@ -311,7 +346,9 @@ class _ReplayPartition(StatefulSourcePartition[Any, ReplayState]):
         self._awake: datetime | None = None
 
     def next_batch(self) -> list[Any]:
-        if StopSignal.is_set() or (self._done and not self._pending):
+        if StopSignal.is_set():
+            StopSignal.end()
+        if self._done and not self._pending:
             raise StopIteration
         batch: list[Any] = []
         pending = self._pending
@@ -440,6 +477,8 @@ class ReplaySource(FixedPartitionedSource[Any, ReplayState]):
         plan: shard each file over the workers (``connectors.routing.replay_plan``):
             each worker reads every line but decodes only the symbols whose state it
             owns, so keyed steps send nothing to other workers or processes.
+        only: keep only the lines of these symbols (and of streams of no symbol);
+            ``None`` keeps every symbol.
     """
 
     def __init__(
@@ -449,7 +488,9 @@ class ReplaySource(FixedPartitionedSource[Any, ReplayState]):
         batch_size: int = 10_000,
         restamp: bool = False,
         plan: ShardPlan | None = None,
+        only: frozenset[str] | None = None,
     ) -> None:
+        self._only = only
         self._paths = {
             f"file-{n:03d}-{Path(p).name}": Path(p) for n, p in enumerate(paths)
         }
@@ -468,16 +509,19 @@ class ReplaySource(FixedPartitionedSource[Any, ReplayState]):
         self, step_id: str, for_part: str, resume_state: ReplayState | None
     ) -> _ReplayPartition:
         """Open one recording, resuming after ``resume_state`` when given."""
+        StopSignal.mark_started()
+        only = self._only
         if self._plan is not None:
             path, symbols, default = self._plan.parts[for_part]
             known = frozenset().union(*(v[1] for v in self._plan.parts.values()))
+            shard = Shard(symbols, known, default, others=only is None)
             return _ReplayPartition(
                 Path(path),
                 resume_state,
                 self._speed,
                 self._batch_size,
                 self._restamp,
-                Shard(symbols, known, default),
+                shard,
             )
         return _ReplayPartition(
             self._paths[for_part],
@@ -485,4 +529,5 @@ class ReplaySource(FixedPartitionedSource[Any, ReplayState]):
             self._speed,
             self._batch_size,
             self._restamp,
+            None if only is None else Shard(only, only, default=True, others=False),
         )

@@ -15,32 +15,71 @@ every symbol).
 from __future__ import annotations
 
 import functools
-import os
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from decimal import Decimal
+from typing import Annotated, Any
 
 import bytewax.operators as op
+import msgspec
 from bytewax.dataflow import Dataflow, Stream, operator
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
-from bpx_flows.connectors.backpack.streams import parse_streams
-from bpx_flows.connectors.sinks import LineSink
-from bpx_flows.connectors.sinks.describe import describe
-from bpx_flows.connectors.source import BackpackSource
 from bpx_flows.flows.batching import stateful_steps
-from bpx_flows.flows.book import analyze_books, book_streams
+from bpx_flows.flows.book import BookSettings, analyze_books, book_streams
 from bpx_flows.flows.keys import Route
+from bpx_flows.flows.spec import FlowContext, FlowSpec, Outputs, Section, bytewax_flow
 from bpx_flows.operators.account import (
     AccountConfig,
+    AutoCloseAlert,
     SymbolAccount,
     account_symbol,
     is_alert,
     step,
 )
 from bpx_flows.operators.book_state import BookConfig
+from bpx_flows.operators.orders import OrderFill, OrderState
+from bpx_flows.operators.positions import MarginAlert, PositionView
+from bpx_flows.operators.rfqs import RfqOutcome
 
-__all__ = ["AccountOut", "account_streams", "build", "flow", "track_account"]
+__all__ = [
+    "SPEC",
+    "AccountOut",
+    "AccountSettings",
+    "account_streams",
+    "build",
+    "track_account",
+]
+
+
+class AccountSettings(Section, frozen=True, kw_only=True):
+    """``[account]``: alert levels, and whether to keep books for fill slippage."""
+
+    NAME = "account"
+
+    margin_alerts: Annotated[
+        list[Decimal],
+        msgspec.Meta(
+            max_length=16,
+            description="margin use (maintenance / equity) levels that alert",
+        ),
+    ] = msgspec.field(default_factory=lambda: [Decimal("0.8"), Decimal("0.9")])
+    with_book: Annotated[
+        bool,
+        msgspec.Meta(description="keep the markets' books: fill slippage vs the mid"),
+    ] = False
+
+    def problems(self) -> Iterator[tuple[str, str]]:
+        """Levels must be finite fractions above zero (margin use can pass 1)."""
+        for level in self.margin_alerts:
+            if not level.is_finite() or not Decimal(0) < level <= Decimal(10):
+                yield "margin_alerts", f"levels must be in (0, 10], got {level}"
+                return
+
+    def config(self) -> AccountConfig:
+        """The account operator's configuration."""
+        return AccountConfig(margin_alert_levels=tuple(self.margin_alerts))
 
 
 def account_streams(symbols: list[str] | None, with_book: bool = False) -> list[str]:
@@ -120,11 +159,47 @@ def build(
     return flow
 
 
-def _default_flow() -> Dataflow:
-    symbols = [s.strip() for s in os.environ.get("BPX_SYMBOLS", "").split(",")]
-    streams = parse_streams(account_streams([s for s in symbols if s]))
-    source = BackpackSource.from_env(streams)
-    return build(source, LineSink(describe), LineSink(describe, prefix="ALERT "))
+def _streams(context: FlowContext) -> list[str]:
+    with_book = context.section(AccountSettings).with_book
+    return account_streams(list(context.symbols), with_book)
 
 
-flow = _default_flow()
+def _wire(records: Stream[Any], context: FlowContext) -> Outputs:
+    settings = context.section(AccountSettings)
+    stats = None
+    if settings.with_book:
+        book = context.section(BookSettings).config(context.symbols)
+        stats = analyze_books("books", records, book, context.route).stats
+    account = track_account("account", records, settings.config(), stats, context.route)
+    return [account.views], [account.alerts]
+
+
+def _check(context: FlowContext) -> Iterator[tuple[str, str]]:
+    if context.section(AccountSettings).with_book and not context.symbols:
+        yield "account.with_book", "needs symbols: a book is kept per named market"
+
+
+SPEC = FlowSpec(
+    name="account",
+    help="your orders, fills, positions and RFQs from the signed private streams",
+    sections=(AccountSettings, BookSettings),
+    streams=_streams,
+    wire=_wire,
+    produces=(
+        OrderState,
+        OrderFill,
+        PositionView,
+        RfqOutcome,
+        MarginAlert,
+        AutoCloseAlert,
+    ),
+    symbols="optional",
+    check=_check,
+)
+
+
+def __getattr__(name: str) -> Dataflow:
+    if name == "flow":  # built when Bytewax asks for it, not at import
+        return bytewax_flow(SPEC, "")
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)

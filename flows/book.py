@@ -5,16 +5,17 @@
 
 Input: the connector's records (``BookSnapshot``, ``Resync``, ``Frame[Depth]``,
 ``Frame[BookTicker]``; anything else is ignored). Keyed by symbol, so a symbol's books
-and its bookTicker checks live on one worker. ``python -m bytewax.run flows.book:flow``
-runs it on the live exchange for ``BPX_SYMBOLS`` (comma-separated, default SOL_USDC).
+and its bookTicker checks live on one worker. Settings: the ``[book]`` section
+(``BookSettings``). ``python -m bytewax.run bpx_flows.flows.book:flow`` runs it on the
+live exchange for ``BPX_SYMBOLS`` (comma-separated, default SOL_USDC).
 """
 
 from __future__ import annotations
 
 import functools
-import os
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import bytewax.operators as op
 import msgspec
@@ -23,17 +24,84 @@ from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
 from bpx_flows.connectors.backpack.booksync import BookSnapshot, Resync
-from bpx_flows.connectors.backpack.streams import parse_streams
 from bpx_flows.connectors.backpack.wire import BookTicker, Depth, Frame
 from bpx_flows.connectors.clock import now_us
-from bpx_flows.connectors.sinks import LineSink
-from bpx_flows.connectors.sinks.describe import describe
-from bpx_flows.connectors.source import BackpackSource
 from bpx_flows.flows.batching import stateful_steps
 from bpx_flows.flows.keys import Route
-from bpx_flows.operators.book_state import BookConfig, BookStats, SymbolBooks, step
+from bpx_flows.flows.spec import FlowContext, FlowSpec, Outputs, Section, bytewax_flow
+from bpx_flows.operators.book_state import (
+    BookConfig,
+    BookIntegrity,
+    BookStats,
+    SymbolBooks,
+    step,
+)
 
-__all__ = ["BookOut", "analyze_books", "book_streams", "build", "flow"]
+__all__ = [
+    "SPEC",
+    "BookOut",
+    "BookSettings",
+    "analyze_books",
+    "book_streams",
+    "build",
+]
+
+
+class BookSettings(Section, frozen=True, kw_only=True):
+    """``[book]``: the book operator (see ``operators.book_state.BookConfig``)."""
+
+    NAME = "book"
+
+    every_ms: Annotated[
+        float,
+        msgspec.Meta(
+            ge=0,
+            le=86_400_000,
+            description="stats per book at most this often, ms of engine time "
+            "(0: after every update)",
+        ),
+    ] = 1000.0
+    window: Annotated[
+        Literal["", "200ms", "600ms", "1000ms"],
+        msgspec.Meta(
+            description="the exchange's aggregated depth stream (200ms, 600ms, "
+            "1000ms); empty: real time"
+        ),
+    ] = ""
+    top_n: Annotated[
+        int, msgspec.Meta(ge=1, le=1_000, description="levels per side in imbalance")
+    ] = 5
+    bands_bps: Annotated[
+        list[Annotated[int, msgspec.Meta(gt=0, le=10_000)]],
+        msgspec.Meta(
+            min_length=1,
+            max_length=32,
+            description="depth bands around the mid, basis points",
+        ),
+    ] = msgspec.field(default_factory=lambda: [10, 25, 50, 100])
+    max_levels: Annotated[
+        int | None,
+        msgspec.Meta(description="levels kept per side (trimmed far from the touch)"),
+    ] = 5_000
+    checksum: Annotated[
+        bool, msgspec.Meta(description="a CRC32 of the whole book in every stats line")
+    ] = False
+
+    def problems(self) -> Iterator[tuple[str, str]]:
+        """``max_levels`` bounds (msgspec cannot constrain an optional int)."""
+        if self.max_levels is not None and not 1 <= self.max_levels <= 1_000_000:
+            yield "max_levels", f"must be in [1, 1000000], got {self.max_levels}"
+
+    def config(self, symbols: tuple[str, ...]) -> BookConfig:
+        """The operator's configuration for these markets (none: any market)."""
+        return BookConfig(
+            symbols=frozenset(symbols) if symbols else None,
+            emit_every_us=int(self.every_ms * 1000),
+            top_n=self.top_n,
+            bands_bps=tuple(self.bands_bps),
+            max_levels=self.max_levels,
+            checksum=self.checksum,
+        )
 
 
 def book_records(key: Route, batch: list[Any]) -> list[tuple[str, Any]]:
@@ -102,13 +170,29 @@ def build(
     return flow
 
 
-def _default_flow() -> Dataflow:
-    symbols = os.environ.get("BPX_SYMBOLS", "SOL_USDC").split(",")
-    streams = parse_streams(book_streams([s.strip() for s in symbols if s.strip()]))
-    config = BookConfig(emit_every_us=1_000_000)
-    return build(
-        BackpackSource.from_env(streams), LineSink(describe), LineSink(describe), config
-    )
+def _streams(context: FlowContext) -> list[str]:
+    window = context.section(BookSettings).window
+    return book_streams(list(context.symbols), f"{window}." if window else "")
 
 
-flow = _default_flow()
+def _wire(records: Stream[Any], context: FlowContext) -> Outputs:
+    config = context.section(BookSettings).config(context.symbols)
+    books = analyze_books("books", records, config, context.route)
+    return [books.stats, books.integrity], []
+
+
+SPEC = FlowSpec(
+    name="book",
+    help="order books: top, spread, microprice, imbalance, depth bands, integrity",
+    sections=(BookSettings,),
+    streams=_streams,
+    wire=_wire,
+    produces=(BookStats, BookIntegrity),
+)
+
+
+def __getattr__(name: str) -> Dataflow:
+    if name == "flow":  # built when Bytewax asks for it, not at import
+        return bytewax_flow(SPEC, "SOL_USDC")
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)

@@ -18,13 +18,14 @@ windows close on time.
 from __future__ import annotations
 
 import functools
-import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
 import bytewax.operators as op
 import bytewax.operators.windowing as win
+import msgspec
 from bytewax.dataflow import Dataflow, Stream, operator
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
@@ -33,17 +34,16 @@ from bpx_flows.connectors.backpack.klines import FIXED_INTERVAL_US
 from bpx_flows.connectors.backpack.streams import (
     KlineInterval,
     parse_stream,
-    parse_streams,
 )
 from bpx_flows.connectors.backpack.wire import Frame, Kline, Trade
-from bpx_flows.connectors.sinks import LineSink
-from bpx_flows.connectors.sinks.describe import describe
-from bpx_flows.connectors.source import BackpackSource
 from bpx_flows.flows.batching import keyed_frames, stateful_steps
 from bpx_flows.flows.keys import Route
+from bpx_flows.flows.spec import FlowContext, FlowSpec, Outputs, Section, bytewax_flow
 from bpx_flows.operators.candles import (
     Candle,
     CandleAcc,
+    KlineMismatch,
+    TradeGap,
     check_ids,
     check_klines,
     finish,
@@ -54,22 +54,18 @@ from bpx_flows.operators.candles import (
 )
 
 __all__ = [
+    "SPEC",
     "CandleConfig",
     "CandleOut",
+    "CandleSettings",
     "build",
     "candle_streams",
-    "flow",
     "roll_candles",
 ]
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _DAY_US = 86_400_000_000
-DEFAULT_INTERVALS = (
-    KlineInterval.S1,
-    KlineInterval.M1,
-    KlineInterval.M5,
-    KlineInterval.H1,
-)
+DEFAULT_INTERVALS = (KlineInterval.S1, KlineInterval.M1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,13 +212,71 @@ def build(
     return flow
 
 
-def _default_flow() -> Dataflow:
-    symbols = os.environ.get("BPX_SYMBOLS", "SOL_USDC").split(",")
-    streams = candle_streams(
-        [s.strip() for s in symbols if s.strip()], DEFAULT_INTERVALS
-    )
-    sink = LineSink(describe)
-    return build(BackpackSource.from_env(parse_streams(streams)), sink, sink, sink)
+class CandleSettings(Section, frozen=True, kw_only=True):
+    """``[candles]``: what the candle flow computes (see ``CandleConfig``)."""
+
+    NAME = "candles"
+
+    intervals: Annotated[
+        list[KlineInterval],
+        msgspec.Meta(
+            min_length=1,
+            max_length=16,
+            description="candle intervals; the shortest divides the others",
+        ),
+    ] = msgspec.field(default_factory=lambda: list(DEFAULT_INTERVALS))
+    lateness_ms: Annotated[
+        int,
+        msgspec.Meta(
+            ge=0,
+            le=3_600_000,
+            description="how late a trade may be and still count, ms",
+        ),
+    ] = 2_000
+    fill: Annotated[
+        bool, msgspec.Meta(description="forward-fill quiet intervals (volume 0)")
+    ] = False
+
+    def problems(self) -> Iterator[tuple[str, str]]:
+        """Interval combinations the windowing cannot roll up."""
+        try:
+            self.config(replay=False)
+        except ValueError as exc:
+            yield "intervals", str(exc)
+
+    def config(self, *, replay: bool) -> CandleConfig:
+        """The candle configuration; replays move the watermark by event time only."""
+        return CandleConfig(
+            intervals=tuple(KlineInterval(i) for i in self.intervals),
+            allowed_lateness_us=self.lateness_ms * 1000,
+            forward_fill=self.fill,
+            wall_clock=not replay,
+        )
 
 
-flow = _default_flow()
+def _streams(context: FlowContext) -> list[str]:
+    config = context.section(CandleSettings).config(replay=context.replay)
+    return candle_streams(list(context.symbols), config.intervals)
+
+
+def _wire(records: Stream[Any], context: FlowContext) -> Outputs:
+    config = context.section(CandleSettings).config(replay=context.replay)
+    bars = roll_candles("roll_candles", records, config, context.route)
+    return [bars.candles, bars.integrity, bars.late], []
+
+
+SPEC = FlowSpec(
+    name="candles",
+    help="event-time OHLCV candles, late trades, trade-id gaps, kline checks",
+    sections=(CandleSettings,),
+    streams=_streams,
+    wire=_wire,
+    produces=(Candle, TradeGap, KlineMismatch, Trade),
+)
+
+
+def __getattr__(name: str) -> Dataflow:
+    if name == "flow":  # built when Bytewax asks for it, not at import
+        return bytewax_flow(SPEC, "SOL_USDC")
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)

@@ -3,14 +3,13 @@
     feed ─► derivative_events ─► by_symbol ─► join_mark_oi ─► views
 
 Input: connector records; ``markPrice`` and ``openInterest`` frames are used.
-``python -m bytewax.run flows.derivatives:flow`` runs it on the live exchange for
-``BPX_SYMBOLS`` (default SOL_USDC_PERP).
+``python -m bytewax.run bpx_flows.flows.derivatives:flow`` runs it on the live
+exchange for ``BPX_SYMBOLS`` (default SOL_USDC_PERP).
 """
 
 from __future__ import annotations
 
 import functools
-import os
 from typing import Any
 
 import bytewax.operators as op
@@ -18,15 +17,18 @@ from bytewax.dataflow import Dataflow, Stream, operator
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
-from bpx_flows.connectors.backpack.streams import parse_streams
 from bpx_flows.connectors.backpack.wire import Frame, MarkPrice, OpenInterest
-from bpx_flows.connectors.sinks import LineSink
-from bpx_flows.connectors.source import BackpackSource
 from bpx_flows.flows.batching import keyed_frames, stateful_steps
 from bpx_flows.flows.keys import Route
-from bpx_flows.operators.derivatives import DerivativesConfig, DerivativesState, step
+from bpx_flows.flows.spec import FlowContext, FlowSpec, Outputs, bytewax_flow
+from bpx_flows.operators.derivatives import (
+    DerivativesConfig,
+    DerivativesState,
+    DerivativesView,
+    step,
+)
 
-__all__ = ["build", "derivative_streams", "flow", "join_mark_oi"]
+__all__ = ["SPEC", "build", "derivative_streams", "join_mark_oi"]
 
 
 def _join(
@@ -67,10 +69,28 @@ def build(
     return flow
 
 
-def _default_flow() -> Dataflow:
-    symbols = os.environ.get("BPX_SYMBOLS", "SOL_USDC_PERP").split(",")
-    names = derivative_streams([s.strip() for s in symbols if s.strip()])
-    return build(BackpackSource.from_env(parse_streams(names)), LineSink())
+def _streams(context: FlowContext) -> list[str]:
+    return derivative_streams(list(context.symbols))
 
 
-flow = _default_flow()
+def _wire(records: Stream[Any], context: FlowContext) -> Outputs:
+    views = join_mark_oi("join_mark_oi", records, DerivativesConfig(), context.route)
+    return [views], []
+
+
+SPEC = FlowSpec(
+    name="derivatives",
+    help="mark price joined with open interest: premium, funding, OI, staleness",
+    sections=(),
+    streams=_streams,
+    wire=_wire,
+    produces=(DerivativesView,),
+    markets="perp",
+)
+
+
+def __getattr__(name: str) -> Dataflow:
+    if name == "flow":  # built when Bytewax asks for it, not at import
+        return bytewax_flow(SPEC, "SOL_USDC_PERP")
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)

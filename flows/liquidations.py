@@ -12,25 +12,75 @@ seen on both stream names counts once. Alerts have the schema of
 from __future__ import annotations
 
 import functools
-import os
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from decimal import Decimal
+from typing import Annotated, Any
 
 import bytewax.operators as op
+import msgspec
 from bytewax.dataflow import Dataflow, Stream, operator
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
-from bpx_flows.connectors.backpack.streams import parse_streams
 from bpx_flows.connectors.backpack.wire import Frame, Liquidation, MarkPrice
-from bpx_flows.connectors.sinks import LineSink
-from bpx_flows.connectors.source import BackpackSource
 from bpx_flows.flows.batching import keyed_frames, stateful_steps
 from bpx_flows.flows.keys import Route
-from bpx_flows.operators.bursts import BurstAlert, BurstConfig, BurstState, step
+from bpx_flows.flows.spec import FlowContext, FlowSpec, Outputs, Section, bytewax_flow
+from bpx_flows.operators.bursts import (
+    BurstAlert,
+    BurstConfig,
+    BurstState,
+    LiquidationStats,
+    step,
+)
 
-__all__ = ["BurstOut", "build", "detect_bursts", "flow", "liquidation_streams"]
+__all__ = [
+    "SPEC",
+    "BurstOut",
+    "BurstSettings",
+    "build",
+    "detect_bursts",
+    "liquidation_streams",
+]
+
+_NOTIONAL_MAX = Decimal(10) ** 15
+
+
+class BurstSettings(Section, frozen=True, kw_only=True):
+    """``[bursts]``: the liquidation burst detector (``operators.bursts``)."""
+
+    NAME = "bursts"
+
+    min_notional: Annotated[
+        Decimal,
+        msgspec.Meta(description="a burst needs this much notional in 10 s (quote)"),
+    ] = Decimal(50_000)
+    min_count: Annotated[
+        int,
+        msgspec.Meta(ge=1, le=1_000_000, description="... and this many liquidations"),
+    ] = 5
+    multiple: Annotated[
+        Decimal, msgspec.Meta(description="... and this multiple of the baseline")
+    ] = Decimal(5)
+
+    def problems(self) -> Iterator[tuple[str, str]]:
+        """Decimal bounds (msgspec constrains no Decimal)."""
+        for name, value, low in (
+            ("min_notional", self.min_notional, Decimal(0)),
+            ("multiple", self.multiple, Decimal(0)),
+        ):
+            if not value.is_finite() or not low < value <= _NOTIONAL_MAX:
+                yield name, f"must be > {low} and <= 1e15, got {value}"
+
+    def config(self) -> BurstConfig:
+        """The detector's configuration."""
+        return BurstConfig(
+            min_notional=self.min_notional,
+            min_count=self.min_count,
+            multiple=self.multiple,
+        )
 
 
 @dataclass
@@ -103,10 +153,30 @@ def build(
     return flow
 
 
-def _default_flow() -> Dataflow:
-    symbols = os.environ.get("BPX_SYMBOLS", "SOL_USDC_PERP").split(",")
-    names = liquidation_streams([s.strip() for s in symbols if s.strip()])
-    return build(BackpackSource.from_env(parse_streams(names)), LineSink(), LineSink())
+def _streams(context: FlowContext) -> list[str]:
+    return liquidation_streams(list(context.symbols))
 
 
-flow = _default_flow()
+def _wire(records: Stream[Any], context: FlowContext) -> Outputs:
+    config = context.section(BurstSettings).config()
+    bursts = detect_bursts("detect_bursts", records, config, context.route)
+    return [bursts.stats], [bursts.alerts]
+
+
+SPEC = FlowSpec(
+    name="liquidations",
+    help="liquidation stats per side and burst alerts",
+    sections=(BurstSettings,),
+    streams=_streams,
+    wire=_wire,
+    produces=(LiquidationStats, BurstAlert),
+    symbols="optional",
+    markets="perp",
+)
+
+
+def __getattr__(name: str) -> Dataflow:
+    if name == "flow":  # built when Bytewax asks for it, not at import
+        return bytewax_flow(SPEC, "SOL_USDC_PERP")
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)

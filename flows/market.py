@@ -6,66 +6,64 @@
           └─► liquidation bursts ──────► liquidation stats / burst alerts
 
 Each part is the same wiring as its own flow file, built on the shared input stream
-(one WebSocket connection group feeds all four). All outputs go to one sink, alerts
-also to an alert sink. ``python -m bytewax.run flows.market:flow`` runs it live for
-``BPX_SYMBOLS`` (default SOL_USDC_PERP).
+(one WebSocket connection group feeds all four), with the same settings sections.
+Perps also get the derivatives and liquidation parts. ``python -m bytewax.run
+bpx_flows.flows.market:flow`` runs it live for ``BPX_SYMBOLS`` (default
+SOL_USDC_PERP).
 """
 
 from __future__ import annotations
 
-import os
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-import bytewax.operators as op
 from bytewax.dataflow import Dataflow, Stream
-from bytewax.inputs import Source
-from bytewax.outputs import Sink
 
-from bpx_flows.connectors.backpack.streams import KlineInterval, parse_streams
-from bpx_flows.connectors.sinks import LineSink
-from bpx_flows.connectors.sinks.describe import describe
-from bpx_flows.connectors.source import BackpackSource
 from bpx_flows.flows import book, candles, derivatives, liquidations
 from bpx_flows.flows.keys import Route
+from bpx_flows.flows.spec import FlowContext, FlowSpec, Outputs, bytewax_flow
 from bpx_flows.operators.book_state import BookConfig
 from bpx_flows.operators.bursts import BurstConfig
 from bpx_flows.operators.derivatives import DerivativesConfig
 
-__all__ = ["MarketConfig", "build", "flow", "market_outputs", "market_streams"]
+__all__ = ["SPEC", "MarketConfig", "market_outputs", "market_streams"]
+
+_PARTS = (book.SPEC, candles.SPEC, derivatives.SPEC, liquidations.SPEC)
 
 
 @dataclass(frozen=True, slots=True)
 class MarketConfig:
-    """The settings of each part."""
+    """The settings of each part (for tests and benchmarks that wire it by hand)."""
 
-    book: BookConfig = field(
-        default_factory=lambda: BookConfig(emit_every_us=1_000_000)
-    )
-    candles: candles.CandleConfig = field(
-        default_factory=lambda: candles.CandleConfig(
-            intervals=(KlineInterval.S1, KlineInterval.M1)
-        )
-    )
+    book: BookConfig = field(default_factory=lambda: book.BookSettings().config(()))
+    candles: candles.CandleConfig = field(default_factory=candles.CandleConfig)
     derivatives: DerivativesConfig = field(default_factory=DerivativesConfig)
     bursts: BurstConfig = field(default_factory=BurstConfig)
 
 
-def market_streams(symbols: list[str], config: MarketConfig | None = None) -> list[str]:
-    """Every stream the four parts need (perps also get the derivatives streams)."""
-    config = config or MarketConfig()
-    names = book.book_streams(symbols)
-    names += candles.candle_streams(symbols, config.candles.intervals)
-    perps = [s for s in symbols if s.endswith("_PERP")]
-    names += derivatives.derivative_streams(perps)
-    names += liquidations.liquidation_streams(perps)
+def market_streams(symbols: list[str]) -> list[str]:
+    """Every stream the four parts need at their default settings."""
+    return _streams(FlowContext(symbols=tuple(symbols)))
+
+
+def _streams(context: FlowContext) -> list[str]:
+    perps = tuple(s for s in context.symbols if s.endswith("_PERP"))
+    names: list[str] = []
+    for part in _PARTS:
+        symbols = perps if part.markets == "perp" else context.symbols
+        names += part.streams(_with_symbols(context, symbols))
     return list(dict.fromkeys(names))
+
+
+def _with_symbols(context: FlowContext, symbols: tuple[str, ...]) -> FlowContext:
+    return dataclasses.replace(context, symbols=symbols)
 
 
 def market_outputs(
     records: Stream[Any], config: MarketConfig, route: Route | None = None
 ) -> tuple[list[Stream[Any]], list[Stream[Any]]]:
-    """The four parts on one input: ``(record streams, alert streams)``."""
+    """The four parts on one input from explicit configurations."""
     books = book.analyze_books("books", records, config.book, route)
     bars = candles.roll_candles("candles", records, config.candles, route)
     views = derivatives.join_mark_oi("join_mark_oi", records, config.derivatives, route)
@@ -81,28 +79,27 @@ def market_outputs(
     return outputs, [bursts.alerts]
 
 
-def build(
-    source: Source[Any],
-    sink: Sink[Any],
-    alert_sink: Sink[Any],
-    config: MarketConfig | None = None,
-) -> Dataflow:
-    """One input, four analytics, one output sink (alerts also to ``alert_sink``)."""
-    flow = Dataflow("market")
-    records = op.input("feed", flow, source)
-    outputs, alerts = market_outputs(records, config or MarketConfig())
-    op.output("out", op.merge("everything", *outputs, *alerts), sink)
-    op.output("alerts", alerts[0], alert_sink)
-    return flow
-
-
-def _default_flow() -> Dataflow:
-    symbols = os.environ.get("BPX_SYMBOLS", "SOL_USDC_PERP").split(",")
-    streams = parse_streams(market_streams([s.strip() for s in symbols if s.strip()]))
-    sink = LineSink(describe)
-    return build(
-        BackpackSource.from_env(streams), sink, LineSink(describe, prefix="ALERT ")
+def _wire(records: Stream[Any], context: FlowContext) -> Outputs:
+    config = MarketConfig(
+        book=context.section(book.BookSettings).config(context.symbols),
+        candles=context.section(candles.CandleSettings).config(replay=context.replay),
+        bursts=context.section(liquidations.BurstSettings).config(),
     )
+    return market_outputs(records, config, context.route)
 
 
-flow = _default_flow()
+SPEC = FlowSpec(
+    name="market",
+    help="books + candles + derivatives + liquidations on one connector",
+    sections=tuple(dict.fromkeys(s for part in _PARTS for s in part.sections)),
+    streams=_streams,
+    wire=_wire,
+    produces=tuple(dict.fromkeys(t for part in _PARTS for t in part.produces)),
+)
+
+
+def __getattr__(name: str) -> Dataflow:
+    if name == "flow":  # built when Bytewax asks for it, not at import
+        return bytewax_flow(SPEC, "SOL_USDC_PERP")
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)

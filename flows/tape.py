@@ -1,48 +1,47 @@
-"""The tape: every record the connector emits, one line each, dead letters apart.
+"""The tape: every record the connector emits, one line each, dead letters marked.
 
-    feed ──► split_dead_letters ──ok──► print
-                              └─bad─► dead_letters
+    feed ──► records
 
-``python -m bytewax.run flows.tape:flow`` runs it against the live exchange with the
-streams in ``BPX_STREAMS`` (comma-separated; default: SOL_USDC trades and book).
+What ``bpx-flows tail``, ``record`` and ``replay`` run. ``python -m bytewax.run
+bpx_flows.flows.tape:flow`` runs it against the live exchange with the streams in
+``BPX_STREAMS`` (comma-separated; default: SOL_USDC trades and book).
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-import bytewax.operators as op
-from bytewax.dataflow import Dataflow
-from bytewax.inputs import Source
-from bytewax.outputs import Sink
+from bytewax.dataflow import Dataflow, Stream
 
+from bpx_flows.connectors.backpack.booksync import BookSnapshot, Resync
 from bpx_flows.connectors.backpack.decode import BadFrame
-from bpx_flows.connectors.backpack.streams import parse_streams
-from bpx_flows.connectors.sinks import LineSink
-from bpx_flows.connectors.sinks.describe import describe
-from bpx_flows.connectors.source import BackpackSource
+from bpx_flows.connectors.backpack.wire import Frame, ServerError
+from bpx_flows.flows.spec import FlowContext, FlowSpec, Outputs, bytewax_flow
 
-__all__ = ["build", "flow"]
+__all__ = ["SPEC"]
 
 
-def build(source: Source[Any], sink: Sink[Any], dead_letters: Sink[Any]) -> Dataflow:
-    """The tape flow between any source and two sinks of records."""
-    flow = Dataflow("tape")
-    records = op.input("feed", flow, source)
-    split = op.branch(
-        "split_dead_letters", records, lambda r: not isinstance(r, BadFrame)
-    )
-    op.output("print", split.trues, sink)
-    op.output("dead_letters", split.falses, dead_letters)
-    return flow
+def _streams(context: FlowContext) -> list[str]:
+    return list(context.streams)
 
 
-def _default_flow() -> Dataflow:
-    names = os.environ.get("BPX_STREAMS", "trade.SOL_USDC,depth.SOL_USDC").split(",")
-    streams = parse_streams(n.strip() for n in names if n.strip())
-    source = BackpackSource.from_env(streams)
-    return build(source, LineSink(describe), LineSink(describe, prefix="DEAD LETTER "))
+def _wire(records: Stream[Any], context: FlowContext) -> Outputs:
+    return [records], []
 
 
-flow = _default_flow()
+SPEC = FlowSpec(
+    name="tape",
+    help="every record of some streams: frames, books synced, dead letters",
+    sections=(),
+    streams=_streams,
+    wire=_wire,
+    produces=(Frame, BookSnapshot, Resync, BadFrame, ServerError),
+    symbols="streams",
+)
+
+
+def __getattr__(name: str) -> Dataflow:
+    if name == "flow":  # built when Bytewax asks for it, not at import
+        return bytewax_flow(SPEC, "")
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)

@@ -26,7 +26,7 @@ from bytewax.outputs import DynamicSink
 
 from bpx_flows.connectors.errors import ConfigError
 
-__all__ = ["ENTRY_POINT_GROUP", "make_sink", "sink_names"]
+__all__ = ["ENTRY_POINT_GROUP", "accepts", "check_spec", "make_sink", "sink_names"]
 
 ENTRY_POINT_GROUP = "bpx_flows.sinks"
 Factory = Callable[[str], DynamicSink[Any]]
@@ -173,3 +173,21 @@ def make_sink(spec: str) -> DynamicSink[Any]:
         factory = plugin.load()
     assert factory is not None
     return factory(argument)
+
+
+def check_spec(spec: str) -> None:
+    """Raise ``ConfigError`` if ``spec`` names no sink or has a bad argument.
+
+    Building a sink does no I/O (files and connections open in ``build``), so this
+    is the same check ``make_sink`` makes.
+    """
+    make_sink(spec)
+
+
+def accepts(spec: str) -> tuple[type, ...] | None:
+    """The record types the sink of ``spec`` writes (``None``: any record)."""
+    if spec.partition(":")[0] == "parquet":
+        from bpx_flows.operators.candles import Candle
+
+        return (Candle,)
+    return None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 from collections import Counter
 from collections.abc import Callable
@@ -22,8 +24,27 @@ class _LinePartition(StatelessSinkPartition[Any]):
 
     def write_batch(self, items: list[Any]) -> None:
         render, prefix = self._render, self._prefix
-        self._stream.write("".join(f"{prefix}{render(item)}\n" for item in items))
-        self._stream.flush()
+        text = "".join(f"{prefix}{render(item)}\n" for item in items)
+        try:
+            self._stream.write(text)
+            self._stream.flush()
+        except BrokenPipeError:
+            _reader_gone(self._stream)
+
+
+def _reader_gone(stream: TextIO) -> None:
+    """The reader of our output left (``| head``): stop the run, quietly.
+
+    Later writes, and the interpreter's last flush, go to /dev/null instead of
+    raising again.
+    """
+    from bpx_flows.connectors.source import StopSignal
+
+    StopSignal.set()
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
 
 
 class LineSink(DynamicSink[Any]):

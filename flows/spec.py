@@ -1,0 +1,151 @@
+"""What a flow declares about itself, once: name, settings sections, streams, wiring.
+
+Each flow module exports one ``SPEC``; the program's registry lists them, and the
+settings file, the command line and the docs are derived from the specs. A new flow is
+its operator, its flow file (with its ``SPEC``) and one line in the registry.
+
+A ``Section`` is one table of the settings file (``[book]``, ``[candles]``...),
+declared in the flow file that reads it. Its fields carry their limits and help text
+as ``Annotated[..., msgspec.Meta(ge=..., le=..., description=...)]``: the limits are
+checked when the settings are decoded (NaN and infinities fail them too), and each
+field becomes a flag of the flow's command (``every_ms`` -> ``--every-ms``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
+
+import msgspec
+
+if TYPE_CHECKING:
+    from bytewax.dataflow import Dataflow, Stream
+
+    from bpx_flows.flows.keys import Route
+
+__all__ = [
+    "FlowContext",
+    "FlowSpec",
+    "Outputs",
+    "Section",
+    "SymbolRule",
+    "bytewax_flow",
+]
+
+
+class Section(
+    msgspec.Struct,
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+    omit_defaults=True,
+):
+    """One table of the settings file, read by one or more flows.
+
+    Subclasses set ``NAME`` (the table's name) and may override ``problems`` for
+    rules that span fields or types msgspec cannot constrain (``Decimal``).
+    """
+
+    NAME: ClassVar[str]
+
+    def problems(self) -> Iterator[tuple[str, str]]:
+        """``(field, problem)`` for every value that decodes but cannot work."""
+        return iter(())
+
+
+S = TypeVar("S", bound=Section)
+
+Outputs = tuple[list["Stream[Any]"], list["Stream[Any]"]]  # (records, alerts)
+
+SymbolRule = Literal["required", "optional", "streams"]
+
+
+@dataclass(frozen=True)
+class FlowContext:
+    """What a flow's spec functions get: the selection and the sections' values.
+
+    Attributes:
+        symbols: the markets selected (empty: every market, where a flow allows it).
+        streams: stream names (the tape only).
+        sections: the value of each section, by type; a missing one is its default.
+        replay: the input is a recording (event time only; no wall clock).
+        route: maps a symbol to the key its state is stored under (``flows.keys``).
+    """
+
+    symbols: tuple[str, ...] = ()
+    streams: tuple[str, ...] = ()
+    sections: Mapping[type[Section], Section] = field(default_factory=dict)
+    replay: bool = False
+    route: Route | None = None
+
+    def section(self, kind: type[S]) -> S:
+        """The value of section ``kind`` (its defaults when not given)."""
+        value = self.sections.get(kind)
+        return value if isinstance(value, kind) else kind()
+
+
+@dataclass(frozen=True)
+class FlowSpec:
+    """One flow, as the program sees it.
+
+    Attributes:
+        name: the flow's name: ``bpx-flows run NAME`` and the command ``NAME``.
+        help: one line for ``--help`` and the docs.
+        sections: the settings sections the flow reads (their fields are its flags).
+        streams: the live streams for a context's selection.
+        wire: the flow's steps on the input stream: ``(records, alerts)`` streams.
+        produces: the record types it outputs (a sink that takes none of them does
+            not fit the flow).
+        symbols: ``required`` (at least one market), ``optional`` (none: every
+            market) or ``streams`` (the tape: stream names instead).
+        markets: ``perp`` if the flow only makes sense on perpetuals.
+        check: ``(key, problem)`` for selections the flow cannot run (``None``:
+            any).
+    """
+
+    name: str
+    help: str
+    sections: tuple[type[Section], ...]
+    streams: Callable[[FlowContext], list[str]]
+    wire: Callable[[Stream[Any], FlowContext], Outputs]
+    produces: tuple[type, ...]
+    symbols: SymbolRule = "required"
+    markets: Literal["any", "perp"] = "any"
+    check: Callable[[FlowContext], Iterator[tuple[str, str]]] | None = None
+
+
+def bytewax_flow(spec: FlowSpec, default_symbols: str) -> Dataflow:
+    """``flows.<name>:flow`` for ``python -m bytewax.run``: built when Bytewax asks.
+
+    The live exchange (or ``BPX_WS_URL``/``BPX_REST_URL``), the markets in
+    ``BPX_SYMBOLS`` (``BPX_STREAMS`` for the tape), sections at their defaults,
+    every output printed. ``bpx-flows run`` (or the runner's ``dataflow``) is the
+    full program: settings files, the simulator, metrics, clusters.
+    """
+    import bytewax.operators as op
+    from bytewax.dataflow import Dataflow
+
+    from bpx_flows.connectors.backpack.streams import parse_streams
+    from bpx_flows.connectors.sinks import LineSink
+    from bpx_flows.connectors.sinks.describe import describe
+    from bpx_flows.connectors.source import BackpackSource
+
+    def names(variable: str, default: str) -> tuple[str, ...]:
+        text = os.environ.get(variable, default)
+        return tuple(x.strip() for x in text.split(",") if x.strip())
+
+    context = FlowContext(
+        symbols=names("BPX_SYMBOLS", default_symbols),
+        streams=names("BPX_STREAMS", "trade.SOL_USDC,depth.SOL_USDC"),
+    )
+    flow = Dataflow(spec.name)
+    records = op.input(
+        "feed", flow, BackpackSource.from_env(parse_streams(spec.streams(context)))
+    )
+    outputs, alerts = spec.wire(records, context)
+    everything = outputs + alerts
+    merged = everything[0] if len(everything) == 1 else op.merge("all", *everything)
+    op.output("out", merged, LineSink(describe))
+    return flow
