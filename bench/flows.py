@@ -125,8 +125,7 @@ def case_replay(
 ) -> None:
     from bpx_flows.connectors.routing import replay_plan
     from bpx_flows.connectors.source import ReplaySource
-    from bpx_flows.registry import build_flow
-    from bpx_flows.runner import key_function, routes_for
+    from bpx_flows.runner import Sinks, build_flow, key_function, routes_for
 
     symbols = os.environ.get("BENCH_SYMBOLS", "SOL_USDC").split(",")
     batch = os.environ.get("BENCH_BATCH")
@@ -151,7 +150,7 @@ def case_replay(
     source = ReplaySource(
         paths, batch_size=settings.source.batch, restamp=True, plan=plan
     )
-    flow = build_flow(settings, source, sink, sink, None, key_function(route))
+    flow = build_flow(settings, source, Sinks(sink, sink), key_function(route))
     frames = sum(frame_count(p) for p in paths) if not pid else 0  # counted once
     cpu0, start = cpu_seconds(), time.time()
     _run(flow, int(workers), pid, peers)
@@ -159,13 +158,12 @@ def case_replay(
 
 
 def case_live(flow_name: str, ws: str, rest: str, seconds: str, *symbols: str) -> None:
-    from bpx_flows.registry import build_flow
-    from bpx_flows.runner import Endpoint, source_for
+    from bpx_flows.runner import Endpoint, Sinks, build_flow, source_for
 
     settings = settings_for(flow_name, list(symbols), seconds=float(seconds))
     source: Any = source_for(settings, Endpoint(ws, rest))
     sink = LatencySink()
-    flow = build_flow(settings, source, sink, sink)
+    flow = build_flow(settings, source, Sinks(sink, sink))
     cpu0, start = cpu_seconds(), time.time()
     _COUNT_FROM_US[0] = int((start + _WARM_UP_S) * 1e6)
     _run(flow, 1, None, [])
@@ -221,9 +219,10 @@ def _cluster(
     """``processes`` Bytewax processes on loopback; wall time from first to last."""
     import subprocess
 
-    from bpx_flows.runner import free_ports
+    from bpx_flows.cluster import reserve_ports
 
-    addresses = ";".join(f"127.0.0.1:{p}" for p in free_ports(processes))
+    held = reserve_ports(processes)  # closed when the processes are done
+    addresses = ";".join(f"127.0.0.1:{s.getsockname()[1]}" for s in held)
     env = _env(symbols, batch)
     procs = []
     for i in range(processes):
@@ -246,6 +245,8 @@ def _cluster(
             msg = f"cluster process failed ({proc.returncode})"
             raise RuntimeError(msg)
         rows.append(json.loads(out.strip().splitlines()[-1]))
+    for sock in held:
+        sock.close()
     frames = sum(r["frames"] for r in rows)
     # From the cluster's first output (it has formed) to the last process's end.
     seconds = max(r["end"] for r in rows) - min(r["first_output"] for r in rows)

@@ -99,7 +99,7 @@ def start_sim(
         [
             sys.executable,
             "-m",
-            "bpx_flows.cli",
+            "bpx_flows",
             "sim",
             "--replay",
             str(session),

@@ -130,8 +130,7 @@ def run_soak(  # noqa: PLR0915 (one linear script)
 
     from bpx_flows.connectors.sinks import CountingSink
     from bpx_flows.connectors.source import StopSignal
-    from bpx_flows.registry import build_flow
-    from bpx_flows.runner import Endpoint, source_for
+    from bpx_flows.runner import Endpoint, Sinks, build_flow, source_for
     from bpx_flows.settings import Settings, merge_overrides
 
     wall_s = sim_minutes * 60 / speed
@@ -149,7 +148,7 @@ def run_soak(  # noqa: PLR0915 (one linear script)
         source: Any = source_for(settings, Endpoint(ws, rest))
         sink = CountingSink(lambda record: type(record).__name__)
         counts = sink.counts
-        flow = build_flow(settings, source, sink, sink)
+        flow = build_flow(settings, source, Sinks(sink, sink))
         result = SoakResult(sim_minutes, wall_s, symbols, 0, 0, 0, {}, 0)
         StopSignal.clear()
         runner = threading.Thread(target=run_main, args=(flow,), daemon=True)

@@ -429,13 +429,15 @@ def _execute(settings: Settings, verbose: bool = False) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    if args.resolved:  # a child of a local cluster: settings made by the parent
+    if getattr(
+        args, "resolved", None
+    ):  # a child of a local cluster: settings made by the parent
         from bpx_flows.cluster import watch_parent
 
         watch_parent()
         data = msgspec.json.decode(Path(args.resolved).read_bytes())
         return _execute(settings_from_data(data, args.resolved), args.verbose)
-    base = load_settings(args.config) if args.config else Settings()
+    base = load_settings(args.config, rules=False) if args.config else Settings()
     overrides = _selection(args, base.flow if args.config else None)
     if getattr(args, "tool", None) == "record":
         overrides.update({"source.record": args.out, "outputs.quiet": True})

@@ -52,14 +52,14 @@ from bpx_flows.connectors.rest import DEFAULT_REST_URL
 from bpx_flows.connectors.routing import balanced_routes, live_groups, replay_plan
 from bpx_flows.connectors.source import StopSignal
 from bpx_flows.flows.keys import Route
-from bpx_flows.flows.spec import FlowContext
 from bpx_flows.registry import FLOWS
 from bpx_flows.settings import Settings, flow_context, validate
 
 __all__ = [
     "Endpoint",
     "Outcome",
-    "build_dataflow",
+    "Sinks",
+    "build_flow",
     "configure_logging",
     "dataflow",
     "endpoint_for",
@@ -124,6 +124,9 @@ def configure_logging(level: str, fmt: str) -> None:
     chatty = logging.DEBUG if level == "debug" else logging.WARNING
     for name in ("websockets", "httpx", "httpcore"):  # a line per request otherwise
         logging.getLogger(name).setLevel(chatty)
+    # Progress on long work (replays) shows at the default level too.
+    progress = logging.getLogger("bpx_flows.progress")
+    progress.setLevel(logging.ERROR if level == "error" else logging.INFO)
 
 
 # Where records come from.
@@ -276,15 +279,17 @@ class Sinks:
     file: Sink[Any] | None = None
 
 
-def build_dataflow(
-    settings: Settings, source: Source[Any], sinks: Sinks, context: FlowContext
+def build_flow(
+    settings: Settings, source: Source[Any], sinks: Sinks, route: Route | None = None
 ) -> Dataflow:
     """The flow of ``settings`` between ``source`` and ``sinks``.
 
+    ``route`` maps a symbol to the key its state is stored under (``flows.keys``).
     Step ids are fixed per flow, so a recovery directory written by one run resumes
     in the next.
     """
     spec = FLOWS[settings.flow]
+    context = flow_context(settings, route)
     flow = Dataflow(spec.name)
     records = op.input("feed", flow, source)
     outputs, alerts = spec.wire(records, context)
@@ -359,8 +364,7 @@ def dataflow(path: str) -> Dataflow:
     route, owner = routes_for(settings)
     source = source_for(settings, endpoint, owner)
     sinks = _sinks(settings, source, Counter())
-    context = flow_context(settings, key_function(route))
-    return build_dataflow(settings, source, sinks, context)
+    return build_flow(settings, source, sinks, key_function(route))
 
 
 _ENDPOINTS = contextlib.ExitStack()  # simulators started for ``dataflow``
@@ -419,8 +423,7 @@ def _run_process(settings: Settings, endpoint: Endpoint | None, tap: Any) -> Out
     source = source_for(settings, endpoint, owner, tap)
     counts: Counter[str] = Counter()
     sinks = _sinks(settings, source, counts)
-    context = flow_context(settings, key_function(route))
-    flow = build_dataflow(settings, source, sinks, context)
+    flow = build_flow(settings, source, sinks, key_function(route))
     run = settings.run
     recovery = _recovery(settings, settings.workers_total)
     process = (

@@ -171,8 +171,9 @@ class LogSettings(_Table, frozen=True):
 
     format: Annotated[Literal["text", "json"], _m("text or json lines")] = "text"
     level: Annotated[
-        Literal["debug", "info", "warning", "error"], _m("least severe level shown")
-    ] = "info"
+        Literal["debug", "info", "warning", "error"],
+        _m("least severe level shown (replay progress shows unless error)"),
+    ] = "warning"
 
 
 class Settings(_Table, frozen=True):
@@ -210,8 +211,11 @@ _TABLES = [f.name for f in msgspec.structs.fields(Settings) if f.name != "sectio
 # Decoding.
 
 
-def load_settings(path: str | Path) -> Settings:
-    """Read a TOML settings file and check its types, limits and rules.
+def load_settings(path: str | Path, rules: bool = True) -> Settings:
+    """Read a TOML settings file and check its types, limits and (``rules``) rules.
+
+    The command line loads a file with ``rules=False`` and checks the rules once
+    its flags are merged in (a file may leave the symbols to the command line).
 
     Raises:
         ConfigError: unreadable file, bad TOML, unknown key, wrong type, bad value;
@@ -230,10 +234,12 @@ def load_settings(path: str | Path) -> Settings:
     if not isinstance(data, dict):
         msg = f"{path}: not a TOML table"
         raise ConfigError(msg)
-    return settings_from_data(data, str(path))
+    return settings_from_data(data, str(path), rules)
 
 
-def settings_from_data(data: dict[str, Any], where: str = "settings") -> Settings:
+def settings_from_data(
+    data: dict[str, Any], where: str = "settings", rules: bool = True
+) -> Settings:
     """Settings from plain data (TOML, JSON handed to a child, flags), checked.
 
     Strings are accepted for numbers and booleans (flags arrive as text).
@@ -252,7 +258,7 @@ def settings_from_data(data: dict[str, Any], where: str = "settings") -> Setting
         sections[name] = _convert(data.pop(name, {}), kind, where, name)
     settings = _convert(data, Settings, where, "")
     settings = msgspec.structs.replace(settings, sections=sections)
-    problems = list(_problems(settings))
+    problems = list(_problems(settings)) if rules else []
     if problems:
         key, problem = problems[0]
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
@@ -300,8 +306,25 @@ def _convert(data: Any, kind: type[T], where: str, prefix: str) -> T:
     try:
         return msgspec.convert(data, kind, strict=False)
     except msgspec.ValidationError as exc:
-        msg = f"{where}: {_explain(str(exc), kind, prefix)}"
+        explained = _explain(str(exc), kind, prefix)
+        found = _PATH.search(str(exc))
+        value = _value_at(data, found.group(1) if found else "")
+        if value is not None and "unknown key" not in explained:
+            explained += f", got {value}"
+        msg = f"{where}: {explained}"
         raise ConfigError(msg) from None
+
+
+def _value_at(data: Any, path: str) -> Any:
+    """The value at a msgspec error path (``run.workers``, ``bands_bps[2]``)."""
+    for part in [p for p in re.split(r"[.\[\]]", path) if p]:
+        if isinstance(data, dict) and part in data:
+            data = data[part]
+        elif isinstance(data, list) and part.isdigit() and int(part) < len(data):
+            data = data[int(part)]
+        else:
+            return None
+    return None if isinstance(data, dict | list) else data
 
 
 def _explain(error: str, kind: type[Any], prefix: str) -> str:
@@ -354,6 +377,9 @@ def _problems(s: Settings) -> Iterator[tuple[str, str]]:
     if spec is None:
         yield "flow", f"{s.flow!r} is not a flow; choose one of {', '.join(FLOWS)}"
         return
+    yield from _source_problems(s.source)
+    yield from _run_problems(s)
+    yield from _sink_problems(s)
     replay = s.source.kind == "replay"
     if spec.symbols == "streams":
         if not s.streams and not replay:
@@ -373,9 +399,6 @@ def _problems(s: Settings) -> Iterator[tuple[str, str]]:
             yield f"{kind.NAME}.{key}", problem
     if spec.check is not None:
         yield from spec.check(flow_context(s))
-    yield from _source_problems(s.source)
-    yield from _run_problems(s)
-    yield from _sink_problems(s)
 
 
 def _source_problems(src: SourceSettings) -> Iterator[tuple[str, str]]:

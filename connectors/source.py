@@ -44,6 +44,7 @@ from bpx_flows.connectors.shard import Shard
 __all__ = ["BackpackSource", "ReplaySource", "SourceConfig", "StopSignal", "partition"]
 
 log = logging.getLogger("bpx_flows.source")
+progress_log = logging.getLogger("bpx_flows.progress")
 
 
 class StopSignal:
@@ -444,7 +445,7 @@ class _Progress:
         read = self._reader.fraction_read()
         elapsed = now - self._t0
         eta = elapsed * (1 - read) / read if read > 0 else float("nan")
-        log.info(
+        progress_log.info(
             "replay %s: %s lines, %s lines/s, %.0f%% read, ETA %.0f s",
             self._name,
             f"{lines:,}",
@@ -455,7 +456,7 @@ class _Progress:
 
     def done(self, lines: int) -> None:
         elapsed = time.monotonic() - self._t0
-        log.info(
+        progress_log.info(
             "replay %s: done, %s lines in %.1f s", self._name, f"{lines:,}", elapsed
         )
 

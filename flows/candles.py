@@ -218,13 +218,13 @@ class CandleSettings(Section, frozen=True, kw_only=True):
     NAME = "candles"
 
     intervals: Annotated[
-        list[KlineInterval],
+        list[str],
         msgspec.Meta(
             min_length=1,
             max_length=16,
             description="candle intervals; the shortest divides the others",
         ),
-    ] = msgspec.field(default_factory=lambda: list(DEFAULT_INTERVALS))
+    ] = msgspec.field(default_factory=lambda: [i.value for i in DEFAULT_INTERVALS])
     lateness_ms: Annotated[
         int,
         msgspec.Meta(
@@ -238,7 +238,13 @@ class CandleSettings(Section, frozen=True, kw_only=True):
     ] = False
 
     def problems(self) -> Iterator[tuple[str, str]]:
-        """Interval combinations the windowing cannot roll up."""
+        """Unknown intervals, and combinations the windowing cannot roll up."""
+        known = {i.value for i in KlineInterval}
+        for text in self.intervals:
+            if text not in known:
+                names = ", ".join(sorted(known, key=list(known).index))
+                yield "intervals", f"{text!r} is not an interval; choose from {names}"
+                return
         try:
             self.config(replay=False)
         except ValueError as exc:

@@ -14,7 +14,7 @@ import pytest
 
 pytestmark = pytest.mark.e2e
 
-CLI = [sys.executable, "-m", "bpx_flows.cli"]
+CLI = [sys.executable, "-m", "bpx_flows"]
 ENV = {k: v for k, v in os.environ.items() if not k.startswith("BPX_")}
 
 

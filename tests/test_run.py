@@ -16,11 +16,12 @@ import pytest
 from bpx_flows.connectors.errors import ConfigError
 from bpx_flows.connectors.sim import SimConfig
 from bpx_flows.connectors.sim.session import write_session
+from bpx_flows.flows.book import BookSettings
 from bpx_flows.settings import Settings, load_settings, merge_overrides
 
 pytestmark = pytest.mark.e2e
 
-CLI = [sys.executable, "-m", "bpx_flows.cli"]
+CLI = [sys.executable, "-m", "bpx_flows"]
 ENV = {k: v for k, v in os.environ.items() if not k.startswith(("BPX_", "BYTEWAX_"))}
 SYMBOLS = ["SOL_USDC", "SOL_USDC_PERP", "BTC_USDC_PERP"]
 
@@ -177,12 +178,13 @@ def test_killed_run_resumes_from_the_recovery_dir_without_loss_or_duplicates(
 
 def test_bytewax_run_runs_a_settings_file(tmp_path: Path, session: Path) -> None:
     config = settings_file(tmp_path, session)
+    config.write_text(config.read_text().replace("quiet = true", "quiet = false"))
     result = subprocess.run(
         [
             sys.executable,
             "-m",
             "bytewax.run",
-            f"flows.catalog:from_settings('{config}')",
+            f"bpx_flows.runner:dataflow('{config}')",
             "-w",
             "2",
         ],
@@ -215,9 +217,11 @@ def test_bytewax_run_runs_a_settings_file(tmp_path: Path, session: Path) -> None
             id="interval",
         ),
         pytest.param("[run\n", [], "not valid TOML", id="toml"),
-        pytest.param("", ["--workers", "0"], "run.workers: must be >= 1", id="flag"),
         pytest.param(
-            "", ["--batch", "0"], "source.batch: must be >= 1", id="replay-batch"
+            "", ["--workers", "0"], "run.workers: expected int >= 1, got 0", id="flag"
+        ),
+        pytest.param(
+            "", ["--batch", "0"], "source.batch: expected int >= 1", id="replay-batch"
         ),
         pytest.param(
             "",
@@ -274,7 +278,7 @@ def test_flags_override_the_file_and_sources_switch_cleanly(
         {"source.kind": "live", "source.replay": ..., "run.workers": 3},
     )
     assert (live.source.kind, live.source.replay, live.run.workers) == ("live", [], 3)
-    assert live.book.checksum  # untouched keys keep the file's value
+    assert live.section(BookSettings).checksum  # untouched keys keep the file's value
     with pytest.raises(ConfigError, match=r"source.ws: an endpoint source needs"):
         merge_overrides(Settings(), {"source.kind": "endpoint"})
 
@@ -288,7 +292,7 @@ def test_bytewax_run_runs_the_market_flow_module_on_the_simulator(sim) -> None:
         BPX_SYMBOLS="SOL_USDC_PERP",
     )
     result = subprocess.run(
-        [sys.executable, "-m", "bytewax.run", "flows.market:flow", "-w", "2"],
+        [sys.executable, "-m", "bytewax.run", "bpx_flows.flows.market:flow", "-w", "2"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -303,12 +307,13 @@ def test_bytewax_run_runs_the_market_flow_module_on_the_simulator(sim) -> None:
 def test_each_process_of_a_cluster_serves_metrics_on_base_port_plus_its_id(
     tmp_path: Path, session: Path
 ) -> None:
+    import socket
     import urllib.request
 
-    from bpx_flows.runner import free_ports
-
     config = settings_file(tmp_path, session)
-    base = min(free_ports(1)[0], 65_000)  # base + 1 must be a port too
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        base = min(probe.getsockname()[1], 65_000)  # base + 1 must be a port too
     with subprocess.Popen(
         [
             *CLI,

@@ -189,7 +189,7 @@ def test_no_output_of_a_run_contains_the_secret(tmp_path: Path) -> None:
             [
                 sys.executable,
                 "-m",
-                "bpx_flows.cli",
+                "bpx_flows",
                 "-v",
                 "account",
                 *common,
@@ -217,7 +217,7 @@ def test_no_output_of_a_run_contains_the_secret(tmp_path: Path) -> None:
             [
                 sys.executable,
                 "-m",
-                "bpx_flows.cli",
+                "bpx_flows",
                 "-v",
                 "record",
                 "account.orderUpdate",

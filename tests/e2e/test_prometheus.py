@@ -139,7 +139,7 @@ def test_every_panel_and_rule_expression_returns_data(tmp_path: Path) -> None:
     with SimThread(server):
         for fault in faults:
             server.arm(fault)
-        streams = market_streams(SYMBOLS, config) + account_streams(None)
+        streams = market_streams(SYMBOLS) + account_streams(None)
         source = BackpackSource(
             parse_streams(streams),
             SourceConfig(

@@ -26,7 +26,6 @@ from bpx_flows.connectors.source import (
     SourceConfig,
     partition,
 )
-from bpx_flows.flows.tape import build
 
 pytestmark = pytest.mark.e2e
 
@@ -59,7 +58,12 @@ def run_tape(source: Any, workers: int = 1) -> list[Any]:
     """Everything the tape emits: good records first, then the dead letters."""
     out: list[Any] = []
     dead: list[Any] = []
-    flow = build(source, TestingSink(out), TestingSink(dead))
+    flow = Dataflow("tape")
+    split = op.branch(
+        "split", op.input("feed", flow, source), lambda r: not isinstance(r, BadFrame)
+    )
+    op.output("print", split.trues, TestingSink(out))
+    op.output("dead_letters", split.falses, TestingSink(dead))
     if workers == 1:
         run_main(flow)
     else:
