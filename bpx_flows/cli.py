@@ -11,7 +11,6 @@ tools around the runner.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import os
@@ -63,6 +62,7 @@ _RUN_FLAGS: dict[str, str] = {
     "--metrics-host": "metrics.host",
     "--log-format": "log.format",
     "--log-level": "log.level",
+    "--progress-every": "log.progress_every_s",
     "--seed": "simulator.seed",
     "--fault": "simulator.faults",
 }
@@ -83,6 +83,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return int(args.command(args))
+    except BrokenPipeError:
+        # The reader of our output left (``| head``): that is the end, not an error.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         return 130
     except BpxError as exc:
@@ -272,6 +277,9 @@ def _tool_commands(commands: Any) -> None:
     replay.add_argument("--batch", type=int, help="records per batch (10000)")
     replay.add_argument(
         "--quiet", action="store_true", default=None, help="count only, print summary"
+    )
+    replay.add_argument(
+        "--progress-every", type=float, metavar="S", help="progress log period (5)"
     )
     replay.set_defaults(command=_cmd_replay)
     _sim_commands(commands)
@@ -479,6 +487,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         "source.speed": args.speed,
         "source.batch": args.batch,
         "outputs.quiet": args.quiet,
+        "log.progress_every_s": args.progress_every,
     }
     return _execute(merge_overrides(Settings(), overrides), args.verbose)
 
@@ -563,5 +572,4 @@ def _cmd_sim_session(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    with contextlib.suppress(BrokenPipeError):
-        sys.exit(main())
+    sys.exit(main())

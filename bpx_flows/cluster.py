@@ -35,11 +35,11 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, Any
 
-from bpx_flows.runner import (
+from bpx_flows.resources import (
     LOCK_HELD_ENV,
     STOP_GRACE_S,
-    _recovery,
     endpoint_for,
+    init_recovery,
     recovery_lock,
 )
 from bpx_flows.settings import Settings, merge_overrides, settings_to_data
@@ -90,7 +90,7 @@ def run_cluster(settings: Settings) -> int:
         for sock in ports:
             stack.callback(sock.close)
         addresses = [f"127.0.0.1:{sock.getsockname()[1]}" for sock in ports]
-        _recovery(settings, run.processes * run.workers)
+        init_recovery(settings, run.processes * run.workers)
         print(
             f"cluster: {run.processes} processes x {run.workers} worker(s) on "
             f"{';'.join(addresses)}",

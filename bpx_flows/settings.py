@@ -174,6 +174,9 @@ class LogSettings(_Table, frozen=True):
         Literal["debug", "info", "warning", "error"],
         _m("least severe level shown (replay progress shows unless error)"),
     ] = "warning"
+    progress_every_s: Annotated[
+        float, _m("replay progress at most this often, s", gt=0, le=3_600)
+    ] = 5.0
 
 
 class Settings(_Table, frozen=True):

@@ -30,6 +30,8 @@ from typing import BinaryIO, cast
 import msgspec
 from isal import igzip, isal_zlib
 
+from bpx_flows.connectors.backpack.replayer import unsplice
+
 __all__ = [
     "Recorder",
     "RecordingReader",
@@ -260,11 +262,3 @@ class Recorder:
             self._out.close()
             if self._out is not self._raw:
                 self._raw.close()
-
-
-def unsplice(line: bytes) -> bytes:
-    """A frame line without its ``{"recv_us":N,`` prefix: the frame as received."""
-    head, sep, rest = line.rstrip(b"\n").partition(b",")
-    if not head.startswith(b'{"recv_us":'):
-        return line
-    return b"{" + rest if sep else b"{}"

@@ -325,6 +325,7 @@ class _ReplayPartition(StatefulSourcePartition[Any, ReplayState]):
         batch_size: int,
         restamp: bool = False,
         shard: Shard | None = None,
+        progress_every_s: float = 5.0,
     ) -> None:
         self._restamp = restamp
         self._shard = shard
@@ -338,7 +339,9 @@ class _ReplayPartition(StatefulSourcePartition[Any, ReplayState]):
         self._blocks = self._reader.blocks()
         self._block: list[bytes] = []  # the lines read from the file, not fed yet
         self._at = 0  # the next of them
-        self._progress = _Progress(path.name, self._reader, self._consumed)
+        self._progress = _Progress(
+            path.name, self._reader, self._consumed, progress_every_s
+        )
         self._speed = speed
         self._batch_size = batch_size
         self._first_recv_us: int | None = None
@@ -424,13 +427,13 @@ def _stamp_now(records: list[Any]) -> None:
             msgspec.structs.force_setattr(record, "recv_us", now)
 
 
-_PROGRESS_EVERY_S = 5.0
-
-
 class _Progress:
     """A log line every few seconds while a recording replays: lines, rate, ETA."""
 
-    def __init__(self, name: str, reader: RecordingReader, start_line: int) -> None:
+    def __init__(
+        self, name: str, reader: RecordingReader, start_line: int, every_s: float
+    ) -> None:
+        self._every_s = every_s
         self._name = name
         self._reader = reader
         self._start_line = start_line
@@ -438,7 +441,7 @@ class _Progress:
 
     def tick(self, lines: int) -> None:
         now = time.monotonic()
-        if now - self._last < _PROGRESS_EVERY_S:
+        if now - self._last < self._every_s:
             return
         self._last = now
         rate = (lines - self._start_line) / max(now - self._t0, 1e-9)
@@ -480,6 +483,7 @@ class ReplaySource(FixedPartitionedSource[Any, ReplayState]):
             owns, so keyed steps send nothing to other workers or processes.
         only: keep only the lines of these symbols (and of streams of no symbol);
             ``None`` keeps every symbol.
+        progress_every_s: a progress log line at most this often, seconds.
     """
 
     def __init__(
@@ -490,8 +494,10 @@ class ReplaySource(FixedPartitionedSource[Any, ReplayState]):
         restamp: bool = False,
         plan: ShardPlan | None = None,
         only: frozenset[str] | None = None,
+        progress_every_s: float = 5.0,
     ) -> None:
         self._only = only
+        self._progress_every_s = progress_every_s
         self._paths = {
             f"file-{n:03d}-{Path(p).name}": Path(p) for n, p in enumerate(paths)
         }
@@ -523,6 +529,7 @@ class ReplaySource(FixedPartitionedSource[Any, ReplayState]):
                 self._batch_size,
                 self._restamp,
                 shard,
+                self._progress_every_s,
             )
         return _ReplayPartition(
             self._paths[for_part],
@@ -531,4 +538,5 @@ class ReplaySource(FixedPartitionedSource[Any, ReplayState]):
             self._batch_size,
             self._restamp,
             None if only is None else Shard(only, only, default=True, others=False),
+            self._progress_every_s,
         )

@@ -219,3 +219,63 @@ def test_metrics_are_served_while_a_flow_runs() -> None:
             assert proc.returncode == 0
         finally:
             proc.kill()
+
+
+def test_version_and_help_show_every_default() -> None:
+    import argparse
+
+    from bpx_flows import __version__
+    from bpx_flows.cli import _parser
+
+    version = run_cli("--version")
+    assert version.returncode == 0
+    assert version.stdout.strip() == f"bpx-flows {__version__}"
+    parser = _parser()
+    subparsers = next(
+        a for a in parser._actions if isinstance(a, argparse._SubParsersAction)
+    )
+    seen = 0
+    for name, command in subparsers.choices.items():
+        for action in command._actions:
+            if action.help == argparse.SUPPRESS or not action.option_strings:
+                continue
+            seen += 1
+            assert action.help, f"{name} {action.option_strings} has no help"
+        if name in ("run", "book", "candles"):
+            text = command.format_help()
+            assert "(default: 1000.0)" in text or name != "book"
+            assert "(default: 1)" in text  # --workers
+    assert seen > 200
+    candles = run_cli("candles", "--help")
+    assert "--intervals" in candles.stdout and "(1s,1m)" in candles.stdout
+
+
+def test_replay_into_head_exits_quietly() -> None:
+    session = Path(__file__).resolve().parents[1] / "data/sessions/sim-session.jsonl.gz"
+    result = subprocess.run(
+        [
+            "bash",
+            "-c",
+            f"{' '.join(CLI)} replay {session} | head -3; "
+            'echo "status ${PIPESTATUS[0]}"',
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=ENV,
+        check=False,
+    )
+    lines = result.stdout.splitlines()
+    assert len(lines) == 4, result.stdout
+    assert lines[-1] == "status 0"
+    assert "Traceback" not in result.stderr and "rror" not in result.stderr
+
+
+def test_replay_shows_progress_on_long_files() -> None:
+    session = Path(__file__).resolve().parents[1] / "data/sessions/sim-session.jsonl.gz"
+    result = run_cli(
+        "replay", str(session), "--batch", "20", "--progress-every", "0.001", "--quiet"
+    )
+    assert result.returncode == 0, result.stderr
+    assert "% read, ETA" in result.stderr
+    assert f"replay {session.name}: done" in result.stderr

@@ -15,9 +15,11 @@ from bpx_flows.connectors.backpack.books import BookRouter
 from bpx_flows.connectors.backpack.booksync import ResyncReason
 from bpx_flows.connectors.backpack.decode import BadFrame, Decoded, FrameDecoder
 from bpx_flows.connectors.backpack.wire import Depth, DepthSnapshot, Frame, ServerError
-from bpx_flows.connectors.recording import unsplice
 
-__all__ = ["Replayer"]
+__all__ = [
+    "Replayer",
+    "unsplice",
+]
 
 
 class _Line(msgspec.Struct):
@@ -106,3 +108,11 @@ class Replayer:
                     self.books.start_fetches()
                 return list(records)
         return [decoded]
+
+
+def unsplice(line: bytes) -> bytes:
+    """A frame line without its ``{"recv_us":N,`` prefix: the frame as received."""
+    head, sep, rest = line.rstrip(b"\n").partition(b",")
+    if not head.startswith(b'{"recv_us":'):
+        return line
+    return b"{" + rest if sep else b"{}"

@@ -1,0 +1,180 @@
+"""The folders are layers: imports point down only, and importing does no work.
+
+    bpx_flows (the program: cli, settings, registry, runner, cluster, console)
+        -> flows -> operators, connectors
+    connectors/backpack: the protocol core, pure (no I/O, no clock, no asyncio)
+
+Every import is counted, function-local ones included.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PROGRAM = {"cli", "settings", "registry", "runner", "cluster", "console", "resources"}
+
+
+def _module(path: Path) -> str:
+    rel = path.relative_to(ROOT).with_suffix("")
+    parts = list(rel.parts)
+    if parts[0] != "bpx_flows":
+        parts.insert(0, "bpx_flows")
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def _modules() -> dict[str, set[str]]:
+    files = [p for p in (ROOT / "bpx_flows").glob("*.py")]
+    for folder in ("connectors", "operators", "flows"):
+        files += (ROOT / folder).rglob("*.py")
+    return {_module(p): _imports(p) for p in files}
+
+
+MODULES = _modules()
+
+
+def _layer(module: str) -> str:
+    parts = module.split(".")
+    return (
+        parts[1]
+        if len(parts) > 1 and parts[1] in {"connectors", "operators", "flows"}
+        else "program"
+    )
+
+
+def test_connectors_import_nothing_from_flows_or_the_program() -> None:
+    bad = {
+        (m, i)
+        for m, imports in MODULES.items()
+        if _layer(m) == "connectors"
+        for i in imports
+        if i.startswith("bpx_flows.") and _layer(i) in {"flows", "program"}
+    }
+    assert not bad
+
+
+def test_operators_import_no_bytewax_flows_or_program() -> None:
+    bad = {
+        (m, i)
+        for m, imports in MODULES.items()
+        if _layer(m) == "operators"
+        for i in imports
+        if i.startswith("bytewax")
+        or (i.startswith("bpx_flows.") and _layer(i) in {"flows", "program"})
+    }
+    assert not bad
+
+
+def test_flows_import_nothing_from_the_program() -> None:
+    bad = {
+        (m, i)
+        for m, imports in MODULES.items()
+        if _layer(m) == "flows"
+        for i in imports
+        if i.startswith("bpx_flows.") and _layer(i) == "program"
+    }
+    assert not bad
+
+
+def test_the_protocol_core_does_no_io() -> None:
+    banned = ("asyncio", "websockets", "socket", "httpx", "time", "bytewax")
+    bad = {
+        (m, i)
+        for m, imports in MODULES.items()
+        if m.startswith("bpx_flows.connectors.backpack")
+        for i in imports
+        if i.split(".")[0] in banned
+        or (
+            i.startswith("bpx_flows.")
+            and not i.startswith(
+                ("bpx_flows.connectors.backpack", "bpx_flows.connectors.errors")
+            )
+        )
+    }
+    assert not bad
+
+
+def test_no_module_imports_the_old_top_level_names() -> None:
+    bad = {
+        (m, i)
+        for m, imports in MODULES.items()
+        for i in imports
+        if i.split(".")[0] in {"connectors", "operators", "flows"}
+    }
+    assert not bad
+
+
+def test_there_are_no_import_circles_between_modules() -> None:
+    graph = {
+        m: {i for i in imports if i in MODULES and i != m}
+        for m, imports in MODULES.items()
+    }
+    # Packages import their own submodules to re-export them: not a circle.
+    for m, deps in graph.items():
+        graph[m] = {d for d in deps if not d.startswith(m + ".")}
+    state: dict[str, int] = {}
+    cycle: list[str] = []
+
+    def visit(node: str, path: list[str]) -> bool:
+        state[node] = 1
+        for dep in sorted(graph[node]):
+            if state.get(dep) == 1:
+                cycle.extend([*path, node, dep])
+                return True
+            if dep not in state and visit(dep, [*path, node]):
+                return True
+        state[node] = 2
+        return False
+
+    for node in sorted(graph):
+        if node not in state and visit(node, []):
+            break
+    assert not cycle, " -> ".join(cycle)
+
+
+@pytest.mark.parametrize(
+    "module",
+    [f"bpx_flows.flows.{p.stem}" for p in sorted((ROOT / "flows").glob("*.py"))]
+    + ["bpx_flows.registry", "bpx_flows.cli", "bpx_flows.runner"],
+)
+def test_importing_a_module_does_no_work(module: str) -> None:
+    """A bad key in the environment cannot break an import: nothing is built."""
+    env = {**os.environ, "BPX_API_SECRET": "garbage", "BPX_SYMBOLS": "NOPE"}
+    result = subprocess.run(
+        [sys.executable, "-c", f"import {module}"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_a_flow_module_builds_its_flow_when_bytewax_asks() -> None:
+    from bytewax.dataflow import Dataflow
+
+    from bpx_flows.flows import book
+
+    assert "flow" not in vars(book)
+    assert isinstance(book.flow, Dataflow)  # module __getattr__
