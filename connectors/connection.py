@@ -27,10 +27,11 @@ from bpx_flows.connectors.backpack.retry import Decision, backoff, classify
 from bpx_flows.connectors.backpack.session import Session
 from bpx_flows.connectors.backpack.signing import Credentials
 from bpx_flows.connectors.backpack.streams import Channel, StreamName
+from bpx_flows.connectors.backpack.text import printable
 from bpx_flows.connectors.backpack.wire import Depth, Frame, ServerError
-from bpx_flows.connectors.errors import AuthError, RestError
+from bpx_flows.connectors.errors import AuthError, BpxError
 from bpx_flows.connectors.rest import RestClient
-from bpx_flows.connectors.wsclient import WsClient, open_client
+from bpx_flows.connectors.wsclient import HandshakeError, WsClient, open_client
 
 __all__ = [
     "DEFAULT_WS_URL",
@@ -90,6 +91,9 @@ class ConnectionConfig:
         compression: offer permessage-deflate (less bandwidth, more CPU).
         max_reconnects: give up after this many consecutive failed attempts;
             ``None`` retries forever (the right thing for a long-running feed).
+        stable_s: a connection counts as recovered (the backoff starts again
+            from ``backoff_initial_s``) only after delivering data for this long,
+            seconds; a server that accepts and then drops us keeps backing off.
     """
 
     ws_url: str = DEFAULT_WS_URL
@@ -103,6 +107,7 @@ class ConnectionConfig:
     window_ms: int = 5_000
     compression: bool = False
     max_reconnects: int | None = None
+    stable_s: float = 30.0
 
 
 @dataclass
@@ -171,6 +176,8 @@ class Connection:
         self._cause: str | None = None  # set by the watchdog before it aborts
         self._closing = False
         self._has_private = any(s.private for s in streams)
+        self._frames_this_connection = 0
+        self._episode_failures = 0  # connection faults since data last flowed
 
     @property
     def pending(self) -> int:
@@ -220,39 +227,86 @@ class Connection:
     # The connection loop.
 
     async def run(self) -> None:
-        """Connect, read, and reconnect until ``close()`` or a fatal error."""
+        """Connect, read, and reconnect until ``close()`` or a fatal error.
+
+        Every connection fault (unreachable, any HTTP status on the upgrade, a
+        reset, a half-open socket, a server that closes after subscribing) is
+        retried after a capped, fully jittered exponential delay. The delays start
+        over only once a connection has delivered data for ``stable_s``; each
+        episode of faults logs one WARNING (its cause), then DEBUG lines.
+        """
         cfg = self.config
         delays = backoff(cfg.backoff_initial_s, cfg.backoff_max_s, rng=self._rng)
         failures = 0
         while not self._closing:
+            started = time.monotonic()
+            self._frames_this_connection = 0
             try:
                 client = await open_client(
-                    cfg.ws_url, self._on_text, compression=cfg.compression
+                    cfg.ws_url,
+                    self._on_text,
+                    compression=cfg.compression,
+                    on_binary=self._on_binary,
                 )
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # classified right below: retry or fatal
-                if classify(exc) is Decision.FATAL:
+                if _is_fatal(exc):
                     raise
                 failures += 1
                 if cfg.max_reconnects is not None and failures > cfg.max_reconnects:
                     raise
                 cause = _cause_of(exc)
-                log.debug("connect failed: %r", exc)
+                detail = printable(str(exc))[:200]
             else:
-                failures = 0
-                delays = backoff(
-                    cfg.backoff_initial_s, cfg.backoff_max_s, rng=self._rng
+                try:
+                    cause = await self._serve(client)
+                except Exception as exc:  # the socket broke under us: reconnect
+                    if _is_fatal(exc):
+                        raise
+                    client.abort()
+                    cause, detail = "error", printable(repr(exc))[:200]
+                else:
+                    detail = cause
+                stable = (
+                    self._frames_this_connection > 0
+                    and time.monotonic() - started >= cfg.stable_s
                 )
-                cause = await self._serve(client)
+                if stable:
+                    failures = 0
+                    if self._episode_failures:
+                        log.info(
+                            "%s: recovered after %d connection fault(s)",
+                            cfg.ws_url,
+                            self._episode_failures,
+                        )
+                    self._episode_failures = 0
+                    delays = backoff(
+                        cfg.backoff_initial_s, cfg.backoff_max_s, rng=self._rng
+                    )
+                else:
+                    failures += 1
             if self._fatal is not None:
                 raise self._fatal
             if self._closing:
                 break
             self._disconnected(cause)
-            # A planned server restart is not a failure: reconnect at once.
-            delay = 0.0 if cause == "server_close" else next(delays)
-            log.info("connection lost (%s); reconnecting in %.2f s", cause, delay)
+            # A planned server restart is not a failure: reconnect at once (once).
+            planned = cause == "server_close" and self._episode_failures == 0
+            delay = 0.0 if planned else next(delays)
+            self._episode_failures += 1
+            level = logging.WARNING if self._episode_failures == 1 else logging.DEBUG
+            log.log(
+                level,
+                "%s: connection fault (%s: %s); reconnecting in %.2f s%s",
+                cfg.ws_url,
+                cause,
+                detail,
+                delay,
+                "; further faults until it recovers are logged at debug level"
+                if self._episode_failures == 1
+                else "",
+            )
             await asyncio.sleep(delay)
 
     async def _serve(self, client: WsClient) -> str:
@@ -262,7 +316,8 @@ class Connection:
         self._last_rx_us = time.time_ns() // 1000
         self.session.connected(time.time_ns() // 1_000_000)
         for frame in self.session.data_to_send():
-            client.send_text(frame)
+            if not client.send_text(frame):
+                break  # closed before we could subscribe: ``closed`` says how
         watchdog = asyncio.create_task(self._watch(client))
         try:
             closed = await client.closed
@@ -276,6 +331,8 @@ class Connection:
             return cause
         if closed.code == 1001:
             return "server_close"
+        if closed.error is not None:
+            return "reset"
         return "closed"
 
     def _on_text(self, data: bytes, recv_us: int) -> None:
@@ -304,9 +361,16 @@ class Connection:
                 self._client.abort()
             return
         self._last_rx_us = recv_us
+        self._frames_this_connection += 1
         if len(self._out) >= self.config.max_pending and self._client is not None:
             self.stats.pushback_waits += 1
             self._client.pause_reading()
+
+    def _on_binary(self, size: int, recv_us: int) -> None:
+        """A binary frame: the exchange sends text only, so it is a dead letter."""
+        self.session.count_bad(BadReason.BINARY.value)
+        detail = f"a binary frame of {size} bytes"
+        self._emit(BadFrame(None, BadReason.BINARY, detail, None, "", recv_us))
 
     async def _watch(self, client: WsClient) -> None:
         cfg = self.config
@@ -355,12 +419,14 @@ class Connection:
             if self._has_private and refused:
                 msg = (
                     "the exchange refused the private subscription: "
-                    f"{event.error.message} (code {event.error.code}); "
-                    f"{_auth_hint(message)}"
+                    f"{printable(event.error.message)[:200]} (code "
+                    f"{event.error.code}); {_auth_hint(message)}"
                 )
                 raise AuthError(msg)
             log.warning(
-                "server error frame: %s %s", event.error.code, event.error.message
+                "server error frame: %s %s",
+                event.error.code,
+                printable(event.error.message)[:200],
             )
             self._emit(event)
         else:
@@ -386,9 +452,13 @@ class Connection:
         limit = self.config.snapshot_limit
         try:
             snapshot, body = await self._rest.depth(sync.symbol, limit)
-        except RestError as exc:
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # RestError, or anything else: never the task's end
             self.stats.snapshot_failures += 1
-            log.warning("depth snapshot for %s failed: %s", sync.symbol, exc)
+            log.warning(
+                "depth snapshot for %s failed: %s", sync.symbol, printable(str(exc))
+            )
             self.books.snapshot_failed(sync.stream)
         else:
             recv_us = time.time_ns() // 1000
@@ -416,7 +486,16 @@ def _is_json_object(event: Decoded) -> bool:
     return not isinstance(event, BadFrame) or event.reason not in _NOT_OBJECT
 
 
+def _is_fatal(exc: BaseException) -> bool:
+    """Only our own refusals end a connection; any answer of the peer is a fault."""
+    if isinstance(exc, HandshakeError):
+        return False  # any HTTP status on the upgrade, redirects included
+    return classify(exc) is Decision.FATAL and isinstance(exc, BpxError)
+
+
 def _cause_of(exc: BaseException) -> str:
+    if isinstance(exc, HandshakeError):
+        return f"http_{exc.status}" if exc.status else "handshake"
     if isinstance(exc, OSError | TimeoutError):
         return "unreachable"
     return "error"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -12,6 +13,7 @@ import httpx
 import msgspec
 
 from bpx_flows.connectors.backpack.retry import Decision, backoff, classify_status
+from bpx_flows.connectors.backpack.text import printable
 from bpx_flows.connectors.backpack.wire import DepthSnapshot, Market
 from bpx_flows.connectors.errors import RestError
 
@@ -51,6 +53,14 @@ class RestClient:
         timeout_s: per-request timeout, seconds.
         transport: an httpx transport, for tests (``httpx.MockTransport``).
         backoff_initial_s: first retry delay ceiling, seconds.
+        max_body_bytes: the largest answer read (after decompression); a larger
+            one is a failed attempt, so a hostile server cannot fill memory.
+
+    Every failure of an attempt (unreachable, slow past ``timeout_s`` in total,
+    429/5xx, a body that does not decompress, does not decode or is too large) is
+    retried up to ``attempts`` times with jittered backoff inside the rate limit
+    and counted in ``failures`` by kind; other 4xx fail at once. Only ``RestError``
+    leaves this class.
     """
 
     def __init__(
@@ -61,8 +71,12 @@ class RestClient:
         timeout_s: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
         backoff_initial_s: float = 0.25,
+        max_body_bytes: int = 32 << 20,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self._timeout_s = timeout_s
+        self._max_body_bytes = max_body_bytes
+        self.failures: Counter[str] = Counter()
         self._attempts = attempts
         self._bucket = TokenBucket(rate_per_s, burst=max(1, int(rate_per_s)))
         self._backoff_initial_s = backoff_initial_s
@@ -85,25 +99,31 @@ class RestClient:
             The decoded snapshot and the body exactly as received (for recording).
         """
         params = {"symbol": symbol, "limit": str(limit)}
-        body = await self._request("/api/v1/depth", params)
-        return self._decode("/api/v1/depth", body, DepthSnapshot), body
+        return await self._request("/api/v1/depth", params, DepthSnapshot)
 
     async def markets(self) -> list[Market]:
         """``GET /api/v1/markets``."""
-        return await self._get("/api/v1/markets", {}, list[Market])
+        markets, _ = await self._request("/api/v1/markets", {}, list[Market])
+        return markets
 
-    async def _get(self, path: str, params: Mapping[str, str], kind: type[T]) -> T:
-        return self._decode(path, await self._request(path, params), kind)
+    async def _attempt(
+        self, path: str, params: Mapping[str, str]
+    ) -> tuple[int, Any, bytes]:
+        """One GET: ``(status, headers, body)``, the body read up to the cap."""
+        async with self._client.stream("GET", path, params=dict(params)) as response:
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > self._max_body_bytes:
+                    msg = f"answer larger than {self._max_body_bytes:,} bytes"
+                    raise _TooLarge(msg)
+                chunks.append(chunk)
+            return response.status_code, response.headers, b"".join(chunks)
 
-    @staticmethod
-    def _decode(path: str, body: bytes, kind: type[T]) -> T:
-        try:
-            return msgspec.json.decode(body, type=kind, strict=False)
-        except msgspec.DecodeError as exc:
-            msg = f"GET {path}: unexpected answer ({exc}): {body[:200]!r}"
-            raise RestError(msg, 200) from None
-
-    async def _request(self, path: str, params: Mapping[str, str]) -> bytes:
+    async def _request(
+        self, path: str, params: Mapping[str, str], kind: type[T]
+    ) -> tuple[T, bytes]:
         delays = backoff(self._backoff_initial_s, 10.0)
         last: str = ""
         status: int | None = None
@@ -112,20 +132,39 @@ class RestClient:
             if wait:
                 await asyncio.sleep(wait)
             self.requests += 1
+            retry_after = None
             try:
-                response = await self._client.get(path, params=dict(params))
-            except httpx.TransportError as exc:
-                status, last = None, f"{type(exc).__name__}: {exc}"
-                retry_after = None
+                async with asyncio.timeout(self._timeout_s):  # no extra task
+                    code, headers, body = await self._attempt(path, params)
+            except (httpx.HTTPError, _TooLarge, TimeoutError) as exc:
+                kind_of_failure = (
+                    "too_large"
+                    if isinstance(exc, _TooLarge)
+                    else "slow"
+                    if isinstance(exc, TimeoutError | httpx.TimeoutException)
+                    else "bad_encoding"
+                    if isinstance(exc, httpx.DecodingError)
+                    else "unreachable"
+                )
+                self.failures[kind_of_failure] += 1
+                status, last = None, f"{type(exc).__name__}: {printable(str(exc))}"
             else:
-                if response.status_code == 200:
-                    return response.content
-                status = response.status_code
-                last = f"HTTP {status}: {response.text[:200]}"
-                if classify_status(status) is Decision.FATAL:
-                    msg = f"GET {path} {dict(params)} failed: {last}"
-                    raise RestError(msg, status)
-                retry_after = _retry_after_s(response.headers)
+                status = code
+                if code == 200:
+                    try:
+                        return msgspec.json.decode(body, type=kind, strict=False), body
+                    except msgspec.DecodeError as exc:
+                        self.failures["bad_body"] += 1
+                        shown = printable(repr(body[:120]))
+                        last = f"unexpected answer ({exc}): {shown}"
+                else:
+                    self.failures[f"http_{code // 100}xx"] += 1
+                    text = body[:200].decode("utf-8", "replace")
+                    last = f"HTTP {code}: {printable(text)}"
+                    if classify_status(code) is Decision.FATAL:
+                        msg = f"GET {path} {dict(params)} failed: {last}"
+                        raise RestError(msg, code)
+                    retry_after = _retry_after_s(headers)
             if attempt == self._attempts:
                 break
             delay = next(delays) if retry_after is None else retry_after
@@ -136,6 +175,10 @@ class RestClient:
             f"GET {path} {dict(params)} failed after {self._attempts} attempts: {last}"
         )
         raise RestError(msg, status)
+
+
+class _TooLarge(Exception):
+    """An answer over ``max_body_bytes``."""
 
 
 def _retry_after_s(headers: Any) -> float | None:

@@ -26,6 +26,7 @@ from websockets.uri import parse_uri
 __all__ = ["ClosedInfo", "HandshakeError", "WsClient", "open_client"]
 
 OnText = Callable[[bytes, int], None]
+OnBinary = Callable[[int, int], None]  # (size in bytes, recv_us)
 
 
 class HandshakeError(ConnectionError):
@@ -54,9 +55,15 @@ class ClosedInfo:
 class WsClient(asyncio.Protocol):
     """One client connection; create it with ``open_client``."""
 
-    def __init__(self, protocol: ClientProtocol, on_text: OnText) -> None:
+    def __init__(
+        self,
+        protocol: ClientProtocol,
+        on_text: OnText,
+        on_binary: OnBinary | None = None,
+    ) -> None:
         self._protocol = protocol
         self._on_text = on_text
+        self._on_binary = on_binary
         self._transport: asyncio.Transport | None = None
         self._fragments: list[bytes] = []
         self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -91,6 +98,8 @@ class WsClient(asyncio.Protocol):
                     self.last_pong_ns = time.monotonic_ns()
                 elif opcode is Opcode.TEXT or opcode is Opcode.CONT:
                     self._fragment(event, recv_us)
+                elif opcode is Opcode.BINARY and self._on_binary is not None:
+                    self._on_binary(len(event.data), recv_us)
             elif isinstance(event, Response):
                 self._handshake_done(event)
         self._flush()
@@ -120,13 +129,18 @@ class WsClient(asyncio.Protocol):
 
     # Public methods.
 
-    def send_text(self, text: str) -> None:
-        """Send one text frame."""
+    def send_text(self, text: str) -> bool:
+        """Send one text frame; ``False`` if the connection is no longer open."""
+        if self._protocol.state is not State.OPEN:
+            return False
         self._protocol.send_text(text.encode())
         self._flush()
+        return True
 
     def ping(self) -> None:
         """Send a protocol Ping; ``last_pong_ns`` moves when the Pong arrives."""
+        if self._protocol.state is not State.OPEN:
+            return
         self._protocol.send_ping(b"bpx")
         self._flush()
 
@@ -188,6 +202,7 @@ async def open_client(
     open_timeout_s: float = 10.0,
     max_size: int = 16 << 20,
     compression: bool = False,
+    on_binary: OnBinary | None = None,
 ) -> WsClient:
     """Connect and complete the handshake.
 
@@ -196,7 +211,8 @@ async def open_client(
     Raises:
         OSError: the host is unreachable or refused the connection.
         TimeoutError: no handshake within ``open_timeout_s``.
-        HandshakeError: the server answered the upgrade with another status.
+        HandshakeError: the server answered the upgrade with another status
+            (a redirect included: it is never followed).
     """
     uri = parse_uri(url)
     extensions = [ClientPerMessageDeflateFactory()] if compression else None
@@ -206,7 +222,7 @@ async def open_client(
 
     async def connect() -> WsClient:
         _, client = await loop.create_connection(
-            lambda: WsClient(protocol, on_text),
+            lambda: WsClient(protocol, on_text, on_binary),
             uri.host,
             uri.port,
             ssl=context,

@@ -20,6 +20,7 @@ __all__ = ["L2Book", "Level"]
 Level = tuple[Decimal, Decimal]  # (price, quantity)
 _ZERO = Decimal(0)
 _BPS = Decimal(10_000)
+_EXP = 40  # decimal exponent bound of a level's price and quantity
 
 
 class L2Book:
@@ -186,7 +187,16 @@ class L2Book:
             except (InvalidOperation, TypeError, ValueError):
                 self.invalid_levels += 1
                 continue
-            if not price.is_finite() or not qty.is_finite() or qty < 0 or price <= 0:
+            if (
+                not price.is_finite()
+                or not qty.is_finite()
+                or qty < 0
+                or price <= 0
+                # The range policy of connectors/backpack/limits.py, for levels:
+                # no value an exchange could quote is 1e40 or 1e-40 away from 1.
+                or not -_EXP < price.adjusted() < _EXP
+                or not -_EXP < qty.adjusted() < _EXP
+            ):
                 self.invalid_levels += 1
                 continue
             if qty:

@@ -12,8 +12,8 @@ import yaml
 from bpx_flows.connectors.backpack import Credentials
 from bpx_flows.connectors.sim import ServerConfig, SimConfig, SimServer, SimThread
 
-# The contract lives beside the repository, in ../shared/spec (as on CI).
-SPEC_DIR = Path(__file__).resolve().parents[2] / "shared" / "spec"
+# The contract the project carries (docs/contract): a clone tests on its own.
+SPEC_DIR = Path(__file__).resolve().parents[1] / "docs" / "contract"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 # A fixed test key pair (never a real account's).

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import httpx
 from hypothesis import given, settings, strategies as st
 
 from bpx_flows.connectors.backpack.booksync import BookSnapshot, Resync, ResyncReason
@@ -43,8 +46,10 @@ def test_stream_names_parse_or_raise_config_error(name: str) -> None:
 @settings(max_examples=300, deadline=None)
 @given(st.one_of(st.binary(max_size=300), st.text(max_size=300).map(str.encode)))
 def test_rest_snapshot_answers_decode_or_raise_rest_error(body: bytes) -> None:
+    transport = httpx.MockTransport(lambda _: httpx.Response(200, content=body))
+    client = RestClient("http://bpx.test", attempts=1, transport=transport)
     try:
-        snapshot = RestClient._decode("/api/v1/depth", body, DepthSnapshot)
+        snapshot, _ = asyncio.run(client.depth("SOL_USDC"))
     except RestError:
         return
     assert isinstance(snapshot, DepthSnapshot)

@@ -12,6 +12,7 @@ from typing import Any
 
 import msgspec
 
+from bpx_flows.connectors.backpack.limits import problem, sane
 from bpx_flows.connectors.backpack.streams import Channel, parse_stream
 from bpx_flows.connectors.backpack.wire import (
     BookTicker,
@@ -44,6 +45,10 @@ class BadReason(enum.StrEnum):
     UNKNOWN_STREAM = "unknown_stream"
     WRONG_EVENT = "wrong_event"  # data.e does not belong to the stream's channel
     INVALID_FIELD = "invalid_field"  # missing or ill-typed field
+    OUT_OF_RANGE = "out_of_range"  # a value outside the limits (limits.py)
+    TOO_DEEP = "too_deep"  # JSON nested deeper than the decoder's stack
+    NOT_UTF8 = "not_utf8"  # text that is not UTF-8
+    BINARY = "binary"  # a binary WebSocket frame (the exchange sends text)
 
 
 class BadFrame(msgspec.Struct, frozen=True):
@@ -115,14 +120,22 @@ class FrameDecoder:
         self._channels: dict[str, Channel | None] = {}
 
     def decode(self, raw: str | bytes, recv_us: int = 0) -> Decoded:
-        """Decode a frame; ``recv_us`` is the receive time in microseconds."""
+        """Decode a frame; ``recv_us`` is the receive time in microseconds.
+
+        Never raises, for any input: what cannot be decoded is a ``BadFrame``.
+        """
         try:
             frame = _PUBLIC.decode(raw)
         except msgspec.DecodeError:
             return self._second_look(raw, recv_us)
+        except (RecursionError, UnicodeError, ValueError, TypeError) as exc:
+            return self._broken(raw, recv_us, exc)
         channel = self._channels.get(frame.stream)
         if channel is None or _PUBLIC_TYPES.get(channel) is not type(frame.data):
             return self._checked(raw, frame, recv_us)  # unseen or wrong: the full check
+        if not sane(frame.data):
+            bad = problem(frame.data) or "out of range"
+            return self._bad(raw, frame.stream, BadReason.OUT_OF_RANGE, recv_us, bad)
         if recv_us and not frame.recv_us:
             # Set in place: the frame was just built and nobody else holds it.
             msgspec.structs.force_setattr(frame, "recv_us", recv_us)
@@ -144,14 +157,25 @@ class FrameDecoder:
             except msgspec.DecodeError:
                 append(self._second_look(raw, 0))
                 continue
+            except (RecursionError, UnicodeError, ValueError, TypeError) as exc:
+                append(self._broken(raw, 0, exc))
+                continue
             channel = channels.get(frame.stream)
             if channel is not None and _PUBLIC_TYPES.get(channel) is type(frame.data):
-                append(frame)
+                if sane(frame.data):
+                    append(frame)
+                else:
+                    bad = problem(frame.data) or "out of range"
+                    reason = BadReason.OUT_OF_RANGE
+                    append(self._bad(raw, frame.stream, reason, 0, bad))
             else:
                 append(self._checked(raw, frame, 0))  # unseen or wrong: the full check
         return out
 
     def _checked(self, raw: str | bytes, frame: Frame[Any], recv_us: int) -> Decoded:
+        bad = problem(frame.data)
+        if bad is not None:
+            return self._bad(raw, frame.stream, BadReason.OUT_OF_RANGE, recv_us, bad)
         channel = self._channel(frame.stream)
         if channel is None:
             return self._bad(raw, frame.stream, BadReason.UNKNOWN_STREAM, recv_us)
@@ -176,7 +200,23 @@ class FrameDecoder:
             self._channels[stream] = channel
         return channel
 
+    def _broken(self, raw: str | bytes, recv_us: int, exc: BaseException) -> BadFrame:
+        reason = (
+            BadReason.TOO_DEEP
+            if isinstance(exc, RecursionError)
+            else BadReason.NOT_UTF8
+            if isinstance(exc, UnicodeError) or "UTF-8" in str(exc)
+            else BadReason.NOT_JSON
+        )
+        return self._bad(raw, None, reason, recv_us, str(exc)[:200])
+
     def _second_look(self, raw: str | bytes, recv_us: int) -> Decoded:
+        try:
+            return self._second_look_unsafe(raw, recv_us)
+        except (msgspec.DecodeError, RecursionError, UnicodeError, ValueError) as exc:
+            return self._broken(raw, recv_us, exc)
+
+    def _second_look_unsafe(self, raw: str | bytes, recv_us: int) -> Decoded:
         try:
             probe = _PROBE.decode(raw)
         except msgspec.DecodeError as exc:
@@ -185,6 +225,10 @@ class FrameDecoder:
                 if isinstance(exc, msgspec.ValidationError)
                 else BadReason.NOT_JSON
             )
+            if "UTF-8" in str(exc):
+                reason = BadReason.NOT_UTF8
+            elif "depth" in str(exc) and "nest" in str(exc):
+                reason = BadReason.TOO_DEEP
             return self._bad(raw, None, reason, recv_us, str(exc))
         if probe.error and probe.stream is None:
             try:
@@ -206,6 +250,9 @@ class FrameDecoder:
             if channel in _PUBLIC_TYPES and "`$.data.e`" in str(exc):
                 reason = BadReason.WRONG_EVENT
             return self._bad(raw, probe.stream, reason, recv_us, str(exc))
+        bad = problem(frame.data)
+        if bad is not None:
+            return self._bad(raw, probe.stream, BadReason.OUT_OF_RANGE, recv_us, bad)
         if recv_us and not frame.recv_us:
             # Set in place: the frame was just built and nobody else holds it.
             msgspec.structs.force_setattr(frame, "recv_us", recv_us)
@@ -220,7 +267,10 @@ class FrameDecoder:
         message: str = "",
     ) -> BadFrame:
         detail, path = _split_path(message)
-        text = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
+        if isinstance(raw, str):
+            text = raw.encode("utf-8", "replace").decode("utf-8", "replace")
+        else:
+            text = raw.decode("utf-8", "replace")
         return BadFrame(
             stream=stream,
             reason=reason,

@@ -19,7 +19,7 @@ from bpx_flows.connectors.backpack.streams import StreamName
 from bpx_flows.connectors.backpack.wire import Frame, ServerError
 from bpx_flows.connectors.errors import ConfigError
 
-__all__ = ["Session", "SessionStats", "control_frame"]
+__all__ = ["OTHER_STREAM", "Session", "SessionStats", "control_frame"]
 
 
 class _Control(msgspec.Struct, omit_defaults=True):
@@ -39,15 +39,20 @@ def control_frame(
     return _encode_control(body).decode()
 
 
+OTHER_STREAM = "other"  # the label of frames on streams we did not subscribe
+
+
 @dataclass
 class SessionStats:
     """Counters of one session; exported by the metrics layer.
 
     Attributes:
-        frames: data frames decoded, per stream.
+        frames: data frames decoded, per subscribed stream; frames on streams we
+            never subscribed count under ``OTHER_STREAM`` (labels stay bounded).
         bytes_received: payload bytes received (text length of every frame).
         bad_frames: dead-lettered frames, per reason.
-        server_errors: error frames, per error code.
+        server_errors: error frames, per error code (the first 20 codes; the rest
+            count under -1).
     """
 
     frames: Counter[str] = field(default_factory=Counter)
@@ -134,12 +139,19 @@ class Session:
         stats.bytes_received += len(data)
         decoded = self._decoder.decode(data, recv_us)
         if type(decoded) is Frame:
-            stats.frames[decoded.stream] += 1
+            stream = decoded.stream
+            stats.frames[stream if stream in self._subscribed else OTHER_STREAM] += 1
         elif isinstance(decoded, BadFrame):
             stats.bad_frames[decoded.reason.value] += 1
         elif isinstance(decoded, ServerError):
-            stats.server_errors[decoded.error.code] += 1
+            code = decoded.error.code
+            errors = stats.server_errors
+            errors[code if code in errors or len(errors) < 20 else -1] += 1
         return decoded
+
+    def count_bad(self, reason: str) -> None:
+        """Count a frame dropped before decoding (a binary frame)."""
+        self.stats.bad_frames[reason] += 1
 
     def events_received(self) -> list[Decoded]:
         """Decoded, bad and error frames in arrival order; clears them."""

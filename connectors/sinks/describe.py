@@ -7,6 +7,7 @@ from typing import Any
 from bpx_flows.connectors.backpack.booksync import BookSnapshot, Resync
 from bpx_flows.connectors.backpack.decode import BadFrame
 from bpx_flows.connectors.backpack.klines import format_kline_time
+from bpx_flows.connectors.backpack.text import printable
 from bpx_flows.connectors.backpack.wire import (
     BookTicker,
     Depth,
@@ -120,11 +121,15 @@ def describe(record: Any) -> str:
             f"expected={record.expected} got={record.got}"
         )
     if isinstance(record, BadFrame):
-        stream = record.stream or "?"
-        return f"{stream:<28} BAD FRAME {record.reason.value}: {record.detail}"
+        stream = printable(record.stream or "?")
+        detail = printable(record.detail)
+        return f"{stream:<28} BAD FRAME {record.reason.value}: {detail}"
     if isinstance(record, ServerError):
-        return f"{'(server)':<28} ERROR     {record.error.code} {record.error.message}"
-    return f"{record.stream:<28} {_describe_data(record.data)}"
+        message = printable(record.error.message)
+        return f"{'(server)':<28} ERROR     {record.error.code} {message}"
+    if isinstance(record, Trade):  # a late trade, out of its frame
+        return f"{record.s:<28} LATE {_describe_data(record)}"
+    return f"{printable(record.stream):<28} {_describe_data(record.data)}"
 
 
 def _describe_data(data: Any) -> str:

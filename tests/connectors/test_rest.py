@@ -99,11 +99,49 @@ def test_network_errors_are_retried() -> None:
     assert snapshot.lastUpdateId == 42 and len(calls) == 2
 
 
-def test_unexpected_answer_is_a_clear_error() -> None:
+def test_unexpected_answer_is_retried_then_a_clear_error() -> None:
     seen: list[httpx.Request] = []
-    client = client_for([httpx.Response(200, text="<html>")], seen)
+    client = client_for([httpx.Response(200, text="<html>")] * 4, seen)
     with pytest.raises(RestError, match="unexpected answer"):
         run(client.depth("SOL_USDC"))
+    assert len(seen) == 4
+    assert client.failures["bad_body"] == 4
+
+
+@pytest.mark.parametrize(
+    ("bad", "kind"),
+    [
+        pytest.param(
+            (200, {"Content-Encoding": "gzip"}, b"not gzip"),
+            "bad_encoding",
+            id="bad-gzip",
+        ),
+        pytest.param((200, {}, b"x" * 5000), "too_large", id="big"),
+        pytest.param((503, {}, b"busy"), "http_5xx", id="503"),
+    ],
+)
+def test_a_bad_answer_is_counted_and_retried_until_a_good_one(
+    bad: tuple[int, dict[str, str], bytes], kind: str
+) -> None:
+    good = DEPTH
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if len(seen) == 1:
+            status, headers, content = bad
+            return httpx.Response(status, headers=headers, content=content)
+        return httpx.Response(200, content=good)
+
+    client = RestClient(
+        "http://bpx.test",
+        transport=httpx.MockTransport(handler),
+        backoff_initial_s=0.001,
+        max_body_bytes=4096,
+    )
+    snapshot, _ = run(client.depth("SOL_USDC"))
+    assert snapshot.lastUpdateId > 0
+    assert client.failures[kind] == 1
 
 
 def test_token_bucket_spaces_requests() -> None:

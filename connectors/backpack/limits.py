@@ -1,0 +1,130 @@
+"""The range policy for values inside decoded events: one place, checked at the edge.
+
+A frame can be valid JSON of the right shape and still carry values no operator can
+use: a price of ``"1e999999999"`` (``Decimal`` parses it; the first sum overflows),
+``"NaN"``, a trade stamped in year 9999 or past int64, a kline start that is not a
+date. The decoder rejects such a frame as a ``BadFrame`` with reason
+``out_of_range`` (counted like any dead letter), so operators only ever see values
+inside these limits:
+
+- decimal strings: plain notation (digits, at most one point, a sign only where a
+  value can be negative; no exponent, no NaN/Infinity), at most ``MAX_CHARS``
+  characters;
+- times (``E``, ``T``, microseconds): within ``[MIN_TIME_US, MAX_TIME_US)`` (the
+  epoch to 2100), which any datetime arithmetic survives (year 9999, or past int64,
+  does not);
+- kline times: parse as the wire's dates or numbers.
+
+Depth levels are the exception, for cost: a depth frame can carry hundreds of them,
+so the book operator applies the same limits to each level it parses
+(``operators.numbers.in_range``) and counts the levels it skips.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from bpx_flows.connectors.backpack.klines import parse_kline_time
+from bpx_flows.connectors.backpack.wire import (
+    BookTicker,
+    Depth,
+    Kline,
+    Liquidation,
+    MarkPrice,
+    OpenInterest,
+    Ticker,
+    Trade,
+)
+
+__all__ = ["MAX_CHARS", "MAX_TIME_US", "MIN_TIME_US", "problem", "sane"]
+
+MAX_CHARS = 40
+MIN_TIME_US = 0  # the epoch: documented captures carry small engine times (T=567)
+MAX_TIME_US = 4_102_444_800_000_000  # 2100-01-01T00:00:00Z
+
+_DECIMAL = re.compile(r"-?\d+(?:\.\d+)?")
+
+
+def _match(text: str) -> bool:
+    return len(text) <= MAX_CHARS and _DECIMAL.fullmatch(text) is not None
+
+
+def _plain(text: str) -> bool:
+    """A non-negative plain decimal (the fast test of the hot path)."""
+    return (
+        len(text) <= MAX_CHARS and text.isascii() and text.replace(".", "", 1).isdigit()
+    )
+
+
+def sane(event: Any) -> bool:
+    """Whether ``event`` is inside the limits: the decoder's cheap test per frame.
+
+    Depth and trades (most frames) are tested inline; other events take
+    ``problem``. ``False`` only where ``problem`` names a reason.
+    """
+    kind = type(event)
+    if kind is Depth:
+        return bool(
+            MIN_TIME_US <= event.T < MAX_TIME_US
+            and MIN_TIME_US <= event.E < MAX_TIME_US
+        )
+    if kind is Trade or kind is Liquidation:
+        return (
+            MIN_TIME_US <= event.T < MAX_TIME_US
+            and MIN_TIME_US <= event.E < MAX_TIME_US
+            and _plain(event.p)
+            and _plain(event.q)
+        ) or problem(event) is None
+    if kind is BookTicker:
+        a, b, qa, qb = event.a, event.b, event.A, event.B
+        return (
+            MIN_TIME_US <= event.T < MAX_TIME_US
+            and MIN_TIME_US <= event.E < MAX_TIME_US
+            and (a is None or _plain(a))
+            and (b is None or _plain(b))
+            and (qa is None or _plain(qa))
+            and (qb is None or _plain(qb))
+        ) or problem(event) is None
+    return problem(event) is None
+
+
+# The decimal-string fields of each event type (None allowed where typed optional).
+_FIELDS: dict[type, tuple[str, ...]] = {
+    Trade: ("p", "q"),
+    Liquidation: ("p", "q"),
+    MarkPrice: ("p", "i", "f"),
+    OpenInterest: ("o",),
+    BookTicker: ("a", "b", "A", "B"),
+    Ticker: ("o", "h", "l", "c", "v", "V"),
+    Kline: ("o", "h", "l", "c", "v"),
+    Depth: (),
+}
+
+
+def problem(event: Any) -> str | None:
+    """Why ``event`` is outside the limits (``"... - at `$.data.p`"``), or ``None``."""
+    t = getattr(event, "T", None)
+    e = getattr(event, "E", None)
+    for name, value in (("E", e), ("T", t)):
+        if type(value) is int and not MIN_TIME_US <= value < MAX_TIME_US:
+            return f"time {value} us is outside 1970..2100 - at `$.data.{name}`"
+    fields = _FIELDS.get(type(event))
+    if fields is None:
+        return None
+    for name in fields:
+        value = getattr(event, name)
+        if value is not None and not _match(value):
+            shown = value if len(value) <= 40 else value[:40] + "..."
+            where = f"$.data.{name}"
+            return f"{shown!r} is not a plain decimal of <= 40 chars - at `{where}`"
+    if type(event) is Kline:
+        for name in ("t", "T"):
+            try:
+                at = parse_kline_time(getattr(event, name))
+            except (ValueError, TypeError, OverflowError):
+                shown = repr(getattr(event, name))[:40]
+                return f"{shown} is not a kline time - at `$.data.{name}`"
+            if not MIN_TIME_US <= at < MAX_TIME_US:
+                return f"kline time outside 1970..2100 - at `$.data.{name}`"
+    return None
