@@ -106,6 +106,7 @@ class BookStats(msgspec.Struct, frozen=True, kw_only=True):
     tickers_mismatched: int
     checksum: int | None = None
     emit_us: int = 0
+    valid: bool = True  # synced on a snapshot and neither crossed nor locked
 
 
 class IntegrityKind(enum.StrEnum):
@@ -116,6 +117,7 @@ class IntegrityKind(enum.StrEnum):
     RESYNC_FINISHED = "resync_finished"
     CROSSED = "crossed"
     LOCKED = "locked"
+    UNCROSSED = "uncrossed"  # a crossed or locked book is ordered again
     INVALID_LEVEL = "invalid_level"
     TICKER_MISMATCH = "ticker_mismatch"
     DIFF_BEFORE_SNAPSHOT = "diff_before_snapshot"
@@ -147,7 +149,7 @@ class _Book:
     last_emit_us: int = _LONG_AGO
     tops: dict[int, _Top] = field(default_factory=dict)
     order: deque[int] = field(default_factory=deque)
-    crossed: bool = False
+    cross: IntegrityKind | None = None  # CROSSED or LOCKED while the book is
     invalid_seen: int = 0
 
 
@@ -333,14 +335,18 @@ def _after_update(
                 stream, symbol, IntegrityKind.INVALID_LEVEL, uid, detail, recv_us
             )
         )
-    crossed = bid is not None and ask is not None and bid[0] >= ask[0]
-    if crossed and not entry.crossed:
-        assert bid is not None
-        assert ask is not None
-        kind = IntegrityKind.LOCKED if bid[0] == ask[0] else IntegrityKind.CROSSED
-        detail = f"best bid {bid[0]} >= best ask {ask[0]}"
+    cross: IntegrityKind | None = None
+    if bid is not None and ask is not None and bid[0] >= ask[0]:
+        cross = IntegrityKind.LOCKED if bid[0] == ask[0] else IntegrityKind.CROSSED
+    if cross is not entry.cross:  # every transition: ok/crossed/locked, both ways
+        if cross is None:
+            kind, detail = IntegrityKind.UNCROSSED, "best bid < best ask again"
+        else:
+            assert bid is not None
+            assert ask is not None
+            kind, detail = cross, f"best bid {bid[0]} >= best ask {ask[0]}"
         out.append(BookIntegrity(stream, symbol, kind, uid, detail, recv_us))
-    entry.crossed = crossed
+        entry.cross = cross
     # Our top at every update id: a bookTicker may name an id the book passed already.
     # (Two pairs joined make the 4-tuple; mypy sees a tuple of any length.)
     entry.tops[uid] = (bid or _NO_SIDE) + (ask or _NO_SIDE)  # type: ignore[assignment]
@@ -490,6 +496,7 @@ def _stats(
         tickers_checked=state.tickers_checked,
         tickers_mismatched=state.tickers_mismatched,
         checksum=checksum,
+        valid=entry.live and entry.cross is None,
     )
 
 

@@ -11,6 +11,12 @@ continued with diffs (PROTOCOL.md section 4.2):
    ``u <= previous u`` is a duplicate and is dropped; anything else is a gap, which
    emits a ``Resync`` marker and starts again at 1.
 
+Bounded against any server: a gap while diffs wait for a snapshot is a ``Resync``
+(``gap``) like any other; the buffer is bounded in bytes (estimated from the levels
+it holds); and a live book whose diffs keep arriving as "duplicates" (the snapshot
+was ahead of the stream, as after an exchange sequence reset) is resynced once
+``MAX_DUPLICATE_RUN`` of them come in a row, instead of freezing silently.
+
 The caller does the fetching: it asks ``needs_snapshot()``, calls ``snapshot_started()``
 when it sends the request, and feeds the answer (or the failure) back.
 """
@@ -24,6 +30,7 @@ import msgspec
 from bpx_flows.connectors.backpack.wire import Depth, DepthSnapshot, Frame, Level
 
 __all__ = [
+    "MAX_DUPLICATE_RUN",
     "BookSnapshot",
     "BookSync",
     "Resync",
@@ -40,6 +47,7 @@ class ResyncReason(enum.StrEnum):
     RECONNECT = "reconnect"  # the connection was lost; diffs in between are unknown
     STALE_SNAPSHOT = "stale_snapshot"  # the snapshot was older than the buffered diffs
     BUFFER_OVERFLOW = "buffer_overflow"  # too many diffs waited for a snapshot
+    SNAPSHOT_AHEAD = "snapshot_ahead"  # diffs never caught up with the snapshot
 
 
 class BookSnapshot(msgspec.Struct, frozen=True):
@@ -85,6 +93,17 @@ class SyncStats(msgspec.Struct):
     duplicates: int = 0
     stale_snapshots: int = 0
     dropped_before_snapshot: int = 0
+    snapshots_ahead: int = 0
+    buffer_overflows: int = 0
+
+
+MAX_DUPLICATE_RUN = 100  # duplicates in a row that mean the book is stuck
+_LEVEL_BYTES = 48  # a level's share of a buffered diff, estimated
+_DIFF_BYTES = 200  # a diff's own share
+
+
+def _diff_bytes(diff: Depth) -> int:
+    return _DIFF_BYTES + _LEVEL_BYTES * (len(diff.a) + len(diff.b))
 
 
 class _State(enum.Enum):
@@ -101,14 +120,25 @@ class BookSync:
         symbol: its market.
         max_buffer: diffs kept while waiting for a snapshot; past it the oldest are
             dropped and the snapshot in flight will be found stale.
+        max_buffer_bytes: the same bound in (estimated) bytes, whichever bites
+            first: a flood of large diffs during a slow snapshot cannot fill memory.
     """
 
-    def __init__(self, stream: str, symbol: str, max_buffer: int = 50_000) -> None:
+    def __init__(
+        self,
+        stream: str,
+        symbol: str,
+        max_buffer: int = 50_000,
+        max_buffer_bytes: int = 64 << 20,
+    ) -> None:
         self.stream = stream
         self.symbol = symbol
         self.stats = SyncStats()
         self._max_buffer = max_buffer
+        self._max_buffer_bytes = max_buffer_bytes
         self._buffer: list[Frame[Depth]] = []
+        self._buffer_bytes = 0
+        self._duplicate_run = 0
         self._state = _State.NEEDS_SNAPSHOT
         self._last_u = 0
 
@@ -148,18 +178,33 @@ class BookSync:
         """
         if self._state is _State.LIVE and diff.U - self._last_u == 1:
             self._last_u = diff.u
+            self._duplicate_run = 0
             return True
         return False
+
+    @property
+    def buffer_bytes(self) -> int:
+        """Estimated bytes of the diffs waiting for a snapshot."""
+        return self._buffer_bytes
 
     def on_depth(self, frame: Frame[Depth]) -> list[SyncRecord]:
         """Feed one diff; returns what to emit downstream (often just the diff)."""
         if self._state is not _State.LIVE:
-            self._buffer_diff(frame)
-            return []
+            return self._buffer_diff(frame)
         diff = frame.data
         if diff.u <= self._last_u:
             self.stats.duplicates += 1
-            return []
+            self._duplicate_run += 1
+            if self._duplicate_run < MAX_DUPLICATE_RUN:
+                return []
+            # Diffs that never reach the snapshot: it was ahead of the stream.
+            self.stats.snapshots_ahead += 1
+            resync = self._invalidate(
+                ResyncReason.SNAPSHOT_AHEAD, self._last_u + 1, diff.U, frame.recv_us
+            )
+            self._buffer_diff(frame)
+            return [resync]
+        self._duplicate_run = 0
         if self._last_u + 1 < diff.U:
             self.stats.gaps += 1
             resync = self._invalidate(
@@ -185,11 +230,14 @@ class BookSync:
         if kept and last + 1 < kept[0].data.U:
             self.stats.stale_snapshots += 1
             self._buffer = kept
+            self._buffer_bytes = sum(_diff_bytes(f.data) for f in kept)
             self._state = _State.NEEDS_SNAPSHOT
             return []
         self._buffer = []
+        self._buffer_bytes = 0
         self._state = _State.LIVE
         self._last_u = last
+        self._duplicate_run = 0
         self.stats.snapshots += 1
         out: list[SyncRecord] = [
             BookSnapshot(
@@ -214,16 +262,45 @@ class BookSync:
     ) -> Resync:
         self.stats.resyncs += 1
         self._buffer = []
+        self._buffer_bytes = 0
+        self._duplicate_run = 0
         self._state = _State.NEEDS_SNAPSHOT
         return Resync(self.stream, self.symbol, reason, expected, got, recv_us)
 
-    def _buffer_diff(self, frame: Frame[Depth]) -> None:
+    def _buffer_diff(self, frame: Frame[Depth]) -> list[SyncRecord]:
         buffer = self._buffer
+        out: list[SyncRecord] = []
         if buffer and buffer[-1].data.u + 1 < frame.data.U:
-            buffer.clear()  # a gap while buffering: only diffs after it can be used
+            # A gap while buffering: only diffs after it can be used, and the
+            # snapshot in flight (if any) may be stale. Said like any other gap.
+            self.stats.gaps += 1
+            self.stats.resyncs += 1
+            expected = buffer[-1].data.u + 1
+            out.append(
+                Resync(
+                    self.stream,
+                    self.symbol,
+                    ResyncReason.GAP,
+                    expected,
+                    frame.data.U,
+                    frame.recv_us,
+                )
+            )
+            buffer.clear()
+            self._buffer_bytes = 0
         elif buffer and frame.data.u <= buffer[-1].data.u:
             self.stats.duplicates += 1
-            return
+            return out
         buffer.append(frame)
-        if len(buffer) > self._max_buffer:
-            del buffer[: len(buffer) - self._max_buffer]
+        self._buffer_bytes += _diff_bytes(frame.data)
+        if (
+            len(buffer) > self._max_buffer
+            or self._buffer_bytes > self._max_buffer_bytes
+        ):
+            self.stats.buffer_overflows += 1
+            while buffer and (
+                len(buffer) > self._max_buffer
+                or self._buffer_bytes > self._max_buffer_bytes
+            ):
+                self._buffer_bytes -= _diff_bytes(buffer.pop(0).data)
+        return out

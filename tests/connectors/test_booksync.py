@@ -131,3 +131,39 @@ def test_buffer_is_bounded() -> None:
     sync.snapshot_started()
     assert sync.on_snapshot(snapshot(50), 1) == []  # the kept diffs start after 51
     assert sync.needs_snapshot()
+
+
+def test_a_gap_while_buffering_is_a_resync_and_a_counted_gap() -> None:
+    sync = BookSync(STREAM, "SOL_USDC")
+    sync.snapshot_started()
+    assert sync.on_depth(diff(101, 102)) == []
+    out = sync.on_depth(diff(110, 111))  # 103..109 never came
+    assert [(r.reason, r.expected, r.got) for r in out] == [
+        (ResyncReason.GAP, 103, 110)
+    ]
+    assert sync.stats.gaps == 1
+    # Only the diffs after the gap are kept for the snapshot.
+    records = sync.on_snapshot(snapshot(110), 2)
+    assert ids(records) == ["BookSnapshot", (110, 111)]
+
+
+def test_a_snapshot_ahead_of_the_stream_resyncs_instead_of_freezing() -> None:
+    sync = synced(1_000_000)  # as after an exchange sequence reset
+    out: list = []
+    for n in range(1, 200):
+        out += sync.on_depth(diff(n, n))
+    resyncs = [r for r in out if isinstance(r, Resync)]
+    assert [r.reason for r in resyncs] == [ResyncReason.SNAPSHOT_AHEAD]
+    assert sync.stats.snapshots_ahead == 1
+    assert sync.needs_snapshot()
+
+
+def test_the_pre_snapshot_buffer_is_bounded_in_bytes() -> None:
+    sync = BookSync(STREAM, "SOL_USDC", max_buffer_bytes=10_000)
+    sync.snapshot_started()
+    wide = [("10", "1")] * 100  # ~5 kB a diff, estimated
+    for n in range(1, 50):
+        data = Depth(E=n, s="SOL_USDC", a=wide, b=wide, U=n, u=n, T=n)
+        sync.on_depth(Frame(STREAM, data, recv_us=n))
+    assert sync.buffer_bytes <= 10_000
+    assert sync.stats.buffer_overflows > 0

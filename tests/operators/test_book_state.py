@@ -137,17 +137,37 @@ def test_gap_and_resync_events() -> None:
     ]
 
 
-def test_crossed_and_locked_books_are_flagged_once() -> None:
+def test_every_crossed_and_locked_transition_is_flagged() -> None:
     _, outs = run(
         [
             snap(100),
             diff(101, 101, bids=[("10.2", "1")]),  # locked: bid == ask
-            diff(102, 102, bids=[("10.25", "1")]),  # still crossed: no new event
+            diff(102, 102, bids=[("10.25", "1")]),  # locked -> crossed
+            diff(103, 103, bids=[("10.3", "1")]),  # still crossed: no new event
+            diff(104, 104, bids=[("10.3", "0"), ("10.25", "0"), ("10.2", "0")]),
         ]
     )
-    assert kinds(outs) == [IntegrityKind.LOCKED]
+    assert kinds(outs) == [
+        IntegrityKind.LOCKED,
+        IntegrityKind.CROSSED,
+        IntegrityKind.UNCROSSED,
+    ]
     _, outs = run([snap(100), diff(101, 101, bids=[("10.5", "1")])])
     assert kinds(outs) == [IntegrityKind.CROSSED]
+
+
+def test_stats_say_whether_the_book_is_valid() -> None:
+    config = BookConfig(emit_every_us=0)
+    _, outs = run(
+        [
+            snap(100),
+            diff(101, 101, bids=[("10.5", "1")]),  # crossed
+            diff(102, 102, bids=[("10.5", "0")]),  # ordered again
+        ],
+        config,
+    )
+    stats = [o for o in outs if isinstance(o, BookStats)]
+    assert [s.valid for s in stats][-2:] == [False, True]
 
 
 def test_invalid_levels_are_skipped_and_reported() -> None:
