@@ -268,3 +268,47 @@ def test_account_operator_never_raises(
         else:
             data = MarkPrice(E=at, s="X", p=a, T=at)
         state, _ = account_step(state, Frame("x", data, recv_us=at), AccountConfig())
+
+
+_nested = st.integers(min_value=1, max_value=60_000).map(
+    lambda depth: '{"stream":"trade.SOL_USDC","data":' + "[" * depth + "]" * depth + "}"
+)
+_absurd_numbers = st.sampled_from(
+    ["1e999999999", "NaN", "-Infinity", "1" * 60, "0x10", "1_000", "١٢"]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        st.binary(max_size=400),
+        st.text(max_size=200),  # surrogates included
+        _nested,
+        _absurd_numbers.map(
+            lambda p: (
+                '{"stream":"trade.SOL_USDC","data":{"e":"trade","E":1,"T":1,'
+                f'"a":"1","b":"2","m":true,"p":"{p}","q":"1","s":"SOL_USDC","t":1}}}}'
+            )
+        ),
+        st.integers(min_value=-(2**70), max_value=2**70).map(
+            lambda t: (
+                '{"stream":"trade.SOL_USDC","data":{"e":"trade","E":1,'
+                f'"T":{t},"a":"1","b":"2","m":true,"p":"1","q":"1","s":"SOL_USDC","t":1}}}}'
+            )
+        ),
+    )
+)
+def test_the_decoder_never_raises_and_lets_no_absurd_value_through(
+    raw: bytes | str,
+) -> None:
+    from decimal import Decimal
+
+    from bpx_flows.connectors.backpack.decode import FrameDecoder
+    from bpx_flows.connectors.backpack.limits import MAX_TIME_US
+
+    decoded = FrameDecoder().decode(raw, 1)
+    data = getattr(decoded, "data", None)
+    if type(data).__name__ == "Trade":
+        assert 0 <= data.T < MAX_TIME_US
+        price = Decimal(data.p)
+        assert price.is_finite() and abs(price.adjusted()) <= 40
