@@ -9,8 +9,10 @@ import websockets
 
 from bpx_flows.connectors.backpack.signing import Credentials
 from bpx_flows.connectors.backpack.streams import StreamName, check_symbols
+from bpx_flows.connectors.backpack.text import printable
 from bpx_flows.connectors.errors import ConfigError, RestError
 from bpx_flows.connectors.rest import RestClient
+from bpx_flows.connectors.wsclient import open_client
 
 __all__ = ["preflight"]
 
@@ -38,17 +40,18 @@ async def _check(
     finally:
         await rest.aclose()
     check_symbols(streams, [m.symbol for m in markets])
+    # The same client as the feed's, so the check sees what the feed will see (a
+    # redirect is an answer like any other, never followed to another host).
     try:
-        async with websockets.connect(ws_url, open_timeout=timeout_s, compression=None):
-            pass
-    except (
-        OSError,
-        TimeoutError,
-        websockets.InvalidURI,
-        websockets.InvalidHandshake,
-    ) as exc:
-        msg = f"cannot open a WebSocket to {ws_url}: {exc}"
+        client = await open_client(ws_url, _ignore, open_timeout_s=timeout_s)
+    except (OSError, TimeoutError, ValueError, websockets.InvalidURI) as exc:
+        msg = f"cannot open a WebSocket to {ws_url}: {printable(str(exc))[:200]}"
         raise ConfigError(msg) from None
+    await client.close()
+
+
+def _ignore(_data: bytes, _recv_us: int) -> None:
+    """Frames that arrive during the check are not needed."""
 
 
 def preflight(

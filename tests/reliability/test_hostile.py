@@ -376,3 +376,42 @@ def test_unsubscribed_stream_names_cannot_grow_metric_labels() -> None:
     )
     assert set(conn.session.stats.frames) == {f"trade.{SYMBOL}", "other"}
     assert conn.session.stats.frames["other"] == 2_000
+
+
+def test_the_start_up_check_never_follows_a_redirect() -> None:
+    from bpx_flows.connectors.errors import ConfigError
+    from bpx_flows.connectors.preflight import preflight
+
+    market = {
+        "symbol": SYMBOL,
+        "baseSymbol": "SOL",
+        "quoteSymbol": "USDC",
+        "marketType": "SPOT",
+        "orderBookState": "Open",
+        "filters": {
+            "price": {"tickSize": "0.01"},
+            "quantity": {"stepSize": "0.01"},
+        },
+    }
+    server = Hostile(
+        upgrade_status=[302], rest=[(200, {}, json.dumps([market]).encode(), 0)]
+    )
+
+    async def scenario() -> str:
+        async with server.running():
+            try:
+                await asyncio.to_thread(
+                    preflight,
+                    parse_streams([f"trade.{SYMBOL}"]),
+                    server.ws_url,
+                    server.rest_url,
+                    None,
+                    5.0,
+                )
+            except ConfigError as exc:
+                return str(exc)
+            return "accepted"
+
+    message = run(scenario())
+    assert "302" in message
+    assert server.connects == []  # nothing was opened anywhere
