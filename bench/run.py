@@ -59,11 +59,20 @@ def best_rate(
 def bench_decode(frames: list[bytes]) -> dict[str, Any]:
     import orjson
 
+    from bpx_flows.connectors.backpack import decode as decode_module
     from bpx_flows.connectors.backpack.decode import FrameDecoder
 
     decoder = FrameDecoder()
     sample = frames[:200_000]
     results: dict[str, Any] = {"frames": len(sample)}
+    # The same decoder without the range policy (limits.sane), side by side: what
+    # rejecting absurd values at the edge costs on the hot path.
+    policy = decode_module.sane
+    decode_module.sane = lambda _event: True
+    try:
+        results["ours_without_range_policy"] = best_rate(decoder.decode, sample)
+    finally:
+        decode_module.sane = policy
     for gc_on in (True, False):
         if not gc_on:
             gc.disable()
@@ -205,7 +214,10 @@ def main() -> int:
         f"decode ({decode['frames']:,} frames): ours {decode['ours']:,.0f}/s, "
         f"orjson.loads {decode['orjson']:,.0f}/s, json.loads {decode['json']:,.0f}/s "
         f"-> {decode['ours'] / decode['orjson']:.2f}x orjson "
-        f"(GC off: {decode['ours_gc_off'] / decode['orjson_gc_off']:.2f}x)"
+        f"(GC off: {decode['ours_gc_off'] / decode['orjson_gc_off']:.2f}x); "
+        f"without the range policy {decode['ours_without_range_policy']:,.0f}/s "
+        f"(policy costs "
+        f"{1 - decode['ours'] / decode['ours_without_range_policy']:.1%})"
     )
     replay = run_case("replay", str(SESSION))
     results["replay_source"] = replay

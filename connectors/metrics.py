@@ -286,7 +286,7 @@ class ConnectionCollector(Collector):
             _add(
                 totals,
                 "resyncs",
-                {k: s.stats.resyncs for k, s in conn.books.syncs.items()},
+                {k: s.stats.resyncs for k, s in dict.copy(conn.books.syncs).items()},
             )
             bytes_total += stats.bytes_received
             snapshots_total += conn.stats.snapshots
@@ -324,7 +324,10 @@ def _add(
     totals: dict[str, dict[Any, float]], name: str, values: dict[Any, int]
 ) -> None:
     target = totals.setdefault(name, {})
-    for key, value in values.items():
+    # The connections' event loops update these counters on other threads while
+    # a scrape reads them: dict.copy is one C call under the interpreter lock, so
+    # the copy is consistent and the iteration below cannot see the dict change.
+    for key, value in dict.copy(values).items():
         target[key] = target.get(key, 0.0) + value
 
 
