@@ -25,6 +25,7 @@ import dataclasses
 import json
 import logging
 import os
+import select
 import signal
 import sys
 import threading
@@ -464,26 +465,42 @@ def stop_on_signals(abort: bool = False) -> Iterator[None]:
 
 
 def _watch_signals(read_fd: int, done: threading.Event) -> None:
-    try:
-        data = os.read(read_fd, 16)
-    except OSError:
+    """Wait for a signal or the run's own end; then bound how long the stop takes.
+
+    A run ends on a signal, on its deadline (``--seconds``) or when its reader left
+    (``| head``); in each case the sinks then flush. A sink that cannot deliver (a
+    Kafka broker that is down) must not hold the process forever: ``STOP_GRACE_S``
+    after the stop began, the process exits with one line and a non-zero code.
+    """
+    signum = 0
+    while not done.is_set():
+        ready, _, _ = select.select([read_fd], [], [], 0.2)
+        if ready:
+            try:
+                data = os.read(read_fd, 16)
+            except OSError:
+                return
+            if not data:
+                return  # the write end closed: the run is over
+            signum = data[0]
+            StopSignal.set()
+            break
+        if StopSignal.is_set() or StopSignal.ending():
+            break
+    if done.is_set():
         return
-    if not data or done.is_set():
-        return
-    StopSignal.set()
-    signum = data[0]
     # Before any partition is built (a cluster forming) nothing is in flight.
     grace_s = STOP_GRACE_S if StopSignal.started() else 0.5
     if done.wait(grace_s):
         return
     try:
-        name = signal.Signals(signum).name
+        name = signal.Signals(signum).name if signum else "the end of its input"
     except ValueError:
         name = f"signal {signum}"
     print(
-        f"error: the run did not stop within {grace_s:g} s of {name}"
-        + ("; exiting without a clean stop" if StopSignal.started() else ""),
+        f"error: the run did not stop within {grace_s:g} s of {name} (a sink "
+        "that cannot deliver?); exiting without a clean stop",
         file=sys.stderr,
         flush=True,
     )
-    os._exit(128 + signum)
+    os._exit(128 + signum if signum else 1)

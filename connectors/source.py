@@ -60,6 +60,7 @@ class StopSignal:
     _event = threading.Event()
     _abort = False
     _started = threading.Event()
+    _ending = threading.Event()
 
     @classmethod
     def set(cls) -> None:
@@ -71,6 +72,7 @@ class StopSignal:
         """Reset (tests run several flows in one process)."""
         cls._event.clear()
         cls._started.clear()
+        cls._ending.clear()
 
     @classmethod
     def abort_on_stop(cls, abort: bool) -> None:
@@ -83,6 +85,16 @@ class StopSignal:
         if cls._abort:
             raise AbortExecution
         raise StopIteration
+
+    @classmethod
+    def note_ending(cls) -> None:
+        """A source reached its own end (a deadline): the run is finishing."""
+        cls._ending.set()
+
+    @classmethod
+    def ending(cls) -> bool:
+        """Whether a source reached its own end."""
+        return cls._ending.is_set()
 
     @classmethod
     def mark_started(cls) -> None:
@@ -178,6 +190,7 @@ class _LivePartition(StatefulSourcePartition[Record, None]):
         if StopSignal.is_set() or (
             self._deadline is not None and time.monotonic() >= self._deadline
         ):
+            StopSignal.note_ending()
             self.close()
             # Everything received (and recorded) before the socket closed is emitted:
             # a stopped run loses nothing it read, and its recording replays to the

@@ -223,3 +223,30 @@ def test_sigterm_then_resume_writes_exactly_the_uninterrupted_output(
     assert len(expected) > 50
     assert 0 < len(partial) < len(expected)  # it was stopped in the middle
     assert got == expected
+
+
+def test_a_stop_that_hangs_in_a_sink_is_bounded() -> None:
+    """A sink that never finishes flushing (a Kafka broker that is down) cannot
+    hold the process: 10 s after the run's end began it exits, non-zero."""
+    script = (
+        "import time\n"
+        "from bpx_flows.connectors.source import StopSignal\n"
+        "from bpx_flows.runner import stop_on_signals\n"
+        "with stop_on_signals():\n"
+        "    StopSignal.mark_started()\n"
+        "    StopSignal.note_ending()  # the deadline passed\n"
+        "    time.sleep(60)  # a sink's flush that never returns\n"
+    )
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=60,
+        check=False,
+    )
+    assert 9 < time.monotonic() - started < 20
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "did not stop within 10 s" in lines[0], result.stderr
