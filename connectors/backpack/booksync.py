@@ -13,9 +13,11 @@ continued with diffs (PROTOCOL.md section 4.2):
 
 Bounded against any server: a gap while diffs wait for a snapshot is a ``Resync``
 (``gap``) like any other; the buffer is bounded in bytes (estimated from the levels
-it holds); and a live book whose diffs keep arriving as "duplicates" (the snapshot
-was ahead of the stream, as after an exchange sequence reset) is resynced once
-``MAX_DUPLICATE_RUN`` of them come in a row, instead of freezing silently.
+it holds); and a live book whose diffs keep arriving as "duplicates" for more than
+``MAX_BEHIND_US`` of event time (the snapshot was ahead of the stream and the stream
+never catches up, as after an exchange sequence reset) is resynced instead of
+freezing silently. (A snapshot slightly ahead is normal: the stream catches up within
+the REST latency, and those diffs are dropped as duplicates.)
 
 The caller does the fetching: it asks ``needs_snapshot()``, calls ``snapshot_started()``
 when it sends the request, and feeds the answer (or the failure) back.
@@ -30,7 +32,7 @@ import msgspec
 from bpx_flows.connectors.backpack.wire import Depth, DepthSnapshot, Frame, Level
 
 __all__ = [
-    "MAX_DUPLICATE_RUN",
+    "MAX_BEHIND_US",
     "BookSnapshot",
     "BookSync",
     "Resync",
@@ -97,7 +99,7 @@ class SyncStats(msgspec.Struct):
     buffer_overflows: int = 0
 
 
-MAX_DUPLICATE_RUN = 100  # duplicates in a row that mean the book is stuck
+MAX_BEHIND_US = 5_000_000  # event time of duplicates in a row that means stuck
 _LEVEL_BYTES = 48  # a level's share of a buffered diff, estimated
 _DIFF_BYTES = 200  # a diff's own share
 
@@ -138,7 +140,7 @@ class BookSync:
         self._max_buffer_bytes = max_buffer_bytes
         self._buffer: list[Frame[Depth]] = []
         self._buffer_bytes = 0
-        self._duplicate_run = 0
+        self._behind_since_us: int | None = None  # E of the first duplicate in a row
         self._state = _State.NEEDS_SNAPSHOT
         self._last_u = 0
 
@@ -178,7 +180,7 @@ class BookSync:
         """
         if self._state is _State.LIVE and diff.U - self._last_u == 1:
             self._last_u = diff.u
-            self._duplicate_run = 0
+            self._behind_since_us = None
             return True
         return False
 
@@ -194,8 +196,11 @@ class BookSync:
         diff = frame.data
         if diff.u <= self._last_u:
             self.stats.duplicates += 1
-            self._duplicate_run += 1
-            if self._duplicate_run < MAX_DUPLICATE_RUN:
+            since = self._behind_since_us
+            if since is None:
+                self._behind_since_us = diff.E
+                return []
+            if diff.E - since <= MAX_BEHIND_US:
                 return []
             # Diffs that never reach the snapshot: it was ahead of the stream.
             self.stats.snapshots_ahead += 1
@@ -204,7 +209,7 @@ class BookSync:
             )
             self._buffer_diff(frame)
             return [resync]
-        self._duplicate_run = 0
+        self._behind_since_us = None
         if self._last_u + 1 < diff.U:
             self.stats.gaps += 1
             resync = self._invalidate(
@@ -237,7 +242,7 @@ class BookSync:
         self._buffer_bytes = 0
         self._state = _State.LIVE
         self._last_u = last
-        self._duplicate_run = 0
+        self._behind_since_us = None
         self.stats.snapshots += 1
         out: list[SyncRecord] = [
             BookSnapshot(
@@ -263,7 +268,7 @@ class BookSync:
         self.stats.resyncs += 1
         self._buffer = []
         self._buffer_bytes = 0
-        self._duplicate_run = 0
+        self._behind_since_us = None
         self._state = _State.NEEDS_SNAPSHOT
         return Resync(self.stream, self.symbol, reason, expected, got, recv_us)
 

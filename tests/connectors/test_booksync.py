@@ -150,12 +150,23 @@ def test_a_gap_while_buffering_is_a_resync_and_a_counted_gap() -> None:
 def test_a_snapshot_ahead_of_the_stream_resyncs_instead_of_freezing() -> None:
     sync = synced(1_000_000)  # as after an exchange sequence reset
     out: list = []
-    for n in range(1, 200):
-        out += sync.on_depth(diff(n, n))
+    for n in range(1, 200):  # 0.1 s apart: 20 s behind the snapshot
+        data = Depth(E=n * 100_000, s="SOL_USDC", a=[], b=[], U=n, u=n, T=n)
+        out += sync.on_depth(Frame(STREAM, data, recv_us=n))
     resyncs = [r for r in out if isinstance(r, Resync)]
     assert [r.reason for r in resyncs] == [ResyncReason.SNAPSHOT_AHEAD]
     assert sync.stats.snapshots_ahead == 1
     assert sync.needs_snapshot()
+
+
+def test_a_snapshot_slightly_ahead_is_caught_up_without_a_resync() -> None:
+    sync = synced(150)  # the REST answer is fresher than the stream
+    out: list = []
+    for n in range(101, 200):  # 10 ms apart: the stream catches up in 0.5 s
+        data = Depth(E=n * 10_000, s="SOL_USDC", a=[], b=[], U=n, u=n, T=n)
+        out += sync.on_depth(Frame(STREAM, data, recv_us=n))
+    assert not [r for r in out if isinstance(r, Resync)]
+    assert ids(out)[0] == (151, 151)
 
 
 def test_the_pre_snapshot_buffer_is_bounded_in_bytes() -> None:

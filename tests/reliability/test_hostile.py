@@ -42,8 +42,8 @@ RestAnswer = tuple[int, dict[str, str], bytes, float]  # status, headers, body, 
 def depth(first: int, last: int, bids: Any = (), asks: Any = ()) -> str:
     data = {
         "e": "depth",
-        "E": NOW_US + last,
-        "T": NOW_US + last,
+        "E": NOW_US + last * 50_000,  # 50 ms of event time per update id
+        "T": NOW_US + last * 50_000,
         "U": first,
         "u": last,
         "a": [list(x) for x in asks],
