@@ -62,8 +62,11 @@ class LatencySink(DynamicSink[Any]):
 
 
 def settings_for(flow: str, symbols: list[str], **source: Any) -> Any:
+    from bpx_flows.registry import FLOWS
     from bpx_flows.settings import Settings, merge_overrides
 
+    if FLOWS[flow].markets == "perp":  # the others' records pass by unread
+        symbols = [s for s in symbols if s.endswith("_PERP")]
     overrides: dict[str, Any] = {"flow": flow, "symbols": symbols}
     for name in ("workers", "addresses", "process_id"):
         if name in source:

@@ -18,7 +18,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PROGRAM = {"cli", "settings", "registry", "runner", "cluster", "console", "resources"}
+PROGRAM = {
+    "cli",
+    "settings",
+    "registry",
+    "runner",
+    "cluster",
+    "console",
+    "resources",
+    "sim_commands",
+}
 
 
 def _module(path: Path) -> str:

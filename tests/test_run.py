@@ -371,3 +371,28 @@ def test_symbols_may_follow_the_options(session: Path) -> None:
     bad = run_cli("run", "candles", "--replay", str(session), "--bogus")
     assert bad.returncode == 2
     assert "unrecognized arguments: --bogus" in bad.stderr
+
+
+@pytest.mark.parametrize(
+    ("flow", "symbol"),
+    [("book", "SOL_USDC"), ("derivatives", "SOL_USDC_PERP"), ("candles", "SOL_USDC")],
+)
+def test_symbols_select_in_a_replay(flow: str, symbol: str) -> None:
+    shipped = Path(__file__).resolve().parents[1] / "data/sessions/sim-session.jsonl.gz"
+    result = run_cli(flow, symbol, "--replay", str(shipped), "--out", "/dev/null")
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = [line for line in result.stdout.splitlines() if line[:1].isalpha()]
+    records = [line for line in lines if not line.startswith(("summary", "  "))]
+    assert records
+    assert all(line.split()[0].endswith(symbol) for line in records), records[:5]
+    assert "unknown_symbol" not in result.stdout
+
+
+def test_the_docs_name_every_flow_of_the_registry() -> None:
+    from bpx_flows.registry import FLOWS
+
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "run.md").read_text()
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    for name in FLOWS:
+        assert f"`{name}`" in docs, name
+        assert name in readme, name

@@ -1,0 +1,126 @@
+"""``bpx-flows sim`` and ``sim-session``: the simulator on its own, for any client."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from typing import Any
+
+__all__ = ["add_sim_commands"]
+
+
+def add_sim_commands(commands: Any) -> None:
+    """Add ``sim`` and ``sim-session`` to the command line's subcommands."""
+    text = "run the simulated exchange on loopback"
+    sim = commands.add_parser("sim", help=text, description=text)
+    sim.add_argument("--host", default="127.0.0.1", help="listen address (127.0.0.1)")
+    sim.add_argument("--port", type=int, default=0, help="0 picks a free port (0)")
+    sim.add_argument("--seed", type=int, default=7, help="random seed (7)")
+    sim.add_argument(
+        "--speed", type=float, default=1.0, help="simulated s per wall s (1)"
+    )
+    sim.add_argument(
+        "--rate-scale", type=float, default=1.0, help="x engine event rates (1)"
+    )
+    sim.add_argument(
+        "--dialect",
+        choices=["wire", "spec", "strings"],
+        default="wire",
+        help="how frames are laid out (wire: as the exchange sends them)",
+    )
+    sim.add_argument(
+        "--ping-interval", type=float, default=60.0, help="seconds between pings (60)"
+    )
+    sim.add_argument(
+        "--ping-timeout", type=float, default=120.0, help="pong deadline, s (120)"
+    )
+    sim.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="arm a fault, e.g. drop:after=500 or rest_status:status=429,count=2",
+    )
+    sim.add_argument(
+        "--replay",
+        metavar="FILE",
+        help="serve this recording instead of synthetic data (--speed 0: max speed)",
+    )
+    sim.add_argument(
+        "--account-key",
+        help="base64 public key of the simulated account "
+        "(default: the key of BPX_API_SECRET, if set)",
+    )
+    sim.set_defaults(command=_cmd_sim)
+    text = "write a synthetic recording straight from the model"
+    session = commands.add_parser("sim-session", help=text, description=text)
+    session.add_argument("--out", required=True, help="file; .gz for gzip")
+    session.add_argument(
+        "--seconds", type=float, default=60.0, help="simulated seconds (60)"
+    )
+    session.add_argument("--seed", type=int, default=7, help="random seed (7)")
+    session.add_argument(
+        "--rate-scale", type=float, default=1.0, help="x event rates (1)"
+    )
+    session.set_defaults(command=_cmd_sim_session)
+
+
+def _cmd_sim(args: argparse.Namespace) -> int:
+    import asyncio
+    import signal
+
+    from bpx_flows.connectors.backpack.signing import Credentials
+    from bpx_flows.connectors.sim import (
+        Dialect,
+        ServerConfig,
+        SimConfig,
+        SimServer,
+        parse_fault,
+    )
+
+    account_key = args.account_key
+    if account_key is None:
+        creds = Credentials.from_env()
+        account_key = creds.public_key if creds else None
+    config = ServerConfig(
+        host=args.host,
+        port=args.port,
+        speed=args.speed,
+        dialect=Dialect(args.dialect),
+        ping_interval_s=args.ping_interval,
+        ping_timeout_s=args.ping_timeout,
+        account_key=account_key,
+    )
+    faults = [parse_fault(spec) for spec in args.fault]
+    replay = None
+    if args.replay:
+        from bpx_flows.connectors.sim.replay import RecordingFeed
+
+        replay = RecordingFeed.load(args.replay)
+    exchange = SimConfig(seed=args.seed, rate_scale=args.rate_scale)
+    server = SimServer(exchange, config, faults, replay)
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await server.start()
+        urls = {"ws": server.ws_url, "rest": server.rest_url, "pid": os.getpid()}
+        print(json.dumps(urls), flush=True)  # the first line, for scripts
+        await stop.wait()
+        await server.stop()
+
+    asyncio.run(serve())
+    return 0
+
+
+def _cmd_sim_session(args: argparse.Namespace) -> int:
+    from bpx_flows.connectors.sim import SimConfig
+    from bpx_flows.connectors.sim.session import write_session
+
+    config = SimConfig(seed=args.seed, rate_scale=args.rate_scale, account_every_s=None)
+    frames = write_session(args.out, args.seconds, config)
+    print(f"wrote {frames:,} frames ({args.seconds:g} simulated s) to {args.out}")
+    return 0
