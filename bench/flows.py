@@ -130,6 +130,10 @@ def case_replay(
     from bpx_flows.connectors.source import ReplaySource
     from bpx_flows.runner import Sinks, build_flow, key_function, routes_for
 
+    if os.environ.get("BENCH_NO_RANGE_POLICY"):
+        from bpx_flows.connectors.backpack import decode
+
+        decode.sane = lambda _event: True  # the decoder as it was before hardening
     symbols = os.environ.get("BENCH_SYMBOLS", "SOL_USDC").split(",")
     batch = os.environ.get("BENCH_BATCH")
     pid = None if process_id == "-" else int(process_id)
@@ -195,16 +199,21 @@ def _env(symbols: list[str], batch: int | None) -> dict[str, str]:
     return env
 
 
-def _case(*args: str, symbols: list[str], batch: int | None = None) -> Any:
+def _case(
+    *args: str, symbols: list[str], batch: int | None = None, policy: bool = True
+) -> Any:
     import subprocess
 
+    env = _env(symbols, batch)
+    if not policy:
+        env["BENCH_NO_RANGE_POLICY"] = "1"
     proc = subprocess.run(
         [sys.executable, "-m", "bench.flows", *args],
         capture_output=True,
         text=True,
         timeout=900,
         check=False,
-        env=_env(symbols, batch),
+        env=env,
     )
     if proc.returncode != 0:
         msg = f"bench.flows {args[:2]} failed:\n{proc.stderr[-3000:]}"
@@ -304,6 +313,15 @@ def bench_flows(session: str, decode_per_s: float, session_100: str) -> dict[str
         (f"{flow}, 1 worker", one_process(flow, 1, session, _MARKETS))
         for flow in ("book", "candles", "derivatives", "liquidations", "market")
     ]
+    # The same flow without the range policy (decoder and book levels), side by
+    # side: what hardening costs on the hot path.
+    no_policy = ("replay", "market", "1", "-", "-", session)
+    cases.append(
+        (
+            "market, 1 worker, without the decoder's range policy",
+            lambda: _row(_case(*no_policy, symbols=_MARKETS, policy=False)),
+        )
+    )
     cases += [
         ("market, 2 workers", one_process("market", 2, session, _MARKETS)),
         ("market, 2 processes", cluster(session, _MARKETS)),
