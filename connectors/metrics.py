@@ -260,7 +260,9 @@ class ConnectionCollector(Collector):
         )
         received = CounterMetricFamily("bpx_received_bytes", "Frame bytes received")
         invalid = CounterMetricFamily(
-            "bpx_frames_invalid", "Dead-lettered frames", labels=["reason"]
+            "bpx_frames_rejected",
+            "Frames rejected as dead letters, by reason",
+            labels=["reason"],
         )
         errors = CounterMetricFamily(
             "bpx_server_errors", "Error frames from the exchange", labels=["code"]

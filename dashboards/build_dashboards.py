@@ -124,7 +124,7 @@ DASHBOARDS: dict[str, list[tuple[str, str, str]]] = {
         ),
         (
             "Dead letters (15 m)",
-            "sum by (reason) (increase(bpx_frames_invalid_total[15m]))",
+            "sum by (reason) (increase(bpx_frames_rejected_total[15m]))",
             "none",
         ),
         (

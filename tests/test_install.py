@@ -10,6 +10,7 @@ test's own environment through a path file, so the test needs no download.
 
 from __future__ import annotations
 
+import shutil
 import site
 import subprocess
 import sys
@@ -56,6 +57,26 @@ def _run(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_the_wheel_runs_a_flow_beside_connectors_and_flows(tmp_path: Path) -> None:
+    # Built from a copy: a build/ folder left in the tree by an earlier build could
+    # otherwise put modules that no longer exist into the wheel.
+    source = tmp_path / "source"
+    shutil.copytree(
+        ROOT,
+        source,
+        symlinks=True,
+        ignore=shutil.ignore_patterns(
+            ".git",
+            ".venv",
+            "out",
+            "build",
+            "dist",
+            "*.egg-info",
+            ".*_cache",
+            ".hypothesis",
+            "__pycache__",
+            "data",
+        ),
+    )
     wheels = tmp_path / "wheels"
     built = _run(
         sys.executable,
@@ -67,7 +88,7 @@ def test_the_wheel_runs_a_flow_beside_connectors_and_flows(tmp_path: Path) -> No
         "-q",
         "-w",
         wheels,
-        ROOT,
+        source,
         cwd=tmp_path,
     )
     assert built.returncode == 0, built.stderr[-3000:]
