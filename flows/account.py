@@ -29,7 +29,7 @@ from bytewax.outputs import Sink
 from bpx_flows.flows.batching import stateful_steps
 from bpx_flows.flows.book import BookSettings, analyze_books, book_streams
 from bpx_flows.flows.keys import Route
-from bpx_flows.flows.spec import FlowContext, FlowSpec, Outputs, Section, bytewax_flow
+from bpx_flows.flows.spec import FlowContext, FlowSpec, Outputs, Section, lazy_flow
 from bpx_flows.operators.account import (
     AccountConfig,
     AutoCloseAlert,
@@ -198,8 +198,5 @@ SPEC = FlowSpec(
 )
 
 
-def __getattr__(name: str) -> Dataflow:
-    if name == "flow":  # built when Bytewax asks for it, not at import
-        return bytewax_flow(SPEC, "")
-    msg = f"module {__name__!r} has no attribute {name!r}"
-    raise AttributeError(msg)
+# `flow`, built when Bytewax asks for it (python -m bytewax.run), not at import.
+__getattr__ = lazy_flow(SPEC, "")

@@ -28,7 +28,7 @@ from bpx_flows.connectors.backpack.wire import BookTicker, Depth, Frame
 from bpx_flows.connectors.clock import now_us
 from bpx_flows.flows.batching import stateful_steps
 from bpx_flows.flows.keys import Route
-from bpx_flows.flows.spec import FlowContext, FlowSpec, Outputs, Section, bytewax_flow
+from bpx_flows.flows.spec import FlowContext, FlowSpec, Outputs, Section, lazy_flow
 from bpx_flows.operators.book_state import (
     BookConfig,
     BookIntegrity,
@@ -191,8 +191,5 @@ SPEC = FlowSpec(
 )
 
 
-def __getattr__(name: str) -> Dataflow:
-    if name == "flow":  # built when Bytewax asks for it, not at import
-        return bytewax_flow(SPEC, "SOL_USDC")
-    msg = f"module {__name__!r} has no attribute {name!r}"
-    raise AttributeError(msg)
+# `flow`, built when Bytewax asks for it (python -m bytewax.run), not at import.
+__getattr__ = lazy_flow(SPEC, "SOL_USDC")

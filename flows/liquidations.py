@@ -27,7 +27,7 @@ from bytewax.outputs import Sink
 from bpx_flows.connectors.backpack.wire import Frame, Liquidation, MarkPrice
 from bpx_flows.flows.batching import keyed_frames, stateful_steps
 from bpx_flows.flows.keys import Route
-from bpx_flows.flows.spec import FlowContext, FlowSpec, Outputs, Section, bytewax_flow
+from bpx_flows.flows.spec import FlowContext, FlowSpec, Outputs, Section, lazy_flow
 from bpx_flows.operators.bursts import (
     BurstAlert,
     BurstConfig,
@@ -175,8 +175,5 @@ SPEC = FlowSpec(
 )
 
 
-def __getattr__(name: str) -> Dataflow:
-    if name == "flow":  # built when Bytewax asks for it, not at import
-        return bytewax_flow(SPEC, "SOL_USDC_PERP")
-    msg = f"module {__name__!r} has no attribute {name!r}"
-    raise AttributeError(msg)
+# `flow`, built when Bytewax asks for it (python -m bytewax.run), not at import.
+__getattr__ = lazy_flow(SPEC, "SOL_USDC_PERP")

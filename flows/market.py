@@ -18,11 +18,11 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from bytewax.dataflow import Dataflow, Stream
+from bytewax.dataflow import Stream
 
 from bpx_flows.flows import book, candles, derivatives, liquidations
 from bpx_flows.flows.keys import Route
-from bpx_flows.flows.spec import FlowContext, FlowSpec, Outputs, bytewax_flow
+from bpx_flows.flows.spec import FlowContext, FlowSpec, Outputs, lazy_flow
 from bpx_flows.operators.book_state import BookConfig
 from bpx_flows.operators.bursts import BurstConfig
 from bpx_flows.operators.derivatives import DerivativesConfig
@@ -98,8 +98,5 @@ SPEC = FlowSpec(
 )
 
 
-def __getattr__(name: str) -> Dataflow:
-    if name == "flow":  # built when Bytewax asks for it, not at import
-        return bytewax_flow(SPEC, "SOL_USDC_PERP")
-    msg = f"module {__name__!r} has no attribute {name!r}"
-    raise AttributeError(msg)
+# `flow`, built when Bytewax asks for it (python -m bytewax.run), not at import.
+__getattr__ = lazy_flow(SPEC, "SOL_USDC_PERP")

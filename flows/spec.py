@@ -32,6 +32,7 @@ __all__ = [
     "Section",
     "SymbolRule",
     "bytewax_flow",
+    "lazy_flow",
 ]
 
 
@@ -149,3 +150,19 @@ def bytewax_flow(spec: FlowSpec, default_symbols: str) -> Dataflow:
     merged = everything[0] if len(everything) == 1 else op.merge("all", *everything)
     op.output("out", merged, LineSink(describe))
     return flow
+
+
+def lazy_flow(spec: FlowSpec, default_symbols: str) -> Callable[[str], Dataflow]:
+    """A module ``__getattr__`` whose ``flow`` is ``bytewax_flow(spec, ...)``.
+
+    ``__getattr__ = lazy_flow(SPEC, "SOL_USDC")`` in a flow file: importing it
+    builds nothing; ``python -m bytewax.run bpx_flows.flows.book:flow`` does.
+    """
+
+    def attribute(name: str) -> Dataflow:
+        if name == "flow":
+            return bytewax_flow(spec, default_symbols)
+        msg = f"module {spec.name!r} has no attribute {name!r}"
+        raise AttributeError(msg)
+
+    return attribute

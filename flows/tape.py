@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from bytewax.dataflow import Dataflow, Stream
+from bytewax.dataflow import Stream
 
 from bpx_flows.connectors.backpack.booksync import BookSnapshot, Resync
 from bpx_flows.connectors.backpack.decode import BadFrame
 from bpx_flows.connectors.backpack.wire import Frame, ServerError
-from bpx_flows.flows.spec import FlowContext, FlowSpec, Outputs, bytewax_flow
+from bpx_flows.flows.spec import FlowContext, FlowSpec, Outputs, lazy_flow
 
 __all__ = ["SPEC"]
 
@@ -40,8 +40,5 @@ SPEC = FlowSpec(
 )
 
 
-def __getattr__(name: str) -> Dataflow:
-    if name == "flow":  # built when Bytewax asks for it, not at import
-        return bytewax_flow(SPEC, "")
-    msg = f"module {__name__!r} has no attribute {name!r}"
-    raise AttributeError(msg)
+# `flow`, built when Bytewax asks for it (python -m bytewax.run), not at import.
+__getattr__ = lazy_flow(SPEC, "")
