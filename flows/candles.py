@@ -88,6 +88,9 @@ class CandleConfig:
     wall_clock: bool = True
 
     def __post_init__(self) -> None:
+        if self.allowed_lateness_us < 0:
+            msg = f"allowed lateness must be >= 0 us, got {self.allowed_lateness_us}"
+            raise ValueError(msg)
         if not any(i in FIXED_INTERVAL_US for i in self.intervals):
             msg = "candle intervals need at least one fixed-length interval (1s ... 1w)"
             raise ValueError(msg)

@@ -415,3 +415,35 @@ def test_the_start_up_check_never_follows_a_redirect() -> None:
     message = run(scenario())
     assert "302" in message
     assert server.connects == []  # nothing was opened anywhere
+
+
+def test_a_broken_markets_answer_at_start_is_one_clear_error() -> None:
+    from bpx_flows.connectors.errors import ConfigError
+    from bpx_flows.connectors.preflight import preflight
+
+    server = Hostile(rest=[(200, {"Content-Encoding": "gzip"}, b"not gzip", 0)])
+
+    async def scenario() -> str:
+        async with server.running():
+            with pytest.raises(ConfigError) as caught:
+                await asyncio.to_thread(
+                    preflight,
+                    parse_streams([f"trade.{SYMBOL}"]),
+                    server.ws_url,
+                    server.rest_url,
+                    None,
+                    5.0,
+                )
+            return str(caught.value)
+
+    message = run(scenario())
+    assert message.startswith("cannot reach the REST API")
+    assert "\n" not in message
+
+
+def test_a_late_trade_prints_as_one_line() -> None:
+    from bpx_flows.connectors.backpack.wire import Trade
+    from bpx_flows.connectors.sinks.describe import describe
+
+    late = Trade(E=1, T=1, a="1", b="2", m=False, p="10", q="2", s=SYMBOL, t=7)
+    assert describe(late).startswith(f"{SYMBOL}") and "LATE trade" in describe(late)
