@@ -75,6 +75,8 @@ __all__ = [
 
 log = logging.getLogger("bpx_flows.run")
 
+ABORT_GRACE_S = 3.0  # an aborted run (recovery) has nothing left worth waiting for
+
 
 @dataclasses.dataclass
 class Outcome:
@@ -490,9 +492,21 @@ def _watch_signals(read_fd: int, done: threading.Event) -> None:
     if done.is_set():
         return
     # Before any partition is built (a cluster forming) nothing is in flight.
-    grace_s = STOP_GRACE_S if StopSignal.started() else 0.5
+    aborting = StopSignal.aborting() and signum != 0
+    grace_s = ABORT_GRACE_S if aborting else STOP_GRACE_S
+    grace_s = grace_s if StopSignal.started() else 0.5
     if done.wait(grace_s):
         return
+    if aborting:
+        # With recovery a stop is an abort: what counts is the last snapshot, and a
+        # process of a cluster whose peer has already gone would wait for it
+        # forever. Ending here loses nothing the next run does not write again.
+        print(
+            "stopped: resume with the same --recovery-dir (state as of the last "
+            "snapshot)",
+            flush=True,
+        )
+        os._exit(0)
     try:
         name = signal.Signals(signum).name if signum else "the end of its input"
     except ValueError:

@@ -510,6 +510,9 @@ def _check_writable_file(key: str, path: Path) -> None:
     if path.is_dir():
         msg = f"{key}: {str(path)!r} is a directory; give a file name"
         raise ConfigError(msg)
+    if path.exists() and not path.is_file():
+        msg = f"{key}: {str(path)!r} is not a regular file (it is truncated on resume)"
+        raise ConfigError(msg)
     parent = path.parent
     _check_directory(key, parent)
     if path.exists() and not os.access(path, os.W_OK):

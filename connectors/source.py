@@ -80,6 +80,11 @@ class StopSignal:
         cls._abort = abort
 
     @classmethod
+    def aborting(cls) -> bool:
+        """Whether a stop aborts the run (see ``abort_on_stop``)."""
+        return cls._abort
+
+    @classmethod
     def end(cls) -> NoReturn:
         """What a partition raises once a stop was requested."""
         if cls._abort:

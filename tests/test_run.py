@@ -377,9 +377,10 @@ def test_symbols_may_follow_the_options(session: Path) -> None:
     ("flow", "symbol"),
     [("book", "SOL_USDC"), ("derivatives", "SOL_USDC_PERP"), ("candles", "SOL_USDC")],
 )
-def test_symbols_select_in_a_replay(flow: str, symbol: str) -> None:
+def test_symbols_select_in_a_replay(flow: str, symbol: str, tmp_path: Path) -> None:
     shipped = Path(__file__).resolve().parents[1] / "data/sessions/sim-session.jsonl.gz"
-    result = run_cli(flow, symbol, "--replay", str(shipped), "--out", "/dev/null")
+    out = tmp_path / "out.jsonl"
+    result = run_cli(flow, symbol, "--replay", str(shipped), "--out", str(out))
     assert result.returncode == 0, result.stderr[-2000:]
     lines = [line for line in result.stdout.splitlines() if line[:1].isalpha()]
     records = [line for line in lines if not line.startswith(("summary", "  "))]

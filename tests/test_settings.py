@@ -176,6 +176,7 @@ def test_outputs_and_recovery_dirs_that_cannot_be_created_are_refused(
         ("outputs", {"alerts": str(tmp_path)}),
         ("run", {"recovery_dir": str(a_file / "state")}),
         ("source", {"record": str(a_file / "rec.jsonl")}),
+        ("outputs", {"file": "/dev/null"}),  # truncated on resume: not a device
     ):
         settings = settings_from_data({**BASE, key: value})
         with pytest.raises(ConfigError, match=rf"{key}\."):
