@@ -51,11 +51,12 @@ def backoff(
     factor: float = 2.0,
     rng: random.Random | None = None,
 ) -> Iterator[float]:
-    """Delays before successive retries: exponential, capped, jittered.
+    """Delays before successive retries: exponential, capped, with full jitter.
 
-    Yields ``uniform(c / 2, c)`` with ``c = min(max_s, initial_s * factor**n)``
-    forever; the caller decides when to stop. Jitter keeps many clients from
-    reconnecting in lockstep; the lower half keeps the delay from collapsing to zero.
+    Yields ``uniform(0, c)`` with ``c = min(max_s, initial_s * factor**n)`` forever;
+    the caller decides when to stop. Full jitter spreads many clients that lost the
+    same server over the whole window, so they do not come back in lockstep (a mass
+    reconnect is the moment rate limits bite).
 
     Args:
         initial_s: the first delay's upper bound, seconds.
@@ -66,5 +67,5 @@ def backoff(
     rand = rng or random.Random()
     ceiling = initial_s
     while True:
-        yield rand.uniform(ceiling / 2, ceiling)
+        yield rand.uniform(0.0, ceiling)
         ceiling = min(max_s, ceiling * factor)

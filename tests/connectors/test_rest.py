@@ -152,12 +152,15 @@ def test_token_bucket_spaces_requests() -> None:
     assert delays[3] > delays[2]
 
 
-def test_backoff_grows_to_its_cap_with_jitter() -> None:
+def test_backoff_grows_to_its_cap_with_full_jitter() -> None:
     delays = backoff(0.5, 4.0, 2.0, random.Random(3))
-    values = [next(delays) for _ in range(8)]
-    ceilings = [0.5, 1, 2, 4, 4, 4, 4, 4]
+    values = [next(delays) for _ in range(1_008)]
+    ceilings = [0.5, 1, 2, 4] + [4] * 1_004
     for value, ceiling in zip(values, ceilings, strict=True):
-        assert ceiling / 2 <= value <= ceiling
+        assert 0 <= value <= ceiling
+    at_cap = values[8:]
+    assert min(at_cap) < 0.4 and max(at_cap) > 3.6  # the whole window is used
+    assert 1.8 < sum(at_cap) / len(at_cap) < 2.2
 
 
 @pytest.mark.parametrize(
