@@ -128,7 +128,7 @@ def test_replay_resumes_exactly_after_a_snapshot(
     path = tmp_path / "s.jsonl"
     with Recorder(path, STREAMS[:3]) as recorder:
         source = BackpackSource(
-            parse_streams(STREAMS[:3]), source_config(fresh_sim, 2.0, 100), tap=recorder
+            parse_streams(STREAMS[:3]), source_config(fresh_sim, 4.0, 100), tap=recorder
         )
         run_tape(source)
     whole = [r for batch in _batches(ReplaySource([path]), None) for r in batch]
