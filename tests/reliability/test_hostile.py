@@ -378,9 +378,21 @@ def test_unsubscribed_stream_names_cannot_grow_metric_labels() -> None:
     assert conn.session.stats.frames["other"] == 2_000
 
 
-def test_the_start_up_check_never_follows_a_redirect() -> None:
+async def _preflight_refusal(server: Hostile) -> str:
+    """The start-up check against ``server``: its one-line refusal."""
     from bpx_flows.connectors.errors import ConfigError
     from bpx_flows.connectors.preflight import preflight
+
+    async with server.running():
+        streams = parse_streams([f"trade.{SYMBOL}"])
+        with pytest.raises(ConfigError) as caught:
+            await asyncio.to_thread(
+                preflight, streams, server.ws_url, server.rest_url, None, 5.0
+            )
+        return str(caught.value)
+
+
+def test_the_start_up_check_never_follows_a_redirect() -> None:
 
     market = {
         "symbol": SYMBOL,
@@ -397,46 +409,16 @@ def test_the_start_up_check_never_follows_a_redirect() -> None:
         upgrade_status=[302], rest=[(200, {}, json.dumps([market]).encode(), 0)]
     )
 
-    async def scenario() -> str:
-        async with server.running():
-            try:
-                await asyncio.to_thread(
-                    preflight,
-                    parse_streams([f"trade.{SYMBOL}"]),
-                    server.ws_url,
-                    server.rest_url,
-                    None,
-                    5.0,
-                )
-            except ConfigError as exc:
-                return str(exc)
-            return "accepted"
-
-    message = run(scenario())
+    message = run(_preflight_refusal(server))
     assert "302" in message
     assert server.connects == []  # nothing was opened anywhere
 
 
 def test_a_broken_markets_answer_at_start_is_one_clear_error() -> None:
-    from bpx_flows.connectors.errors import ConfigError
-    from bpx_flows.connectors.preflight import preflight
 
     server = Hostile(rest=[(200, {"Content-Encoding": "gzip"}, b"not gzip", 0)])
 
-    async def scenario() -> str:
-        async with server.running():
-            with pytest.raises(ConfigError) as caught:
-                await asyncio.to_thread(
-                    preflight,
-                    parse_streams([f"trade.{SYMBOL}"]),
-                    server.ws_url,
-                    server.rest_url,
-                    None,
-                    5.0,
-                )
-            return str(caught.value)
-
-    message = run(scenario())
+    message = run(_preflight_refusal(server))
     assert message.startswith("cannot reach the REST API")
     assert "\n" not in message
 
