@@ -438,14 +438,14 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
 
 def _cmd_config_check(args: argparse.Namespace) -> int:
-    from bpx_flows.runner import _preflight, endpoint_for, streams_of
+    from bpx_flows.runner import endpoint_for, preflight_for, streams_of
 
     settings = validate(load_settings(args.file))
     kind = settings.source.kind
     streams = [] if kind == "replay" else streams_of(settings)
     if streams and (kind == "simulator" or args.online):
         with endpoint_for(settings) as endpoint:
-            _preflight(settings, endpoint)
+            preflight_for(settings, endpoint)
     run = settings.run
     print(
         f"{args.file}: ok: flow {settings.flow}, {len(settings.symbols)} symbol(s), "

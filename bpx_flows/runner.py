@@ -67,6 +67,7 @@ __all__ = [
     "dataflow",
     "endpoint_for",
     "key_function",
+    "preflight_for",
     "recovery_lock",
     "run",
     "source_for",
@@ -308,7 +309,7 @@ def dataflow(path: str) -> Dataflow:
 
     settings = validate(load_settings(path))
     endpoint = _ENDPOINTS.enter_context(endpoint_for(settings))
-    _preflight(settings, endpoint)
+    preflight_for(settings, endpoint)
     route, owner = routes_for(settings)
     source = source_for(settings, endpoint, owner)
     sinks = _sinks(settings, source, Counter())
@@ -338,11 +339,16 @@ def run(settings: Settings) -> Outcome:
         endpoint_for(settings) as endpoint,
         _recorder(settings) as tap,
     ):
-        _preflight(settings, endpoint)
+        preflight_for(settings, endpoint)
         return _run_process(settings, endpoint, tap)
 
 
-def _preflight(settings: Settings, endpoint: Endpoint | None) -> None:
+def preflight_for(settings: Settings, endpoint: Endpoint | None) -> None:
+    """Check the live streams of ``settings`` against ``endpoint`` (none: replay).
+
+    Raises:
+        ConfigError: unknown markets, a missing or refused key, no endpoint.
+    """
     if endpoint is None:
         return
     from bpx_flows.connectors.preflight import preflight

@@ -53,6 +53,13 @@ def _start(procs: list[subprocess.Popen[str]], *args: str) -> subprocess.Popen[s
     return proc
 
 
+def _finish(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run the command line to its end (bounded)."""
+    return subprocess.run(
+        [*CLI, *args], capture_output=True, text=True, env=ENV, timeout=120, check=False
+    )
+
+
 def _children(pid: int) -> list[int]:
     try:
         text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
@@ -157,14 +164,7 @@ def test_a_second_run_on_a_busy_recovery_dir_is_refused(
     assert _wait_for(lock.exists, 30)
     time.sleep(1)
     for extra in ([], ["--processes", "2"]):
-        second = subprocess.run(
-            [*CLI, *CANDLES, "--recovery-dir", state, *extra],
-            capture_output=True,
-            text=True,
-            env=ENV,
-            timeout=60,
-            check=False,
-        )
+        second = _finish(*CANDLES, "--recovery-dir", state, *extra)
         assert second.returncode == 2, second.stderr
         assert "is in use by pid" in second.stderr
     first.send_signal(signal.SIGTERM)
@@ -193,14 +193,7 @@ def test_sigterm_then_resume_writes_exactly_the_uninterrupted_output(
             str(tmp_path / f"{name}.jsonl"),
         ]
 
-    whole = subprocess.run(
-        [*CLI, *command("whole")],
-        capture_output=True,
-        text=True,
-        env=ENV,
-        timeout=120,
-        check=False,
-    )
+    whole = _finish(*command("whole"))
     assert whole.returncode == 0, whole.stderr[-3000:]
     stopped = _start(procs, *command("split"), "--speed", "3")
     time.sleep(5)  # a few snapshots in, windows open
@@ -209,14 +202,7 @@ def test_sigterm_then_resume_writes_exactly_the_uninterrupted_output(
     assert stopped.returncode == 0, err[-3000:]
     assert "resume with the same --recovery-dir" in out
     partial = (tmp_path / "split.jsonl").read_text().splitlines()
-    resumed = subprocess.run(
-        [*CLI, *command("split")],
-        capture_output=True,
-        text=True,
-        env=ENV,
-        timeout=120,
-        check=False,
-    )
+    resumed = _finish(*command("split"))
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     expected = sorted((tmp_path / "whole.jsonl").read_text().splitlines())
     got = sorted((tmp_path / "split.jsonl").read_text().splitlines())
