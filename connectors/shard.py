@@ -1,18 +1,23 @@
 """Which lines of a recording one shard of a sharded replay keeps, decided on the bytes.
 
 Each worker of a sharded replay reads the whole file and keeps the lines of the
-symbols it owns (``connectors.routing.replay_plan``); the default shard also keeps the
-lines of no symbol (``liquidation``) and of symbols nobody owns, and raw lines. Control
-lines (header, disconnect) reach every shard. A line's stream is found in either
-layout the recorder writes: ``{"recv_us":N,"stream":"S","data":...}`` (as our
-simulator sends frames) or ``{"recv_us":N,"data":{...},"stream":"S"}`` (as the
-exchange does, the stream last: it can be kilobytes into a depth line).
+symbols it owns (``connectors.routing.replay_plan``). A line of an all-markets stream
+(``liquidation``, ``account.orderUpdate``...) belongs to the symbol inside its data
+(``"s"``), so a symbol's events of every stream reach its owner in file order: its
+``liquidation`` lines beside its ``markPrice`` heartbeats, its ``account.*`` lines
+beside its marks. The default shard keeps the lines of symbols nobody owns, lines of
+no symbol at all, and raw lines. Control lines (header, disconnect) reach every shard.
+A line's stream is found in either layout the recorder writes:
+``{"recv_us":N,"stream":"S","data":...}`` (as our simulator sends frames) or
+``{"recv_us":N,"data":{...},"stream":"S"}`` (as the exchange does, the stream last: it
+can be kilobytes into a depth line).
 
 Every shard scans every line, so this is the part of a replay that does not shrink
 with more workers. Once a stream is decided, its lines take a fast path: in the head
 layout it joins one of two regular expressions (kept, dropped) that filter lines in
 C; in the stream-last layout the line's end (``,"stream":"S"}``, found by ``rfind``)
-is looked up in a dict. Lines of new streams and control lines take the Python path.
+is looked up in a dict. Lines of new streams, of all-markets streams (rare: liquidations
+and our own account) and control lines take the Python path.
 """
 
 from __future__ import annotations
@@ -32,6 +37,12 @@ _SUFFIX = b',"stream":"'  # where the stream-last layout's stream begins
 _HEAD_LAYOUT = re.compile(rb'\{"recv_us":\d+,"stream":"')
 _NEVER = re.compile(rb"(?!)")  # matches nothing: no stream kept yet
 _MOST_NAMES = 2_000  # stream names compiled into the filters (the rest: Python path)
+_DATA = b'"data":{'
+_DATA_SYMBOL = re.compile(rb'[{,]"s":"([^"\\]{1,64})"')  # the flat events' "s" key
+# RFQs trade on their own *_RFQ symbols, which are never among the selected markets:
+# their lines are the default shard's whatever the selection.
+_ANY_SYMBOL = frozenset({b"account.rfqUpdate"})
+_BY_DATA = None  # a stream decided line by line, by the symbol in its data
 
 
 def _names_pattern(names: list[bytes]) -> re.Pattern[bytes] | None:
@@ -65,7 +76,7 @@ class Shard:
         self._known = known
         self._default = default
         self._others = others
-        self._by_stream: dict[bytes, bool] = {}
+        self._by_stream: dict[bytes, bool | None] = {}  # None: by the data's symbol
         self._head_names: set[bytes] = set()  # streams seen in the head layout
         self._by_suffix: dict[bytes, bool] = {}  # ',"stream":"S"}\n' -> keep
         self._kept: re.Pattern[bytes] | None = None
@@ -99,9 +110,12 @@ class Shard:
             # (it did not decode live) is one record: the default shard's.
             return self._default if b'"raw":' in line[:_PEEK] else True
         name = found.group(1)
-        keep = self._by_stream.get(name)
-        if keep is None:
+        if name in self._by_stream:
+            keep = self._by_stream[name]
+        else:
             keep = self._by_stream[name] = self._decide(name)
+        if keep is _BY_DATA:
+            return self._by_data(name, line)
         if _HEAD_LAYOUT.match(line):
             if name not in self._head_names:
                 self._head_names.add(name)
@@ -112,16 +126,31 @@ class Shard:
                 self._by_suffix[line[at:]] = keep
         return keep
 
-    def _decide(self, name: bytes) -> bool:
+    def _decide(self, name: bytes) -> bool | None:
         try:
             symbol = parse_stream(name.decode()).symbol
         except (BpxError, UnicodeDecodeError):
-            symbol = None
-        if symbol is None:
             return self._default
+        if symbol is None:
+            return _BY_DATA
+        return self._owns(symbol, self._others)
+
+    def _owns(self, symbol: str, others: bool) -> bool:
         if symbol not in self._known:
-            return self._default and self._others
+            return self._default and others
         return symbol in self._symbols
+
+    def _by_data(self, name: bytes, line: bytes) -> bool:
+        """An all-markets line: its data's symbol decides (else the default shard)."""
+        at = line.find(_DATA)
+        found = _DATA_SYMBOL.search(line, at + len(_DATA) - 1) if at >= 0 else None
+        if found is None:
+            return self._default
+        try:
+            symbol = found.group(1).decode()
+        except UnicodeDecodeError:
+            return self._default
+        return self._owns(symbol, self._others or name in _ANY_SYMBOL)
 
     def _compile(self) -> None:
         self._stale = False
@@ -129,5 +158,5 @@ class Shard:
         if len(names) > _MOST_NAMES:
             return  # a recording of very many streams: keep the Python path
         decided = self._by_stream
-        self._kept = _names_pattern([n for n in names if decided[n]])
-        self._dropped = _names_pattern([n for n in names if not decided[n]])
+        self._kept = _names_pattern([n for n in names if decided[n] is True])
+        self._dropped = _names_pattern([n for n in names if decided[n] is False])

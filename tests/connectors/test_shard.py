@@ -50,6 +50,22 @@ CONTROL = [
 ]
 REST = b'{"recv_us":6,"rest":"/api/v1/depth","for_stream":"depth.%s","data":{}}\n'
 RAW = b'{"recv_us":7,"raw":"not json"}\n'
+# All-markets streams: the symbol inside the data decides, in both layouts.
+ALL_MARKETS = [
+    ("liquidation", "BTC_USDC", {"b"}),
+    ("liquidation", "SOL_USDC", {"a"}),
+    ("liquidation", "ETH_USDC", {"a"}),  # nobody's: the default shard's
+    ("account.orderUpdate", "BTC_USDC", {"b"}),
+    ("account.positionUpdate", "AAPL.US_USDC_PERP", {"a"}),
+    ("account.rfqUpdate", "SOL_USDC_RFQ", {"a"}),
+]
+
+
+def _all_markets(stream: str, symbol: str, head: bool) -> bytes:
+    data = b'{"e":"x","E":1,"s":"%s","q":"1"}' % symbol.encode()
+    if head:
+        return b'{"recv_us":8,"stream":"%s","data":%s}\n' % (stream.encode(), data)
+    return b'{"recv_us":8,"data":%s,"stream":"%s"}\n' % (data, stream.encode())
 
 
 def _lines() -> list[tuple[bytes, set[str]]]:
@@ -60,6 +76,9 @@ def _lines() -> list[tuple[bytes, set[str]]]:
             out.append((make(stream, n), {OWNER[stream]}))
     out += [(line, {"a", "b"}) for line in CONTROL]
     out += [(REST % b"SOL_USDC", {"a"}), (REST % b"BTC_USDC", {"b"}), (RAW, {"a"})]
+    for stream, symbol, owners in ALL_MARKETS * 2:
+        for head in (True, False):
+            out.append((_all_markets(stream, symbol, head), owners))
     return out
 
 
@@ -89,3 +108,15 @@ def test_selecting_blocks_equals_deciding_each_line(
             for kept in shard.select(raw[at : at + block])
         ]
         assert selected == [line for line, owners in lines if name in owners]
+
+
+def test_a_selection_drops_all_markets_lines_of_other_symbols_but_keeps_rfqs() -> None:
+    # One worker replaying SOL_USDC only: another market's liquidation is not ours,
+    # an RFQ (on its own *_RFQ symbol) always is.
+    only = frozenset({"SOL_USDC"})
+    shard = Shard(only, only, default=True, others=False)
+    for head in (True, False):
+        assert shard.keeps(_all_markets("liquidation", "SOL_USDC", head))
+        assert not shard.keeps(_all_markets("liquidation", "BTC_USDC", head))
+        assert not shard.keeps(_all_markets("account.orderUpdate", "BTC_USDC", head))
+        assert shard.keeps(_all_markets("account.rfqUpdate", "SOL_USDC_RFQ", head))
