@@ -212,7 +212,8 @@ def live_groups(
     elif symbols:
         first = probe(tuple(symbols), (), workers).keys
     mine: dict[int, list[StreamName]] = {w: [] for w in range(workers)}
-    for stream in sorted(streams, key=str):
+    # A symbol's streams side by side, so they tend to share one connection.
+    for stream in sorted(streams, key=lambda s: (s.symbol or "", str(s))):
         reader = first.get(stream.symbol, 0) if stream.symbol is not None else 0
         mine[reader].append(stream)
     chunks = {

@@ -3,9 +3,12 @@
     feed ─► liquidation_events ─► by_symbol ─► detect_bursts ─► split ─alerts─► alerts
                                                                    └─stats──► stats
 
-Input: ``liquidation`` (and ``liquidation.<symbol>``) frames, plus ``markPrice`` frames
-as heartbeats so a burst ends on time when liquidations stop. The same liquidation
-seen on both stream names counts once. Alerts have the schema of
+Input: ``liquidation.<symbol>`` frames (``liquidation``, every market, when no symbol
+is named), plus ``markPrice.<symbol>`` frames as heartbeats so a burst ends on time when
+liquidations stop. Named symbols get the per-symbol streams so that a symbol's
+liquidations and heartbeats arrive on the connection of the worker that owns it, in
+the order the exchange sent them (docs/run.md). The same liquidation seen on both
+stream names counts once. Alerts have the schema of
 ``operators.bursts.BurstAlert`` (docs/derivatives.md).
 """
 
@@ -83,14 +86,22 @@ class BurstSettings(Section, frozen=True, kw_only=True):
         )
 
 
+_SEEN_S = 60  # a copy of an event (the other stream name) arrives within this
+_SEEN_MOST = 4_096  # and at most this many events are remembered per symbol
+
+
 @dataclass
 class _Detector:
-    """Burst state, and the last events seen (a doubly subscribed event counts once)."""
+    """Burst state, and recent events (an event on both stream names counts once).
+
+    An event is known by engine time, side, quantity and price; events are kept
+    for ``_SEEN_S`` of engine time (at most ``_SEEN_MOST``), so a copy arriving on
+    the other stream name after a whole cascade is still recognised.
+    """
 
     bursts: BurstState | None = None
-    seen: deque[tuple[int, str, str, str]] = field(
-        default_factory=lambda: deque(maxlen=64)
-    )
+    seen: dict[tuple[int, str, str, str], None] = field(default_factory=dict)
+    seen_by_time: deque[tuple[int, str, str, str]] = field(default_factory=deque)
 
 
 def _detect(
@@ -102,16 +113,27 @@ def _detect(
         key = (data.T, data.S.value, data.q, data.p)
         if key in state.seen:
             return state, []
-        state.seen.append(key)
+        _remember(state, key)
         state.bursts, out = step(state.bursts, data, config)
     else:
         state.bursts, out = step(state.bursts, data.T, config, data.s)
     return state, list(out)
 
 
+def _remember(state: _Detector, key: tuple[int, str, str, str]) -> None:
+    seen, order = state.seen, state.seen_by_time
+    seen[key] = None
+    order.append(key)
+    horizon = key[0] - _SEEN_S * 1_000_000
+    while order and (len(order) > _SEEN_MOST or order[0][0] < horizon):
+        seen.pop(order.popleft(), None)
+
+
 def liquidation_streams(symbols: list[str] | None = None) -> list[str]:
-    """``liquidation`` (all markets) and the heartbeat of each listed perp."""
-    return ["liquidation", *(f"markPrice.{s}" for s in symbols or [])]
+    """Each listed perp's liquidations and heartbeat; ``liquidation`` when none is."""
+    if not symbols:
+        return ["liquidation"]
+    return [name for s in symbols for name in (f"liquidation.{s}", f"markPrice.{s}")]
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,8 @@ def _streams(context: FlowContext) -> list[str]:
     names: list[str] = []
     for part in _PARTS:
         symbols = perps if part.markets == "perp" else context.symbols
+        if context.symbols and not symbols:
+            continue  # only spot markets named: no perp part subscribes anything
         names += part.streams(_with_symbols(context, symbols))
     return list(dict.fromkeys(names))
 

@@ -193,24 +193,28 @@ def step(
     state = state or BurstState()
     out: list[LiquidationStats | BurstAlert] = []
     if isinstance(event, int):
-        now = event
+        at = event
         name = symbol
     else:
-        now = event.T
+        at = event.T
         name = event.s
-    state.last_us = max(state.last_us, now)
+    # Time only moves forward: an event older than one already folded (the exchange
+    # sent it late) is folded at the latest time seen, so windows, bursts and alerts
+    # stay in time order whatever order the events came in.
+    now = state.last_us = max(state.last_us, at)
     if state.first_us is None:
         state.first_us = now
     for side, data in state.sides.items():  # bursts end on time, even when quiet
         _maybe_end(name, side, data, now, config, out)
     if isinstance(event, Liquidation):
-        _on_liquidation(state, event, config, out)
+        _on_liquidation(state, event, now, config, out)
     return state, out
 
 
 def _on_liquidation(
     state: BurstState,
     event: Liquidation,
+    now: int,
     config: BurstConfig,
     out: list[LiquidationStats | BurstAlert],
 ) -> None:
@@ -219,7 +223,6 @@ def _on_liquidation(
         state.invalid += 1  # a non-numeric liquidation is counted, never folded
         return
     data = state.sides.setdefault(event.S, _Side())
-    now = event.T
     notional = quantity * price
     bucket = now // (config.bucket_s * _S)
     data.buckets[bucket] = data.buckets.get(bucket, Decimal(0)) + notional
@@ -242,7 +245,7 @@ def _on_liquidation(
         LiquidationStats(
             symbol=event.s,
             side=event.S,
-            event_us=now,
+            event_us=event.T,
             quantity=quantity,
             price=price,
             notional=notional,

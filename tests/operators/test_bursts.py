@@ -133,3 +133,28 @@ def test_quiet_flow_never_alerts() -> None:
     quiet = [liq(T0 + k * 20 * S, p="400") for k in range(200)]  # one every 20 s
     _, outs = run(quiet)
     assert alerts(outs) == []
+
+
+def test_events_out_of_time_order_keep_alerts_in_time_order() -> None:
+    # A cascade whose events arrive shuffled (late ones folded at the latest time
+    # seen): one burst, detected after it started, ended after it was detected.
+    times = [T0 + k * 300_000 for k in range(40)]
+    shuffled = times[::2] + times[1::2]  # every other event, then the rest, late
+    _, outs = run([*(liq(t, p="500") for t in shuffled), T0 + 60 * S])
+    found = alerts(outs)
+    assert [a.phase for a in found] == [BurstPhase.STARTED, BurstPhase.ENDED]
+    started, ended = found
+    assert started.start_us <= started.detected_us <= ended.end_us  # type: ignore[operator]
+    assert ended.count == 40 and ended.total_notional == D(20_000)
+    stats = [o for o in outs if isinstance(o, LiquidationStats)]
+    assert sorted(s.event_us for s in stats) == times  # each event keeps its own time
+
+
+def test_warm_up_lasts_six_whole_buckets_from_the_first_event() -> None:
+    # The baseline needs 6 completed 10 s buckets, counted from the first event's
+    # bucket: 55 s after a first event at 5 s into its bucket, not yet; at 60 s, yes.
+    first = liq(T0 + 5 * S)
+    _, outs = run([first, liq(T0 + 59 * S)])
+    assert outs[-1].baseline is None
+    _, outs = run([first, liq(T0 + 60 * S)])
+    assert outs[-1].baseline == D(0)
