@@ -19,7 +19,7 @@ Margin use is maintenance requirement / equity. No I/O, no clock, no Bytewax.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 import msgspec
@@ -101,7 +101,7 @@ class PositionState:
     last_us: int = -1
     mark: Decimal | None = None
     mark_us: int = -1
-    alerted_level: Decimal | None = None  # highest level alerted and not yet re-armed
+    alerted: set[Decimal] = field(default_factory=set)  # levels alerted, not re-armed
     duplicates: int = 0
     late: int = 0
 
@@ -129,7 +129,7 @@ def apply_position_event(
     view = _view(update, state.mark or update.M, source, update.T, recv_us)
     out: list[PositionView | MarginAlert] = [view]
     if closed:
-        state.alerted_level = None
+        state.alerted.clear()
     else:
         out += _alerts(state, view, levels, rearm_below)
     return out
@@ -210,28 +210,31 @@ def _alerts(
     levels: tuple[Decimal, ...],
     rearm_below: Decimal,
 ) -> list[MarginAlert]:
+    """One alert per level crossed upwards; each level re-arms on its own.
+
+    A level that alerted stays quiet until margin use falls below level x
+    ``rearm_below``; a jump across several levels alerts each, lowest first.
+    """
     use = view.margin_use
     if use is None:
         return []
-    crossed = [level for level in levels if use >= level]
-    highest = max(crossed) if crossed else None
-    alerted = state.alerted_level
-    if alerted is not None and use < alerted * rearm_below:
-        # Fell well below the alerted level: re-arm it (and those above).
-        lower = [level for level in levels if level < alerted and use >= level]
-        state.alerted_level = alerted = max(lower) if lower else None
-    if highest is None or (alerted is not None and highest <= alerted):
-        return []
-    state.alerted_level = highest
-    return [
-        MarginAlert(
-            symbol=view.symbol,
-            level=highest,
-            margin_use=use,
-            distance_to_liquidation_bps=view.distance_to_liquidation_bps,
-            mark_price=view.mark_price,
-            quantity=view.quantity,
-            engine_us=view.engine_us,
-            recv_us=view.recv_us,
-        )
-    ]
+    alerted = state.alerted
+    for level in [level for level in alerted if use < level * rearm_below]:
+        alerted.discard(level)
+    out: list[MarginAlert] = []
+    for level in sorted(set(levels)):
+        if use >= level and level not in alerted:
+            alerted.add(level)
+            out.append(
+                MarginAlert(
+                    symbol=view.symbol,
+                    level=level,
+                    margin_use=use,
+                    distance_to_liquidation_bps=view.distance_to_liquidation_bps,
+                    mark_price=view.mark_price,
+                    quantity=view.quantity,
+                    engine_us=view.engine_us,
+                    recv_us=view.recv_us,
+                )
+            )
+    return out
