@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import decimal
 from collections import deque
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -46,6 +47,13 @@ __all__ = [
 ]
 
 _ZERO = Decimal(0)
+# Sums are exact: additions and products under a context that never rounds (the
+# default context keeps 28 digits, so a quote volume of many fine-grained trades would
+# be rounded). Only ``vwap``, a quotient, is rounded (to the default 28 digits).
+_EXACT = decimal.Context(
+    prec=decimal.MAX_PREC, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN
+)
+_add, _mul, _sub = _EXACT.add, _EXACT.multiply, _EXACT.subtract
 _MAX_FILL = 10_000  # forward-filled candles per gap, at most
 
 
@@ -119,11 +127,11 @@ def fold(acc: CandleAcc, trade: Trade) -> CandleAcc:
         acc.high = price
     if acc.low is None or price < acc.low:
         acc.low = price
-    acc.volume += qty
-    acc.quote += price * qty
+    acc.volume = _add(acc.volume, qty)
+    acc.quote = _add(acc.quote, _mul(price, qty))
     acc.trades += 1
     if not trade.m:  # the buyer was the taker
-        acc.buy_volume += qty
+        acc.buy_volume = _add(acc.buy_volume, qty)
         acc.buy_trades += 1
     acc.first_id = trade.t if acc.first_id is None else min(acc.first_id, trade.t)
     acc.last_id = trade.t if acc.last_id is None else max(acc.last_id, trade.t)
@@ -147,10 +155,10 @@ def merge(a: CandleAcc, b: CandleAcc) -> CandleAcc:
     assert a.low is not None
     assert b.low is not None
     out.high, out.low = max(a.high, b.high), min(a.low, b.low)
-    out.volume, out.quote = a.volume + b.volume, a.quote + b.quote
+    out.volume, out.quote = _add(a.volume, b.volume), _add(a.quote, b.quote)
     out.trades = a.trades + b.trades
     out.buy_volume, out.buy_trades = (
-        a.buy_volume + b.buy_volume,
+        _add(a.buy_volume, b.buy_volume),
         a.buy_trades + b.buy_trades,
     )
     out.first_id = min(x for x in (a.first_id, b.first_id) if x is not None)
@@ -179,7 +187,7 @@ def finish(acc: CandleAcc, interval: KlineInterval, partial: bool = False) -> Ca
         trades=acc.trades,
         buy_volume=acc.buy_volume,
         buy_trades=acc.buy_trades,
-        sell_volume=acc.volume - acc.buy_volume,
+        sell_volume=_sub(acc.volume, acc.buy_volume),
         sell_trades=acc.trades - acc.buy_trades,
         first_trade_id=acc.first_id,
         last_trade_id=acc.last_id,
@@ -373,12 +381,16 @@ class KlineMismatch(msgspec.Struct, frozen=True, kw_only=True):
 
 @dataclass
 class KlineCheckState:
-    """Unmatched candles and klines by (interval, start), bounded."""
+    """Unmatched candles and klines by (interval, start), bounded, and per interval
+    the first and the latest window we closed a candle for."""
 
     ours: dict[tuple[KlineInterval, int], Candle] = field(default_factory=dict)
     theirs: dict[tuple[KlineInterval, int], Kline] = field(default_factory=dict)
+    first_us: dict[KlineInterval, int] = field(default_factory=dict)
+    latest_us: dict[KlineInterval, int] = field(default_factory=dict)
     checked: int = 0
     mismatched: int = 0
+    missing: int = 0
 
 
 _CHECKED = ("open", "high", "low", "close", "volume", "trades")
@@ -391,27 +403,81 @@ def check_klines(
 ) -> tuple[KlineCheckState, list[KlineMismatch]]:
     """Match a candle with the exchange's closed kline of the same window, either order.
 
-    Filled and partial candles are not compared; klines that are not closed are ignored.
+    Partial candles (the first of an interval) and the windows before them are not
+    compared; klines that are not closed are ignored. A closed kline with trades for
+    a window we closed no candle for (or only a forward-filled one) is a mismatch
+    (``fields == ("missing",)``), found once a later candle of its interval closed.
     """
     state = state or KlineCheckState()
     if isinstance(item, Candle):
-        if item.filled or item.partial:
-            return state, []
-        key = (item.interval, item.start_us)
+        interval, start = item.interval, item.start_us
+        state.first_us.setdefault(interval, start)
+        out: list[KlineMismatch] = []
+        if start > state.latest_us.get(interval, -1):
+            state.latest_us[interval] = start
+            out += _missed_before(state, interval, start)
+        key = (interval, start)
+        if item.partial:
+            state.theirs.pop(key, None)
+            return state, out
         kline = state.theirs.pop(key, None)
+        if item.filled:
+            if kline is not None:
+                out += _missing(state, interval, start, kline)
+            return state, out
         if kline is None:
             _bounded_put(state.ours, key, item, keep)
-            return state, []
-        return state, _compare(state, item, kline)
+            return state, out
+        return state, out + _compare(state, item, kline)
     interval, kline = item
     if not kline.X:
         return state, []
-    key = (interval, parse_kline_time(kline.t))
+    start = parse_kline_time(kline.t)
+    key = (interval, start)
     candle = state.ours.pop(key, None)
-    if candle is None:
-        _bounded_put(state.theirs, key, kline, keep)
-        return state, []
-    return state, _compare(state, candle, kline)
+    if candle is not None:
+        return state, _compare(state, candle, kline)
+    first = state.first_us.get(interval)
+    if first is not None and start <= first:
+        return state, []  # before we started (or our partial first window)
+    if start < state.latest_us.get(interval, -1):
+        return state, _missing(state, interval, start, kline)  # that window passed
+    _bounded_put(state.theirs, key, kline, keep)
+    return state, []
+
+
+def _missed_before(
+    state: KlineCheckState, interval: KlineInterval, start: int
+) -> list[KlineMismatch]:
+    """Klines waiting for a window before ``start``: their candle never came."""
+    passed = [k for k in state.theirs if k[0] == interval and k[1] < start]
+    out: list[KlineMismatch] = []
+    first = state.first_us.get(interval, start)
+    for key in sorted(passed, key=lambda k: k[1]):
+        kline = state.theirs.pop(key)
+        if key[1] > first:
+            out += _missing(state, interval, key[1], kline)
+    return out
+
+
+def _missing(
+    state: KlineCheckState, interval: KlineInterval, start: int, kline: Kline
+) -> list[KlineMismatch]:
+    if kline.n == 0:
+        return []  # no trades on either side: nothing was missed
+    state.checked += 1
+    state.mismatched += 1
+    state.missing += 1
+    return [
+        KlineMismatch(
+            symbol=kline.s,
+            interval=interval,
+            start_us=start,
+            fields=("missing",),
+            ours=(),
+            theirs=(kline.o, kline.h, kline.l, kline.c, kline.v, str(kline.n)),
+        )
+    ]
 
 
 def _bounded_put(

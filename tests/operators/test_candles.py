@@ -1,4 +1,5 @@
 from decimal import Decimal as D
+from fractions import Fraction
 
 from bpx_flows.connectors.backpack.streams import KlineInterval as I
 from bpx_flows.connectors.backpack.wire import Kline, Trade
@@ -51,6 +52,30 @@ def test_fold_is_exact_and_orders_by_event_time() -> None:
     assert (c.trades, c.buy_trades, c.sell_trades) == (3, 2, 1)
     assert (c.buy_volume, c.sell_volume) == (D("2.5"), D(1))
     assert (c.first_trade_id, c.last_trade_id) == (1, 3)
+
+
+def test_sums_are_exact_beyond_the_default_28_digits() -> None:
+    # A large price times a fine quantity has more digits than the default context
+    # keeps; every sum must still equal the exact one (computed with integers).
+    prices = ["86700.123456789", "0.000012345678901", "123456789012.5"]
+    quantities = ["0.000000012345678901", "987654321.000000001", "3.3"]
+    trades = [
+        trade(i + 1, T0 + i * 1_000, p=prices[i % 3], q=quantities[i % 3])
+        for i in range(30)
+    ]
+    c = candle_of(trades)
+    # Every price and quantity here has at most 20 decimals.
+
+    def units(text: str) -> int:
+        whole, _, frac = text.partition(".")
+        return int(whole + frac.ljust(20, "0"))
+
+    quote = sum(units(t.p) * units(t.q) for t in trades)
+    assert Fraction(c.quote_volume) == Fraction(quote, 10**40)
+    assert len(c.quote_volume.as_tuple().digits) > 28  # more than 28 digits kept
+    volume = sum(units(t.q) for t in trades)
+    assert Fraction(c.volume) == Fraction(volume, 10**20)
+    assert Fraction(c.buy_volume) + Fraction(c.sell_volume) == Fraction(c.volume)
 
 
 def test_same_time_trades_are_ordered_by_id() -> None:
@@ -191,3 +216,25 @@ def test_roll_up_follows_calendar_months() -> None:
     assert [format_kline_time(c.start_us) for c in months] == ["2026-03-01T00:00:00"]
     assert format_kline_time(months[0].end_us) == "2026-04-01T00:00:00"
     assert months[0].trades == 1  # the April hours belong to the next month
+
+
+def test_a_closed_kline_for_a_window_without_our_candle_is_a_mismatch() -> None:
+    import msgspec
+
+    first = msgspec.structs.replace(candle_of([trade(1, T0)], I.M1), partial=True)
+    later = candle_of([trade(9, T0 + 180 * S)], I.M1)
+    state, _ = check_klines(None, first)
+    # The exchange saw trades at T0 + 60 s: our candle never came (a gap, say).
+    state, out = check_klines(state, (I.M1, kline(T0 + 60 * S, n=2)))
+    assert out == []  # its window may still close
+    state, _ = check_klines(state, (I.M1, kline(T0 + 120 * S, n=0)))  # no trades: ok
+    state, out = check_klines(state, later)
+    assert [(m.start_us, m.fields, m.theirs[-1]) for m in out] == [
+        (T0 + 60 * S, ("missing",), "2")
+    ]
+    # A kline arriving after its window passed is reported at once; one for our
+    # partial first window (or before it) is not compared.
+    state, out = check_klines(state, (I.M1, kline(T0 + 60 * S + 60 * S, n=1)))
+    assert [m.fields for m in out] == [("missing",)]
+    state, out = check_klines(state, (I.M1, kline(T0, n=5)))
+    assert out == [] and state.missing == 2
