@@ -36,16 +36,14 @@ def console_sink(counts: Counter[str], quiet: bool = False) -> DynamicSink[Any]:
 
 def alert_sink(
     counts: Counter[str],
-    alerts_file: str | None,
     webhook: str | None,
     webhook_format: str = "json",
 ) -> DynamicSink[Any]:
-    """Alerts on stdout (``ALERT`` lines, also when quiet), to a file and a hook."""
-    sink: DynamicSink[Any] = LineSink(counting_describe(counts), prefix="ALERT ")
-    if alerts_file:
-        from bpx_flows.connectors.sinks import JsonLinesSink
+    """Alerts on stdout (``ALERT`` lines, also when quiet) and to a hook.
 
-        sink = TeeSink(sink, JsonLinesSink(alerts_file))
+    (``--alerts FILE`` is a sink of its own: one file written by one worker.)
+    """
+    sink: DynamicSink[Any] = LineSink(counting_describe(counts), prefix="ALERT ")
     if webhook:
         from bpx_flows.connectors.sinks.webhook import WebhookConfig, WebhookSink
 

@@ -154,6 +154,7 @@ def source_for(
             plan=plan,
             only=only,
             progress_every_s=settings.log.progress_every_s,
+            watermarks=FLOWS[settings.flow].clock,
         )
     assert endpoint is not None
     streams = parse_streams(streams_of(settings))
@@ -166,6 +167,7 @@ def source_for(
         streams_per_connection=per_connection,
         run_for_s=src.seconds,
         end_on_fatal=True,
+        watermarks=FLOWS[settings.flow].clock,
     )
     # Each connection group on the worker that owns its symbols' state.
     groups = live_groups(streams, workers, per_connection, owner)
@@ -221,11 +223,14 @@ class Sinks:
         alerts: every alert.
         file: a keyed sink that gets everything as ``("out", record)`` (the
             exactly-once ``--out`` file), or ``None``.
+        alerts_file: a keyed sink that gets every alert the same way (``--alerts
+            FILE``: one file, whatever the number of workers), or ``None``.
     """
 
     out: Sink[Any]
     alerts: Sink[Any]
     file: Sink[Any] | None = None
+    alerts_file: Sink[Any] | None = None
 
 
 def build_flow(
@@ -245,7 +250,11 @@ def build_flow(
     if outputs:
         op.output("out", _merged("all", outputs), sinks.out)
     if alerts:
-        op.output("alerts", _merged("all_alerts", alerts), sinks.alerts)
+        all_alerts = _merged("all_alerts", alerts)
+        op.output("alerts", all_alerts, sinks.alerts)
+        if sinks.alerts_file is not None:
+            one = op.key_on("key_for_alerts_file", all_alerts, lambda _alert: "out")
+            op.output("alerts_file", one, sinks.alerts_file)
     if sinks.file is not None:
         everything = _merged("everything", outputs + alerts)
         keyed = op.key_on("key_for_file", everything, lambda _record: "out")
@@ -263,7 +272,7 @@ def _sinks(settings: Settings, source: Any, counts: Counter[str]) -> Sinks:
     outputs = settings.outputs
     out = metered(console_sink(counts, quiet=outputs.quiet), outputs.sinks)
     alerts = metered(
-        alert_sink(counts, outputs.alerts, outputs.webhook, outputs.webhook_format),
+        alert_sink(counts, outputs.webhook, outputs.webhook_format),
         outputs.sinks,
     )
     port = settings.metrics.port
@@ -271,12 +280,11 @@ def _sinks(settings: Settings, source: Any, counts: Counter[str]) -> Sinks:
         if port:
             port += settings.run.process_id or 0  # one port per process
         out, alerts = _serve_metrics(settings, source, port, out, alerts)
-    record_file = None
-    if outputs.file:
-        from bpx_flows.connectors.sinks.jsonl import ResumableJsonLinesSink
+    from bpx_flows.connectors.sinks.jsonl import ResumableJsonLinesSink
 
-        record_file = ResumableJsonLinesSink(outputs.file)
-    return Sinks(out, alerts, record_file)
+    record_file = ResumableJsonLinesSink(outputs.file) if outputs.file else None
+    alerts_file = ResumableJsonLinesSink(outputs.alerts) if outputs.alerts else None
+    return Sinks(out, alerts, record_file, alerts_file)
 
 
 def _serve_metrics(
