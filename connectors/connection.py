@@ -29,6 +29,7 @@ from bpx_flows.connectors.backpack.signing import Credentials
 from bpx_flows.connectors.backpack.streams import Channel, StreamName
 from bpx_flows.connectors.backpack.text import printable
 from bpx_flows.connectors.backpack.wire import Depth, Frame, ServerError
+from bpx_flows.connectors.clock import Watermark
 from bpx_flows.connectors.errors import AuthError, BpxError
 from bpx_flows.connectors.rest import RestClient
 from bpx_flows.connectors.wsclient import HandshakeError, WsClient, open_client
@@ -52,8 +53,9 @@ _AUTH_WORDS = ("signature", "api key", "unauthori", "expired")
 
 _NOT_OBJECT = (BadReason.NOT_JSON, BadReason.NOT_A_FRAME)
 
-Record = Frame[Any] | SyncRecord | BadFrame | ServerError
-"""What a connection emits: frames, book snapshots/resyncs, dead letters, errors."""
+Record = Frame[Any] | SyncRecord | BadFrame | ServerError | Watermark
+"""What a source emits: frames, book snapshots/resyncs, dead letters, errors, and
+(from the source, never the connection) watermarks."""
 
 
 class Tap(Protocol):

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import pickle
+import re
 import threading
 import time
 from collections import deque
@@ -27,7 +28,7 @@ from bpx_flows.connectors.backpack.replayer import Replayer
 from bpx_flows.connectors.backpack.signing import Credentials
 from bpx_flows.connectors.backpack.streams import StreamName
 from bpx_flows.connectors.backpack.wire import Frame
-from bpx_flows.connectors.clock import now_us
+from bpx_flows.connectors.clock import WATERMARK_EVERY_US, Watermark, now_us
 from bpx_flows.connectors.connection import (
     DEFAULT_WS_URL,
     Connection,
@@ -133,6 +134,9 @@ class SourceConfig:
         end_on_fatal: on a fatal error (refused key...) end the flow cleanly and keep
             the error in ``BackpackSource.failures`` instead of raising it inside
             Bytewax (which prints a Rust panic trace); the CLI reports it in one line.
+        watermarks: connections carrying an all-markets stream also emit a
+            ``Watermark`` of the receive clock each whole second (for flows that need
+            time to pass on quiet markets: RFQ expiry).
     """
 
     connection: ConnectionConfig = field(default_factory=ConnectionConfig)
@@ -143,6 +147,7 @@ class SourceConfig:
     run_for_s: float | None = None
     end_on_fatal: bool = False
     rest_timeout_s: float = 10.0
+    watermarks: bool = False
 
 
 def partition(
@@ -183,6 +188,10 @@ class _LivePartition(StatefulSourcePartition[Record, None]):
             None if config.run_for_s is None else time.monotonic() + config.run_for_s
         )
         self._closed = False
+        all_markets = any(s.symbol is None for s in streams)
+        self._watermark_us: int | None = (
+            0 if config.watermarks and all_markets else None
+        )
 
     @property
     def connection(self) -> Connection:
@@ -208,7 +217,7 @@ class _LivePartition(StatefulSourcePartition[Record, None]):
             raise StopIteration
         cfg = self._config
         try:
-            return self._loop.run_until_complete(
+            batch = self._loop.run_until_complete(
                 self._conn.take(cfg.batch_timeout_s, cfg.batch_size)
             )
         except BpxError as exc:
@@ -219,6 +228,13 @@ class _LivePartition(StatefulSourcePartition[Record, None]):
             StopSignal.set()
             self.close()
             raise StopIteration from None
+        if self._watermark_us is not None:
+            # After the batch: everything received before it left with the batch.
+            at = now_us() // WATERMARK_EVERY_US * WATERMARK_EVERY_US
+            if at > self._watermark_us:
+                self._watermark_us = at
+                batch.append(Watermark(at))
+        return batch
 
     def snapshot(self) -> None:
         return None  # live data cannot be rewound: at-most-once across restarts
@@ -275,12 +291,16 @@ class BackpackSource(FixedPartitionedSource[Record, None]):
 
     @classmethod
     def from_env(
-        cls, streams: Sequence[StreamName], environ: dict[str, str] | None = None
+        cls,
+        streams: Sequence[StreamName],
+        environ: dict[str, str] | None = None,
+        watermarks: bool = False,
     ) -> BackpackSource:
         """A source configured by the environment, for ``python -m bytewax.run``.
 
         ``BPX_WS_URL`` and ``BPX_REST_URL`` (default: the exchange), ``BPX_SECONDS``
         (run this long), and the key from ``BPX_API_SECRET``/``BPX_API_SECRET_FILE``.
+        ``watermarks`` as in ``SourceConfig``.
         """
         env = os.environ if environ is None else environ
         seconds = env.get("BPX_SECONDS")
@@ -288,6 +308,7 @@ class BackpackSource(FixedPartitionedSource[Record, None]):
             connection=ConnectionConfig(ws_url=env.get("BPX_WS_URL", DEFAULT_WS_URL)),
             rest_url=env.get("BPX_REST_URL", DEFAULT_REST_URL),
             run_for_s=float(seconds) if seconds else None,
+            watermarks=watermarks,
         )
         return cls(streams, config, Credentials.from_env(environ))
 
@@ -332,8 +353,17 @@ class ReplayState:
     state: bytes
 
 
+_RECV_US = re.compile(rb'\{"recv_us":(\d{1,20})')
+
+
 class _ReplayPartition(StatefulSourcePartition[Any, ReplayState]):
-    """One recording file, read in order."""
+    """One recording file, read in order.
+
+    With ``watermarks``, a ``Watermark`` goes before the first line whose receive
+    time reaches a new whole second: decided line by line on the file's own times,
+    so the records of any symbol and the watermarks fall in the same order whatever
+    the batch sizes, shards or number of workers.
+    """
 
     def __init__(
         self,
@@ -344,14 +374,18 @@ class _ReplayPartition(StatefulSourcePartition[Any, ReplayState]):
         restamp: bool = False,
         shard: Shard | None = None,
         progress_every_s: float = 5.0,
+        watermarks: bool = False,
     ) -> None:
         self._restamp = restamp
         self._shard = shard
         self._replayer = Replayer()
         self._pending: deque[Any] = deque()
+        self._watermarks = watermarks
+        self._watermark_us: int | None = None  # the last one (None: no time yet)
         if resume is not None:
-            self._replayer, pending = pickle.loads(resume.state)
+            self._replayer, pending, *clock = pickle.loads(resume.state)
             self._pending.extend(pending)
+            self._watermark_us = clock[0] if clock else None
         self._consumed = resume.lines if resume else 0
         self._reader = RecordingReader(path, self._consumed)
         self._blocks = self._reader.blocks()
@@ -409,9 +443,34 @@ class _ReplayPartition(StatefulSourcePartition[Any, ReplayState]):
         self._at += len(lines)
         self._consumed += len(lines)
         self._progress.tick(self._consumed)
+        if self._watermarks:
+            return self._feed_with_watermarks(lines)
+        return self._feed(lines)
+
+    def _feed(self, lines: list[bytes]) -> list[Any]:
         if self._shard is not None:
             lines = self._shard.select(lines)
         return self._replayer.feed_lines(lines)
+
+    def _feed_with_watermarks(self, lines: list[bytes]) -> list[Any]:
+        out: list[Any] = []
+        start = 0
+        last = self._watermark_us
+        recv = _RECV_US.match
+        for at, line in enumerate(lines):
+            found = recv(line)
+            if found is None:
+                continue  # the header: no time
+            second = int(found.group(1)) // WATERMARK_EVERY_US * WATERMARK_EVERY_US
+            if last is None:
+                last = second
+            elif second > last:
+                out += self._feed(lines[start:at])
+                out.append(Watermark(second))
+                start, last = at, second
+        self._watermark_us = last
+        out += self._feed(lines[start:])
+        return out
 
     def _due(self, record: Any) -> bool:
         assert self._speed is not None
@@ -433,7 +492,7 @@ class _ReplayPartition(StatefulSourcePartition[Any, ReplayState]):
         return self._awake
 
     def snapshot(self) -> ReplayState:
-        state = pickle.dumps((self._replayer, list(self._pending)))
+        state = pickle.dumps((self._replayer, list(self._pending), self._watermark_us))
         return ReplayState(self._consumed, state)
 
 
@@ -502,6 +561,8 @@ class ReplaySource(FixedPartitionedSource[Any, ReplayState]):
         only: keep only the lines of these symbols (and of streams of no symbol);
             ``None`` keeps every symbol.
         progress_every_s: a progress log line at most this often, seconds.
+        watermarks: the partition of each file that reads its all-markets lines
+            also emits a ``Watermark`` each whole second of receive time.
     """
 
     def __init__(
@@ -513,8 +574,10 @@ class ReplaySource(FixedPartitionedSource[Any, ReplayState]):
         plan: ShardPlan | None = None,
         only: frozenset[str] | None = None,
         progress_every_s: float = 5.0,
+        watermarks: bool = False,
     ) -> None:
         self._only = only
+        self._watermarks = watermarks
         self._progress_every_s = progress_every_s
         self._paths = {
             f"file-{n:03d}-{Path(p).name}": Path(p) for n, p in enumerate(paths)
@@ -548,6 +611,7 @@ class ReplaySource(FixedPartitionedSource[Any, ReplayState]):
                 self._restamp,
                 shard,
                 self._progress_every_s,
+                self._watermarks and default,
             )
         return _ReplayPartition(
             self._paths[for_part],
@@ -557,4 +621,5 @@ class ReplaySource(FixedPartitionedSource[Any, ReplayState]):
             self._restamp,
             None if only is None else Shard(only, only, default=True, others=False),
             self._progress_every_s,
+            self._watermarks,
         )

@@ -1,15 +1,16 @@
 """Our own account beside the market: orders, fills, positions, RFQs, and alerts.
 
     feed ─► account_records ─► by_symbol ─► track_account ─► split ─► views
-                                    ▲                              └─► alerts
-    feed ─► analyze_books ─► stats ─┘   (optional: mids for fill slippage)
+                                                                   └─► alerts
 
 Input: the connector's records of the signed ``account.*`` streams, ``markPrice`` (to
-revalue positions between events) and, with a book, the book flow's stats. Keyed by
-symbol, so an order's lifecycle, the position and the mid used for a fill's slippage
-live on one worker. ``python -m bytewax.run flows.account:flow`` runs it live with the
-key in ``BPX_API_SECRET`` (or ``BPX_API_SECRET_FILE``) for ``BPX_SYMBOLS`` (default:
-every symbol).
+revalue positions between events) and, with a book, the markets' depth records (the
+book is kept in the same keyed state, for the mids that price fills). Keyed by symbol,
+so an order's lifecycle, the position and the book used for a fill's slippage live on
+one worker and see the symbol's records in the order the exchange sent them.
+``python -m bytewax.run bpx_flows.flows.account:flow`` runs it live with the key in
+``BPX_API_SECRET`` (or ``BPX_API_SECRET_FILE``) for ``BPX_SYMBOLS`` (default: every
+symbol).
 """
 
 from __future__ import annotations
@@ -27,16 +28,18 @@ from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
 from bpx_flows.flows.batching import stateful_steps
-from bpx_flows.flows.book import BookSettings, analyze_books, book_streams
+from bpx_flows.flows.book import BookSettings, book_streams
 from bpx_flows.flows.keys import Route
 from bpx_flows.flows.spec import FlowContext, FlowSpec, Outputs, Section, lazy_flow
 from bpx_flows.operators.account import (
     AccountConfig,
+    AccountWithBook,
     AutoCloseAlert,
     SymbolAccount,
     account_symbol,
     is_alert,
     step,
+    step_with_book,
 )
 from bpx_flows.operators.book_state import BookConfig
 from bpx_flows.operators.orders import OrderFill, OrderState
@@ -95,12 +98,14 @@ def account_streams(symbols: list[str] | None, with_book: bool = False) -> list[
     return names
 
 
-def account_records(key: Route, batch: list[Any]) -> list[tuple[str, Any]]:
+def account_records(
+    key: Route, batch: list[Any], with_book: bool = False
+) -> list[tuple[str, Any]]:
     """``(key(symbol), record)`` for the records the account operator uses."""
     return [
         (key(symbol), record)
         for record in batch
-        if (symbol := account_symbol(record)) is not None
+        if (symbol := account_symbol(record, with_book)) is not None
     ]
 
 
@@ -108,6 +113,15 @@ def _track(
     config: AccountConfig, state: SymbolAccount | None, record: Any
 ) -> tuple[SymbolAccount, list[Any]]:
     return step(state, record, config)
+
+
+def _track_with_book(
+    config: AccountConfig,
+    book: BookConfig,
+    state: AccountWithBook | None,
+    record: Any,
+) -> tuple[AccountWithBook, list[Any]]:
+    return step_with_book(state, record, config, book)
 
 
 @dataclass(frozen=True)
@@ -123,17 +137,25 @@ def track_account(
     step_id: str,
     records: Stream[Any],
     config: AccountConfig,
-    book_stats: Stream[Any] | None = None,
+    book: BookConfig | None = None,
     route: Route | None = None,
 ) -> AccountOut:
-    """Connector records (and optional book stats) in; account views and alerts out."""
-    inputs = (
-        records if book_stats is None else op.merge("with_mids", records, book_stats)
-    )
+    """Connector records in; account views and alerts out.
+
+    With ``book``, each symbol's order book is kept beside its account (from the
+    depth records of ``records``) and fills are priced against its mid.
+    """
     # One call per batch selects and keys the records (see flows.batching).
-    select = functools.partial(account_records, route or str)
-    keyed: Any = op.flat_map_batch("account_records_by_symbol", inputs, select)
-    tracked = stateful_steps("track", keyed, functools.partial(_track, config))
+    select = functools.partial(
+        account_records, route or str, with_book=book is not None
+    )
+    keyed: Any = op.flat_map_batch("account_records_by_symbol", records, select)
+    track: Any = (
+        functools.partial(_track, config)
+        if book is None
+        else functools.partial(_track_with_book, config, book)
+    )
+    tracked = stateful_steps("track", keyed, track)
     unkeyed = op.map("unkey", tracked, lambda key_output: key_output[1])
     split = op.branch("split", unkeyed, is_alert)
     return AccountOut(split.falses, split.trues)
@@ -149,11 +171,7 @@ def build(
     """The account flow; with ``book``, the book flow runs too and prices fills."""
     flow = Dataflow("account")
     records = op.input("feed", flow, source)
-    stats = None
-    if book is not None:
-        books = analyze_books("books", records, book)
-        stats = books.stats
-    out = track_account("account", records, config or AccountConfig(), stats)
+    out = track_account("account", records, config or AccountConfig(), book)
     op.output("views", out.views, sink)
     op.output("alerts", out.alerts, alert_sink)
     return flow
@@ -166,11 +184,10 @@ def _streams(context: FlowContext) -> list[str]:
 
 def _wire(records: Stream[Any], context: FlowContext) -> Outputs:
     settings = context.section(AccountSettings)
-    stats = None
+    book = None
     if settings.with_book:
         book = context.section(BookSettings).config(context.symbols)
-        stats = analyze_books("books", records, book, context.route).stats
-    account = track_account("account", records, settings.config(), stats, context.route)
+    account = track_account("account", records, settings.config(), book, context.route)
     return [account.views], [account.alerts]
 
 
@@ -195,6 +212,7 @@ SPEC = FlowSpec(
     ),
     symbols="optional",
     check=_check,
+    clock=True,  # RFQs expire by the source's watermark on quiet markets
 )
 
 

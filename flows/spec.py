@@ -104,6 +104,8 @@ class FlowSpec:
         markets: ``perp`` if the flow only makes sense on perpetuals.
         check: ``(key, problem)`` for selections the flow cannot run (``None``:
             any).
+        clock: the flow needs the source's ``Watermark`` records (time passing on
+            quiet markets).
     """
 
     name: str
@@ -115,6 +117,7 @@ class FlowSpec:
     symbols: SymbolRule = "required"
     markets: Literal["any", "perp"] = "any"
     check: Callable[[FlowContext], Iterator[tuple[str, str]]] | None = None
+    clock: bool = False
 
 
 def bytewax_flow(spec: FlowSpec, default_symbols: str) -> Dataflow:
@@ -142,9 +145,10 @@ def bytewax_flow(spec: FlowSpec, default_symbols: str) -> Dataflow:
         streams=names("BPX_STREAMS", "trade.SOL_USDC,depth.SOL_USDC"),
     )
     flow = Dataflow(spec.name)
-    records = op.input(
-        "feed", flow, BackpackSource.from_env(parse_streams(spec.streams(context)))
+    source = BackpackSource.from_env(
+        parse_streams(spec.streams(context)), watermarks=spec.clock
     )
+    records = op.input("feed", flow, source)
     outputs, alerts = spec.wire(records, context)
     everything = outputs + alerts
     merged = everything[0] if len(everything) == 1 else op.merge("all", *everything)

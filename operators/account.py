@@ -7,8 +7,14 @@
   placed for us);
 - ``account.positionUpdate`` frames and ``markPrice`` frames -> ``PositionView``,
   ``MarginAlert``;
-- ``account.rfqUpdate`` frames -> ``RfqOutcome``;
-- mids for fill slippage: ``BookStats`` of the book flow, or ``bookTicker`` frames.
+- ``account.rfqUpdate`` frames and the source's ``Watermark`` -> ``RfqOutcome``: every
+  RFQ of the account lives under one key (``RFQ_KEY``), by RFQ symbol, so the
+  watermark of the partition that reads them expires RFQs on time on quiet markets;
+- mids for fill slippage: ``step_with_book`` keeps the symbol's order book in the same
+  state and prices each fill against the book as it stood when the fill arrived (the
+  book's records and the account's come in one ordered stream per symbol, so the mid
+  a fill gets never depends on scheduling). ``BookStats`` records fed to ``step`` also
+  give mids, in whatever order they arrive.
 
 No I/O, no clock, no Bytewax; the rules for duplicates and late events live in
 ``operators.orders``, ``operators.positions`` and ``operators.rfqs``.
@@ -24,8 +30,9 @@ from typing import Any
 
 import msgspec
 
+from bpx_flows.connectors.backpack.booksync import BookSnapshot, Resync
 from bpx_flows.connectors.backpack.wire import (
-    BookTicker,
+    Depth,
     Frame,
     MarkPrice,
     OrderUpdate,
@@ -33,7 +40,9 @@ from bpx_flows.connectors.backpack.wire import (
     RfqUpdate,
     Side,
 )
-from bpx_flows.operators.book_state import BookStats
+from bpx_flows.connectors.clock import Watermark
+from bpx_flows.operators import book_state
+from bpx_flows.operators.book_state import BookConfig, BookStats, SymbolBooks
 from bpx_flows.operators.numbers import to_decimal
 from bpx_flows.operators.orders import (
     AUTO_CLOSE_ORIGINS,
@@ -49,19 +58,28 @@ from bpx_flows.operators.positions import (
     apply_mark,
     apply_position_event,
 )
-from bpx_flows.operators.rfqs import RfqOutcome, RfqState, apply_rfq_event
+from bpx_flows.operators.rfqs import (
+    RfqOutcome,
+    RfqState,
+    apply_rfq_event,
+    expire_rfqs,
+)
 
 __all__ = [
+    "RFQ_KEY",
     "AccountConfig",
     "AccountOutput",
+    "AccountWithBook",
     "AutoCloseAlert",
     "SymbolAccount",
     "account_symbol",
     "is_alert",
     "step",
+    "step_with_book",
 ]
 
 _ALERTED_KEPT = 1_000
+RFQ_KEY = "account.rfqUpdate"  # the key of the account's RFQs (never a market symbol)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,12 +91,15 @@ class AccountConfig:
             crossed upwards; one alert per crossing.
         rearm_below: a level re-arms once margin use falls below level x this.
         mids_kept: mids remembered per symbol, to price a fill at its own time.
+        rfq_expiry_grace_us: an RFQ with no end seen expires once the watermark is
+            this far past its expiry (an end sent just before it may still arrive).
     """
 
     # A fresh position at the highest leverage already uses m/f = 0.0125/0.02 = 0.625.
     margin_alert_levels: tuple[Decimal, ...] = (Decimal("0.8"), Decimal("0.9"))
     rearm_below: Decimal = Decimal("0.9")
     mids_kept: int = 256
+    rfq_expiry_grace_us: int = 1_000_000
 
     def __post_init__(self) -> None:
         """Reject levels and bounds that cannot work."""
@@ -91,6 +112,9 @@ class AccountConfig:
             raise ValueError(msg)
         if self.mids_kept < 1:
             msg = f"mids_kept must be >= 1, got {self.mids_kept}"
+            raise ValueError(msg)
+        if self.rfq_expiry_grace_us < 0:
+            msg = f"rfq_expiry_grace_us must be >= 0, got {self.rfq_expiry_grace_us}"
             raise ValueError(msg)
 
 
@@ -118,29 +142,72 @@ def is_alert(record: Any) -> bool:
 
 @dataclass
 class SymbolAccount:
-    """Orders, position, RFQs and recent mids of one symbol."""
+    """Orders, position and recent mids of one symbol (under ``RFQ_KEY``: RFQs)."""
 
     orders: OrdersState = field(default_factory=OrdersState)
     position: PositionState = field(default_factory=PositionState)
-    rfqs: RfqState = field(default_factory=RfqState)
+    rfqs: dict[str, RfqState] = field(default_factory=dict)  # by RFQ symbol
     mid_times: list[int] = field(default_factory=list)  # engine µs, ascending
     mids: list[Decimal] = field(default_factory=list)
     auto_closed: OrderedDict[str, None] = field(default_factory=OrderedDict)
 
 
-def account_symbol(record: Any) -> str | None:
-    """The symbol a record belongs to, if the account operator uses it."""
+def account_symbol(record: Any, with_book: bool = False) -> str | None:
+    """The symbol a record belongs to, if the account operator uses it.
+
+    With ``with_book`` the book's records (depth frames, snapshots, resyncs) too.
+    """
     if isinstance(record, Frame):
         data = record.data
-        if type(data) in _USED:
+        kind = type(data)
+        if kind is RfqUpdate:
+            return RFQ_KEY
+        if kind in _USED or (with_book and kind is Depth):
             return str(data.s)
         return None
+    if isinstance(record, Watermark):
+        return RFQ_KEY
     if isinstance(record, BookStats):
+        return record.symbol
+    if with_book and isinstance(record, BookSnapshot | Resync):
         return record.symbol
     return None
 
 
-_USED = (OrderUpdate, PositionUpdate, RfqUpdate, MarkPrice, BookTicker)
+_USED = (OrderUpdate, PositionUpdate, MarkPrice)
+
+
+@dataclass
+class AccountWithBook:
+    """One symbol's account and order book, kept side by side (``step_with_book``)."""
+
+    account: SymbolAccount = field(default_factory=SymbolAccount)
+    books: SymbolBooks = field(default_factory=SymbolBooks)
+
+
+def step_with_book(
+    state: AccountWithBook | None,
+    record: Any,
+    config: AccountConfig,
+    book: BookConfig,
+) -> tuple[AccountWithBook, list[AccountOutput]]:
+    """``step``, with the symbol's book kept from its depth records for the mids.
+
+    Each depth update of a live book records the book's mid at the update's engine
+    time; a fill is priced against the last mid at or before its own engine time.
+    """
+    state = state or AccountWithBook()
+    if isinstance(record, Frame) and type(record.data) is Depth:
+        state.books, _ = book_state.step(state.books, record, book)
+        mid = book_state.live_mid(state.books)
+        if mid is not None:
+            _remember_mid(state.account, record.data.T, mid, config)
+        return state, []
+    if isinstance(record, BookSnapshot | Resync):
+        state.books, _ = book_state.step(state.books, record, book)
+        return state, []
+    state.account, out = step(state.account, record, config)
+    return state, out
 
 
 def step(
@@ -152,6 +219,11 @@ def step(
     if isinstance(record, BookStats):
         if record.mid is not None:
             _remember_mid(state, record.engine_us, record.mid, config)
+        return state, out
+    if isinstance(record, Watermark):
+        now = record.at_us - config.rfq_expiry_grace_us
+        for market in state.rfqs.values():
+            out += expire_rfqs(market, now, record.at_us)
         return state, out
     if not isinstance(record, Frame):
         return state, out
@@ -167,7 +239,9 @@ def step(
             config.rearm_below,
         )
     elif type(data) is RfqUpdate:
-        out += apply_rfq_event(state.rfqs, data, recv_us)
+        if data.s not in state.rfqs:
+            state.rfqs[data.s] = RfqState()
+        out += apply_rfq_event(state.rfqs[data.s], data, recv_us)
     elif type(data) is MarkPrice:
         mark = to_decimal(data.p)
         if mark is not None and mark > 0:
@@ -179,10 +253,6 @@ def step(
                 config.margin_alert_levels,
                 config.rearm_below,
             )
-    elif type(data) is BookTicker:
-        bid, ask = to_decimal(data.b), to_decimal(data.a)
-        if bid is not None and ask is not None:
-            _remember_mid(state, data.T, (bid + ask) / 2, config)
     return state, out
 
 

@@ -187,6 +187,17 @@ def step(
     return state, out
 
 
+def live_mid(state: SymbolBooks) -> Decimal | None:
+    """The mid of the symbol's first live, uncrossed book (``None`` if it has none)."""
+    for entry in state.books.values():
+        if not entry.live:
+            continue
+        bid, ask = entry.book.best_bid(), entry.book.best_ask()
+        if bid is not None and ask is not None and bid[0] < ask[0]:
+            return (bid[0] + ask[0]) / 2
+    return None
+
+
 # Records.
 
 

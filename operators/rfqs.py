@@ -8,7 +8,9 @@ once: filled, cancelled, or expired (its expiry ``W``, in **milliseconds**, pass
 the engine time of a later event with no end seen). A maker quoting again after
 ``quoteCancelled`` starts a new participation. The outcome carries the time to
 fill (first event to fill, engine time) and the running fill ratio of that role.
-No I/O, no clock, no Bytewax.
+``expire_rfqs`` ends the RFQs whose expiry a clock (the source's watermark) passed, so
+an RFQ expires on time on a quiet market too; an expired outcome's ``engine_us`` is
+the expiry itself. No I/O, no clock, no Bytewax.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import msgspec
 from bpx_flows.connectors.backpack.wire import RfqEventType as RE, RfqUpdate, Side
 from bpx_flows.operators.numbers import to_decimal
 
-__all__ = ["RfqOutcome", "RfqRole", "RfqState", "apply_rfq_event"]
+__all__ = ["RfqOutcome", "RfqRole", "RfqState", "apply_rfq_event", "expire_rfqs"]
 
 _ENDED_KEPT = 10_000
 
@@ -122,15 +124,20 @@ def _end_of(update: RfqUpdate) -> RfqEnd | None:
     return None
 
 
+def expire_rfqs(state: RfqState, now_us: int, recv_us: int) -> list[RfqOutcome]:
+    """End the open RFQs whose expiry is before ``now_us`` (no end was seen)."""
+    return _expire(state, now_us, recv_us)
+
+
 def _expire(state: RfqState, now_us: int, recv_us: int) -> list[RfqOutcome]:
-    expired = [
-        rfq_id
+    expired = sorted(
+        (rfq.expires_us, rfq_id)
         for rfq_id, rfq in state.open.items()
         if rfq.expires_us is not None and rfq.expires_us < now_us
-    ]
+    )
     return [
-        _finish(state, rfq_id, state.open[rfq_id], RfqEnd.EXPIRED, now_us, recv_us)
-        for rfq_id in expired
+        _finish(state, rfq_id, state.open[rfq_id], RfqEnd.EXPIRED, at, recv_us)
+        for at, rfq_id in expired
     ]
 
 

@@ -210,9 +210,8 @@ def _flow(source: BackpackSource, config: MarketConfig) -> Dataflow:
     flow = Dataflow("dashboards")
     records = op.input("feed", flow, source)
     outputs, alerts = market_outputs(records, config)
-    book_stats = outputs[0]  # mids for fill slippage
     levels = AccountConfig(margin_alert_levels=(Decimal("0.5"),))
-    account = track_account("account", records, levels, book_stats)
+    account = track_account("account", records, levels, config.book)  # mids: books
     everything = [*outputs, *alerts, account.views, account.alerts]
     op.output("metrics", op.merge("all", *everything), MetricsSink())
     return flow

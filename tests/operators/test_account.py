@@ -8,8 +8,10 @@ from typing import Any
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from bpx_flows.connectors.backpack.booksync import BookSnapshot
 from bpx_flows.connectors.backpack.wire import (
     BookTicker,
+    Depth,
     Frame,
     MarkPrice,
     OrderEventType as OE,
@@ -20,7 +22,14 @@ from bpx_flows.connectors.backpack.wire import (
     RfqUpdate,
     Side,
 )
-from bpx_flows.operators.account import AccountConfig, AutoCloseAlert, step
+from bpx_flows.connectors.clock import Watermark
+from bpx_flows.operators.account import (
+    AccountConfig,
+    AutoCloseAlert,
+    step,
+    step_with_book,
+)
+from bpx_flows.operators.book_state import BookConfig
 from bpx_flows.operators.orders import OrderFill, OrderLifecycle, OrderState
 from bpx_flows.operators.positions import MarginAlert, PositionView
 from bpx_flows.operators.rfqs import RfqOutcome
@@ -175,25 +184,43 @@ def test_any_order_or_repetition_ends_in_the_same_state(
     assert fill_ids == sorted(f.trade_id for f in want if isinstance(f, OrderFill))
 
 
-def test_fill_slippage_against_the_mid_at_fill_time() -> None:
-    def ticker(at: int, bid: str, ask: str) -> Frame[BookTicker]:
-        data = BookTicker(
-            E=T0 + at, s=SYMBOL, a=ask, A="1", b=bid, B="1", u=at, T=T0 + at
-        )
-        return Frame(f"bookTicker.{SYMBOL}", data, T0 + at)
+def test_fill_slippage_against_the_book_mid_at_fill_time() -> None:
+    stream = f"depth.{SYMBOL}"
+
+    def snapshot(update_id: int) -> BookSnapshot:
+        return BookSnapshot(stream, SYMBOL, update_id, [], [], T0)
+
+    def depth(at: int, update_id: int, bid: str, ask: str) -> Frame[Depth]:
+        data = Depth(
+            E=T0 + at, s=SYMBOL, a=[[ask, "1"]], b=[[bid, "1"]],
+            U=update_id, u=update_id, T=T0 + at,
+        )  # fmt: skip
+        return Frame(stream, data, T0 + at)
 
     # A buy at 100.05 with the mid at 100.00 (bid 99.99 / ask 100.01) is 5 bps worse.
-    # A later mid (101) must not be used for an earlier fill.
-    out = run(
-        [
-            ticker(0, "99.99", "100.01"),
-            ticker(50, "100.99", "101.01"),
-            fill(10, 7, "1", "1", "PartiallyFilled", price="100.05"),
-        ]
-    )
+    # A later mid (101: the old levels stay, 100.99 / 101.01 become the best) must not
+    # be used for an earlier fill, even when it arrived first.
+    records = [
+        snapshot(1),
+        depth(0, 2, "99.99", "100.01"),
+        depth(50, 3, "100.99", "100.995"),
+        fill(10, 7, "1", "1", "PartiallyFilled", price="100.05"),
+    ]
+    state, out = None, []
+    for record in records:
+        state, emitted = step_with_book(state, record, CFG, BookConfig())
+        out += emitted
     (got,) = [o for o in out if isinstance(o, OrderFill)]
     assert got.mid == D(100) and got.slippage_bps == D(5) and got.mid_age_us == 10
-    assert run([fill(10, 7, "1", "1", "PartiallyFilled")])[-1].slippage_bps is None
+    # Without a book, no mid: bookTicker frames are not mids (docs/account.md).
+    ticker = BookTicker(E=T0, s=SYMBOL, a="100.01", A="1", b="99.99", B="1", u=1, T=T0)
+    plain = run(
+        [
+            Frame(f"bookTicker.{SYMBOL}", ticker, T0),
+            fill(10, 7, "1", "1", "PartiallyFilled"),
+        ]
+    )
+    assert plain[-1].slippage_bps is None
 
 
 def test_auto_close_alerts_once_per_order() -> None:
@@ -299,6 +326,18 @@ def test_margin_alerts_once_per_crossing_and_rearm() -> None:
     assert [a.engine_us - T0 for a in alerts] == [0, 30, 60, 70]
 
 
+def test_each_margin_level_rearms_on_its_own_and_a_jump_alerts_every_level() -> None:
+    # use = 0.0125 M / (M - 98): 99.3 -> 0.955 (jumps over 0.8 and 0.9 at once),
+    # 99.6 -> 0.778 (below 0.9 x 0.9 = 0.81: re-arms 0.9; above 0.8 x 0.9 = 0.72: 0.8
+    # stays quiet), 99.5 -> 0.829 (0.8 is not re-armed, so nothing), 99.3 -> 0.9 again.
+    marks = ["99.3", "99.6", "99.5", "99.3"]
+    out = run(
+        [position(0, "1"), *(mark_price(10 * (i + 1), p) for i, p in enumerate(marks))]
+    )
+    alerts = [(a.level, a.engine_us - T0) for a in out if isinstance(a, MarginAlert)]
+    assert alerts == [(D("0.8"), 10), (D("0.9"), 10), (D("0.9"), 40)]
+
+
 def test_config_rejects_impossible_values() -> None:
     with pytest.raises(ValueError, match="rearm_below"):
         AccountConfig(rearm_below=D(2))
@@ -363,3 +402,18 @@ def test_an_rfq_past_its_expiry_ends_by_engine_time() -> None:
         ]
     )
     assert [(o.rfq_id, o.end) for o in outcomes(out)] == [(1, "expired")]
+
+
+def test_a_quiet_rfq_expires_by_the_watermark_after_the_grace() -> None:
+    # No later event of the RFQ's market ever comes: the source's receive clock
+    # ends it, one grace period (1 s) after its expiry, stamped with the expiry.
+    expiry_ms = (T0 + 2_000_000) // 1000
+    opened = rfq(RE.ACTIVE, 0, rfq_id=1, X="New", W=expiry_ms)
+    assert outcomes(run([opened, Watermark(T0 + 2_900_000)])) == []
+    (ended,) = outcomes(run([opened, Watermark(T0 + 3_100_000)]))
+    assert (ended.rfq_id, ended.end, ended.engine_us) == (1, "expired", T0 + 2_000_000)
+    assert ended.recv_us == T0 + 3_100_000
+    # An end that arrives within the grace is the end.
+    filled = rfq(RE.FILLED, 1_900_000, rfq_id=1, X="Filled")  # sent before, late
+    got = outcomes(run([opened, Watermark(T0 + 2_900_000), filled]))
+    assert [o.end for o in got] == ["filled"]

@@ -1,0 +1,260 @@
+"""Every flow gives the same records on 1 worker, 2 workers and 2 processes.
+
+Each flow replays the same recordings with ``bpx-flows run FLOW --replay FILE --out
+OUT`` on the three layouts and the outputs must be equal record for record (the emit
+stamp aside). The recordings are the shipped session, a simulated session with every
+all-markets stream beside its per-symbol copy, and a hand-written one holding the
+cases that split across workers before: a liquidation cascade followed only by
+heartbeats, margin use crossing levels on a position read from the all-markets
+stream, and an RFQ that expires on a market nobody trades.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bpx_flows.connectors.recording import Recorder
+from bpx_flows.connectors.sim import SimConfig
+from bpx_flows.connectors.sim.session import write_session
+
+pytestmark = pytest.mark.e2e
+
+CLI = [sys.executable, "-m", "bpx_flows"]
+ENV = {k: v for k, v in os.environ.items() if not k.startswith(("BPX_", "BYTEWAX_"))}
+SHIPPED = Path(__file__).parent.parent / "data" / "sessions" / "sim-session.jsonl.gz"
+LAYOUTS = {
+    "1 worker": ["--workers", "1"],
+    "2 workers": ["--workers", "2"],
+    "2 processes": ["--processes", "2"],
+}
+PERPS = ["SOL_USDC_PERP", "BTC_USDC_PERP", "ETH_USDC_PERP"]
+S = 1_000_000
+T0 = 1_790_000_000_000_000
+
+
+def _run(flow: list[str], recording: Path, layout: list[str], out: Path) -> None:
+    command = [*CLI, "run", *flow, "--replay", str(recording), "--out", str(out)]
+    result = subprocess.run(
+        [*command, *layout, "--batch", "50", "--quiet", "--log-level", "warning"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=ENV,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+
+
+def _records(path: Path) -> collections.Counter[str]:
+    found: collections.Counter[str] = collections.Counter()
+    for line in path.read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        record.pop("emit_us", None)  # the wall clock at emit time
+        found[json.dumps(record, sort_keys=True)] += 1
+    return found
+
+
+def _on_every_layout(
+    flow: list[str], recording: Path, tmp_path: Path
+) -> collections.Counter[str]:
+    """The flow's records, after checking that every layout gives the same."""
+    outs = {name: tmp_path / f"{name.replace(' ', '-')}.jsonl" for name in LAYOUTS}
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        runs = [
+            pool.submit(_run, flow, recording, LAYOUTS[name], out)
+            for name, out in outs.items()
+        ]
+        for done in runs:
+            done.result()
+    results = {name: _records(out) for name, out in outs.items()}
+    one = results["1 worker"]
+    for name, got in results.items():
+        missing, extra = one - got, got - one
+        assert not missing and not extra, (
+            f"{' '.join(flow)} on {name}: {sum(missing.values())} records missing, "
+            f"{sum(extra.values())} extra; first missing: "
+            f"{next(iter(missing), None)}; first extra: {next(iter(extra), None)}"
+        )
+    return one
+
+
+def _kinds(records: collections.Counter[str]) -> collections.Counter[str]:
+    """Record counts by a short kind (``phase`` of alerts, ``end`` of RFQs...)."""
+    found: collections.Counter[str] = collections.Counter()
+    for text, n in records.items():
+        record = json.loads(text)
+        kind = record.get("phase") or record.get("end") or record.get("kind")
+        if kind is None and "level" in record and "margin_use" in record:
+            kind = f"margin {record['level']}"
+        found[str(kind)] += n
+    return found
+
+
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """120 simulated seconds: account activity, cascades, every all-markets stream
+    beside its per-symbol copy."""
+    path = tmp_path_factory.mktemp("layouts") / "simulated.jsonl.gz"
+    config = SimConfig(
+        seed=11,
+        account_every_s=0.3,
+        liquidation_every_s=1.0,
+        cascade_every_s=25.0,
+    )
+    streams = ["liquidation", "account.orderUpdate", "account.positionUpdate"]
+    streams += ["account.rfqUpdate"]
+    for symbol in PERPS:
+        streams += [f"liquidation.{symbol}", f"markPrice.{symbol}"]
+        streams += [f"account.orderUpdate.{symbol}", f"trade.{symbol}"]
+        streams += [f"account.positionUpdate.{symbol}", f"openInterest.{symbol}"]
+    streams += ["depth.SOL_USDC_PERP", "bookTicker.SOL_USDC_PERP", "trade.SOL_USDC"]
+    write_session(path, 120.0, config, streams, start_us=T0)
+    return path
+
+
+def _frame(stream: str, data: dict[str, object]) -> str:
+    return json.dumps({"stream": stream, "data": data}, separators=(",", ":"))
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Heartbeats for 120 s; a cascade at 70 s and nothing after; a position whose
+    margin use crosses 0.8 and 0.9, falls back and crosses 0.9 again; an RFQ that
+    expires with no further RFQ event, beside one that fills."""
+    path = tmp_path_factory.mktemp("layouts") / "scenario.jsonl.gz"
+    lines: list[tuple[int, str]] = []
+
+    def add(at_us: int, stream: str, data: dict[str, object]) -> None:
+        lines.append((at_us + 350, _frame(stream, data)))
+
+    # Long 1 SOL_USDC_PERP at 100: margin use 0.0125 M / (M - 98). SOL and BTC
+    # marks come every 20 ms, ETH's every second: the worker that owns ETH reads its
+    # share of the file far faster than the one reading the cascade's other lines.
+    sol_marks = [(65, "100"), (60, "99.3"), (50, "99.6"), (40, "99.3"), (30, "99.5")]
+    for tick in range(120 * 50 + 1):
+        at = T0 + tick * 20_000
+        second = tick // 50
+        for n, symbol in enumerate(PERPS):
+            if symbol == "ETH_USDC_PERP" and tick % 50:
+                continue
+            price = str(50_000 + 1_000 * n)
+            if symbol == "SOL_USDC_PERP":
+                price = next((p for t, p in sol_marks if second >= t), "100")
+            mark = {"e": "markPrice", "E": at, "s": symbol, "p": price, "T": at}
+            add(at, f"markPrice.{symbol}", mark)
+    for symbol in PERPS:
+        for k in range(10):
+            at = T0 + 70 * S + k * 100_000
+            price = "100" if symbol == "SOL_USDC_PERP" else "50000"
+            quantity = "100" if symbol == "SOL_USDC_PERP" else "0.2"  # 10,000 each
+            event = {"e": "liquidation", "E": at, "q": quantity, "p": price}
+            event |= {"S": "Bid", "s": symbol, "T": at}
+            add(at, "liquidation", event)  # the all-markets stream only
+    opened = T0 + 5 * S
+    position = {
+        "e": "positionOpened", "E": opened, "s": "SOL_USDC_PERP", "b": "100",
+        "B": "100", "f": "0.02", "M": "100", "m": "0.0125", "q": "1", "Q": "1",
+        "n": "100", "i": 42, "p": "0", "P": "0", "T": opened,
+    }  # fmt: skip
+    add(opened, "account.positionUpdate", position)
+    add(opened + 30, "account.positionUpdate.SOL_USDC_PERP", position)
+    asked, expiry_ms = T0 + 10 * S, (T0 + 20 * S) // 1000
+    for rfq_id, events in (
+        (7, [("rfqActive", 0, "New")]),  # never hears of it again: expires
+        (8, [("rfqActive", 0, "New"), ("rfqFilled", 2 * S, "Filled")]),
+    ):
+        for kind, after, status in events:
+            at = asked + after
+            rfq = {"e": kind, "E": at, "R": rfq_id, "s": "SOL_USDC_RFQ", "S": "Bid"}
+            rfq |= {"T": at, "q": "5", "X": status, "W": expiry_ms}
+            if kind == "rfqFilled":
+                rfq |= {"p": "100", "u": 3}
+            add(at, "account.rfqUpdate", rfq)
+    streams = ["liquidation", "account.positionUpdate", "account.rfqUpdate"]
+    streams += [f"markPrice.{s}" for s in PERPS]
+    streams += ["account.positionUpdate.SOL_USDC_PERP"]
+    with Recorder(path, streams, flush_every_s=3600) as recorder:
+        for recv_us, raw in sorted(lines, key=lambda line: line[0]):
+            recorder.frame(raw, recv_us, True)
+    return path
+
+
+@pytest.mark.parametrize(
+    "flow",
+    [
+        ["market"],
+        ["book"],
+        ["candles"],
+        ["derivatives"],
+        ["liquidations"],
+        ["account"],
+        ["tape"],
+        ["account", "SOL_USDC", "SOL_USDC_PERP", "--with-book"],
+    ],
+    ids=lambda flow: "-".join(f.lstrip("-") for f in flow),
+)
+def test_the_shipped_session_gives_the_same_records_on_every_layout(
+    flow: list[str], tmp_path: Path
+) -> None:
+    records = _on_every_layout(flow, SHIPPED, tmp_path)
+    assert sum(records.values()) >= 10
+
+
+SMALL_BURSTS = ["--min-notional", "1000", "--min-count", "3", "--multiple", "2"]
+
+
+@pytest.mark.parametrize(
+    "flow",
+    [["market", *SMALL_BURSTS], ["liquidations", *SMALL_BURSTS], ["account"]],
+    ids=lambda flow: flow[0],
+)
+def test_all_markets_streams_beside_their_copies_give_the_same_records(
+    flow: list[str], simulated: Path, tmp_path: Path
+) -> None:
+    records = _on_every_layout(flow, simulated, tmp_path)
+    kinds = _kinds(records)
+    if flow[0] == "account":
+        assert sum(records.values()) > 100
+    else:
+        assert kinds["started"] >= 1  # (bursts still open at the end do not end)
+
+
+def test_a_cascade_then_heartbeats_ends_every_burst_on_every_layout(
+    scenario: Path, tmp_path: Path
+) -> None:
+    kinds = _kinds(_on_every_layout(["liquidations"], scenario, tmp_path))
+    assert (kinds["started"], kinds["ended"]) == (3, 3)
+
+
+def test_margin_levels_and_a_quiet_rfq_expiry_on_every_layout(
+    scenario: Path, tmp_path: Path
+) -> None:
+    records = _on_every_layout(["account"], scenario, tmp_path)
+    kinds = _kinds(records)
+    # 0.8 and 0.9 at 40 s... see the fixture: 0.8 at 30 s, 0.9 at 40 s, 0.9 at 60 s.
+    assert (kinds["margin 0.8"], kinds["margin 0.9"]) == (1, 2)
+    assert (kinds["expired"], kinds["filled"]) == (1, 1)
+    (expired,) = [json.loads(r) for r in records if '"expired"' in r]
+    assert expired["engine_us"] == T0 + 20 * S  # its expiry, found by the watermark
+
+
+def test_the_alerts_file_is_one_file_on_two_processes(
+    scenario: Path, tmp_path: Path
+) -> None:
+    alerts = tmp_path / "alerts.jsonl"
+    layout = ["--processes", "2", "--alerts", str(alerts)]
+    _run(["liquidations"], scenario, layout, tmp_path / "out.jsonl")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["alerts.jsonl", "out.jsonl"]
+    phases = collections.Counter(
+        json.loads(line)["phase"] for line in alerts.read_text().splitlines()
+    )
+    assert phases == {"started": 3, "ended": 3}
