@@ -8,6 +8,9 @@ STAMP := $(VENV)/.installed
 .PHONY: demo test lint typecheck bench soak sim session clean prometheus
 
 $(STAMP): pyproject.toml
+	@$(PY) -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 12))' || { \
+	  echo "error: bpx-flows needs Python 3.11 or 3.12 (Bytewax 0.21.1, its last release," \
+	       "has no wheel for $$($(PY) -V 2>&1)); run e.g. make PY=python3.12 ..."; exit 2; }
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'

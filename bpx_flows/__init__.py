@@ -5,11 +5,23 @@ project's top-level folders are its subpackages: ``bpx_flows.connectors`` (I/O),
 ``bpx_flows.operators`` (pure logic) and ``bpx_flows.flows`` (Bytewax wiring).
 """
 
+import sys
 from importlib.metadata import PackageNotFoundError, version
+
+# Bytewax 0.21.1, its last release (2024-11), has wheels for CPython 3.11 and 3.12
+# only; on any other interpreter say so in one line instead of failing deep inside.
+SUPPORTED_PYTHON = ((3, 11), (3, 12))
+if sys.version_info[:2] not in SUPPORTED_PYTHON:  # pragma: no cover (other Pythons)
+    _found = ".".join(map(str, sys.version_info[:3]))
+    _msg = (
+        f"error: bpx-flows needs Python 3.11 or 3.12 (Bytewax 0.21.1 has no build "
+        f"for newer), this is {_found}"
+    )
+    raise SystemExit(_msg)
 
 try:
     __version__ = version("bpx-flows")
 except PackageNotFoundError:  # a source tree that was never installed
     __version__ = "0.0.0+unknown"
 
-__all__ = ["__version__"]
+__all__ = ["SUPPORTED_PYTHON", "__version__"]

@@ -184,7 +184,9 @@ def _flow_flags(
     )
     cmd.add_argument("--rest", metavar="URL", help="REST base URL (with --ws)")
     cmd.add_argument(
-        "--parquet", metavar="DIR", help="also write candles to Parquet (a sink)"
+        "--parquet",
+        metavar="DIR",
+        help="also write every output to Parquet, a dataset per kind (a sink)",
     )
     defaults = Settings()
     for flag, dotted in _RUN_FLAGS.items():

@@ -451,22 +451,13 @@ def _run_problems(s: Settings) -> Iterator[tuple[str, str]]:
 
 
 def _sink_problems(s: Settings) -> Iterator[tuple[str, str]]:
-    from bpx_flows.connectors.sinks.registry import accepts, check_spec
+    from bpx_flows.connectors.sinks.registry import check_spec
 
-    spec = FLOWS[s.flow]
     for text in s.outputs.sinks:
         try:
             check_spec(text)
         except ConfigError as exc:
             yield "outputs.sinks", str(exc)
-            continue
-        takes = accepts(text)
-        if takes is not None and not any(issubclass(t, takes) for t in spec.produces):
-            names = ", ".join(t.__name__ for t in takes)
-            yield (
-                "outputs.sinks",
-                f"{text.partition(':')[0]} takes {names}; the {s.flow} flow makes none",
-            )
 
 
 # What the machine must allow.

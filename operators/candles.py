@@ -381,8 +381,10 @@ class KlineMismatch(msgspec.Struct, frozen=True, kw_only=True):
 
 @dataclass
 class KlineCheckState:
-    """Unmatched candles and klines by (interval, start), bounded, and per interval
-    the first and the latest window we closed a candle for."""
+    """Unmatched candles and klines by (interval, start), bounded.
+
+    Per interval also the first and the latest window we closed a candle for.
+    """
 
     ours: dict[tuple[KlineInterval, int], Candle] = field(default_factory=dict)
     theirs: dict[tuple[KlineInterval, int], Kline] = field(default_factory=dict)

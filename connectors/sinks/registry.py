@@ -6,7 +6,7 @@ A spec is ``NAME`` or ``NAME:ARGUMENT``; options follow the argument after comma
 | --- | --- |
 | ``stdout`` / ``stdout:json`` | one line per record, human-readable / JSON |
 | ``jsonl:PATH[,max_mb=N][,every_s=N]`` | JSON Lines file, rotated by size or age |
-| ``parquet:DIR`` | candles to Parquet (polars), partitioned by symbol and date |
+| ``parquet:DIR`` | every record to Parquet: a dataset per kind, by symbol and date |
 | ``webhook:URL[,format=json|slack|discord]`` | POST (alerts), queued, retried |
 | ``kafka:BROKERS/TOPIC`` | Bytewax's Kafka sink (``pip install 'bpx-flows[kafka]'``) |
 
@@ -26,7 +26,7 @@ from bytewax.outputs import DynamicSink
 
 from bpx_flows.connectors.errors import ConfigError
 
-__all__ = ["ENTRY_POINT_GROUP", "accepts", "check_spec", "make_sink", "sink_names"]
+__all__ = ["ENTRY_POINT_GROUP", "check_spec", "make_sink", "sink_names"]
 
 ENTRY_POINT_GROUP = "bpx_flows.sinks"
 Factory = Callable[[str], DynamicSink[Any]]
@@ -76,12 +76,12 @@ def _jsonl(argument: str) -> DynamicSink[Any]:
 
 
 def _parquet(argument: str) -> DynamicSink[Any]:
-    from bpx_flows.connectors.sinks.parquet import CandleParquetSink
+    from bpx_flows.connectors.sinks.parquet import ParquetSink
 
     if not argument:
-        msg = "parquet needs a directory: parquet:data/candles"
+        msg = "parquet needs a directory: parquet:data/parquet"
         raise ConfigError(msg)
-    return CandleParquetSink(argument)
+    return ParquetSink(argument)
 
 
 def _webhook(argument: str) -> DynamicSink[Any]:
@@ -182,12 +182,3 @@ def check_spec(spec: str) -> None:
     is the same check ``make_sink`` makes.
     """
     make_sink(spec)
-
-
-def accepts(spec: str) -> tuple[type, ...] | None:
-    """The record types the sink of ``spec`` writes (``None``: any record)."""
-    if spec.partition(":")[0] == "parquet":
-        from bpx_flows.operators.candles import Candle
-
-        return (Candle,)
-    return None

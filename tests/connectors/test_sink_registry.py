@@ -20,7 +20,7 @@ from bpx_flows.connectors.sinks.webhook import WebhookSink
         pytest.param(
             "jsonl:out.jsonl,max_mb=1,every_s=60", "JsonLinesSink", id="jsonl"
         ),
-        pytest.param("parquet:candles", "CandleParquetSink", id="parquet"),
+        pytest.param("parquet:data", "ParquetSink", id="parquet"),
         pytest.param(
             "webhook:http://127.0.0.1:9/x,format=slack", "WebhookSink", id="webhook"
         ),
