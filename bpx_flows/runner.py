@@ -297,7 +297,9 @@ def _serve_metrics(
     parts = getattr(source, "partitions", None)
     if parts is not None:
         metrics.REGISTRY.register(
-            metrics.ConnectionCollector(lambda: [p.connection for p in parts.values()])
+            metrics.ConnectionCollector(
+                lambda: {name: p.connection for name, p in parts.items()}
+            )
         )
     bound = metrics.serve_metrics(port, settings.metrics.host)
     print(f"metrics: http://{settings.metrics.host}:{bound}/metrics", flush=True)

@@ -528,6 +528,9 @@ def _check_directory(key: str, path: Path) -> None:
 
 def _check_port_free(host: str, port: int) -> None:
     with socket.socket() as sock:
+        # As the metrics server binds (SO_REUSEADDR): a port whose last scrapes
+        # linger in TIME_WAIT after a restart is free; one that a process serves is not.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError as exc:

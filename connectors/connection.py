@@ -172,6 +172,8 @@ class Connection:
         self._tasks: set[asyncio.Task[None]] = set()
         self._client: WsClient | None = None
         self._last_rx_us = time.time_ns() // 1000
+        self.last_frame_us: int | None = None  # receive time of the last text frame
+        self.started_us = self._last_rx_us  # when the connection object was made
         self._receive = self.session.receive
         self._syncs = self.books.syncs
         self._fatal: AuthError | None = None
@@ -180,6 +182,11 @@ class Connection:
         self._has_private = any(s.private for s in streams)
         self._frames_this_connection = 0
         self._episode_failures = 0  # connection faults since data last flowed
+
+    @property
+    def connected(self) -> bool:
+        """Whether the WebSocket is open (subscribed or subscribing) right now."""
+        return self._client is not None
 
     @property
     def pending(self) -> int:
@@ -362,7 +369,7 @@ class Connection:
             if self._client is not None:
                 self._client.abort()
             return
-        self._last_rx_us = recv_us
+        self._last_rx_us = self.last_frame_us = recv_us
         self._frames_this_connection += 1
         if len(self._out) >= self.config.max_pending and self._client is not None:
             self.stats.pushback_waits += 1

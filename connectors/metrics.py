@@ -1,16 +1,22 @@
 """Every Prometheus metric of bpx-flows, declared once, and the exporter.
 
 Names follow Prometheus conventions: ``bpx_`` prefix, base units (prices in quote
-currency, quantities in base units, time in seconds), ``_total`` counters. Labels are
-bounded: ``symbol``, ``side``, ``interval``, ``band_bps``, ``stream``, ``reason``,
-``cause``, ``kind``, ``severity``, ``sink`` — never an id or a free value.
+currency, quantities in base units, time in seconds) or an explicit unit suffix
+(``_bps``, ``_ratio``, ``_quote``, ``_contracts``), counters for everything that counts
+(``_total``), no ``_created`` series. Labels are bounded by what was subscribed:
+``symbol``, ``side`` (always ``bid`` or ``ask``), ``interval``, ``band_bps``,
+``stream``, ``connection``, ``reason``, ``cause``, ``kind``, ``severity``, ``sink``:
+never an id or a free value.
 """
 
 from __future__ import annotations
 
+import platform
+import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+import prometheus_client
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -25,9 +31,34 @@ from prometheus_client.registry import Collector
 
 __all__ = ["REGISTRY", "ConnectionCollector", "serve_metrics"]
 
+# A ``_created`` series beside every counter and histogram doubles the series count
+# and nobody charts it.
+prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
+
 REGISTRY = CollectorRegistry()
 ProcessCollector(registry=REGISTRY)
 PlatformCollector(registry=REGISTRY)
+
+
+def _build_labels() -> tuple[str, str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    def of(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "unknown"
+
+    return of("bpx-flows"), of("bytewax"), platform.python_version()
+
+
+BUILD_INFO = Gauge(
+    "bpx_build_info",
+    "Always 1; the labels say which build runs",
+    ["version", "bytewax", "python"],
+    registry=REGISTRY,
+)
+BUILD_INFO.labels(*_build_labels()).set(1)
 
 # The market.
 BOOK_BEST_BID = Gauge(
@@ -63,9 +94,9 @@ BOOK_INTEGRITY = Counter(
     ["symbol", "kind"],
     registry=REGISTRY,
 )
-BOOK_TICKER_MISMATCHES = Gauge(
-    "bpx_book_ticker_mismatches",
-    "bookTicker disagreements so far",
+BOOK_TICKER_MISMATCHES = Counter(
+    "bpx_book_ticker_mismatches_total",
+    "bookTicker frames that disagreed with the book",
     ["symbol"],
     registry=REGISTRY,
 )
@@ -108,8 +139,8 @@ OPEN_INTEREST_QUOTE = Gauge(
 )
 JOIN_STALE = Gauge(
     "bpx_join_stale",
-    "1 when a side of the mark/OI join is stale",
-    ["symbol", "side"],
+    "1 when an input of the mark/OI join is stale",
+    ["symbol", "input"],
     registry=REGISTRY,
 )
 LIQUIDATIONS = Counter(
@@ -247,7 +278,9 @@ class ConnectionCollector(Collector):
 
     Args:
         connections: returns the live ``Connection`` objects (e.g. of a source's
-            partitions); called on every scrape.
+            partitions), as a list or as ``{connection name: Connection}``; called
+            on every scrape. Named connections also export whether they are
+            connected and how long ago their last frame arrived.
     """
 
     def __init__(self, connections: Any) -> None:
@@ -277,9 +310,26 @@ class ConnectionCollector(Collector):
         pending = GaugeMetricFamily(
             "bpx_source_pending_records", "Records waiting for the flow"
         )
+        up = GaugeMetricFamily(
+            "bpx_connection_up",
+            "1 while the connection's WebSocket is open",
+            labels=["connection"],
+        )
+        age = GaugeMetricFamily(
+            "bpx_connection_last_frame_age_seconds",
+            "Seconds since the connection's last frame (none yet: since it started)",
+            labels=["connection"],
+        )
         totals: dict[str, dict[Any, float]] = {}
         bytes_total = snapshots_total = pending_total = 0.0
-        for conn in _as_list(self._connections()):
+        found = self._connections()
+        named = dict(found) if isinstance(found, dict) else {}
+        now_us = time.time_ns() // 1000
+        for name, conn in sorted(named.items()):
+            up.add_metric([name], 1.0 if conn.connected else 0.0)
+            last = conn.last_frame_us or conn.started_us
+            age.add_metric([name], max(0.0, (now_us - last) / 1e6))
+        for conn in named.values() if named else _as_list(found):
             stats = conn.session.stats
             _add(totals, "frames", stats.frames)
             _add(totals, "invalid", stats.bad_frames)
@@ -315,6 +365,8 @@ class ConnectionCollector(Collector):
             snapshots,
             resyncs,
             pending,
+            up,
+            age,
         )
 
 

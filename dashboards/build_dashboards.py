@@ -2,16 +2,40 @@
 
     python dashboards/build_dashboards.py
 
+Built with Grafana's own Python SDK (``grafana-foundation-sdk``): typed builders for
+the dashboard, its ``$symbol`` variable, time-series panels and Prometheus queries.
 The JSON files are committed; a test checks they are up to date and that every
-expression returns data from a real Prometheus scraping a running flow.
+expression returns data from a real Prometheus scraping a running flow. Rates use
+``$__rate_interval`` (Grafana picks a window of at least four scrapes); ``increase``
+over a titled window ("(5 m)") keeps that window.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
+
+from grafana_foundation_sdk.builders import (
+    common,
+    dashboard as gd,
+    prometheus,
+    timeseries,
+)
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models.common import (
+    LegendDisplayMode,
+    LegendPlacement,
+    SortOrder,
+    TooltipDisplayMode,
+)
+from grafana_foundation_sdk.models.dashboard import (
+    DataSourceRef,
+    VariableRefresh,
+)
 
 SYMBOL = '{symbol=~"$symbol"}'
+DATASOURCE = DataSourceRef(type_val="prometheus", uid="bpx-prometheus")
 
 DASHBOARDS: dict[str, list[tuple[str, str, str]]] = {
     # uid: [(panel title, PromQL, unit)]
@@ -21,7 +45,7 @@ DASHBOARDS: dict[str, list[tuple[str, str, str]]] = {
         ("1 s close", 'bpx_candle_close{symbol=~"$symbol", interval="1s"}', "none"),
         (
             "Candles per second",
-            f"sum by (symbol, interval) (rate(bpx_candles_total{SYMBOL}[1m]))",
+            f"sum by (symbol, interval) (rate(bpx_candles_total{SYMBOL}[$__rate_interval]))",
             "ops",
         ),
         ("Mark price", f"bpx_mark_price{SYMBOL}", "none"),
@@ -40,19 +64,23 @@ DASHBOARDS: dict[str, list[tuple[str, str, str]]] = {
             f"sum by (symbol, kind) (increase(bpx_book_integrity_events_total{SYMBOL}[5m]))",
             "none",
         ),
-        ("bookTicker mismatches", f"bpx_book_ticker_mismatches{SYMBOL}", "none"),
+        (
+            "bookTicker mismatches (15 m)",
+            f"sum by (symbol) (increase(bpx_book_ticker_mismatches_total{SYMBOL}[15m]))",
+            "none",
+        ),
     ],
     "bpx-derivatives": [
         ("Premium (bps)", f"bpx_premium_bps{SYMBOL}", "none"),
         ("Funding rate", f"bpx_funding_rate{SYMBOL}", "percentunit"),
         ("Open interest (contracts)", f"bpx_open_interest_contracts{SYMBOL}", "none"),
         ("Open interest (quote)", f"bpx_open_interest_quote{SYMBOL}", "none"),
-        ("Stale join sides", f"bpx_join_stale{SYMBOL}", "none"),
+        ("Stale join inputs", f"bpx_join_stale{SYMBOL}", "none"),
     ],
     "bpx-liquidations": [
         (
             "Liquidated notional per second",
-            f"sum by (symbol, side) (rate(bpx_liquidation_notional_total{SYMBOL}[1m]))",
+            f"sum by (symbol, side) (rate(bpx_liquidation_notional_total{SYMBOL}[$__rate_interval]))",
             "none",
         ),
         (
@@ -71,12 +99,12 @@ DASHBOARDS: dict[str, list[tuple[str, str, str]]] = {
         ("Open orders", f"bpx_account_open_orders{SYMBOL}", "none"),
         (
             "Order state changes per second",
-            f"sum by (status, origin) (rate(bpx_account_order_events_total{SYMBOL}[1m]))",
+            f"sum by (status, origin) (rate(bpx_account_order_events_total{SYMBOL}[$__rate_interval]))",
             "ops",
         ),
         (
             "Fills per second",
-            f"sum by (symbol, liquidity) (rate(bpx_account_fills_total{SYMBOL}[1m]))",
+            f"sum by (symbol, liquidity) (rate(bpx_account_fills_total{SYMBOL}[$__rate_interval]))",
             "ops",
         ),
         (
@@ -86,7 +114,7 @@ DASHBOARDS: dict[str, list[tuple[str, str, str]]] = {
         ),
         (
             "Fill slippage p90 (bps)",
-            f"histogram_quantile(0.9, sum by (le, symbol) (rate(bpx_account_fill_slippage_bps_bucket{SYMBOL}[5m])))",
+            f"histogram_quantile(0.9, sum by (le, symbol) (rate(bpx_account_fill_slippage_bps_bucket{SYMBOL}[$__rate_interval])))",
             "none",
         ),
         ("Position (contracts)", f"bpx_account_position_contracts{SYMBOL}", "none"),
@@ -110,13 +138,17 @@ DASHBOARDS: dict[str, list[tuple[str, str, str]]] = {
         ),
         (
             "RFQ time to fill p50",
-            "histogram_quantile(0.5, sum by (le, role) (rate(bpx_account_rfq_time_to_fill_seconds_bucket[5m])))",
+            "histogram_quantile(0.5, sum by (le, role) (rate(bpx_account_rfq_time_to_fill_seconds_bucket[$__rate_interval])))",
             "s",
         ),
     ],
     "bpx-pipeline-health": [
-        ("Frames per second", "sum by (stream) (rate(bpx_frames_total[1m]))", "ops"),
-        ("Bytes per second", "rate(bpx_received_bytes_total[1m])", "Bps"),
+        (
+            "Frames per second",
+            "sum by (stream) (rate(bpx_frames_total[$__rate_interval]))",
+            "ops",
+        ),
+        ("Bytes per second", "rate(bpx_received_bytes_total[$__rate_interval])", "Bps"),
         (
             "Reconnects (15 m)",
             "sum by (cause) (increase(bpx_reconnects_total[15m]))",
@@ -129,10 +161,16 @@ DASHBOARDS: dict[str, list[tuple[str, str, str]]] = {
         ),
         (
             "Lag p99 (engine time to processing)",
-            "histogram_quantile(0.99, sum by (le, flow) (rate(bpx_processing_lag_seconds_bucket[1m])))",
+            "histogram_quantile(0.99, sum by (le, flow) (rate(bpx_processing_lag_seconds_bucket[$__rate_interval])))",
             "s",
         ),
         ("Records waiting for the flow", "bpx_source_pending_records", "none"),
+        ("Connections up", "bpx_connection_up", "none"),
+        (
+            "Seconds since a connection's last frame",
+            "bpx_connection_last_frame_age_seconds",
+            "s",
+        ),
         (
             "Book resyncs (15 m)",
             "sum by (stream) (increase(bpx_book_resyncs_total[15m]))",
@@ -140,7 +178,7 @@ DASHBOARDS: dict[str, list[tuple[str, str, str]]] = {
         ),
         (
             "Sink errors per second",
-            "sum by (sink) (rate(bpx_sink_errors_total[5m])) or vector(0)",
+            "sum by (sink) (rate(bpx_sink_errors_total[$__rate_interval])) or vector(0)",
             "ops",
         ),
     ],
@@ -155,64 +193,79 @@ TITLES = {
     "bpx-account": "bpx-flows: account",
 }
 
-# The metric whose symbols fill the $symbol variable.
-SYMBOL_SOURCE = {"bpx-account": "bpx_account_open_orders"}
+# The metric whose symbols fill each dashboard's $symbol variable: one of the metrics
+# its panels filter, so the list holds exactly the symbols that have data there.
+SYMBOL_SOURCE = {
+    "bpx-market-overview": "bpx_book_best_bid",
+    "bpx-order-book-health": "bpx_book_spread_bps",
+    "bpx-derivatives": "bpx_premium_bps",
+    "bpx-liquidations": "bpx_liquidations_total",
+    "bpx-account": "bpx_account_open_orders",
+}
 
 
-def dashboard(uid: str) -> dict[str, object]:
-    symbols = f"label_values({SYMBOL_SOURCE.get(uid, 'bpx_book_best_bid')}, symbol)"
-    panels = []
-    for index, (title, expr, unit) in enumerate(DASHBOARDS[uid]):
-        panels.append(
-            {
-                "id": index + 1,
-                "type": "timeseries",
-                "title": title,
-                "datasource": {"type": "prometheus", "uid": "bpx-prometheus"},
-                "gridPos": {
-                    "h": 8,
-                    "w": 12,
-                    "x": 12 * (index % 2),
-                    "y": 8 * (index // 2),
-                },
-                "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
-                "targets": [{"refId": "A", "expr": expr, "legendFormat": "__auto"}],
-            }
+def _symbol_variable(metric: str) -> gd.QueryVariable:
+    query = f"label_values({metric}, symbol)"
+    return (
+        gd.QueryVariable("symbol")
+        .label("Symbol")
+        .datasource(DATASOURCE)
+        .query(query)
+        .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .multi(True)
+        .include_all(True)
+        .all_value(".*")
+    )
+
+
+def _panel(title: str, expr: str, unit: str) -> timeseries.Panel:
+    query = prometheus.Dataquery().expr(expr).legend_format("__auto").ref_id("A")
+    return (
+        timeseries.Panel()
+        .title(title)
+        .datasource(DATASOURCE)
+        .unit(unit)
+        .height(8)
+        .span(12)
+        .legend(
+            common.VizLegendOptions()
+            .show_legend(True)
+            .display_mode(LegendDisplayMode.LIST)
+            .placement(LegendPlacement.BOTTOM)
         )
-    return {
-        "uid": uid,
-        "title": TITLES[uid],
-        "schemaVersion": 39,
-        "version": 1,
-        "refresh": "5s",
-        "time": {"from": "now-15m", "to": "now"},
-        "tags": ["bpx-flows"],
-        "templating": {
-            "list": [
-                {
-                    "name": "symbol",
-                    "type": "query",
-                    "label": "Symbol",
-                    "datasource": {"type": "prometheus", "uid": "bpx-prometheus"},
-                    "query": symbols,
-                    "definition": symbols,
-                    "refresh": 2,
-                    "multi": True,
-                    "includeAll": True,
-                    "allValue": ".*",
-                    "current": {"text": "All", "value": "$__all"},
-                }
-            ]
-        },
-        "panels": panels,
-    }
+        .tooltip(
+            common.VizTooltipOptions()
+            .mode(TooltipDisplayMode.MULTI)
+            .sort(SortOrder.DESCENDING)
+        )
+        .with_target(query)
+    )
+
+
+def dashboard(uid: str) -> dict[str, Any]:
+    """The dashboard ``uid`` as Grafana's JSON model."""
+    board = (
+        gd.Dashboard(TITLES[uid])
+        .uid(uid)
+        .tags(["bpx-flows"])
+        .refresh("5s")
+        .time("now-15m", "now")
+    )
+    if uid in SYMBOL_SOURCE:
+        board = board.with_variable(_symbol_variable(SYMBOL_SOURCE[uid]))
+    for title, expr, unit in DASHBOARDS[uid]:
+        board = board.with_panel(_panel(title, expr, unit))
+    built: dict[str, Any] = json.loads(
+        JSONEncoder(sort_keys=True).encode(board.build())
+    )
+    return built
 
 
 def main() -> None:
     out = Path(__file__).resolve().parent / "grafana" / "dashboards"
     out.mkdir(parents=True, exist_ok=True)
     for uid in DASHBOARDS:
-        text = json.dumps(dashboard(uid), indent=2) + "\n"
+        text = json.dumps(dashboard(uid), indent=2, sort_keys=True) + "\n"
         (out / f"{uid}.json").write_text(text)
 
 

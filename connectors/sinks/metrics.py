@@ -38,7 +38,7 @@ def observe(record: Any, flow: str = "") -> None:
             m.BOOK_DEPTH_QUOTE.labels(symbol, "ask", bps).set(float(band.ask_quote))
         m.BOOK_LEVELS.labels(symbol, "bid").set(record.bid_levels)
         m.BOOK_LEVELS.labels(symbol, "ask").set(record.ask_levels)
-        m.BOOK_TICKER_MISMATCHES.labels(symbol).set(record.tickers_mismatched)
+        _count_mismatches(symbol, record.tickers_mismatched)
         _lag(flow or "book", record.engine_us)
     elif isinstance(record, BookIntegrity):
         m.BOOK_INTEGRITY.labels(record.symbol, record.kind.value).inc()
@@ -52,12 +52,12 @@ def observe(record: Any, flow: str = "") -> None:
         _derivatives(record)
         _lag(flow or "derivatives", record.event_us)
     elif isinstance(record, LiquidationStats):
-        side = record.side.value
+        side = record.side.value.lower()
         m.LIQUIDATIONS.labels(record.symbol, side).inc()
         m.LIQUIDATION_NOTIONAL.labels(record.symbol, side).inc(float(record.notional))
         _lag(flow or "liquidations", record.event_us)
     elif isinstance(record, BurstAlert):
-        side = record.side.value
+        side = record.side.value.lower()
         if record.phase is BurstPhase.STARTED:
             m.BURSTS.labels(record.symbol, side, record.severity.value).inc()
             m.BURST_ACTIVE.labels(record.symbol, side).set(1)
@@ -133,6 +133,17 @@ def _derivatives(view: DerivativesView) -> None:
         m.OPEN_INTEREST_QUOTE.labels(symbol).set(float(view.oi_notional))
     m.JOIN_STALE.labels(symbol, "mark").set(int(view.mark_stale))
     m.JOIN_STALE.labels(symbol, "open_interest").set(int(view.oi_stale))
+
+
+_MISMATCHES_SEEN: dict[str, int] = {}  # the book's running count, per symbol
+
+
+def _count_mismatches(symbol: str, so_far: int) -> None:
+    """The book reports a running count; the counter grows by what is new."""
+    before = _MISMATCHES_SEEN.get(symbol, 0)
+    _MISMATCHES_SEEN[symbol] = so_far
+    new = so_far - before if so_far >= before else so_far  # a restarted book
+    m.BOOK_TICKER_MISMATCHES.labels(symbol).inc(new)  # (0 too: the series exists)
 
 
 def _lag(flow: str, engine_us: int) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 import httpx
+import msgspec
 
 from bpx_flows.connectors import metrics as m
 from bpx_flows.connectors.backpack.streams import KlineInterval
@@ -101,10 +103,10 @@ def test_book_candle_and_burst_records_update_the_metrics() -> None:
         severity=Severity.LOW,
     )
     observe(started)
-    assert value("bpx_liquidation_burst_active", symbol="MX_USDC", side="Bid") == 1
+    assert value("bpx_liquidation_burst_active", symbol="MX_USDC", side="bid") == 1
     assert (
         value(
-            "bpx_liquidation_bursts_total", symbol="MX_USDC", side="Bid", severity="low"
+            "bpx_liquidation_bursts_total", symbol="MX_USDC", side="bid", severity="low"
         )
         == 1
     )
@@ -116,3 +118,29 @@ def test_metrics_are_served_on_loopback() -> None:
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
     assert 'bpx_book_best_ask{symbol="MX_USDC"} 10.2' in text
     assert "process_resident_memory_bytes" in text
+
+
+def test_exposition_follows_the_conventions() -> None:
+    # No _created series, a build-info gauge, sides only bid/ask, counters for counts.
+    observe(stats())
+    port = m.serve_metrics(0)
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    assert "_created" not in text
+    assert 'bpx_build_info{bytewax="0.21.1"' in text
+    sides = set(re.findall(r'side="([^"]*)"', text))
+    assert sides <= {"bid", "ask"}, sides
+    assert "# TYPE bpx_book_ticker_mismatches_total counter" in text
+    types = dict(re.findall(r"# TYPE (bpx_\w+) (\w+)", text))
+    for name, kind in types.items():
+        assert (kind == "counter") == name.endswith("_total"), (name, kind)
+
+
+def test_ticker_mismatches_count_what_is_new() -> None:
+    before = value("bpx_book_ticker_mismatches_total", symbol="MM_USDC") or 0.0
+    for so_far in (0, 2, 2, 5):
+        observe(
+            msgspec.structs.replace(
+                stats(), symbol="MM_USDC", tickers_mismatched=so_far
+            )
+        )
+    assert value("bpx_book_ticker_mismatches_total", symbol="MM_USDC") == before + 5

@@ -8,6 +8,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 from decimal import Decimal
@@ -89,7 +90,16 @@ def test_dashboard_json_is_generated_from_the_panel_list(tmp_path: Path) -> None
             (DASHBOARDS / "grafana" / "dashboards" / f"{uid}.json").read_text()
         )
         assert committed == json.loads(json.dumps(module.dashboard(uid)))
-        assert committed["templating"]["list"][0]["name"] == "symbol"
+        exprs = [t["expr"] for p in committed["panels"] for t in p["targets"]]
+        assert not any(re.search(r"\brate\([^)]*\[\d+[smh]\]", e) for e in exprs)
+        if uid in module.SYMBOL_SOURCE:
+            (variable,) = committed["templating"]["list"]
+            assert variable["name"] == "symbol"
+            # The list comes from a metric the dashboard's panels filter by symbol.
+            metric = module.SYMBOL_SOURCE[uid]
+            assert any(metric in e and "$symbol" in e for e in exprs), uid
+    readme = (DASHBOARDS / "README.md").read_text()
+    assert all(module.TITLES[uid].split(": ")[1] in readme for uid in module.DASHBOARDS)
 
 
 def test_promtool_accepts_the_config_and_rules() -> None:
@@ -152,7 +162,7 @@ def test_every_panel_and_rule_expression_returns_data(tmp_path: Path) -> None:
             creds,
         )
         collector = metrics.ConnectionCollector(
-            lambda: [p.connection for p in source.partitions.values()]
+            lambda: {name: p.connection for name, p in source.partitions.items()}
         )
         metrics.REGISTRY.register(collector)
         port = metrics.serve_metrics(0)
@@ -226,7 +236,8 @@ def _wait_for_all(
         time.sleep(2)
         still = []
         for name, expr in missing:
-            query = expr.replace("$symbol", ".*")
+            # What Grafana substitutes: every symbol, a rate window of 4 scrapes.
+            query = expr.replace("$symbol", ".*").replace("$__rate_interval", "5s")
             try:
                 answer = httpx.get(
                     f"{api}/query", params={"query": query}, timeout=5
@@ -239,3 +250,116 @@ def _wait_for_all(
                 still.append((name, expr))
         missing = still
     return missing
+
+
+def _time_scaled_rules(text: str) -> str:
+    """The alert rules with every duration shortened 20x (``for: 1m`` -> 3 s, rate
+    windows ``[1m]`` -> 3 s): the same expressions, minutes of waiting made seconds."""
+
+    def seconds(match: re.Match[str]) -> str:
+        value, unit = int(match.group(2)), match.group(3)
+        scaled = max(3, value * {"s": 1, "m": 60, "h": 3600}[unit] // 20)
+        return f"{match.group(1)}{scaled}s{match.group(4)}"
+
+    text = re.sub(r"(for: )(\d+)([smh])()", seconds, text)
+    return re.sub(r"(\[)(\d+)([smh])(\])", seconds, text)
+
+
+def _rule_states(api: str) -> dict[str, str]:
+    try:
+        groups = httpx.get(f"{api}/rules", timeout=5).json()["data"]["groups"]
+    except (httpx.HTTPError, KeyError, ValueError):
+        return {}
+    return {r["name"]: r["state"] for g in groups for r in g["rules"]}
+
+
+def _start_flow(port: int) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BPX_")}
+    command = [sys.executable, "-m", "bpx_flows", "market", "SOL_USDC"]
+    return subprocess.Popen(
+        [*command, "--seconds", "90", "--metrics-port", str(port), "--quiet"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+
+
+def test_the_feed_alerts_fire_when_the_flow_dies_and_resolve_when_it_returns(
+    tmp_path: Path,
+) -> None:
+    binary = shutil.which("prometheus")
+    if binary is None:
+        if os.environ.get("CI"):
+            pytest.fail(
+                "prometheus is missing: make test installs the prometheus package"
+            )
+        pytest.skip("prometheus is not installed (apt-get install prometheus)")
+    port, web = free_port(), free_port()
+    (tmp_path / "alerts.yml").write_text(
+        _time_scaled_rules((DASHBOARDS / "alerts.yml").read_text())
+    )
+    (tmp_path / "prometheus.yml").write_text(
+        yaml.safe_dump(
+            {
+                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                "rule_files": ["alerts.yml"],
+                "scrape_configs": [
+                    {
+                        "job_name": "bpx-flows",
+                        "static_configs": [{"targets": [f"127.0.0.1:{port}"]}],
+                    }
+                ],
+            }
+        )
+    )
+    api = f"http://127.0.0.1:{web}/api/v1"
+    watched = ("BpxFeedDown", "BpxTargetDown")
+    seen: dict[str, set[str]] = {name: set() for name in watched}
+
+    def wait_until(states: set[str], timeout_s: float) -> dict[str, str]:
+        deadline = time.monotonic() + timeout_s
+        now: dict[str, str] = {}
+        while time.monotonic() < deadline:
+            now = _rule_states(api)
+            for name in watched:
+                if name in now:
+                    seen[name].add(now[name])
+            if all(now.get(name) in states for name in watched):
+                return now
+            time.sleep(0.5)
+        return now
+
+    flow = _start_flow(port)
+    prometheus = subprocess.Popen(
+        [
+            binary,
+            f"--config.file={tmp_path / 'prometheus.yml'}",
+            f"--storage.tsdb.path={tmp_path / 'data'}",
+            f"--web.listen-address=127.0.0.1:{web}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        # Healthy: frames flow, the target answers, nothing fires.
+        time.sleep(8)  # several scrapes of a running flow
+        healthy = wait_until({"inactive"}, timeout_s=60)
+        assert all(healthy.get(n) == "inactive" for n in watched), healthy
+        # The flow dies: both alerts go pending, then fire.
+        flow.terminate()
+        flow.wait(timeout=30)
+        dead = wait_until({"firing"}, timeout_s=60)
+        assert all(dead.get(n) == "firing" for n in watched), dead
+        assert all("pending" in seen[n] for n in watched), seen
+        # It comes back: both resolve.
+        flow = _start_flow(port)
+        back = wait_until({"inactive"}, timeout_s=90)
+        assert all(back.get(n) == "inactive" for n in watched), back
+    finally:
+        for process in (flow, prometheus):
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
