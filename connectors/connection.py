@@ -24,6 +24,7 @@ from bpx_flows.connectors.backpack.books import BookRouter
 from bpx_flows.connectors.backpack.booksync import BookSync, ResyncReason, SyncRecord
 from bpx_flows.connectors.backpack.decode import BadFrame, BadReason, Decoded
 from bpx_flows.connectors.backpack.retry import Decision, backoff, classify
+from bpx_flows.connectors.backpack.seeds import OPEN_INTEREST_PATH, open_interest_frames
 from bpx_flows.connectors.backpack.session import Session
 from bpx_flows.connectors.backpack.signing import Credentials
 from bpx_flows.connectors.backpack.streams import Channel, StreamName
@@ -157,6 +158,9 @@ class Connection:
     ) -> None:
         self.config = config
         self.session = Session(streams, credentials, config.window_ms)
+        self._open_interest = [
+            s for s in streams if s.channel is Channel.OPEN_INTEREST and s.symbol
+        ]
         self.stats = ConnectionStats()
         self._rest = rest
         self._tap = tap
@@ -327,6 +331,7 @@ class Connection:
         for frame in self.session.data_to_send():
             if not client.send_text(frame):
                 break  # closed before we could subscribe: ``closed`` says how
+        self._seed_open_interest()
         watchdog = asyncio.create_task(self._watch(client))
         try:
             closed = await client.closed
@@ -444,6 +449,33 @@ class Connection:
     def _emit(self, record: Record) -> None:
         self._out.append(record)
         self._ready.set()
+
+    def _seed_open_interest(self) -> None:
+        """Ask REST for the open interest the stream will only send within 60 s."""
+        if self._rest is None:
+            return
+        for stream in self._open_interest:
+            task = asyncio.create_task(self._open_interest_seed(stream))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _open_interest_seed(self, stream: StreamName) -> None:
+        assert self._rest is not None
+        assert stream.symbol is not None
+        params = {"symbol": stream.symbol}
+        try:
+            body = await self._rest.raw(OPEN_INTEREST_PATH, params)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the stream brings it within a minute anyway
+            log.info("open interest of %s not seeded: %s", stream.symbol, exc)
+            return
+        recv_us = time.time_ns() // 1000
+        name = str(stream)
+        if self._tap is not None:
+            self._tap.rest(name, OPEN_INTEREST_PATH, params, body, recv_us)
+        for frame in open_interest_frames(name, stream.symbol, body, recv_us):
+            self._emit(frame)
 
     def _start_fetches(self) -> None:
         for sync in self.books.start_fetches():

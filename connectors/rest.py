@@ -101,6 +101,11 @@ class RestClient:
         params = {"symbol": symbol, "limit": str(limit)}
         return await self._request("/api/v1/depth", params, DepthSnapshot)
 
+    async def raw(self, path: str, params: Mapping[str, str]) -> bytes:
+        """``GET path`` with the same retries and limits; the body as received."""
+        _, body = await self._request(path, params, msgspec.Raw)
+        return body
+
     async def markets(self) -> list[Market]:
         """``GET /api/v1/markets``."""
         markets, _ = await self._request("/api/v1/markets", {}, list[Market])

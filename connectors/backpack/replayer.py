@@ -14,6 +14,7 @@ import msgspec
 from bpx_flows.connectors.backpack.books import BookRouter
 from bpx_flows.connectors.backpack.booksync import ResyncReason
 from bpx_flows.connectors.backpack.decode import BadFrame, Decoded, FrameDecoder
+from bpx_flows.connectors.backpack.seeds import OPEN_INTEREST_PATH, open_interest_frames
 from bpx_flows.connectors.backpack.wire import Depth, DepthSnapshot, Frame, ServerError
 
 __all__ = [
@@ -93,6 +94,12 @@ class Replayer:
             )
             self.books.start_fetches()
             return out
+        if control.rest == OPEN_INTEREST_PATH and control.for_stream:
+            symbol = control.for_stream.removeprefix("openInterest.")
+            body = bytes(control.data)
+            return list(
+                open_interest_frames(control.for_stream, symbol, body, control.recv_us)
+            )
         if control.disconnect is not None:
             return list(self.books.reset_all(ResyncReason.RECONNECT, control.recv_us))
         if control.recorder is not None or control.rest is not None:

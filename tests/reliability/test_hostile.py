@@ -25,7 +25,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from bpx_flows.connectors.backpack.booksync import BookSnapshot, Resync, ResyncReason
 from bpx_flows.connectors.backpack.decode import BadFrame, BadReason
 from bpx_flows.connectors.backpack.streams import parse_streams
-from bpx_flows.connectors.backpack.wire import Frame, Trade
+from bpx_flows.connectors.backpack.wire import Frame, OpenInterest, Trade
 from bpx_flows.connectors.connection import Connection, ConnectionConfig
 from bpx_flows.connectors.rest import RestClient
 from bpx_flows.operators.book_state import BookConfig, BookStats, step
@@ -429,3 +429,41 @@ def test_a_late_trade_prints_as_one_line() -> None:
 
     late = Trade(E=1, T=1, a="1", b="2", m=False, p="10", q="2", s=SYMBOL, t=7)
     assert describe(late).startswith(f"{SYMBOL}") and "LATE trade" in describe(late)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b'{"symbol": "SOL_USDC_PERP"}',  # an object, not the list of rows
+        b'[{"symbol": "OTHER_USDC_PERP", "timestamp": 1, "openInterest": "5"}]',
+        b'[{"symbol": "%s", "timestamp": 99999999999999, "openInterest": "5"}]',
+        b'[{"symbol": "%s", "timestamp": 1795517047000, "openInterest": "1e999"}]',
+    ],
+    ids=["not-json", "not-a-list", "another-market", "time-out-of-range", "huge"],
+)
+def test_a_hostile_open_interest_answer_seeds_nothing_and_stops_nothing(
+    body: bytes,
+) -> None:
+    # The trade stream goes on; the bad REST answer is dropped without a frame.
+    async def script(ws: ServerConnection) -> None:
+        await ws.send(trade(1, NOW_US))
+
+    body = body.replace(b"%s", SYMBOL.encode())
+    server = Hostile(script=script, rest=[(200, {}, body, 0.0)])
+    streams = [f"openInterest.{SYMBOL}", f"trade.{SYMBOL}"]
+    records, _ = asyncio.run(
+        collect(
+            server,
+            streams,
+            3.0,
+            until=lambda r: (
+                server.rest_calls >= 1
+                and any(isinstance(x, Frame) and isinstance(x.data, Trade) for x in r)
+            ),
+        )
+    )
+    assert not [
+        r for r in records if isinstance(r, Frame) and isinstance(r.data, OpenInterest)
+    ]
+    assert any(isinstance(r, Frame) and isinstance(r.data, Trade) for r in records)
