@@ -38,7 +38,6 @@ from bpx_flows.connectors.backpack.wire import (
     OrderUpdate,
     PositionUpdate,
     RfqUpdate,
-    Side,
 )
 from bpx_flows.connectors.clock import Watermark
 from bpx_flows.operators import book_state
@@ -64,6 +63,7 @@ from bpx_flows.operators.rfqs import (
     apply_rfq_event,
     expire_rfqs,
 )
+from bpx_flows.operators.sides import BookSide
 
 __all__ = [
     "RFQ_KEY",
@@ -124,7 +124,7 @@ class AutoCloseAlert(msgspec.Struct, frozen=True, kw_only=True):
     symbol: str
     order_id: str
     origin: str
-    side: Side
+    side: BookSide
     quantity: Decimal | None
     engine_us: int
     recv_us: int
@@ -276,7 +276,7 @@ def _on_order(
                 symbol=update.s,
                 order_id=update.i,
                 origin=origin,
-                side=update.S,
+                side=BookSide.of(update.S),
                 quantity=to_decimal(update.q),
                 engine_us=update.T,
                 recv_us=recv_us,

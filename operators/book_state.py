@@ -20,7 +20,7 @@ import msgspec
 from bpx_flows.connectors.backpack.booksync import BookSnapshot, Resync, ResyncReason
 from bpx_flows.connectors.backpack.wire import BookTicker, Depth, Frame
 from bpx_flows.operators.book import L2Book, Level
-from bpx_flows.operators.numbers import to_decimal
+from bpx_flows.operators.numbers import bps, price_like, ratio, to_decimal
 
 __all__ = [
     "BandDepth",
@@ -472,9 +472,13 @@ def _stats(
     if bid is not None and ask is not None:
         spread = ask[0] - bid[0]
         mid = (ask[0] + bid[0]) / 2
-        spread_bps = spread / mid * _BPS if mid else None
+        spread_bps = bps(spread / mid * _BPS) if mid else None
         weight = bid[1] + ask[1]
-        micro = (bid[0] * ask[1] + ask[0] * bid[1]) / weight if weight else None
+        micro = (
+            price_like((bid[0] * ask[1] + ask[0] * bid[1]) / weight, bid[0])
+            if weight
+            else None
+        )
         bands = tuple(
             BandDepth(*row) for row in book.depth_bands(mid, config.bands_bps)
         )
@@ -482,7 +486,7 @@ def _stats(
     bid_sum = sum((q for _, q in top_bids), Decimal(0))
     ask_sum = sum((q for _, q in top_asks), Decimal(0))
     total = bid_sum + ask_sum
-    imbalance = (bid_sum - ask_sum) / total if total else None
+    imbalance = ratio((bid_sum - ask_sum) / total) if total else None
     checksum = _checksum(book) if config.checksum else None
     return BookStats(
         stream=entry.stream,

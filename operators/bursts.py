@@ -28,6 +28,7 @@ import msgspec
 
 from bpx_flows.connectors.backpack.wire import Liquidation, Side
 from bpx_flows.operators.numbers import to_decimal
+from bpx_flows.operators.sides import BookSide
 
 __all__ = [
     "BurstAlert",
@@ -96,7 +97,7 @@ class LiquidationStats(msgspec.Struct, frozen=True, kw_only=True):
     """After each liquidation: its side's sliding windows and the baseline."""
 
     symbol: str
-    side: Side
+    side: BookSide
     event_us: int
     quantity: Decimal
     price: Decimal
@@ -115,7 +116,7 @@ class BurstAlert(msgspec.Struct, frozen=True, kw_only=True):
     burst_id: str  # "<symbol>:<side>:<start µs>", stable across both phases
     phase: BurstPhase
     symbol: str
-    side: Side
+    side: BookSide
     start_us: int  # first liquidation of the triggering window
     detected_us: int
     end_us: int | None  # last liquidation (ended only)
@@ -244,7 +245,7 @@ def _on_liquidation(
     out.append(
         LiquidationStats(
             symbol=event.s,
-            side=event.S,
+            side=BookSide.of(event.S),
             event_us=event.T,
             quantity=quantity,
             price=price,
@@ -318,11 +319,12 @@ def _alert(symbol: str, side: Side, burst: _Burst, phase: BurstPhase) -> BurstAl
         if ratio >= 2
         else Severity.LOW
     )
+    out_side = BookSide.of(side)
     return BurstAlert(
-        burst_id=f"{symbol}:{side.value}:{burst.start_us}",
+        burst_id=f"{symbol}:{out_side.value}:{burst.start_us}",
         phase=phase,
         symbol=symbol,
-        side=side,
+        side=out_side,
         start_us=burst.start_us,
         detected_us=burst.detected_us,
         end_us=burst.last_us if phase is BurstPhase.ENDED else None,

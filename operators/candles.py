@@ -27,7 +27,7 @@ from bpx_flows.connectors.backpack.klines import (
 )
 from bpx_flows.connectors.backpack.streams import KlineInterval
 from bpx_flows.connectors.backpack.wire import Kline, Trade
-from bpx_flows.operators.numbers import to_decimal
+from bpx_flows.operators.numbers import price_like, to_decimal
 
 __all__ = [
     "Candle",
@@ -183,7 +183,7 @@ def finish(acc: CandleAcc, interval: KlineInterval, partial: bool = False) -> Ca
         close=acc.close,
         volume=acc.volume,
         quote_volume=acc.quote,
-        vwap=acc.quote / acc.volume if acc.volume else None,
+        vwap=price_like(acc.quote / acc.volume, acc.close) if acc.volume else None,
         trades=acc.trades,
         buy_volume=acc.buy_volume,
         buy_trades=acc.buy_trades,

@@ -15,7 +15,7 @@ from decimal import Decimal
 import msgspec
 
 from bpx_flows.connectors.backpack.wire import MarkPrice, OpenInterest
-from bpx_flows.operators.numbers import to_decimal
+from bpx_flows.operators.numbers import bps, to_decimal
 
 __all__ = [
     "DerivativesConfig",
@@ -135,7 +135,7 @@ def _view(
     index = Decimal(mark_ev.i) if mark_ev and mark_ev.i is not None else None
     rate = Decimal(mark_ev.f) if mark_ev and mark_ev.f is not None else None
     next_ms = mark_ev.n if mark_ev else None
-    premium = (mark - index) / index * _BPS if mark is not None and index else None
+    premium = bps((mark - index) / index * _BPS) if mark is not None and index else None
     per_year = _YEAR_MS / config.funding_interval_ms
     oi = state.oi
     return DerivativesView(

@@ -1,15 +1,29 @@
-"""Reading the exchange's decimal strings inside operators, without trusting them.
+"""Reading the exchange's decimal strings inside operators, and rounding what we derive.
 
 The decoder keeps prices as strings (validating every one with a pattern would cost
 8x the decode), so an operator that parses one must expect garbage: ``None`` here means
 "not a finite decimal", and the caller counts or reports it instead of crashing.
+
+What the exchange sends, and sums and products of it, stay exact. A quotient we
+derive (a spread in bps, a VWAP, a margin use) has no exact decimal form, so it is
+rounded once, where it is computed, to a precision a reader can use
+(docs/outputs.md): basis points to 2 decimals (``bps``), ratios and fractions to 6
+(``ratio``), prices to one digit past the market's own price precision, read from
+an exchange price of the same market (``price_like``).
 """
 
 from __future__ import annotations
 
+import decimal
 from decimal import Decimal, InvalidOperation
 
-__all__ = ["to_decimal"]
+__all__ = ["bps", "price_like", "ratio", "to_decimal"]
+
+_TWO_PLACES = Decimal("0.01")
+_SIX_PLACES = Decimal("0.000001")
+# Wide enough that quantizing any finite value of the range policy (40 digits each
+# side) cannot fail; rounding half to even, as Decimal does by default.
+_ROUND = decimal.Context(prec=100, rounding=decimal.ROUND_HALF_EVEN)
 
 
 def to_decimal(text: str | None) -> Decimal | None:
@@ -21,3 +35,33 @@ def to_decimal(text: str | None) -> Decimal | None:
     except (InvalidOperation, TypeError, ValueError):
         return None
     return value if value.is_finite() else None
+
+
+def _quantize(value: Decimal, exponent: Decimal) -> Decimal:
+    if not value.is_finite():
+        return value
+    try:
+        return value.quantize(exponent, context=_ROUND)
+    except InvalidOperation:
+        return value
+
+
+def bps(value: Decimal | None) -> Decimal | None:
+    """Basis points, to 2 decimals."""
+    return None if value is None else _quantize(value, _TWO_PLACES)
+
+
+def ratio(value: Decimal | None) -> Decimal | None:
+    """A ratio or fraction, to 6 decimals."""
+    return None if value is None else _quantize(value, _SIX_PLACES)
+
+
+def price_like(value: Decimal | None, market_price: Decimal | None) -> Decimal | None:
+    """A derived price, to one digit past ``market_price``'s (the tick's) decimals.
+
+    Unrounded when no market price is known.
+    """
+    if value is None or market_price is None or not market_price.is_finite():
+        return value
+    places = min(int(market_price.as_tuple().exponent), 0) - 1
+    return _quantize(value, Decimal(1).scaleb(places))

@@ -24,7 +24,8 @@ from decimal import Decimal
 import msgspec
 
 from bpx_flows.connectors.backpack.wire import OrderEventType, OrderUpdate, Side
-from bpx_flows.operators.numbers import to_decimal
+from bpx_flows.operators.numbers import bps, price_like, to_decimal
+from bpx_flows.operators.sides import BookSide
 
 __all__ = [
     "AUTO_CLOSE_ORIGINS",
@@ -82,7 +83,7 @@ class OrderState(msgspec.Struct, frozen=True, kw_only=True):
     symbol: str
     order_id: str
     client_id: int | None
-    side: Side
+    side: BookSide
     order_type: str
     status: OrderLifecycle
     event: str
@@ -110,7 +111,7 @@ class OrderFill(msgspec.Struct, frozen=True, kw_only=True):
     symbol: str
     order_id: str
     trade_id: int | None
-    side: Side
+    side: BookSide
     price: Decimal
     quantity: Decimal
     quote: Decimal
@@ -255,16 +256,26 @@ def _merge(
     return changed
 
 
+def _last_price(order: _Order) -> Decimal | None:
+    """An exchange price of the order's market (its last fill's, else its own)."""
+    update = order.update
+    return to_decimal(update.L) or to_decimal(update.p)
+
+
 def _state_record(
     state: OrdersState, order: _Order, update: OrderUpdate, recv_us: int
 ) -> OrderState:
     last = order.update
-    avg = order.executed_quote / order.executed if order.executed else None
+    avg = (
+        price_like(order.executed_quote / order.executed, _last_price(order))
+        if order.executed
+        else None
+    )
     return OrderState(
         symbol=last.s,
         order_id=last.i,
         client_id=last.c,
-        side=last.S,
+        side=BookSide.of(last.S),
         order_type=last.o,
         status=order.status,
         event=update.e.value,
@@ -292,13 +303,13 @@ def _fill(
     if mid is not None and mid[1] > 0:
         mid_price = mid[1]
         worse = price - mid_price if update.S is Side.BID else mid_price - price
-        slippage = worse / mid_price * _BPS
+        slippage = bps(worse / mid_price * _BPS)
         mid_age = update.T - mid[0]
     return OrderFill(
         symbol=update.s,
         order_id=update.i,
         trade_id=update.t,
-        side=update.S,
+        side=BookSide.of(update.S),
         price=price,
         quantity=quantity,
         quote=price * quantity,

@@ -25,7 +25,7 @@ from decimal import Decimal
 import msgspec
 
 from bpx_flows.connectors.backpack.wire import PositionUpdate
-from bpx_flows.operators.numbers import to_decimal
+from bpx_flows.operators.numbers import bps, price_like, ratio, to_decimal
 
 __all__ = [
     "MarginAlert",
@@ -172,15 +172,18 @@ def _view(
     liquidation = distance = use = None
     size = abs(qty)
     if qty and entry > 0 and mark > 0:
+        # Distances from the exact threshold; both rounded only for the record.
         if qty > 0 and mmf < 1:
-            liquidation = entry * (_ONE - imf) / (_ONE - mmf)
-            distance = (mark - liquidation) / mark * _BPS
+            exact = entry * (_ONE - imf) / (_ONE - mmf)
+            liquidation = price_like(exact, mark)
+            distance = bps((mark - exact) / mark * _BPS)
         elif qty < 0:
-            liquidation = entry * (_ONE + imf) / (_ONE + mmf)
-            distance = (liquidation - mark) / mark * _BPS
+            exact = entry * (_ONE + imf) / (_ONE + mmf)
+            liquidation = price_like(exact, mark)
+            distance = bps((exact - mark) / mark * _BPS)
         equity = size * entry * imf + qty * (mark - entry)
         required = size * mark * mmf
-        use = required / equity if equity > 0 else None
+        use = ratio(required / equity) if equity > 0 else None
     return PositionView(
         symbol=position.s,
         position_id=position.i,

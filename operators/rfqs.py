@@ -22,8 +22,9 @@ from decimal import Decimal
 
 import msgspec
 
-from bpx_flows.connectors.backpack.wire import RfqEventType as RE, RfqUpdate, Side
-from bpx_flows.operators.numbers import to_decimal
+from bpx_flows.connectors.backpack.wire import RfqEventType as RE, RfqUpdate
+from bpx_flows.operators.numbers import ratio, to_decimal
+from bpx_flows.operators.sides import BookSide
 
 __all__ = ["RfqOutcome", "RfqRole", "RfqState", "apply_rfq_event", "expire_rfqs"]
 
@@ -54,7 +55,7 @@ class RfqOutcome(msgspec.Struct, frozen=True, kw_only=True):
     symbol: str
     rfq_id: int
     role: RfqRole
-    side: Side
+    side: BookSide
     quantity: Decimal | None
     quote_quantity: Decimal | None
     quote_id: int | None
@@ -162,7 +163,7 @@ def _finish(
         symbol=first.s,
         rfq_id=rfq_id,
         role=role,
-        side=first.S,
+        side=BookSide.of(first.S),
         quantity=to_decimal(first.q),
         quote_quantity=to_decimal(first.Q),
         quote_id=rfq.quote_id,
@@ -171,7 +172,7 @@ def _finish(
         time_to_fill_us=engine_us - first.T if end is RfqEnd.FILLED else None,
         fills=fills,
         ended=ended,
-        fill_ratio=Decimal(fills) / Decimal(ended),
+        fill_ratio=ratio(Decimal(fills) / Decimal(ended)) or Decimal(0),
         engine_us=engine_us,
         recv_us=recv_us,
     )

@@ -73,7 +73,7 @@ def describe(record: Any) -> str:
         tag = " (filled)" if record.filled else " (partial)" if record.partial else ""
         return (
             f"{record.symbol:<20} candle {record.interval.value:<5} "
-            f"{format_kline_time(record.start_us)} o={record.open} h={record.high} "
+            f"{format_kline_time(record.start_us)}Z o={record.open} h={record.high} "
             f"l={record.low} c={record.close} v={record.volume} n={record.trades}{tag}"
         )
     if isinstance(record, TradeGap):
@@ -135,7 +135,7 @@ def describe(record: Any) -> str:
 def _describe_data(data: Any) -> str:
     match data:
         case Trade():
-            side = "sell" if data.m else "buy "
+            side = "ask" if data.m else "bid"  # the taker's order: m = buyer made
             return f"trade     {side} {data.q} @ {data.p} (t={data.t})"
         case Depth():
             return (
@@ -154,15 +154,15 @@ def _describe_data(data: Any) -> str:
         case OpenInterest():
             return f"open int  {data.o}"
         case Liquidation():
-            return f"LIQUIDATE {data.S.value} {data.q} @ {data.p}"
+            return f"LIQUIDATE {data.S.value.lower()} {data.q} @ {data.p}"
         case OrderUpdate():
-            what = f"{data.S.value} {data.q} @ {data.p}"
+            what = f"{data.S.value.lower()} {data.q} @ {data.p}"
             return f"order     {data.e.value} {what} [{data.X}]"
         case PositionUpdate():
             kind = data.e.value if data.e else "snapshot"
             return f"position  {kind} q={data.q} entry={data.B} uPnL={data.P}"
         case RfqUpdate():
-            what = f"R={data.R} {data.S.value} q={data.q} p={data.p}"
+            what = f"R={data.R} {data.S.value.lower()} q={data.q} p={data.p}"
             return f"rfq       {data.e.value} {what}"
     return type(data).__name__
 
@@ -180,10 +180,15 @@ def _describe_view(view: DerivativesView) -> str:
     stale += " STALE oi" if view.oi_stale else ""
     change = view.oi_changes[0].change if view.oi_changes else None
     return (
-        f"{view.symbol:<28} mark {view.mark} index {view.index} "
-        f"premium {_bps(view.premium_bps)} funding {view.funding_rate} "
-        f"OI {view.open_interest} ({view.oi_notional}) 1m {change}{stale}"
+        f"{view.symbol:<28} mark {_or_dash(view.mark)} index {_or_dash(view.index)} "
+        f"premium {_bps(view.premium_bps)} funding {_or_dash(view.funding_rate)} "
+        f"OI {_or_dash(view.open_interest)} ({_or_dash(view.oi_notional)} quote) "
+        f"1m {_or_dash(change)}{stale}"
     )
+
+
+def _or_dash(value: Any) -> str:
+    return "-" if value is None else str(value)
 
 
 def _describe_account(record: Any) -> str | None:

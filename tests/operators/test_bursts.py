@@ -124,7 +124,7 @@ def test_sides_and_symbols_are_independent() -> None:
     asks = [liq(T0 + k * S, p="500") for k in range(3)]
     bids = [liq(T0 + k * S, p="200", side=Side.BID) for k in range(3)]
     _, outs = run([*asks, *bids])
-    assert [(a.side, a.phase) for a in alerts(outs)] == [(Side.ASK, BurstPhase.STARTED)]
+    assert [(a.side, a.phase) for a in alerts(outs)] == [("ask", BurstPhase.STARTED)]
     other, _ = run([liq(T0, p="500", symbol="BTC_USDC_PERP")])
     assert other.sides[Side.ASK].burst is None
 

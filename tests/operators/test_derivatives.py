@@ -35,7 +35,7 @@ def test_join_values() -> None:
     views = run([oi(T0, "1000"), mark(T0 + S)])
     view = views[-1]
     assert view.mark == D(100) and view.index == D("99.9")
-    assert view.premium_bps == (D(100) - D("99.9")) / D("99.9") * 10_000
+    assert view.premium_bps == D("10.01")  # 0.1 / 99.9 x 10,000 = 10.010..., 2 places
     assert view.funding_rate == D("0.0001")
     assert view.funding_annualised == D("0.0001") * 24 * 365
     assert view.time_to_funding_ms == 1_790_003_600_000 - (T0 + S) // 1000
