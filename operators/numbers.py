@@ -8,8 +8,9 @@ What the exchange sends, and sums and products of it, stay exact. A quotient we
 derive (a spread in bps, a VWAP, a margin use) has no exact decimal form, so it is
 rounded once, where it is computed, to a precision a reader can use
 (docs/outputs.md): basis points to 2 decimals (``bps``), ratios and fractions to 6
-(``ratio``), prices to one digit past the market's own price precision, read from
-an exchange price of the same market (``price_like``).
+(``ratio``), prices to the market's own price precision (its tick's decimals, read
+from an exchange price of the same market: Backpack prints every price with them;
+``price_like``).
 """
 
 from __future__ import annotations
@@ -57,11 +58,11 @@ def ratio(value: Decimal | None) -> Decimal | None:
 
 
 def price_like(value: Decimal | None, market_price: Decimal | None) -> Decimal | None:
-    """A derived price, to one digit past ``market_price``'s (the tick's) decimals.
+    """A derived price, to ``market_price``'s decimals (the market's tick).
 
     Unrounded when no market price is known.
     """
     if value is None or market_price is None or not market_price.is_finite():
         return value
-    places = min(int(market_price.as_tuple().exponent), 0) - 1
+    places = min(int(market_price.as_tuple().exponent), 0)
     return _quantize(value, Decimal(1).scaleb(places))

@@ -274,13 +274,13 @@ def views(outputs: list[Any]) -> list[PositionView]:
 def test_position_values_and_liquidation_threshold() -> None:
     (long_view,) = views(run([position(0, "2", mark="101")]))
     assert long_view.exposure == D(202) and long_view.unrealized_pnl == D(2)
-    # 100 x 0.98 / 0.9875 = 99.2405..., to one digit past the mark's ("101").
-    assert long_view.liquidation_price == D("99.2")
+    # 100 x 0.98 / 0.9875 = 99.2405..., to the mark's precision ("101": units).
+    assert long_view.liquidation_price == D("99")
     assert long_view.side == "long"
     # equity = 2*100*0.02 + 2*(101-100) = 6; requirement = 2*101*0.0125 = 2.525
     assert long_view.margin_use == D("0.420833")  # 2.525 / 6, to 6 decimals
     (short_view,) = views(run([position(0, "-2", mark="99")]))
-    assert short_view.liquidation_price == D("100.7")  # 100 x 1.02 / 1.0125 = 100.74
+    assert short_view.liquidation_price == D("101")  # 100 x 1.02 / 1.0125 = 100.74
     assert short_view.distance_to_liquidation_bps is not None
     assert short_view.distance_to_liquidation_bps > 0
     assert short_view.unrealized_pnl == D(2)

@@ -74,9 +74,7 @@ def test_stats_are_exact() -> None:
     assert stats.spread == D("0.1")
     assert stats.mid == D("10.15")
     assert stats.spread_bps == D("98.52")  # 0.1 / 10.15 x 10,000 = 98.522..., 2 places
-    assert stats.microprice == D(
-        "10.12"
-    )  # 40.5 / 4 = 10.125: a digit past the tick, half to even
+    assert stats.microprice == D("10.1")  # 40.5 / 4 = 10.125, at the tick (0.1)
     assert stats.imbalance == (D(3) - D(7)) / D(10)  # top 5: bids 2+1, asks 3+4
     band_100 = next(b for b in stats.bands if b.bps == 100)  # ±0.1015 around 10.15
     assert (band_100.bid_base, band_100.ask_base) == (D(1), D(3))
