@@ -627,6 +627,29 @@ class Exchange:
                 rows.append(MarkPriceRow(name, mark.p, mark.f, mark.i, mark.n))
         return rows
 
+    def funding_rows(
+        self, symbol: str, limit: int, offset: int
+    ) -> list[dict[str, str]]:
+        """``GET /api/v1/fundingRates``: settled intervals, newest first.
+
+        The simulator keeps no funding history: every past interval shows the
+        current estimate (the interval ends are the exchange's, whole hours).
+        """
+        mark = self._mark_price(symbol, self.now_us)
+        if mark.f is None:
+            return []
+        last_ms = self.now_us // 1000 // _HOUR_MS * _HOUR_MS
+        return [
+            {
+                "symbol": symbol,
+                "intervalEndTimestamp": format_rest_time(
+                    (last_ms - k * _HOUR_MS) * 1000
+                ).replace(" ", "T"),
+                "fundingRate": mark.f,
+            }
+            for k in range(offset, offset + limit)
+        ]
+
     def open_interest_rows(self, symbol: str | None) -> list[OpenInterestRow]:
         """``GET /api/v1/openInterest``; ``timestamp`` in milliseconds."""
         return [
