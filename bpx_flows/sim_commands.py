@@ -52,6 +52,22 @@ def add_sim_commands(commands: Any) -> None:
         help="base64 public key of the simulated account "
         "(default: the key of BPX_API_SECRET, if set)",
     )
+    sim.add_argument(
+        "--rest-limit",
+        type=_limit,
+        default=(2_000, 60.0),
+        metavar="N/S",
+        help="REST requests allowed per S seconds, then 429; 'off': none "
+        "(2000/60, Backpack's)",
+    )
+    sim.add_argument(
+        "--history-limit",
+        type=_limit,
+        default=(30, 60.0),
+        metavar="N/S",
+        help="historical klines and trades requests per S seconds, on top; 'off': "
+        "none (30/60, Backpack's)",
+    )
     sim.set_defaults(command=_cmd_sim)
     text = "write a synthetic recording straight from the model"
     session = commands.add_parser("sim-session", help=text, description=text)
@@ -64,6 +80,22 @@ def add_sim_commands(commands: Any) -> None:
         "--rate-scale", type=float, default=1.0, help="x event rates (1)"
     )
     session.set_defaults(command=_cmd_sim_session)
+
+
+def _limit(text: str) -> tuple[int, float] | None:
+    """``N/S`` (N requests per S seconds) or ``off``."""
+    if text.strip().lower() == "off":
+        return None
+    count, sep, seconds = text.partition("/")
+    try:
+        limit = (int(count), float(seconds) if sep else 60.0)
+    except ValueError:
+        msg = f"expected N/S (requests per seconds) or off, got {text!r}"
+        raise argparse.ArgumentTypeError(msg) from None
+    if limit[0] < 1 or not 0 < limit[1] <= 86_400:
+        msg = f"expected N >= 1 and 0 < S <= 86400, got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return limit
 
 
 def _cmd_sim(args: argparse.Namespace) -> int:
@@ -91,6 +123,8 @@ def _cmd_sim(args: argparse.Namespace) -> int:
         ping_interval_s=args.ping_interval,
         ping_timeout_s=args.ping_timeout,
         account_key=account_key,
+        rest_limit=args.rest_limit,
+        history_limit=args.history_limit,
     )
     faults = [parse_fault(spec) for spec in args.fault]
     replay = None

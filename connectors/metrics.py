@@ -370,6 +370,32 @@ class ConnectionCollector(Collector):
         )
 
 
+class RestBudgetCollector(Collector):
+    """The process's shared REST budget (``connectors.rest.PROCESS_BUDGET``)."""
+
+    def collect(self) -> Iterator[Any]:
+        """Requests granted so far, and those waiting for their slot now."""
+        from bpx_flows.connectors.rest import PROCESS_BUDGET
+
+        granted = CounterMetricFamily(
+            "bpx_rest_requests", "REST requests sent within the process's budget"
+        )
+        granted.add_metric([], PROCESS_BUDGET.granted)
+        backlog = GaugeMetricFamily(
+            "bpx_rest_backlog_requests",
+            "REST requests waiting for the process's budget (spaced out)",
+        )
+        backlog.add_metric([], PROCESS_BUDGET.waiting)
+        limit = GaugeMetricFamily(
+            "bpx_rest_budget_per_minute", "The process's REST budget, requests a minute"
+        )
+        limit.add_metric([], PROCESS_BUDGET.per_minute)
+        yield from (granted, backlog, limit)
+
+
+REGISTRY.register(RestBudgetCollector())
+
+
 def _as_list(items: Iterable[Any]) -> list[Any]:
     return list(items)
 

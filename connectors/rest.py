@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections import Counter
 from collections.abc import Mapping
@@ -17,7 +18,13 @@ from bpx_flows.connectors.backpack.text import printable
 from bpx_flows.connectors.backpack.wire import DepthSnapshot, Market
 from bpx_flows.connectors.errors import RestError
 
-__all__ = ["DEFAULT_REST_URL", "RestClient", "TokenBucket"]
+__all__ = [
+    "DEFAULT_REST_URL",
+    "PROCESS_BUDGET",
+    "RestBudget",
+    "RestClient",
+    "TokenBucket",
+]
 
 log = logging.getLogger("bpx_flows.rest")
 
@@ -43,13 +50,65 @@ class TokenBucket:
         return 0.0 if self._tokens >= 0 else -self._tokens / self._rate
 
 
+class RestBudget:
+    """One REST request budget shared by every client of a process.
+
+    Backpack allows 2,000 REST requests a minute per subaccount (429 beyond; its
+    support FAQ), so every connection of a process draws from one budget: after a
+    mass reconnect, a hundred books' snapshot fetches are spaced out instead of
+    bursting past the limit. Thread-safe (each Bytewax worker runs its
+    connections' event loops on its own thread): a request reserves the next free
+    slot under a lock and then sleeps on its own loop until then.
+
+    Args:
+        per_minute: requests per minute (default: 90 % of the exchange's 2,000).
+        burst: requests that may go at once after a quiet spell.
+
+    Attributes:
+        waiting: requests waiting for their slot now (the backlog metric).
+        granted: requests that got a slot.
+    """
+
+    def __init__(self, per_minute: float = 1_800.0, burst: int = 20) -> None:
+        if not per_minute > 0 or burst < 1:
+            msg = (
+                f"a REST budget needs per_minute > 0, burst >= 1: {per_minute}, {burst}"
+            )
+            raise ValueError(msg)
+        self.per_minute = per_minute
+        self._bucket = TokenBucket(per_minute / 60.0, burst)
+        self._lock = threading.Lock()
+        self.waiting = 0
+        self.granted = 0
+
+    async def slot(self) -> None:
+        """Wait until this request may go."""
+        with self._lock:
+            delay = self._bucket.delay_s()
+            self.granted += 1
+            if delay:
+                self.waiting += 1
+        if delay:
+            try:
+                await asyncio.sleep(delay)
+            finally:
+                with self._lock:
+                    self.waiting -= 1
+
+
+PROCESS_BUDGET = RestBudget()
+"""The budget every ``RestClient`` of this process shares unless given another."""
+
+
 class RestClient:
     """Public REST endpoints of Backpack, decoded into wire records.
 
     Args:
         base_url: e.g. ``https://api.backpack.exchange`` or the simulator's URL.
         attempts: tries per request before ``RestError``.
-        rate_per_s: request rate limit (Backpack publishes none; 10/s is polite).
+        rate_per_s: this client's own request rate limit, per second.
+        budget: the budget shared with the process's other clients (the
+            exchange's limit is per subaccount, not per connection).
         timeout_s: per-request timeout, seconds.
         transport: an httpx transport, for tests (``httpx.MockTransport``).
         backoff_initial_s: first retry delay ceiling, seconds.
@@ -72,7 +131,9 @@ class RestClient:
         transport: httpx.AsyncBaseTransport | None = None,
         backoff_initial_s: float = 0.25,
         max_body_bytes: int = 32 << 20,
+        budget: RestBudget | None = None,
     ) -> None:
+        self.budget = budget if budget is not None else PROCESS_BUDGET
         self.base_url = base_url.rstrip("/")
         self._timeout_s = timeout_s
         self._max_body_bytes = max_body_bytes
@@ -136,6 +197,7 @@ class RestClient:
             wait = self._bucket.delay_s()
             if wait:
                 await asyncio.sleep(wait)
+            await self.budget.slot()
             self.requests += 1
             retry_after = None
             try:

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import http
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Mapping
@@ -63,6 +64,12 @@ class ServerConfig:
         max_buffer_bytes: a client whose unsent backlog exceeds this is cut off with
             Close 1008 (slow consumer), as an exchange protects itself.
         start_us: simulated time at start; ``None`` is now.
+        rest_limit: ``(requests, seconds)``: the REST requests allowed in any window
+            of that many wall seconds (Backpack: 2,000 a minute); beyond, 429 with
+            the exchange's body and a ``Retry-After``. ``None``: no limit.
+        history_limit: the same for historical candles and trades
+            (``/api/v1/klines``, ``/api/v1/trades/history``; Backpack: 30 a minute),
+            counted on top of ``rest_limit``.
     """
 
     host: str = "127.0.0.1"
@@ -76,6 +83,8 @@ class ServerConfig:
     clock_skew_ms: int = 0
     max_buffer_bytes: int = 32 * 1024 * 1024
     start_us: int | None = None
+    rest_limit: tuple[int, float] | None = (2_000, 60.0)
+    history_limit: tuple[int, float] | None = (30, 60.0)
 
 
 @dataclass(eq=False, slots=True)
@@ -98,10 +107,57 @@ class SimStats:
     connections: int = 0
     frames_sent: int = 0
     rest_requests: int = 0
+    rest_throttled: int = 0  # REST requests answered 429 by the rate limits
     slow_consumers_cut: int = 0
     errors: int = 0
     faults_fired: dict[str, int] = field(default_factory=dict)
     fault_times_us: list[int] = field(default_factory=list)  # wall clock, each firing
+
+
+_HISTORY_PATHS = frozenset({"/api/v1/klines", "/api/v1/trades/history"})
+_TOO_MANY = b'{"code":"TOO_MANY_REQUESTS","message":"Too many requests"}'
+
+
+class _Window:
+    """At most ``count`` events in any ``seconds`` of wall time (a sliding window)."""
+
+    def __init__(self, count: int, seconds: float) -> None:
+        self._count = count
+        self._seconds = seconds
+        self._times: deque[float] = deque()
+
+    def wait_s(self, now: float) -> float:
+        """0 if an event may happen now (and counts it), else seconds until one may."""
+        times = self._times
+        while times and times[0] <= now - self._seconds:
+            times.popleft()
+        if len(times) >= self._count:
+            return times[0] + self._seconds - now
+        times.append(now)
+        return 0.0
+
+
+class _RateLimits:
+    """The exchange's REST limits: all requests, and historical data on top."""
+
+    def __init__(
+        self, rest: tuple[int, float] | None, history: tuple[int, float] | None
+    ) -> None:
+        self._rest = _Window(*rest) if rest else None
+        self._history = _Window(*history) if history else None
+
+    def refuse(self, path: str) -> int | None:
+        """``None`` to serve ``path`` now, else the seconds for ``Retry-After``."""
+        now = time.monotonic()
+        for window, applies in (
+            (self._history, path in _HISTORY_PATHS),
+            (self._rest, True),
+        ):
+            if window is not None and applies:
+                wait = window.wait_s(now)
+                if wait > 0:
+                    return max(1, math.ceil(wait))
+        return None
 
 
 class SimServer:
@@ -122,6 +178,7 @@ class SimServer:
         self.faults: list[Fault] = list(faults or [])
         self.encoder = FrameEncoder(self.config.dialect)
         self.stats = SimStats()
+        self._limits = _RateLimits(self.config.rest_limit, self.config.history_limit)
         self.exchange: Exchange | None = None
         self._clients: set[_Client] = set()
         self._subscribers: dict[str, set[_Client]] = {}
@@ -489,6 +546,13 @@ class SimServer:
 
     async def _rest(self, path: str, query: Mapping[str, str]) -> RestAnswer:
         assert self.exchange is not None
+        refused = self._limits.refuse(path)
+        if refused is not None:
+            self.stats.rest_throttled += 1
+            body = _encode(
+                {"code": "TOO_MANY_REQUESTS", "message": "Too many requests"}
+            )
+            return RestAnswer(429, body, retry_after_s=refused)
         for fault in list(self.faults):
             if fault.kind is FaultKind.REST_DELAY:
                 self._consume(fault)
