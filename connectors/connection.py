@@ -24,7 +24,7 @@ from bpx_flows.connectors.backpack.books import BookRouter
 from bpx_flows.connectors.backpack.booksync import BookSync, ResyncReason, SyncRecord
 from bpx_flows.connectors.backpack.decode import BadFrame, BadReason, Decoded
 from bpx_flows.connectors.backpack.retry import Decision, backoff, classify
-from bpx_flows.connectors.backpack.seeds import OPEN_INTEREST_PATH, open_interest_frames
+from bpx_flows.connectors.backpack.seeds import OPEN_INTEREST_PATH, open_interest_rows
 from bpx_flows.connectors.backpack.session import Session
 from bpx_flows.connectors.backpack.signing import Credentials
 from bpx_flows.connectors.backpack.streams import Channel, StreamName
@@ -53,6 +53,8 @@ _AUTH_CODES = {4003}
 _AUTH_WORDS = ("signature", "api key", "unauthori", "expired")
 
 _NOT_OBJECT = (BadReason.NOT_JSON, BadReason.NOT_A_FRAME)
+
+_MAX_FETCHES = 8  # snapshot fetches in flight per connection
 
 Record = Frame[Any] | SyncRecord | BadFrame | ServerError | Watermark
 """What a source emits: frames, book snapshots/resyncs, dead letters, errors, and
@@ -167,6 +169,7 @@ class Connection:
         self._rng = rng or random.Random()
         self.books = BookRouter(str(s) for s in streams if s.channel is Channel.DEPTH)
         self._fetch_attempts: dict[str, int] = {}
+        self._fetching = 0  # snapshot fetches in flight
         if self.books.syncs and rest is None:
             msg = "depth streams need a REST client for their snapshots"
             raise ValueError(msg)
@@ -452,33 +455,41 @@ class Connection:
 
     def _seed_open_interest(self) -> None:
         """Ask REST for the open interest the stream will only send within 60 s."""
-        if self._rest is None:
+        if self._rest is None or not self._open_interest:
             return
-        for stream in self._open_interest:
-            task = asyncio.create_task(self._open_interest_seed(stream))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        task = asyncio.create_task(self._open_interest_seed())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
-    async def _open_interest_seed(self, stream: StreamName) -> None:
+    async def _open_interest_seed(self) -> None:
+        # One request for every market (``symbol`` is optional), whatever the number
+        # of this connection's open-interest streams.
         assert self._rest is not None
-        assert stream.symbol is not None
-        params = {"symbol": stream.symbol}
         try:
-            body = await self._rest.raw(OPEN_INTEREST_PATH, params)
+            body = await self._rest.raw(OPEN_INTEREST_PATH, {})
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the stream brings it within a minute anyway
-            log.info("open interest of %s not seeded: %s", stream.symbol, exc)
+            log.info("open interest not seeded: %s", printable(str(exc)))
             return
         recv_us = time.time_ns() // 1000
-        name = str(stream)
-        if self._tap is not None:
-            self._tap.rest(name, OPEN_INTEREST_PATH, params, body, recv_us)
-        for frame in open_interest_frames(name, stream.symbol, body, recv_us):
-            self._emit(frame)
+        for stream, (row, frames) in open_interest_rows(
+            [(str(s), s.symbol or "") for s in self._open_interest], body, recv_us
+        ).items():
+            if self._tap is not None:
+                params = {"symbol": frames[0].data.s}
+                self._tap.rest(stream, OPEN_INTEREST_PATH, params, row, recv_us)
+            for frame in frames:
+                self._emit(frame)
 
     def _start_fetches(self) -> None:
-        for sync in self.books.start_fetches():
+        # A bounded number in flight: after a mass reconnect the rest wait their
+        # turn here (the process's REST budget spaces the requests themselves).
+        room = _MAX_FETCHES - self._fetching
+        if room <= 0:
+            return
+        for sync in self.books.start_fetches(room):
+            self._fetching += 1
             attempts = self._fetch_attempts.get(sync.stream, 0)
             delay_s = min(5.0, 0.05 * 2**attempts) if attempts else 0.0
             self._fetch_attempts[sync.stream] = attempts + 1
@@ -487,6 +498,14 @@ class Connection:
             task.add_done_callback(self._tasks.discard)
 
     async def _snapshot(self, sync: BookSync, delay_s: float) -> None:
+        try:
+            await self._fetch_snapshot(sync, delay_s)
+        finally:
+            self._fetching -= 1
+        if not self._closing:
+            self._start_fetches()  # the next waiting book, or this one again (stale)
+
+    async def _fetch_snapshot(self, sync: BookSync, delay_s: float) -> None:
         assert self._rest is not None
         if delay_s:
             await asyncio.sleep(delay_s)
@@ -511,8 +530,6 @@ class Connection:
                 self._emit(record)
             if sync.live:
                 self._fetch_attempts.pop(sync.stream, None)
-        if not self._closing:
-            self._start_fetches()  # a stale or failed snapshot is fetched again
 
     def _disconnected(self, cause: str) -> None:
         self.stats.disconnects[cause] += 1

@@ -58,10 +58,15 @@ class BookRouter:
         """Whether some book may need a snapshot (``start_fetches`` has work)."""
         return bool(self._wanting)
 
-    def start_fetches(self) -> list[BookSync]:
-        """Syncs that need a snapshot now; each is marked as fetching."""
-        wanted = []
+    def start_fetches(self, most: int | None = None) -> list[BookSync]:
+        """Syncs that need a snapshot now (at most ``most``); each marked fetching.
+
+        Those beyond ``most`` keep waiting for a later call.
+        """
+        wanted: list[BookSync] = []
         for stream, sync in list(self._wanting.items()):
+            if most is not None and len(wanted) >= most:
+                break
             if sync.live:
                 del self._wanting[stream]
             elif sync.needs_snapshot() and sync.has_buffer:

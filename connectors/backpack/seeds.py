@@ -15,10 +15,11 @@ import msgspec
 from bpx_flows.connectors.backpack.limits import sane
 from bpx_flows.connectors.backpack.wire import Frame, OpenInterest, OpenInterestRow
 
-__all__ = ["OPEN_INTEREST_PATH", "open_interest_frames"]
+__all__ = ["OPEN_INTEREST_PATH", "open_interest_frames", "open_interest_rows"]
 
 OPEN_INTEREST_PATH = "/api/v1/openInterest"
 _ROWS = msgspec.json.Decoder(list[OpenInterestRow])
+_ROW = msgspec.json.Encoder()
 _MS = 1_000
 
 
@@ -42,3 +43,30 @@ def open_interest_frames(
         if sane(event):
             out.append(Frame(stream, event, recv_us))
     return out[-1:]  # one row per market; the last if the answer repeats it
+
+
+def open_interest_rows(
+    streams: list[tuple[str, str]], body: bytes, recv_us: int
+) -> dict[str, tuple[bytes, list[Frame[OpenInterest]]]]:
+    """An answer for every market, split by stream: ``{stream: (its row, frames)}``.
+
+    ``streams`` are ``(stream name, symbol)``. Each stream gets the answer's row of
+    its market, as a one-row answer (what the recording keeps), and its frame;
+    streams whose market the answer lacks, or whose row fails the checks of
+    ``open_interest_frames``, get nothing.
+    """
+    try:
+        rows = _ROWS.decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return {}
+    by_symbol = {row.symbol: row for row in rows}
+    out: dict[str, tuple[bytes, list[Frame[OpenInterest]]]] = {}
+    for stream, symbol in streams:
+        row = by_symbol.get(symbol)
+        if row is None:
+            continue
+        one = _ROW.encode([row])
+        frames = open_interest_frames(stream, symbol, one, recv_us)
+        if frames:
+            out[stream] = (one, frames)
+    return out
