@@ -14,21 +14,17 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from bpx_flows.connectors.sim import SimConfig
 from bpx_flows.connectors.sim.session import write_session
+from tests.cli import outputs, run_cli
 from tests.scenarios import PERPS, T0, S, write_scenario
 
 pytestmark = pytest.mark.e2e
 
-CLI = [sys.executable, "-m", "bpx_flows"]
-ENV = {k: v for k, v in os.environ.items() if not k.startswith(("BPX_", "BYTEWAX_"))}
 SHIPPED = Path(__file__).parent.parent / "data" / "sessions" / "sim-session.jsonl.gz"
 LAYOUTS = {
     "1 worker": ["--workers", "1"],
@@ -38,26 +34,12 @@ LAYOUTS = {
 
 
 def _run(flow: list[str], recording: Path, layout: list[str], out: Path) -> None:
-    command = [*CLI, "run", *flow, "--replay", str(recording), "--out", str(out)]
-    result = subprocess.run(
-        [*command, *layout, "--batch", "50", "--quiet", "--log-level", "warning"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=ENV,
-        check=False,
+    result = run_cli(
+        *["run", *flow, "--replay", str(recording), "--out", str(out), *layout],
+        *["--batch", "50", "--quiet", "--log-level", "warning"],
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
-
-
-def _records(path: Path) -> collections.Counter[str]:
-    found: collections.Counter[str] = collections.Counter()
-    for line in path.read_text(encoding="utf-8").splitlines():
-        record = json.loads(line)
-        record.pop("emit_us", None)  # the wall clock at emit time
-        found[json.dumps(record, sort_keys=True)] += 1
-    return found
 
 
 def _on_every_layout(
@@ -72,7 +54,7 @@ def _on_every_layout(
         ]
         for done in runs:
             done.result()
-    results = {name: _records(out) for name, out in outs.items()}
+    results = {name: outputs(out) for name, out in outs.items()}
     one = results["1 worker"]
     for name, got in results.items():
         missing, extra = one - got, got - one

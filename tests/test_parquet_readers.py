@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import collections
 import json
-import os
-import subprocess
-import sys
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -23,25 +20,19 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
+from tests.cli import run_cli
 from tests.scenarios import write_scenario
 
 pytestmark = pytest.mark.e2e
 
-CLI = [sys.executable, "-m", "bpx_flows"]
-ENV = {k: v for k, v in os.environ.items() if not k.startswith(("BPX_", "BYTEWAX_"))}
 SHIPPED = Path(__file__).parent.parent / "data" / "sessions" / "sim-session.jsonl.gz"
 
 
 def _replay(flow: list[str], recording: Path, tmp_path: Path) -> tuple[Path, Path]:
     root, out = tmp_path / "parquet", tmp_path / "out.jsonl"
-    command = [*CLI, "run", *flow, "--replay", str(recording), "--workers", "2"]
-    result = subprocess.run(
-        [*command, "--parquet", str(root), "--out", str(out), "--quiet"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=ENV,
-        check=False,
+    result = run_cli(
+        *["run", *flow, "--replay", str(recording), "--workers", "2"],
+        *["--parquet", str(root), "--out", str(out), "--quiet"],
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return root, out

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import collections
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -18,11 +17,10 @@ from bpx_flows.connectors.sim import SimConfig
 from bpx_flows.connectors.sim.session import write_session
 from bpx_flows.flows.book import BookSettings
 from bpx_flows.settings import Settings, load_settings, merge_overrides
+from tests.cli import CLI, ENV, outputs, run_cli
 
 pytestmark = pytest.mark.e2e
 
-CLI = [sys.executable, "-m", "bpx_flows"]
-ENV = {k: v for k, v in os.environ.items() if not k.startswith(("BPX_", "BYTEWAX_"))}
 SYMBOLS = ["SOL_USDC", "SOL_USDC_PERP", "BTC_USDC_PERP"]
 
 
@@ -75,27 +73,6 @@ quiet = true
         encoding="utf-8",
     )
     return path
-
-
-def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*CLI, *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=ENV,
-        check=False,
-    )
-
-
-def outputs(path: Path) -> collections.Counter[str]:
-    """Every output record, without the wall-clock emit stamp."""
-    lines = collections.Counter()
-    for line in path.read_text(encoding="utf-8").splitlines():
-        record = json.loads(line)
-        record.pop("emit_us", None)
-        lines[json.dumps(record, sort_keys=True)] += 1
-    return lines
 
 
 def kinds(records: collections.Counter[str]) -> collections.Counter[str]:

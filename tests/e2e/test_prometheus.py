@@ -55,6 +55,48 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _installed(tool: str) -> str:
+    """The path of a tool of Debian's prometheus package (``make test`` installs it)."""
+    found = shutil.which(tool)
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{tool} is missing: make test installs the prometheus package")
+        pytest.skip(f"{tool} is not installed (apt-get install prometheus)")
+    return found
+
+
+def _start_prometheus(
+    tmp_path: Path, rules: str, target_port: int, web_port: int
+) -> subprocess.Popen[bytes]:
+    """A real Prometheus scraping ``target_port`` every second with ``rules``."""
+    (tmp_path / "alerts.yml").write_text(rules)
+    config = tmp_path / "prometheus.yml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                "rule_files": ["alerts.yml"],
+                "scrape_configs": [
+                    {
+                        "job_name": "bpx-flows",
+                        "static_configs": [{"targets": [f"127.0.0.1:{target_port}"]}],
+                    }
+                ],
+            }
+        )
+    )
+    return subprocess.Popen(
+        [
+            _installed("prometheus"),
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp_path / 'data'}",
+            f"--web.listen-address=127.0.0.1:{web_port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 def dashboard_expressions() -> list[tuple[str, str]]:
     found = []
     for path in sorted((DASHBOARDS / "grafana" / "dashboards").glob("*.json")):
@@ -103,13 +145,7 @@ def test_dashboard_json_is_generated_from_the_panel_list(tmp_path: Path) -> None
 
 
 def test_promtool_accepts_the_config_and_rules() -> None:
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        if os.environ.get("CI"):
-            pytest.fail(
-                "promtool is missing: make test installs the prometheus package"
-            )
-        pytest.skip("promtool is not installed (apt-get install prometheus)")
+    promtool = _installed("promtool")
     for args in (
         ["check", "config", "prometheus.yml"],
         ["check", "rules", "alerts.yml"],
@@ -126,13 +162,7 @@ def test_promtool_accepts_the_config_and_rules() -> None:
 
 
 def test_every_panel_and_rule_expression_returns_data(tmp_path: Path) -> None:
-    binary = shutil.which("prometheus")
-    if binary is None:
-        if os.environ.get("CI"):
-            pytest.fail(
-                "prometheus is missing: make test installs the prometheus package"
-            )
-        pytest.skip("prometheus is not installed (apt-get install prometheus)")
+    _installed("prometheus")
     # A market flow on a fast simulator, with the faults the health panels chart.
     cascade = ScheduledCascade(30.0, "SOL_USDC_PERP", Side.ASK)
     creds = Credentials.from_secret(TEST_SECRET)
@@ -167,35 +197,11 @@ def test_every_panel_and_rule_expression_returns_data(tmp_path: Path) -> None:
         metrics.REGISTRY.register(collector)
         port = metrics.serve_metrics(0)
         web = free_port()
-        prom_config = tmp_path / "prometheus.yml"
-        shutil.copy(DASHBOARDS / "alerts.yml", tmp_path / "alerts.yml")
-        prom_config.write_text(
-            yaml.safe_dump(
-                {
-                    "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                    "rule_files": ["alerts.yml"],
-                    "scrape_configs": [
-                        {
-                            "job_name": "bpx-flows",
-                            "static_configs": [{"targets": [f"127.0.0.1:{port}"]}],
-                        }
-                    ],
-                }
-            )
-        )
         StopSignal.clear()
         runner = threading.Thread(target=run_main, args=(_flow(source, config),))
         runner.start()
-        prometheus = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={prom_config}",
-                f"--storage.tsdb.path={tmp_path / 'data'}",
-                f"--web.listen-address=127.0.0.1:{web}",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        rules = (DASHBOARDS / "alerts.yml").read_text()
+        prometheus = _start_prometheus(tmp_path, rules, port, web)
         api = f"http://127.0.0.1:{web}/api/v1"
         try:
             missing = _wait_for_all(
@@ -287,31 +293,8 @@ def _start_flow(port: int) -> subprocess.Popen[bytes]:
 def test_the_feed_alerts_fire_when_the_flow_dies_and_resolve_when_it_returns(
     tmp_path: Path,
 ) -> None:
-    binary = shutil.which("prometheus")
-    if binary is None:
-        if os.environ.get("CI"):
-            pytest.fail(
-                "prometheus is missing: make test installs the prometheus package"
-            )
-        pytest.skip("prometheus is not installed (apt-get install prometheus)")
+    _installed("prometheus")
     port, web = free_port(), free_port()
-    (tmp_path / "alerts.yml").write_text(
-        _time_scaled_rules((DASHBOARDS / "alerts.yml").read_text())
-    )
-    (tmp_path / "prometheus.yml").write_text(
-        yaml.safe_dump(
-            {
-                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                "rule_files": ["alerts.yml"],
-                "scrape_configs": [
-                    {
-                        "job_name": "bpx-flows",
-                        "static_configs": [{"targets": [f"127.0.0.1:{port}"]}],
-                    }
-                ],
-            }
-        )
-    )
     api = f"http://127.0.0.1:{web}/api/v1"
     watched = ("BpxFeedDown", "BpxTargetDown")
     seen: dict[str, set[str]] = {name: set() for name in watched}
@@ -330,16 +313,8 @@ def test_the_feed_alerts_fire_when_the_flow_dies_and_resolve_when_it_returns(
         return now
 
     flow = _start_flow(port)
-    prometheus = subprocess.Popen(
-        [
-            binary,
-            f"--config.file={tmp_path / 'prometheus.yml'}",
-            f"--storage.tsdb.path={tmp_path / 'data'}",
-            f"--web.listen-address=127.0.0.1:{web}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    rules = _time_scaled_rules((DASHBOARDS / "alerts.yml").read_text())
+    prometheus = _start_prometheus(tmp_path, rules, port, web)
     try:
         # Healthy: frames flow, the target answers, nothing fires.
         time.sleep(8)  # several scrapes of a running flow
