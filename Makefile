@@ -20,7 +20,7 @@ demo: $(STAMP)  ## the market flow on the built-in simulator, for DEMO_SECONDS
 	$(BIN)/bpx-flows demo --seconds $${DEMO_SECONDS:-15}
 
 test: lint typecheck prometheus  ## format check, lint, types, then the whole suite
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $${TEST_PROCESSES:-2}  # TEST_PROCESSES=0: one process
 
 # The dashboards' test runs a real Prometheus: install Debian's package when missing.
 prometheus:
