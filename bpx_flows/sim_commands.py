@@ -52,22 +52,19 @@ def add_sim_commands(commands: Any) -> None:
         help="base64 public key of the simulated account "
         "(default: the key of BPX_API_SECRET, if set)",
     )
-    sim.add_argument(
-        "--rest-limit",
-        type=_limit,
-        default=(2_000, 60.0),
-        metavar="N/S",
-        help="REST requests allowed per S seconds, then 429; 'off': none "
-        "(2000/60, Backpack's)",
-    )
-    sim.add_argument(
-        "--history-limit",
-        type=_limit,
-        default=(30, 60.0),
-        metavar="N/S",
-        help="historical klines and trades requests per S seconds, on top; 'off': "
-        "none (30/60, Backpack's)",
-    )
+    for flag, default, what in (
+        ("--rest-limit", (2_000, 60.0), "REST requests"),
+        ("--history-limit", (30, 60.0), "historical klines and trades requests"),
+    ):
+        count, seconds = default
+        sim.add_argument(
+            flag,
+            type=_limit,
+            default=default,
+            metavar="N/S",
+            help=f"{what} allowed per S seconds, then 429; 'off': no limit "
+            f"({count}/{seconds:.0f}, Backpack's)",
+        )
     sim.set_defaults(command=_cmd_sim)
     text = "write a synthetic recording straight from the model"
     session = commands.add_parser("sim-session", help=text, description=text)

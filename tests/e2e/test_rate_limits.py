@@ -10,6 +10,9 @@ would exceed them unspaced.
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -79,7 +82,7 @@ MARKETS = tuple(
 
 async def _books_reseed_after_storms(server: SimServer, storms: int) -> dict[str, Any]:
     """Two connections of 50 books each, sharing one budget; storms of drops."""
-    budget = RestBudget(per_minute=60 * 40, burst=10)  # 40/s, under the 50/s limit
+    budget = RestBudget(per_minute=60 * 30, burst=5)  # <= 35 in any second: < 50
     streams = [f"depth.{m.symbol}" for m in MARKETS]
     clients = [
         RestClient(server.rest_url, rate_per_s=1_000, budget=budget) for _ in range(2)
@@ -125,3 +128,26 @@ def test_a_hundred_books_reseed_after_a_disconnect_storm_within_the_limit() -> N
     assert all(result["seeded"].get(m.symbol, 0) >= 3 for m in MARKETS), result
     assert server.stats.rest_throttled == 0
     assert result["granted"] >= 300  # every book fetched at least 3 snapshots
+
+
+def test_the_sim_command_takes_its_limits_from_flags() -> None:
+    command = [sys.executable, "-m", "bpx_flows", "sim", "--rest-limit", "2/60"]
+    with subprocess.Popen(
+        [*command, "--history-limit", "off"], stdout=subprocess.PIPE, text=True
+    ) as sim:
+        try:
+            assert sim.stdout is not None
+            url = json.loads(sim.stdout.readline())["rest"] + "/api/v1/time"
+            codes = [httpx.get(url, timeout=5).status_code for _ in range(3)]
+            assert codes == [200, 200, 429]
+        finally:
+            sim.terminate()
+            sim.wait(timeout=30)
+    bad = subprocess.run(
+        [sys.executable, "-m", "bpx_flows", "sim", "--rest-limit", "many"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert bad.returncode == 2 and "expected N/S" in bad.stderr

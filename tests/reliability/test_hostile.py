@@ -109,7 +109,9 @@ class Hostile:
     async def _rest(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
-        with contextlib.suppress(ConnectionError):
+        # A client that goes away mid-request (EOF before the headers end) must not
+        # leave this side's socket open: every way out closes the writer.
+        try:
             await reader.readuntil(b"\r\n\r\n")
             self.rest_calls += 1
             answer = self.rest.pop(0) if len(self.rest) > 1 else self.rest[0]
@@ -120,7 +122,10 @@ class Hostile:
             head += ["Connection: close", "", ""]
             writer.write("\r\n".join(head).encode() + body)
             await writer.drain()
-        writer.close()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
 
     @contextlib.asynccontextmanager
     async def running(self) -> Any:
