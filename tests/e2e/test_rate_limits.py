@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-import sys
 import time
 from typing import Any
 
@@ -32,6 +31,7 @@ from bpx_flows.connectors.sim import (
     SimThread,
 )
 from bpx_flows.connectors.sim.engine import MarketSpec
+from tests.cli import CLI, run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -131,7 +131,7 @@ def test_a_hundred_books_reseed_after_a_disconnect_storm_within_the_limit() -> N
 
 
 def test_the_sim_command_takes_its_limits_from_flags() -> None:
-    command = [sys.executable, "-m", "bpx_flows", "sim", "--rest-limit", "2/60"]
+    command = [*CLI, "sim", "--rest-limit", "2/60"]
     with subprocess.Popen(
         [*command, "--history-limit", "off"], stdout=subprocess.PIPE, text=True
     ) as sim:
@@ -143,11 +143,5 @@ def test_the_sim_command_takes_its_limits_from_flags() -> None:
         finally:
             sim.terminate()
             sim.wait(timeout=30)
-    bad = subprocess.run(
-        [sys.executable, "-m", "bpx_flows", "sim", "--rest-limit", "many"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    bad = run_cli("sim", "--rest-limit", "many", timeout=60)
     assert bad.returncode == 2 and "expected N/S" in bad.stderr
