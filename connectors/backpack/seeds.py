@@ -23,6 +23,23 @@ _ROW = msgspec.json.Encoder()
 _MS = 1_000
 
 
+def _frame(
+    stream: str, row: OpenInterestRow, recv_us: int
+) -> Frame[OpenInterest] | None:
+    """The stream's frame for one row; ``None`` without a value or out of range."""
+    if row.openInterest is None:
+        return None
+    event = OpenInterest(E=row.timestamp * _MS, o=row.openInterest, s=row.symbol)
+    return Frame(stream, event, recv_us) if sane(event) else None
+
+
+def _decode(body: bytes) -> list[OpenInterestRow]:
+    try:
+        return _ROWS.decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return []
+
+
 def open_interest_frames(
     stream: str, symbol: str, body: bytes, recv_us: int
 ) -> list[Frame[OpenInterest]]:
@@ -31,18 +48,9 @@ def open_interest_frames(
     Nothing for an answer that does not decode, names another market, has no open
     interest, or carries values outside the range policy (``limits``).
     """
-    try:
-        rows = _ROWS.decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        return []
-    out: list[Frame[OpenInterest]] = []
-    for row in rows:
-        if row.symbol != symbol or row.openInterest is None:
-            continue
-        event = OpenInterest(E=row.timestamp * _MS, o=row.openInterest, s=symbol)
-        if sane(event):
-            out.append(Frame(stream, event, recv_us))
-    return out[-1:]  # one row per market; the last if the answer repeats it
+    rows = [row for row in _decode(body) if row.symbol == symbol]
+    frame = _frame(stream, rows[-1], recv_us) if rows else None  # the last, if repeated
+    return [] if frame is None else [frame]
 
 
 def open_interest_rows(
@@ -53,20 +61,13 @@ def open_interest_rows(
     ``streams`` are ``(stream name, symbol)``. Each stream gets the answer's row of
     its market, as a one-row answer (what the recording keeps), and its frame;
     streams whose market the answer lacks, or whose row fails the checks of
-    ``open_interest_frames``, get nothing.
+    ``open_interest_frames``, get nothing. The answer is decoded once.
     """
-    try:
-        rows = _ROWS.decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        return {}
-    by_symbol = {row.symbol: row for row in rows}
+    by_symbol = {row.symbol: row for row in _decode(body)}
     out: dict[str, tuple[bytes, list[Frame[OpenInterest]]]] = {}
     for stream, symbol in streams:
         row = by_symbol.get(symbol)
-        if row is None:
-            continue
-        one = _ROW.encode([row])
-        frames = open_interest_frames(stream, symbol, one, recv_us)
-        if frames:
-            out[stream] = (one, frames)
+        frame = None if row is None else _frame(stream, row, recv_us)
+        if row is not None and frame is not None:
+            out[stream] = (_ROW.encode([row]), [frame])
     return out
