@@ -171,7 +171,10 @@ def run_soak(  # noqa: PLR0915 (one linear script)
                 result.connection_groups = len(parts)
                 result.rss_mb.append(round(_rss_mb(), 1))
                 result.threads.append(threading.active_count())
-                result.tasks.append(sum(len(asyncio.all_tasks(p._loop)) for p in parts))
+                loops = {id(p.worker.loop): p.worker.loop for p in parts}
+                result.tasks.append(
+                    sum(len(asyncio.all_tasks(x)) for x in loops.values())
+                )
                 pending = sum(p.connection.pending for p in parts)
                 result.pending.append(pending)
                 max_pending = max(

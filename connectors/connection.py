@@ -16,7 +16,7 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -91,6 +91,8 @@ class ConnectionConfig:
         backoff_initial_s: first reconnect delay ceiling, seconds (jittered).
         backoff_max_s: reconnect delay cap, seconds.
         max_pending: records waiting for the consumer before reading pauses.
+        max_pending_bytes: frame bytes waiting for the consumer before reading
+            pauses (whichever bound comes first).
         snapshot_limit: levels per side asked of ``GET /api/v1/depth``.
         window_ms: validity window of subscription signatures, milliseconds.
         compression: offer permessage-deflate (less bandwidth, more CPU).
@@ -108,6 +110,7 @@ class ConnectionConfig:
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 30.0
     max_pending: int = 50_000
+    max_pending_bytes: int = 64 << 20
     snapshot_limit: int = 1000
     window_ms: int = 5_000
     compression: bool = False
@@ -174,7 +177,10 @@ class Connection:
             msg = "depth streams need a REST client for their snapshots"
             raise ValueError(msg)
         self._out: list[Record] = []
+        self._out_bytes = 0  # frame bytes behind the records in ``_out``
+        self._paused = False  # reading paused until the consumer catches up
         self._ready = asyncio.Event()
+        self.on_ready: Callable[[], None] | None = None  # called as records arrive
         self._task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._client: WsClient | None = None
@@ -202,6 +208,39 @@ class Connection:
 
     # Consumer side.
 
+    def start(self) -> None:
+        """Start connecting on the running event loop (``take`` also starts it)."""
+        if self._task is None:
+            self._task = asyncio.create_task(self.run(), name="bpx-connection")
+
+    def take_ready(self, max_items: int = 100_000) -> list[Record]:
+        """The records that are ready now, without waiting (the source's path).
+
+        Raises:
+            AuthError: the exchange refused the private subscription (fatal).
+            BpxError: another fatal error stopped the connection.
+        """
+        out = self._out
+        if not out:
+            if self._paused:
+                self._resume()
+            task = self._task
+            if task is not None and task.done():
+                task.result()  # re-raises the fatal error, if any
+            return []
+        if len(out) <= max_items:
+            self._out = []
+            self._out_bytes = 0
+        else:
+            out = out[:max_items]
+            del self._out[:max_items]
+            self._out_bytes = (
+                self._out_bytes * len(self._out) // (len(self._out) + max_items)
+            )
+        if self._paused:
+            self._resume()
+        return out
+
     async def take(self, timeout_s: float, max_items: int = 100_000) -> list[Record]:
         """Wait up to ``timeout_s`` for records and return what is there.
 
@@ -209,8 +248,8 @@ class Connection:
             AuthError: the exchange refused the private subscription (fatal).
             BpxError: another fatal error stopped the connection.
         """
-        if self._task is None:
-            self._task = asyncio.create_task(self.run(), name="bpx-connection")
+        self.start()
+        assert self._task is not None
         if not self._out:
             if self._task.done():
                 self._task.result()  # re-raises the fatal error, if any
@@ -218,15 +257,19 @@ class Connection:
             self._ready.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._ready.wait(), timeout_s)
-        out = self._out[:max_items]
-        del self._out[:max_items]
-        if self._client is not None and len(self._out) < self.config.max_pending:
-            self._client.resume_reading()
-        return out
+        return self.take_ready(max_items)
+
+    def _resume(self) -> None:
+        cfg = self.config
+        if len(self._out) < cfg.max_pending and self._out_bytes < cfg.max_pending_bytes:
+            self._paused = False
+            if self._client is not None:
+                self._client.resume_reading()
 
     def drain(self) -> list[Record]:
         """The records received and not taken yet (after ``close``: the last ones)."""
         out, self._out = self._out, []
+        self._out_bytes = 0
         return out
 
     async def close(self) -> None:
@@ -328,6 +371,8 @@ class Connection:
     async def _serve(self, client: WsClient) -> str:
         """Subscribe and keep the connection alive until it ends; returns the cause."""
         self._client = client
+        if self._paused:
+            client.pause_reading()  # the consumer has not caught up yet
         self.stats.connects += 1
         self._last_rx_us = time.time_ns() // 1000
         self.session.connected(time.time_ns() // 1_000_000)
@@ -357,17 +402,18 @@ class Connection:
         event = self._receive(data, recv_us)
         if self._tap is not None:
             self._tap.frame(data, recv_us, _is_json_object(event))
+        out = self._out
+        if not out:
+            self._signal()
         try:
             if type(event) is Frame:
                 payload = event.data
                 if type(payload) is not Depth:
-                    self._out.append(event)
-                    self._ready.set()
+                    out.append(event)
                 else:
                     sync = self._syncs.get(event.stream)
                     if sync is not None and sync.continues(payload):
-                        self._out.append(event)
-                        self._ready.set()
+                        out.append(event)
                     else:
                         self._route(event)
             else:
@@ -379,9 +425,25 @@ class Connection:
             return
         self._last_rx_us = self.last_frame_us = recv_us
         self._frames_this_connection += 1
-        if len(self._out) >= self.config.max_pending and self._client is not None:
-            self.stats.pushback_waits += 1
+        self._out_bytes += len(data)
+        if (
+            len(self._out) >= self.config.max_pending
+            or self._out_bytes >= self.config.max_pending_bytes
+        ) and not self._paused:
+            self._pause()
+
+    def _pause(self) -> None:
+        # The consumer is behind: stop reading, so TCP pushes back on the server.
+        self.stats.pushback_waits += 1
+        self._paused = True
+        if self._client is not None:
             self._client.pause_reading()
+
+    def _signal(self) -> None:
+        """Records are (about to be) ready: wake whoever waits for them."""
+        self._ready.set()
+        if self.on_ready is not None:
+            self.on_ready()
 
     def _on_binary(self, size: int, recv_us: int) -> None:
         """A binary frame: the exchange sends text only, so it is a dead letter."""
@@ -450,8 +512,9 @@ class Connection:
             self._emit(event)
 
     def _emit(self, record: Record) -> None:
+        if not self._out:
+            self._signal()
         self._out.append(record)
-        self._ready.set()
 
     def _seed_open_interest(self) -> None:
         """Ask REST for the open interest the stream will only send within 60 s."""

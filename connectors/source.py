@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import pickle
@@ -41,6 +40,7 @@ from bpx_flows.connectors.recording import RecordingReader
 from bpx_flows.connectors.rest import DEFAULT_REST_URL, RestClient
 from bpx_flows.connectors.routing import ShardPlan
 from bpx_flows.connectors.shard import Shard
+from bpx_flows.connectors.worker_loop import WorkerLoop
 
 __all__ = ["BackpackSource", "ReplaySource", "SourceConfig", "StopSignal", "partition"]
 
@@ -126,7 +126,9 @@ class SourceConfig:
         connection: per-connection behaviour (URL, timeouts, backoff, limits).
         rest_url: the REST base URL for depth snapshots.
         streams_per_connection: streams carried by one connection (one partition).
-        batch_timeout_s: the longest ``next_batch`` waits for data, seconds.
+        batch_timeout_s: the longest a worker with nothing to do sleeps in
+            ``next_batch`` before returning an empty batch, seconds (it returns as
+            soon as a frame arrives on any of its connections).
         batch_size: the most records handed to Bytewax at once.
         run_for_s: end the source after this long (demos, benchmarks); ``None`` runs
             until stopped.
@@ -169,7 +171,12 @@ def partition(
 
 
 class _LivePartition(StatefulSourcePartition[Record, None]):
-    """One WebSocket connection carrying a fixed group of streams."""
+    """One WebSocket connection carrying a fixed group of streams.
+
+    Its connection runs on the worker's shared loop (``WorkerLoop``): asking any
+    partition of the worker for a batch reads every socket of the worker, and a
+    worker with nothing ready sleeps in the selector until a frame arrives.
+    """
 
     def __init__(
         self,
@@ -179,11 +186,14 @@ class _LivePartition(StatefulSourcePartition[Record, None]):
         tap: Tap | None,
         failures: list[BpxError] | None,
     ) -> None:
-        self._loop = asyncio.new_event_loop()
+        self._worker = WorkerLoop.for_this_thread()
         self._config = config
         self._failures = failures
         self._rest = RestClient(config.rest_url, timeout_s=config.rest_timeout_s)
         self._conn = Connection(streams, config.connection, creds, self._rest, tap)
+        self._conn.on_ready = self._worker.wake
+        self._has_records = lambda: self._conn.pending > 0
+        self._worker.add(self._has_records)
         self._deadline = (
             None if config.run_for_s is None else time.monotonic() + config.run_for_s
         )
@@ -192,11 +202,18 @@ class _LivePartition(StatefulSourcePartition[Record, None]):
         self._watermark_us: int | None = (
             0 if config.watermarks and all_markets else None
         )
+        # Connects on the worker's next loop pass, whichever partition drives it.
+        self._worker.loop.call_soon(self._conn.start)
 
     @property
     def connection(self) -> Connection:
         """The connection behind this partition (for stats)."""
         return self._conn
+
+    @property
+    def worker(self) -> WorkerLoop:
+        """The worker's shared loop this partition's connection runs on."""
+        return self._worker
 
     def next_batch(self) -> list[Record]:
         if self._closed:
@@ -216,10 +233,14 @@ class _LivePartition(StatefulSourcePartition[Record, None]):
                 StopSignal.end()
             raise StopIteration
         cfg = self._config
+        worker = self._worker
+        conn = self._conn
         try:
-            batch = self._loop.run_until_complete(
-                self._conn.take(cfg.batch_timeout_s, cfg.batch_size)
-            )
+            worker.poll()
+            batch = conn.take_ready(cfg.batch_size)
+            if not batch and not worker.anything_ready():
+                worker.wait(self._idle_wait_s())
+                batch = conn.take_ready(cfg.batch_size)
         except BpxError as exc:
             if self._failures is None:
                 raise
@@ -236,6 +257,20 @@ class _LivePartition(StatefulSourcePartition[Record, None]):
                 batch.append(Watermark(at))
         return batch
 
+    def _idle_wait_s(self) -> float:
+        """How long a worker with nothing ready sleeps (a frame ends it sooner).
+
+        At most ``batch_timeout_s`` (a stop request is seen within that bound),
+        never past the deadline or the next watermark.
+        """
+        wait_s = self._config.batch_timeout_s
+        if self._deadline is not None:
+            wait_s = min(wait_s, max(0.0, self._deadline - time.monotonic()))
+        if self._watermark_us is not None:
+            next_us = self._watermark_us + WATERMARK_EVERY_US
+            wait_s = min(wait_s, max(0.0, (next_us - now_us()) / 1e6))
+        return wait_s
+
     def snapshot(self) -> None:
         return None  # live data cannot be rewound: at-most-once across restarts
 
@@ -243,11 +278,13 @@ class _LivePartition(StatefulSourcePartition[Record, None]):
         if self._closed:
             return
         self._closed = True
+        worker = self._worker
+        worker.remove(self._has_records)
         try:
-            self._loop.run_until_complete(self._conn.close())
-            self._loop.run_until_complete(self._rest.aclose())
+            worker.run(self._conn.close())
+            worker.run(self._rest.aclose())
         finally:
-            self._loop.close()
+            worker.release()
 
 
 class BackpackSource(FixedPartitionedSource[Record, None]):

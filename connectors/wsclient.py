@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import ssl
 import time
 from collections.abc import Callable
@@ -27,6 +28,30 @@ __all__ = ["ClosedInfo", "HandshakeError", "WsClient", "open_client"]
 
 OnText = Callable[[bytes, int], None]
 OnBinary = Callable[[int, int], None]  # (size in bytes, recv_us)
+
+_FIN_TEXT = 0x81  # FIN set, no reserved bits, opcode 1 (text)
+_MAX_HEAD = 64 << 10  # an upgrade answer's head, bytes
+
+
+class _Mode(enum.Enum):
+    """Who parses the bytes that arrive."""
+
+    HANDSHAKE = "handshake"  # the HTTP answer, then FRAMED or RAW
+    FRAMED = "framed"  # frames delimited here (the fast path)
+    RAW = "raw"  # websockets parses everything (compression, closing, no fast path)
+
+
+def _frame_size(data: bytes) -> int:
+    """The whole size of the frame ``data`` starts with (0: header incomplete)."""
+    if len(data) < 2:
+        return 0
+    length = data[1] & 0x7F
+    if length < 126:
+        return 2 + length
+    header = 4 if length == 126 else 10
+    if len(data) < header:
+        return 0
+    return header + int.from_bytes(data[2:header])
 
 
 class HandshakeError(ConnectionError):
@@ -60,12 +85,22 @@ class WsClient(asyncio.Protocol):
         protocol: ClientProtocol,
         on_text: OnText,
         on_binary: OnBinary | None = None,
+        max_size: int = 16 << 20,
+        fast: bool = True,
     ) -> None:
         self._protocol = protocol
         self._on_text = on_text
         self._on_binary = on_binary
         self._transport: asyncio.Transport | None = None
         self._fragments: list[bytes] = []
+        self._fragment_text = True  # the kind of the message being reassembled
+        self._max_size = max_size
+        self._fast_allowed = fast
+        self._mode = _Mode.HANDSHAKE
+        self._head = b""  # the upgrade's answer, until it is whole
+        self._partial: list[bytes] = []  # an incomplete frame's bytes (fast path)
+        self._partial_size = 0
+        self._partial_need = 0  # its whole size, once its header is known
         self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.closed: asyncio.Future[ClosedInfo] = (
             asyncio.get_running_loop().create_future()
@@ -83,10 +118,114 @@ class WsClient(asyncio.Protocol):
         self._flush()
 
     def data_received(self, data: bytes) -> None:
-        """Parse frames; hand text frames to ``on_text``; answer what needs answers."""
-        protocol = self._protocol
+        """Hand each complete text frame to ``on_text``; the rest to websockets."""
         self.bytes_received += len(data)
-        protocol.receive_data(data)
+        mode = self._mode
+        if mode is _Mode.FRAMED:
+            self._frames(data)
+        elif mode is _Mode.RAW:
+            self._protocol_data(data)
+        else:
+            self._handshake_bytes(data)
+
+    def _handshake_bytes(self, data: bytes) -> None:
+        """Until the upgrade's answer is whole: websockets gets exactly its bytes."""
+        head = self._head + data
+        end = head.find(b"\r\n\r\n")
+        if end < 0:
+            if len(head) > _MAX_HEAD:
+                self._mode = _Mode.RAW  # websockets refuses an endless head
+                self._protocol_data(head)
+            else:
+                self._head = head
+            return
+        self._head = b""
+        rest = head[end + 4 :]
+        self._protocol_data(head[: end + 4])
+        protocol = self._protocol
+        if (
+            self._fast_allowed
+            and protocol.state is State.OPEN
+            and not protocol.extensions  # permessage-deflate transforms frames
+        ):
+            self._mode = _Mode.FRAMED
+            if rest:
+                self._frames(rest)
+        else:
+            self._mode = _Mode.RAW
+            if rest:
+                self._protocol_data(rest)
+
+    def _frames(self, data: bytes) -> None:
+        """The open connection's hot path: frames delimited here, text sliced out.
+
+        A server's frames are unmasked, so an unfragmented, uncompressed text frame
+        is a header and the payload: sliced out and handed over with no per-frame
+        objects. Every other frame (control, fragment, binary, masked, reserved
+        bits, a text frame inside a fragmented message) goes to websockets'
+        protocol as its exact bytes, so its parser always starts at a frame's first
+        byte; it checks, answers (pongs, the closing handshake) and reports them as
+        always. Once the protocol is no longer plainly open (a Close, a failure) or
+        a frame is over ``max_size``, every later byte goes to websockets as is.
+        """
+        parts = self._partial
+        if parts:
+            self._partial_size += len(data)
+            parts.append(data)
+            if self._partial_size < self._partial_need:
+                return  # a large frame still arriving: no copying until it is whole
+            data = b"".join(parts)
+            parts.clear()
+        recv_us = time.time_ns() // 1000
+        on_text = self._on_text
+        max_size = self._max_size
+        protocol = self._protocol
+        size = len(data)
+        at = 0
+        while at + 2 <= size:
+            first = data[at]
+            length = data[at + 1]
+            start = at + 2
+            if length >= 126:  # masked (>= 128) or an extended length
+                if length == 126:
+                    start = at + 4
+                elif length == 127:
+                    start = at + 10
+                else:  # masked: websockets refuses it
+                    self._go_raw(data[at:])
+                    return
+                if start > size:
+                    break  # the header itself is incomplete
+                length = int.from_bytes(data[at + 2 : start])
+            if length > max_size:  # never buffered: websockets refuses it
+                self._go_raw(data[at:])
+                return
+            end = start + length
+            if end > size:
+                break
+            if first == _FIN_TEXT and protocol.current_size is None:
+                on_text(data[start:end], recv_us)
+            else:
+                self._protocol_data(data[at:end])
+                if protocol.state is not State.OPEN:
+                    self._go_raw(data[end:])
+                    return
+            at = end
+        if at < size:
+            rest = data[at:]
+            self._partial.append(rest)
+            self._partial_size = len(rest)
+            self._partial_need = _frame_size(rest)
+
+    def _go_raw(self, data: bytes) -> None:
+        self._mode = _Mode.RAW
+        self._protocol_data(data)
+
+    def _protocol_data(self, data: bytes) -> None:
+        """Bytes for websockets' protocol: the handshake, control frames, the rest."""
+        protocol = self._protocol
+        if data:
+            protocol.receive_data(data)
         recv_us = time.time_ns() // 1000
         on_text = self._on_text
         for event in protocol.events_received():
@@ -96,10 +235,11 @@ class WsClient(asyncio.Protocol):
                     on_text(event.data, recv_us)  # type: ignore[arg-type]  # bytes
                 elif opcode is Opcode.PONG:
                     self.last_pong_ns = time.monotonic_ns()
-                elif opcode is Opcode.TEXT or opcode is Opcode.CONT:
+                elif opcode is Opcode.TEXT or opcode is Opcode.BINARY:
+                    self._fragment_text = opcode is Opcode.TEXT
                     self._fragment(event, recv_us)
-                elif opcode is Opcode.BINARY and self._on_binary is not None:
-                    self._on_binary(len(event.data), recv_us)
+                elif opcode is Opcode.CONT:
+                    self._fragment(event, recv_us)
             elif isinstance(event, Response):
                 self._handshake_done(event)
         self._flush()
@@ -182,8 +322,12 @@ class WsClient(asyncio.Protocol):
     def _fragment(self, frame: Frame, recv_us: int) -> None:
         self._fragments.append(bytes(frame.data))
         if frame.fin:
-            self._on_text(b"".join(self._fragments), recv_us)
+            message = b"".join(self._fragments)
             self._fragments.clear()
+            if self._fragment_text:
+                self._on_text(message, recv_us)
+            elif self._on_binary is not None:
+                self._on_binary(len(message), recv_us)
 
     def _handshake_done(self, response: Response) -> None:
         error = self._protocol.handshake_exc
@@ -191,8 +335,9 @@ class WsClient(asyncio.Protocol):
             self.opened.set_result(None)
             return
         status = response.status_code
+        why = f" ({str(error)[:200]})" if status == 101 else ""  # a bad 101 answer
         self.opened.set_exception(
-            HandshakeError(f"WebSocket upgrade refused: HTTP {status}", status)
+            HandshakeError(f"WebSocket upgrade refused: HTTP {status}{why}", status)
         )
 
 
@@ -203,10 +348,13 @@ async def open_client(
     max_size: int = 16 << 20,
     compression: bool = False,
     on_binary: OnBinary | None = None,
+    fast_path: bool = True,
 ) -> WsClient:
     """Connect and complete the handshake.
 
-    ``compression`` offers permessage-deflate (less bandwidth, more CPU).
+    ``compression`` offers permessage-deflate (less bandwidth, more CPU: every
+    frame then goes through websockets' parser and inflater). ``fast_path=False``
+    parses every frame with websockets (for comparison and tests).
 
     Raises:
         OSError: the host is unreachable or refused the connection.
@@ -222,13 +370,19 @@ async def open_client(
 
     async def connect() -> WsClient:
         _, client = await loop.create_connection(
-            lambda: WsClient(protocol, on_text, on_binary),
+            lambda: WsClient(protocol, on_text, on_binary, max_size, fast_path),
             uri.host,
             uri.port,
             ssl=context,
             server_hostname=uri.host if context else None,
         )
-        await client.opened
+        try:
+            await client.opened
+        except BaseException:
+            # A refused upgrade (any status, a redirect), a reset or the deadline:
+            # the socket is ours to close, or every retry would leak one.
+            client.abort()
+            raise
         return client
 
     return await asyncio.wait_for(connect(), open_timeout_s)

@@ -188,3 +188,69 @@ def test_a_timed_stop_emits_everything_it_recorded(
 def _slowly(record: Any) -> Any:
     time.sleep(0.03)
     return record
+
+
+def test_a_silent_connection_never_holds_up_a_busy_one_on_the_same_worker() -> None:
+    # Two connection groups on one worker: one never receives a frame, the other a
+    # trade every 2 ms. Each partition may sleep up to 30 s when *nothing* is ready
+    # on its worker; a design where the silent partition waits on its own socket
+    # alone would hold the busy one's frames for 30 s per round and deliver a
+    # handful in the 4 s run; the shared loop delivers them as they arrive.
+    import asyncio
+    import json
+    import threading
+
+    from websockets.asyncio.server import ServerConnection, serve
+
+    sent: list[int] = []
+    ready = threading.Event()
+    port: list[int] = []
+
+    async def handler(ws: ServerConnection) -> None:
+        subscribe = json.loads(await ws.recv())
+        if "trade.SOL_USDC" in subscribe["params"]:
+            for n in range(1, 1_001):
+                data = {"e": "trade", "E": n, "T": n, "a": "1", "b": "2", "m": True}
+                data |= {"p": "10", "q": "1", "s": "SOL_USDC", "t": n}
+                await ws.send(json.dumps({"data": data, "stream": "trade.SOL_USDC"}))
+                sent.append(n)
+                await asyncio.sleep(0.002)
+        await ws.wait_closed()
+
+    async def main(stop: asyncio.Event) -> None:
+        async with serve(handler, "127.0.0.1", 0, ping_interval=None) as server:
+            port.append(next(iter(server.sockets)).getsockname()[1])
+            ready.set()
+            await stop.wait()
+
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+    server_thread = threading.Thread(
+        target=lambda: loop.run_until_complete(main(stop)), daemon=True
+    )
+    server_thread.start()
+    try:
+        assert ready.wait(10)
+        config = SourceConfig(
+            connection=ConnectionConfig(
+                ws_url=f"ws://127.0.0.1:{port[0]}", ping_interval_s=None
+            ),
+            rest_url="http://127.0.0.1:9",  # never asked: no depth streams
+            batch_timeout_s=30.0,
+            run_for_s=4.0,
+        )
+        groups = {
+            "conn-000": parse_streams(["liquidation.SOL_USDC_PERP"]),  # silent
+            "conn-001": parse_streams(["trade.SOL_USDC"]),
+        }
+        source = BackpackSource([], config, groups=groups)
+        out = run_tape(source)
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        server_thread.join(timeout=10)
+        loop.close()
+    ids = [r.data.t for r in out if isinstance(r, Frame)]
+    # Everything the server sent before the source closed arrived, in order.
+    assert len(sent) > 300
+    assert ids == list(range(1, len(ids) + 1))
+    assert len(ids) >= len(sent) - 50
