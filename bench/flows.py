@@ -87,6 +87,9 @@ def _run(flow: Any, workers: int, process_id: int | None, addresses: list[str]) 
 
     from bytewax._bytewax import cli_main
 
+    from bpx_flows.runner import tune_gc
+
+    tune_gc()  # as ``bpx-flows run`` does
     cli_main(
         flow,
         workers_per_process=workers,

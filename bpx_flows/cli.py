@@ -46,6 +46,7 @@ _RUN_FLAGS: dict[str, str] = {
     "--seconds": "source.seconds",
     "--per-connection": "source.per_connection",
     "--record": "source.record",
+    "--compression": "source.compression",
     "--workers": "run.workers",
     "--processes": "run.processes",
     "--process-id": "run.process_id",

@@ -16,6 +16,7 @@
     seconds = 60.0                   # stop after this long; absent = until stopped
     per_connection = 50              # live: streams per WebSocket connection
     record = "rec.jsonl.gz"          # live: also record every raw frame here
+    compression = false              # live: offer permessage-deflate
 
     [simulator]  seed, rate_scale, faults, cascade_at_s, cascade_symbol, cascade_side
     [run]        workers, processes, process_id, addresses, recovery_dir,
@@ -101,6 +102,9 @@ class SourceSettings(_Table, frozen=True):
     record: Annotated[str | None, _m("live: record every raw frame to this file")] = (
         None
     )
+    compression: Annotated[
+        bool, _m("live: offer permessage-deflate (less bandwidth, more CPU)")
+    ] = False
 
 
 class SimulatorSettings(_Table, frozen=True):

@@ -48,6 +48,20 @@ def add_sim_commands(commands: Any) -> None:
         help="serve this recording instead of synthetic data (--speed 0: max speed)",
     )
     sim.add_argument(
+        "--hold",
+        action="store_true",
+        help="--replay: keep each connection open (and silent) after the last frame "
+        "instead of closing it (clients then read every frame exactly once)",
+    )
+    sim.add_argument(
+        "--replay-delay",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="--replay: start each connection's replay S seconds after its first "
+        "SUBSCRIBE, for clients that subscribe stream by stream (0)",
+    )
+    sim.add_argument(
         "--account-key",
         help="base64 public key of the simulated account "
         "(default: the key of BPX_API_SECRET, if set)",
@@ -122,6 +136,8 @@ def _cmd_sim(args: argparse.Namespace) -> int:
         account_key=account_key,
         rest_limit=args.rest_limit,
         history_limit=args.history_limit,
+        close_after_replay=not args.hold,
+        replay_delay_s=args.replay_delay,
     )
     faults = [parse_fault(spec) for spec in args.fault]
     replay = None

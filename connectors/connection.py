@@ -178,9 +178,11 @@ class Connection:
             raise ValueError(msg)
         self._out: list[Record] = []
         self._out_bytes = 0  # frame bytes behind the records in ``_out``
+        self._wire_bytes = 0  # received by the connections that have ended
         self._paused = False  # reading paused until the consumer catches up
         self._ready = asyncio.Event()
         self.on_ready: Callable[[], None] | None = None  # called as records arrive
+        self.pending_since = 0.0  # monotonic time the oldest waiting record came
         self._task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._client: WsClient | None = None
@@ -200,6 +202,15 @@ class Connection:
     def connected(self) -> bool:
         """Whether the WebSocket is open (subscribed or subscribing) right now."""
         return self._client is not None
+
+    @property
+    def bytes_on_wire(self) -> int:
+        """WebSocket bytes received so far, over every connection.
+
+        Frame headers included, payloads as sent (compressed, with compression).
+        """
+        client = self._client
+        return self._wire_bytes + (client.bytes_received if client else 0)
 
     @property
     def pending(self) -> int:
@@ -388,6 +399,7 @@ class Connection:
             with contextlib.suppress(asyncio.CancelledError):
                 await watchdog
             self._client = None
+            self._wire_bytes += client.bytes_received
         if self._cause is not None:
             cause, self._cause = self._cause, None
             return cause
@@ -441,6 +453,7 @@ class Connection:
 
     def _signal(self) -> None:
         """Records are (about to be) ready: wake whoever waits for them."""
+        self.pending_since = time.monotonic()
         self._ready.set()
         if self.on_ready is not None:
             self.on_ready()

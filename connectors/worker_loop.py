@@ -97,13 +97,17 @@ class WorkerLoop:
             if not ready:
                 break
 
-    def wait(self, timeout_s: float) -> None:
-        """Run the loop until records are ready on this worker (``timeout_s`` most)."""
+    def wait(self, timeout_s: float, wakeable: bool = True) -> None:
+        """Run the loop until records are ready on this worker (``timeout_s`` most).
+
+        ``wakeable=False`` runs it the whole ``timeout_s`` (a linger: more records
+        join the batch that is ready).
+        """
         self.polls += 1
         self.waits += 1
         loop = self.loop
         timer = loop.call_later(timeout_s, loop.stop)
-        self._waiting = True
+        self._waiting = wakeable
         try:
             loop.run_forever()
         finally:

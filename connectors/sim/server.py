@@ -31,13 +31,18 @@ from websockets.http11 import Request, Response
 from bpx_flows.connectors.backpack.signing import verify_subscribe
 from bpx_flows.connectors.backpack.streams import Channel, StreamName, parse_stream
 from bpx_flows.connectors.errors import AuthError, ConfigError
+from bpx_flows.connectors.sim.catalog import assets, securities
 from bpx_flows.connectors.sim.encode import Dialect, FrameEncoder
+from bpx_flows.connectors.sim.engine import MarketSpec
 from bpx_flows.connectors.sim.exchange import Exchange, Output, SimConfig
 from bpx_flows.connectors.sim.faults import Fault, FaultKind, parse_fault
 from bpx_flows.connectors.sim.replay import RecordingFeed, replay_markets
 from bpx_flows.connectors.sim.rest import RestAnswer, answer
 
 __all__ = ["AUTH_ERROR_CODE", "ServerConfig", "SimServer"]
+
+# Tick, step and start price of a replayed market: not recorded, never checked.
+_ANY = ("0.00000001", "0.00000001", "1")
 
 log = logging.getLogger("bpx_flows.sim")
 
@@ -67,6 +72,12 @@ class ServerConfig:
         rest_limit: ``(requests, seconds)``: the REST requests allowed in any window
             of that many wall seconds (Backpack: 2,000 a minute); beyond, 429 with
             the exchange's body and a ``Retry-After``. ``None``: no limit.
+        close_after_replay: replay mode: close each connection (1000) after its
+            last frame; ``False`` keeps it open and silent (benchmarks: a client
+            that reconnected would read the recording again).
+        replay_delay_s: replay mode: start a connection's replay this long after
+            its first SUBSCRIBE, so a client that subscribes stream by stream (ccxt
+            does) gets every frame of each.
         history_limit: the same for historical candles and trades
             (``/api/v1/klines``, ``/api/v1/trades/history``; Backpack: 30 a minute),
             counted on top of ``rest_limit``.
@@ -84,6 +95,8 @@ class ServerConfig:
     max_buffer_bytes: int = 32 * 1024 * 1024
     start_us: int | None = None
     rest_limit: tuple[int, float] | None = (2_000, 60.0)
+    close_after_replay: bool = True
+    replay_delay_s: float = 0.0
     history_limit: tuple[int, float] | None = (30, 60.0)
 
 
@@ -298,6 +311,8 @@ class SimServer:
         assert self.replay is not None
         frames = self.replay.frames
         speed = self.config.speed
+        if self.config.replay_delay_s:
+            await asyncio.sleep(self.config.replay_delay_s)
         first_us = frames[0].recv_us
         started = time.monotonic()
         chunk = 0
@@ -319,7 +334,8 @@ class SimServer:
                 self._flush(client)
                 await client.ws.drain()
         self._flush(client)
-        await client.ws.close(1000, "end of replay")
+        if self.config.close_after_replay:
+            await client.ws.close(1000, "end of replay")
 
     def _start_replay(self, client: _Client) -> None:
         task = asyncio.create_task(self._replay_to(client), name="sim-replay")
@@ -585,7 +601,16 @@ class SimServer:
                 }
                 return RestAnswer(400, _encode(error))
             return RestAnswer(200, body)
-        text = b"Not Found (replay mode serves markets and depth)"
+        if path in ("/api/v1/assets", "/api/v1/securities"):
+            # What clients such as ccxt read while loading markets, for the
+            # replayed markets (bases and quotes from the names).
+            specs = tuple(
+                MarketSpec(m.symbol, m.baseSymbol, m.quoteSymbol, m.marketType, *_ANY)
+                for m in replay_markets(self.replay.symbols())
+            )
+            rows = assets(specs) if path == "/api/v1/assets" else securities(specs)
+            return RestAnswer(200, _encode(rows))
+        text = b"Not Found (replay mode serves markets, assets, securities and depth)"
         return RestAnswer(404, text, "text/plain")
 
     def _consume(self, fault: Fault) -> None:
