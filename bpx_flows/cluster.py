@@ -50,6 +50,7 @@ log = logging.getLogger("bpx_flows.cluster")
 
 PARENT_ENV = "BPX_CLUSTER_PARENT"  # the parent's pid, in every child's environment
 _POLL_S = 0.05
+_CAUSE_SETTLE_S = 0.3  # after a first failure: time for the cause to show
 _PR_SET_PDEATHSIG = 1
 
 
@@ -177,7 +178,7 @@ def _wait(children: list[_Child], stop_at: list[float]) -> int:
         codes = [child.proc.poll() for child in children]
         failed = [c for c, code in zip(children, codes, strict=True) if code]
         if failed and not stop_at:
-            first = failed[0]
+            first = _cause(children)
             code = first.proc.returncode
             how = (
                 f"was killed by {_signal_name(-code)}" if code < 0 else f"exited {code}"
@@ -204,6 +205,20 @@ def _wait(children: list[_Child], stop_at: list[float]) -> int:
             _stop_all(children, grace_s=0)
             return 1
         time.sleep(_POLL_S)
+
+
+def _cause(children: list[_Child]) -> _Child:
+    """The process whose end brought the cluster down.
+
+    A killed process takes its peers down within milliseconds (each one's Timely
+    connection to it breaks, and it exits 1), so the first failure seen may be a
+    consequence: wait a moment, then name a process killed by a signal before one
+    that exited with an error.
+    """
+    time.sleep(_CAUSE_SETTLE_S)
+    ended = [c for c in children if c.proc.poll()]
+    killed = [c for c in ended if (c.proc.returncode or 0) < 0]
+    return (killed or ended)[0]
 
 
 def _stop_all(children: list[_Child], grace_s: float = 5.0) -> None:

@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -236,3 +237,19 @@ def test_a_stop_that_hangs_in_a_sink_is_bounded() -> None:
     assert result.returncode == 1
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "did not stop within 10 s" in lines[0], result.stderr
+
+
+def test_the_cause_named_is_the_killed_process_not_the_peer_it_took_down() -> None:
+    # Process 1 is killed; process 0 then exits 1 because its peer vanished, and
+    # may be seen first: the one line must name process 1.
+    from types import SimpleNamespace
+
+    from bpx_flows.cluster import _cause
+
+    def child(process_id: int, code: int | None) -> Any:
+        proc = SimpleNamespace(returncode=code, poll=lambda: code)
+        return SimpleNamespace(process_id=process_id, proc=proc)
+
+    peer, killed, running = child(0, 1), child(1, -9), child(2, None)
+    assert _cause([peer, killed, running]) is killed
+    assert _cause([peer, running]) is peer
