@@ -321,28 +321,11 @@ def client_main(kind: str, *args: str) -> None:
 
 
 def start_sim(session: Path, speed: float) -> tuple[subprocess.Popen[str], str, str]:
-    sim = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "bpx_flows",
-            "sim",
-            "--replay",
-            str(session),
-            "--speed",
-            str(speed),
-            "--hold",
-            "--replay-delay",
-            "1",
-            "--rest-limit",
-            "off",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert sim.stdout is not None
-    urls = json.loads(sim.stdout.readline())
-    return sim, urls["ws"], urls["rest"]
+    """The simulator replaying ``session`` to each client once, with no REST limit."""
+    from bench.run import start_sim as start
+
+    flags = ["--hold", "--replay-delay", "1", "--rest-limit", "off"]
+    return start(session, speed, *flags)
 
 
 def run_client(

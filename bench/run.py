@@ -109,7 +109,7 @@ def run_case(*args: str) -> dict[str, Any]:
 
 
 def start_sim(
-    session: Path = SESSION, speed: float = 0.0
+    session: Path = SESSION, speed: float = 0.0, *flags: str
 ) -> tuple[subprocess.Popen[str], str, str]:
     """The simulator replaying ``session`` (speed 0: as fast as clients read)."""
     sim = subprocess.Popen(
@@ -122,6 +122,7 @@ def start_sim(
             str(session),
             "--speed",
             str(speed),
+            *flags,
         ],
         stdout=subprocess.PIPE,
         text=True,
