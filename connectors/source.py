@@ -192,11 +192,12 @@ class _LivePartition(StatefulSourcePartition[Record, None]):
         tap: Tap | None,
         failures: list[BpxError] | None,
     ) -> None:
-        self._worker = WorkerLoop.for_this_thread()
         self._config = config
         self._failures = failures
         self._rest = RestClient(config.rest_url, timeout_s=config.rest_timeout_s)
         self._conn = Connection(streams, config.connection, creds, self._rest, tap)
+        # Only once nothing above can refuse the streams: the loop is counted.
+        self._worker = WorkerLoop.for_this_thread()
         self._conn.on_ready = self._worker.wake
         self._has_records = lambda: self._conn.pending > 0
         self._worker.add(self._has_records)
