@@ -246,7 +246,8 @@ def watch_parent() -> None:
     """In a cluster's child: end with the parent, however the parent ends.
 
     Asks the kernel for SIGTERM when the parent dies, and, where that is not
-    available, a daemon thread checks the parent's pid once a second.
+    available, a daemon thread checks the parent's pid once a second; a child still
+    running ``STOP_GRACE_S`` after its parent died exits at once (code 1).
     """
     parent = os.environ.get(PARENT_ENV)
     if not parent:
@@ -260,10 +261,13 @@ def watch_parent() -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
     def check() -> None:
-        while True:
+        while os.getppid() == expected:
             time.sleep(1)
-            if os.getppid() != expected:
-                os.kill(os.getpid(), signal.SIGTERM)
-                return
+        os.kill(os.getpid(), signal.SIGTERM)
+        # A child whose peers died with the parent can wait for them forever in
+        # Bytewax's cluster (seen: a flow stopped by SIGTERM, still running 90 min
+        # later). Nobody is left to read its output: end it after the grace.
+        time.sleep(STOP_GRACE_S)
+        os._exit(1)
 
     threading.Thread(target=check, name="bpx-parent", daemon=True).start()

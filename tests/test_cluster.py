@@ -253,3 +253,40 @@ def test_the_cause_named_is_the_killed_process_not_the_peer_it_took_down() -> No
     peer, killed, running = child(0, 1), child(1, -9), child(2, None)
     assert _cause([peer, killed, running]) is killed
     assert _cause([peer, running]) is peer
+
+
+def test_a_child_that_does_not_stop_after_its_parent_died_is_ended() -> None:
+    # The child ignores the SIGTERM its parent's death brings (as a flow stuck
+    # waiting for dead peers effectively does); it must still be gone once the
+    # grace has passed. The parent is a shell that prints the child's pid.
+    from bpx_flows.resources import STOP_GRACE_S
+
+    child = (
+        "import os, signal, sys, time\n"
+        "from bpx_flows.cluster import watch_parent\n"
+        "watch_parent()\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "print(os.getpid(), flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    parent = subprocess.Popen(
+        ["/bin/sh", "-c", f'BPX_CLUSTER_PARENT=$$ {sys.executable} -c "$CHILD" & wait'],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "CHILD": child},
+        start_new_session=True,
+    )
+    try:
+        assert parent.stdout is not None
+        # The shell is the parent ($$): the child finds its pid in the environment.
+        pid = int(parent.stdout.readline())
+        assert _alive(pid)
+        parent.kill()
+        parent.wait(timeout=10)
+        assert _wait_for(lambda: not _alive(pid), STOP_GRACE_S + 5)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(parent.pid, signal.SIGKILL)
+        parent.wait(timeout=10)
+        if parent.stdout is not None:
+            parent.stdout.close()
