@@ -232,11 +232,6 @@ def client_flow(
     every_update = os.environ.get("BENCH_STATS_EVERY_UPDATE") == "1"
     settings = _client_settings(flow_name, symbols, every_update)
     source: Any = source_for(settings, Endpoint(ws, rest))
-    if os.environ.get("BENCH_LINGER_S"):
-        import dataclasses
-
-        linger_s = float(os.environ["BENCH_LINGER_S"])
-        source.config = dataclasses.replace(source.config, linger_s=linger_s)
     sink = LatencySink()
     flow = build_flow(settings, source, Sinks(sink, sink))
     meter = Meter(expected)

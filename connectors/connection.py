@@ -182,7 +182,6 @@ class Connection:
         self._paused = False  # reading paused until the consumer catches up
         self._ready = asyncio.Event()
         self.on_ready: Callable[[], None] | None = None  # called as records arrive
-        self.pending_since = 0.0  # monotonic time the oldest waiting record came
         self._task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._client: WsClient | None = None
@@ -453,7 +452,6 @@ class Connection:
 
     def _signal(self) -> None:
         """Records are (about to be) ready: wake whoever waits for them."""
-        self.pending_since = time.monotonic()
         self._ready.set()
         if self.on_ready is not None:
             self.on_ready()

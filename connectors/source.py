@@ -130,11 +130,6 @@ class SourceConfig:
             ``next_batch`` before returning an empty batch, seconds (it returns as
             soon as a frame arrives on any of its connections).
         batch_size: the most records handed to Bytewax at once.
-        linger_s: once a record is ready, wait up to this long (counted from its
-            arrival) for more to join its batch. 0 (the default) hands records
-            over as soon as the flow asks: measured (docs/benchmarks.md), a linger
-            of 0.5-1 ms saves 5-10 % CPU per frame on a paced feed and adds its
-            own length to the latency.
         run_for_s: end the source after this long (demos, benchmarks); ``None`` runs
             until stopped.
         rest_timeout_s: one REST request's deadline, seconds (then it is retried).
@@ -150,7 +145,6 @@ class SourceConfig:
     rest_url: str = DEFAULT_REST_URL
     streams_per_connection: int = 50
     batch_timeout_s: float = 0.05
-    linger_s: float = 0.0
     batch_size: int = 5_000
     run_for_s: float | None = None
     end_on_fatal: bool = False
@@ -199,8 +193,7 @@ class _LivePartition(StatefulSourcePartition[Record, None]):
         # Only once nothing above can refuse the streams: the loop is counted.
         self._worker = WorkerLoop.for_this_thread()
         self._conn.on_ready = self._worker.wake
-        self._has_records = lambda: self._conn.pending > 0
-        self._worker.add(self._has_records)
+        self._worker.add(self._conn)
         self._deadline = (
             None if config.run_for_s is None else time.monotonic() + config.run_for_s
         )
@@ -244,12 +237,6 @@ class _LivePartition(StatefulSourcePartition[Record, None]):
         conn = self._conn
         try:
             worker.poll()
-            if cfg.linger_s and 0 < conn.pending < cfg.batch_size:
-                # A few records are ready: let more join them, for at most
-                # ``linger_s`` after the first arrived (Bytewax's cost is per batch).
-                left_s = cfg.linger_s - (time.monotonic() - conn.pending_since)
-                if left_s > 0:
-                    worker.wait(left_s, wakeable=False)
             batch = conn.take_ready(cfg.batch_size)
             if not batch and not worker.anything_ready():
                 worker.wait(self._idle_wait_s())
@@ -292,7 +279,7 @@ class _LivePartition(StatefulSourcePartition[Record, None]):
             return
         self._closed = True
         worker = self._worker
-        worker.remove(self._has_records)
+        worker.remove(self._conn)
         try:
             worker.run(self._conn.close())
             worker.run(self._rest.aclose())

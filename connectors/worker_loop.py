@@ -22,10 +22,18 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Coroutine
-from typing import Any, ClassVar, TypeVar
+from collections.abc import Coroutine
+from typing import Any, ClassVar, Protocol, TypeVar
 
 __all__ = ["WorkerLoop"]
+
+
+class _Pending(Protocol):
+    """A connection, as far as the loop needs it: how many records wait."""
+
+    @property
+    def pending(self) -> int: ...
+
 
 T = TypeVar("T")
 
@@ -46,7 +54,7 @@ class WorkerLoop:
         self.loop = asyncio.new_event_loop()
         self._thread_id = thread_id
         self._users = 0
-        self._ready: list[Callable[[], bool]] = []  # "has records" of each user
+        self._connections: list[_Pending] = []  # of the partitions using the loop
         self._waiting = False
         self.polls = 0  # passes of the loop, for benchmarks
         self.waits = 0  # of them, those that slept
@@ -68,18 +76,18 @@ class WorkerLoop:
         with cls._lock:
             return len(cls._loops)
 
-    def add(self, has_records: Callable[[], bool]) -> None:
-        """Count a partition's records when deciding whether to sleep."""
-        self._ready.append(has_records)
+    def add(self, connection: _Pending) -> None:
+        """Count a partition's connection when deciding whether to sleep."""
+        self._connections.append(connection)
 
-    def remove(self, has_records: Callable[[], bool]) -> None:
-        """Stop counting a closed partition's records."""
-        if has_records in self._ready:
-            self._ready.remove(has_records)
+    def remove(self, connection: _Pending) -> None:
+        """Stop counting a closed partition's connection."""
+        if connection in self._connections:
+            self._connections.remove(connection)
 
     def anything_ready(self) -> bool:
-        """Whether any partition of this worker has records waiting."""
-        return any(has() for has in self._ready)
+        """Whether any connection of this worker has records waiting."""
+        return any(c.pending for c in self._connections)
 
     def poll(self) -> None:
         """Read what has arrived and run what is ready, without waiting.
@@ -97,17 +105,13 @@ class WorkerLoop:
             if not ready:
                 break
 
-    def wait(self, timeout_s: float, wakeable: bool = True) -> None:
-        """Run the loop until records are ready on this worker (``timeout_s`` most).
-
-        ``wakeable=False`` runs it the whole ``timeout_s`` (a linger: more records
-        join the batch that is ready).
-        """
+    def wait(self, timeout_s: float) -> None:
+        """Run the loop until records are ready on this worker (``timeout_s`` most)."""
         self.polls += 1
         self.waits += 1
         loop = self.loop
         timer = loop.call_later(timeout_s, loop.stop)
-        self._waiting = wakeable
+        self._waiting = True
         try:
             loop.run_forever()
         finally:
