@@ -178,8 +178,8 @@ def case_live(flow_name: str, ws: str, rest: str, seconds: str, *symbols: str) -
     _COUNT_FROM_US[0] = int((start + _WARM_UP_S) * 1e6)
     _run(flow, 1, None, [])
     frames = sum(
-        sum(part.connection.session.stats.frames.values())
-        for part in source.partitions.values()
+        sum(conn.session.stats.frames.values())
+        for conn in source.connections().values()
     )
     _report(sink, frames, start, cpu0)
 

@@ -242,13 +242,10 @@ def client_flow(
         started = time.monotonic()
         while not meter.done.is_set():
             time.sleep(0.02)
-            parts = list(source.partitions.values())
+            conns = list(source.connections().values())
             # Received and handed to the flow: records still queued at the
             # connection (up to ``max_pending``) are not done yet.
-            frames = sum(
-                p.connection.session.stats.frames.total() - p.connection.pending
-                for p in parts
-            )
+            frames = sum(c.session.stats.frames.total() - c.pending for c in conns)
             meter.seen(max(0, frames))
             if idle_s:
                 elapsed = time.monotonic() - started
@@ -293,10 +290,9 @@ def client_flow(
         run_wall_s=round(time.perf_counter() - wall0, 3),
         loop_passes=worker.polls if worker else None,
         loop_sleeps=worker.waits if worker else None,
-        wire_bytes=sum(p.connection.bytes_on_wire for p in source.partitions.values()),
+        wire_bytes=sum(c.bytes_on_wire for c in source.connections().values()),
         payload_bytes=sum(
-            p.connection.session.stats.bytes_received
-            for p in source.partitions.values()
+            c.session.stats.bytes_received for c in source.connections().values()
         ),
     )
 

@@ -168,29 +168,26 @@ def run_soak(  # noqa: PLR0915 (one linear script)
             if now >= next_sample:
                 next_sample = now + sample_every_s
                 parts = list(source.partitions.values())
-                result.connection_groups = len(parts)
+                conns = list(source.connections().values())
+                result.connection_groups = len(conns)
                 result.rss_mb.append(round(_rss_mb(), 1))
                 result.threads.append(threading.active_count())
                 loops = {id(p.worker.loop): p.worker.loop for p in parts}
                 result.tasks.append(
                     sum(len(asyncio.all_tasks(x)) for x in loops.values())
                 )
-                pending = sum(p.connection.pending for p in parts)
+                pending = sum(c.pending for c in conns)
                 result.pending.append(pending)
                 max_pending = max(
-                    max_pending, max((p.connection.pending for p in parts), default=0)
+                    max_pending, max((c.pending for c in conns), default=0)
                 )
                 status = _get(f"{rest}/sim/status")
                 result.sim_connections.append(int(status["connections"]))
         status = _get(f"{rest}/sim/status")
-        parts = list(source.partitions.values())
+        conns = list(source.connections().values())
         result.faults_fired = status["stats"]["faults_fired"]
-        result.frames = sum(
-            sum(p.connection.session.stats.frames.values()) for p in parts
-        )
-        result.reconnects = sum(
-            sum(p.connection.stats.disconnects.values()) for p in parts
-        )
+        result.frames = sum(sum(c.session.stats.frames.values()) for c in conns)
+        result.reconnects = sum(sum(c.stats.disconnects.values()) for c in conns)
         result.outputs = sum(counts.values())
         time.sleep(1.0)
         left_open = int(_get(f"{rest}/sim/status")["connections"])

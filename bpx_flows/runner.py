@@ -293,14 +293,10 @@ def _serve_metrics(
     from bpx_flows.connectors import metrics
     from bpx_flows.connectors.sinks.metrics import MetricsSink
     from bpx_flows.connectors.sinks.tee import TeeSink
+    from bpx_flows.connectors.source import BackpackSource
 
-    parts = getattr(source, "partitions", None)
-    if parts is not None:
-        metrics.REGISTRY.register(
-            metrics.ConnectionCollector(
-                lambda: {name: p.connection for name, p in parts.items()}
-            )
-        )
+    if isinstance(source, BackpackSource):
+        metrics.REGISTRY.register(metrics.ConnectionCollector(source.connections))
     bound = metrics.serve_metrics(port, settings.metrics.host)
     print(f"metrics: http://{settings.metrics.host}:{bound}/metrics", flush=True)
     flow = settings.flow

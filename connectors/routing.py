@@ -14,6 +14,7 @@ so every process of a cluster computes the same one locally.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ __all__ = [
     "ShardPlan",
     "balanced_routes",
     "live_groups",
+    "partition",
     "probe",
     "replay_plan",
 ]
@@ -192,19 +194,17 @@ def live_groups(
     workers: int,
     per_connection: int,
     owner: dict[str, int] | None = None,
-) -> dict[str, list[StreamName]] | None:
-    """Connection groups that each land on the worker owning their symbols.
+) -> dict[int, dict[str, list[StreamName]]]:
+    """The connections of each worker, each carrying streams of symbols it owns.
 
     A worker's streams (those of the symbols it owns; all-markets streams such as
-    ``liquidation`` go to the first worker) are cut into groups of at most
-    ``per_connection``; group ``k`` of every worker forms slot ``k``, named so that
-    Bytewax gives each name of a slot to a different worker. A worker with fewer
-    groups gets empty ones (they end at once). ``owner`` (symbol -> worker) defaults
-    to where Bytewax hashes the symbol. ``None`` with one worker, or when Bytewax
-    does not spread a slot over all workers.
+    ``liquidation`` go to the first worker) are cut into connection groups of at most
+    ``per_connection``, named ``conn-<k>-<worker>``; a worker with no streams gets
+    none. ``owner`` (symbol -> worker) defaults to where Bytewax hashes the symbol.
+    One worker: ``partition`` of the streams.
     """
     if workers <= 1:
-        return None
+        return {0: partition(streams, per_connection)}
     symbols = sorted({s.symbol for s in streams if s.symbol is not None})
     first: dict[str, int] = {}
     if owner is not None:
@@ -216,19 +216,28 @@ def live_groups(
     for stream in sorted(streams, key=lambda s: (s.symbol or "", str(s))):
         reader = first.get(stream.symbol, 0) if stream.symbol is not None else 0
         mine[reader].append(stream)
-    chunks = {
-        w: [owned[i : i + per_connection] for i in range(0, len(owned), per_connection)]
+    return {
+        w: {
+            f"conn-{k:03d}-{w:03d}": owned[i : i + per_connection]
+            for k, i in enumerate(range(0, len(owned), per_connection))
+        }
         for w, owned in mine.items()
     }
-    slots = max(len(c) for c in chunks.values())
-    names = [f"conn-{k:03d}-{w:03d}" for k in range(slots) for w in range(workers)]
-    readers = probe(tuple(symbols), tuple(names), workers).parts
-    groups: dict[str, list[StreamName]] = {}
-    for k in range(slots):
-        slot = names[k * workers : (k + 1) * workers]
-        if sorted(readers[name] for name in slot) != list(range(workers)):
-            return None
-        for name in slot:
-            its = chunks[readers[name]]
-            groups[name] = its[k] if k < len(its) else []
-    return groups
+
+
+def partition(
+    streams: Sequence[StreamName], per_connection: int
+) -> dict[str, list[StreamName]]:
+    """Split streams into connection groups with stable keys (``conn-000``...).
+
+    The order is the sorted stream names, so the same list always gives the same
+    groups, across workers, processes and restarts.
+    """
+    if per_connection < 1:
+        msg = f"streams per connection must be >= 1, got {per_connection}"
+        raise ValueError(msg)
+    ordered = sorted(streams, key=str)
+    groups = [
+        ordered[i : i + per_connection] for i in range(0, len(ordered), per_connection)
+    ]
+    return {f"conn-{n:03d}": group for n, group in enumerate(groups)}

@@ -18,8 +18,10 @@ from typing import Any, NoReturn
 import msgspec
 from bytewax.inputs import (
     AbortExecution,
+    DynamicSource,
     FixedPartitionedSource,
     StatefulSourcePartition,
+    StatelessSourcePartition,
 )
 
 from bpx_flows.connectors.backpack.booksync import BookSnapshot
@@ -38,7 +40,7 @@ from bpx_flows.connectors.connection import (
 from bpx_flows.connectors.errors import BpxError
 from bpx_flows.connectors.recording import RecordingReader
 from bpx_flows.connectors.rest import DEFAULT_REST_URL, RestClient
-from bpx_flows.connectors.routing import ShardPlan
+from bpx_flows.connectors.routing import ShardPlan, partition
 from bpx_flows.connectors.shard import Shard
 from bpx_flows.connectors.worker_loop import WorkerLoop
 
@@ -125,7 +127,7 @@ class SourceConfig:
     Attributes:
         connection: per-connection behaviour (URL, timeouts, backoff, limits).
         rest_url: the REST base URL for depth snapshots.
-        streams_per_connection: streams carried by one connection (one partition).
+        streams_per_connection: streams carried by one connection.
         batch_timeout_s: the longest a worker with nothing to do sleeps in
             ``next_batch`` before returning an empty batch, seconds (it returns as
             soon as a frame arrives on any of its connections).
@@ -152,35 +154,18 @@ class SourceConfig:
     watermarks: bool = False
 
 
-def partition(
-    streams: Sequence[StreamName], per_connection: int
-) -> dict[str, list[StreamName]]:
-    """Split streams into connection groups with stable keys (``conn-000``...).
+class _LivePartition(StatelessSourcePartition[Record]):
+    """A worker's live connections, each carrying a fixed group of streams.
 
-    The order is the sorted stream names, so the same list always gives the same
-    partitions, across workers, processes and restarts.
-    """
-    if per_connection < 1:
-        msg = f"streams per connection must be >= 1, got {per_connection}"
-        raise ValueError(msg)
-    ordered = sorted(streams, key=str)
-    groups = [
-        ordered[i : i + per_connection] for i in range(0, len(ordered), per_connection)
-    ]
-    return {f"conn-{n:03d}": group for n, group in enumerate(groups)}
-
-
-class _LivePartition(StatefulSourcePartition[Record, None]):
-    """One WebSocket connection carrying a fixed group of streams.
-
-    Its connection runs on the worker's shared loop (``WorkerLoop``): asking any
-    partition of the worker for a batch reads every socket of the worker, and a
-    worker with nothing ready sleeps in the selector until a frame arrives.
+    One partition per worker (a ``DynamicSource``), so one ``next_batch`` hands
+    Bytewax what every connection of the worker has ready. They all run on the
+    worker's loop (``WorkerLoop``): a call reads every socket of the worker, and
+    only a worker with nothing ready sleeps in the selector until a frame arrives.
     """
 
     def __init__(
         self,
-        streams: list[StreamName],
+        groups: dict[str, list[StreamName]],
         config: SourceConfig,
         creds: Credentials | None,
         tap: Tap | None,
@@ -188,31 +173,43 @@ class _LivePartition(StatefulSourcePartition[Record, None]):
     ) -> None:
         self._config = config
         self._failures = failures
+        # One REST client (one connection pool) for the worker's connections; the
+        # request budget is shared by the whole process anyway.
         self._rest = RestClient(config.rest_url, timeout_s=config.rest_timeout_s)
-        self._conn = Connection(streams, config.connection, creds, self._rest, tap)
+        self.connections = {
+            name: Connection(streams, config.connection, creds, self._rest, tap)
+            for name, streams in groups.items()
+        }
+        self._order = list(self.connections.values())
+        self._next = 0  # the connection served first by the next batch (fairness)
         # Only once nothing above can refuse the streams: the loop is counted.
         self._worker = WorkerLoop.for_this_thread()
-        self._conn.on_ready = self._worker.wake
-        self._worker.add(self._conn)
+        for conn in self._order:
+            conn.on_ready = self._worker.wake
+            self._worker.add(conn)
         self._deadline = (
             None if config.run_for_s is None else time.monotonic() + config.run_for_s
         )
         self._closed = False
-        all_markets = any(s.symbol is None for s in streams)
-        self._watermark_us: int | None = (
-            0 if config.watermarks and all_markets else None
-        )
-        # Connects on the worker's next loop pass, whichever partition drives it.
-        self._worker.loop.call_soon(self._conn.start)
+        # The connections carrying an all-markets stream give the watermarks.
+        self._clocked = [
+            self.connections[name]
+            for name, streams in groups.items()
+            if config.watermarks and any(s.symbol is None for s in streams)
+        ]
+        self._watermark_us = 0
+        # They connect on the worker's next loop pass.
+        for conn in self._order:
+            self._worker.loop.call_soon(conn.start)
 
     @property
     def connection(self) -> Connection:
-        """The connection behind this partition (for stats)."""
-        return self._conn
+        """The first connection of this partition (for stats)."""
+        return self._order[0]
 
     @property
     def worker(self) -> WorkerLoop:
-        """The worker's shared loop this partition's connection runs on."""
+        """The worker's shared loop the connections run on."""
         return self._worker
 
     def next_batch(self) -> list[Record]:
@@ -223,38 +220,55 @@ class _LivePartition(StatefulSourcePartition[Record, None]):
         ):
             StopSignal.note_ending()
             self.close()
-            # Everything received (and recorded) before the socket closed is emitted:
-            # a stopped run loses nothing it read, and its recording replays to the
-            # same records.
-            rest = self._conn.drain()
+            # Everything received (and recorded) before the sockets closed is
+            # emitted: a stopped run loses nothing it read, and its recording
+            # replays to the same records.
+            rest = [r for conn in self._order for r in conn.drain()]
             if rest:
                 return rest
             if StopSignal.is_set():
                 StopSignal.end()
             raise StopIteration
-        cfg = self._config
         worker = self._worker
-        conn = self._conn
-        try:
-            worker.poll()
-            batch = conn.take_ready(cfg.batch_size)
-            if not batch and not worker.anything_ready():
-                worker.wait(self._idle_wait_s())
-                batch = conn.take_ready(cfg.batch_size)
-        except BpxError as exc:
-            if self._failures is None:
-                raise
-            # End the flow cleanly; the caller reports the error after the run.
-            self._failures.append(exc)
-            StopSignal.set()
-            self.close()
-            raise StopIteration from None
-        if self._watermark_us is not None:
-            # After the batch: everything received before it left with the batch.
+        worker.poll()
+        batch = self._take()
+        if not batch and not worker.anything_ready():
+            worker.wait(self._idle_wait_s())
+            batch = self._take()
+        if self._clocked and not any(c.pending for c in self._clocked):
+            # After the batch: everything those connections received before it
+            # left with the batch.
             at = now_us() // WATERMARK_EVERY_US * WATERMARK_EVERY_US
             if at > self._watermark_us:
                 self._watermark_us = at
                 batch.append(Watermark(at))
+        return batch
+
+    def _take(self) -> list[Record]:
+        """Up to ``batch_size`` ready records, from each connection in turn."""
+        room = self._config.batch_size
+        order = self._order
+        count = len(order)
+        start = self._next
+        self._next = (start + 1) % count
+        batch: list[Record] = []
+        for i in range(count):
+            conn = order[(start + i) % count]
+            try:
+                taken = conn.take_ready(room - len(batch))
+            except BpxError as exc:
+                if self._failures is None:
+                    raise
+                # End the flow cleanly (the next call closes and drains every
+                # connection); the caller reports the error after the run.
+                if not StopSignal.is_set():
+                    self._failures.append(exc)
+                StopSignal.set()
+                continue
+            if taken:
+                batch += taken
+                if len(batch) >= room:
+                    break
         return batch
 
     def _idle_wait_s(self) -> float:
@@ -266,45 +280,45 @@ class _LivePartition(StatefulSourcePartition[Record, None]):
         wait_s = self._config.batch_timeout_s
         if self._deadline is not None:
             wait_s = min(wait_s, max(0.0, self._deadline - time.monotonic()))
-        if self._watermark_us is not None:
+        if self._clocked:
             next_us = self._watermark_us + WATERMARK_EVERY_US
             wait_s = min(wait_s, max(0.0, (next_us - now_us()) / 1e6))
         return wait_s
-
-    def snapshot(self) -> None:
-        return None  # live data cannot be rewound: at-most-once across restarts
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
         worker = self._worker
-        worker.remove(self._conn)
         try:
-            worker.run(self._conn.close())
+            for conn in self._order:
+                worker.remove(conn)
+                worker.run(conn.close())
             worker.run(self._rest.aclose())
         finally:
             worker.release()
 
 
-class BackpackSource(FixedPartitionedSource[Record, None]):
+class BackpackSource(DynamicSource[Record]):
     """The live Backpack feed.
 
-    Partition: one WebSocket connection carrying a fixed group of streams (see
-    ``partition``); partitions are the unit of parallelism across workers.
-    Emits ``Frame`` records, ``BookSnapshot``/``Resync`` around depth diffs (books are
-    synced here, at the edge), ``BadFrame`` dead letters and ``ServerError`` frames.
-    Resume state: none; delivery is at-most-once across restarts (books re-seed from a
-    fresh snapshot). Ends on ``StopSignal``, after ``run_for_s``, or never.
-    Constructing it does no I/O; connections open when the partition is built.
+    One partition per worker: the worker's WebSocket connections, each carrying a
+    fixed group of streams (``groups``, or ``partition`` of the streams shared out
+    over the workers in turn). Emits ``Frame`` records, ``BookSnapshot``/``Resync``
+    around depth diffs (books are synced here, at the edge), ``BadFrame`` dead
+    letters and ``ServerError`` frames. No resume state: delivery is at-most-once
+    across restarts (books re-seed from a fresh snapshot). Ends on ``StopSignal``,
+    after ``run_for_s``, or never. Constructing it does no I/O; connections open
+    when a worker builds its partition.
 
     Args:
         streams: what to subscribe.
         config: connection and batching settings.
         credentials: for ``account.*`` streams.
         tap: receives every raw frame and REST answer (the recorder).
-        groups: explicit connection groups (``connectors.routing.live_groups`` puts
-            each on the worker that owns its symbols); an empty group ends at once.
+        groups: the connections of each worker index, by name
+            (``connectors.routing.live_groups`` puts each symbol's streams on the
+            worker that owns its state); every worker index must exist in the run.
     """
 
     def __init__(
@@ -313,17 +327,16 @@ class BackpackSource(FixedPartitionedSource[Record, None]):
         config: SourceConfig | None = None,
         credentials: Credentials | None = None,
         tap: Tap | None = None,
-        groups: dict[str, list[StreamName]] | None = None,
+        groups: dict[int, dict[str, list[StreamName]]] | None = None,
     ) -> None:
         self.config = config or SourceConfig()
-        self._parts = (
-            groups
-            if groups is not None
-            else partition(streams, self.config.streams_per_connection)
-        )
+        self._streams = list(streams)
+        self._groups = groups
+        if groups is None:
+            partition(self._streams, self.config.streams_per_connection)  # checks
         self._credentials = credentials
         self._tap = tap
-        self.partitions: dict[str, _LivePartition] = {}
+        self.partitions: dict[int, _LivePartition] = {}  # by worker index
         self.failures: list[BpxError] = []  # with ``end_on_fatal``: why it ended
 
     @classmethod
@@ -349,33 +362,56 @@ class BackpackSource(FixedPartitionedSource[Record, None]):
         )
         return cls(streams, config, Credentials.from_env(environ))
 
-    def list_parts(self) -> list[str]:
-        """Every connection group (each worker may open any of them)."""
-        return list(self._parts)
+    def groups_for(
+        self, worker_index: int, worker_count: int
+    ) -> dict[str, list[StreamName]]:
+        """The connections worker ``worker_index`` of ``worker_count`` opens."""
+        if self._groups is not None:
+            beyond = sorted(w for w in self._groups if not 0 <= w < worker_count)
+            if beyond:
+                msg = (
+                    f"connection groups were planned for workers {beyond}, but the "
+                    f"run has {worker_count} worker(s): their streams would never "
+                    "be read"
+                )
+                raise ValueError(msg)
+            return self._groups.get(worker_index, {})
+        groups = partition(self._streams, self.config.streams_per_connection)
+        return {
+            name: streams
+            for n, (name, streams) in enumerate(groups.items())
+            if n % worker_count == worker_index
+        }
 
-    def build_part(
-        self, step_id: str, for_part: str, resume_state: None
-    ) -> StatefulSourcePartition[Record, None]:
-        """Open the connection group ``for_part`` (no resume state: live data)."""
+    def connections(self) -> dict[str, Connection]:
+        """Every connection opened so far in this process, by name (for stats)."""
+        return {
+            name: conn
+            for part in list(self.partitions.values())
+            for name, conn in part.connections.items()
+        }
+
+    def build(
+        self, step_id: str, worker_index: int, worker_count: int
+    ) -> StatelessSourcePartition[Record]:
+        """Open this worker's connections."""
         StopSignal.mark_started()
-        if not self._parts[for_part]:
-            return _NoStreams()  # a worker that owns fewer groups than others
+        groups = self.groups_for(worker_index, worker_count)
+        if not groups:
+            return _NoStreams()  # a worker with no streams of its own
         failures = self.failures if self.config.end_on_fatal else None
         part = _LivePartition(
-            self._parts[for_part], self.config, self._credentials, self._tap, failures
+            groups, self.config, self._credentials, self._tap, failures
         )
-        self.partitions[for_part] = part
+        self.partitions[worker_index] = part
         return part
 
 
-class _NoStreams(StatefulSourcePartition[Record, None]):
-    """An empty connection group: ends at once."""
+class _NoStreams(StatelessSourcePartition[Record]):
+    """A worker with no connections: ends at once."""
 
     def next_batch(self) -> list[Record]:
         raise StopIteration
-
-    def snapshot(self) -> None:
-        return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bpx_flows.connectors.backpack.streams import parse_streams
-from bpx_flows.connectors.routing import live_groups, probe, replay_plan
+from bpx_flows.connectors.routing import live_groups, partition, probe, replay_plan
 from bpx_flows.flows.market import market_streams
 
 SYMBOLS = ["SOL_USDC", "SOL_USDC_PERP", "BTC_USDC_PERP", "ETH_USDC_PERP", "BTC_USDC"]
@@ -29,20 +29,24 @@ def test_live_groups_read_each_stream_once_on_its_owner(
     workers: int, per_connection: int
 ) -> None:
     streams = parse_streams([*market_streams(SYMBOLS), "account.orderUpdate"])
-    groups = live_groups(streams, workers, per_connection)
-    assert groups is not None
+    plan = live_groups(streams, workers, per_connection)
+    assert sorted(plan) == list(range(workers))
+    groups = {name: s for conns in plan.values() for name, s in conns.items()}
+    assert len(groups) == sum(len(conns) for conns in plan.values())  # unique names
     grouped = [s for names in groups.values() for s in names]
     assert sorted(map(str, grouped)) == sorted(map(str, streams))
-    assert all(len(names) <= per_connection for names in groups.values())
-    routing = probe(tuple(sorted(SYMBOLS)), tuple(groups), workers)
-    for name, names in groups.items():
-        for stream in names:
-            if stream.symbol is not None:
-                assert routing.keys[stream.symbol] == routing.parts[name]
+    assert all(0 < len(names) <= per_connection for names in groups.values())
+    owners = probe(tuple(sorted(SYMBOLS)), (), workers).keys
+    for worker, conns in plan.items():
+        for names in conns.values():
+            for stream in names:
+                expected = 0 if stream.symbol is None else owners[stream.symbol]
+                assert worker == expected, stream
 
 
-def test_one_worker_needs_no_groups_or_plan(tmp_path: Path) -> None:
-    assert live_groups(parse_streams(["trade.SOL_USDC"]), 1, 50) is None
+def test_one_worker_has_every_stream_and_needs_no_plan(tmp_path: Path) -> None:
+    streams = parse_streams(["trade.SOL_USDC", "depth.SOL_USDC", "trade.BTC_USDC"])
+    assert live_groups(streams, 1, 2) == {0: partition(streams, 2)}
     assert replay_plan([str(tmp_path / "x.jsonl")], SYMBOLS, 1) is None
 
 

@@ -191,9 +191,7 @@ def test_every_panel_and_rule_expression_returns_data(tmp_path: Path) -> None:
             ),
             creds,
         )
-        collector = metrics.ConnectionCollector(
-            lambda: {name: p.connection for name, p in source.partitions.items()}
-        )
+        collector = metrics.ConnectionCollector(source.connections)
         metrics.REGISTRY.register(collector)
         port = metrics.serve_metrics(0)
         web = free_port()

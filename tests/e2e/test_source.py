@@ -19,6 +19,7 @@ from bpx_flows.connectors.backpack.decode import BadFrame
 from bpx_flows.connectors.backpack.wire import Frame
 from bpx_flows.connectors.connection import ConnectionConfig
 from bpx_flows.connectors.recording import Recorder, iter_lines
+from bpx_flows.connectors.routing import live_groups
 from bpx_flows.connectors.sim import Fault, FaultKind, SimThread
 from bpx_flows.connectors.source import (
     BackpackSource,
@@ -79,6 +80,25 @@ def test_partitions_are_stable_groups() -> None:
     assert sum(len(g) for g in parts.values()) == len(STREAMS)
     with pytest.raises(ValueError, match=">= 1"):
         partition(streams, 0)
+
+
+def test_each_worker_opens_its_share_of_the_connections() -> None:
+    streams = parse_streams(STREAMS)
+    source = BackpackSource(streams, SourceConfig(streams_per_connection=2))
+    whole = partition(streams, 2)
+    shares = [source.groups_for(w, 3) for w in range(3)]
+    assert sum(len(s) for s in shares) == len(whole)
+    assert {k: v for share in shares for k, v in share.items()} == whole
+    assert source.groups_for(0, 1) == whole
+
+
+def test_a_plan_for_more_workers_than_the_run_has_is_refused() -> None:
+    streams = parse_streams(STREAMS)
+    plan = live_groups(streams, 2, 50)
+    source = BackpackSource(streams, groups=plan)
+    assert source.groups_for(1, 2) == plan[1]
+    with pytest.raises(ValueError, match=r"workers \[1\].*1 worker"):
+        source.groups_for(0, 1)
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -191,11 +211,11 @@ def _slowly(record: Any) -> Any:
 
 
 def test_a_silent_connection_never_holds_up_a_busy_one_on_the_same_worker() -> None:
-    # Two connection groups on one worker: one never receives a frame, the other a
-    # trade every 2 ms. Each partition may sleep up to 30 s when *nothing* is ready
-    # on its worker; a design where the silent partition waits on its own socket
-    # alone would hold the busy one's frames for 30 s per round and deliver a
-    # handful in the 4 s run; the shared loop delivers them as they arrive.
+    # Two connections on one worker: one never receives a frame, the other a trade
+    # every 2 ms. The worker may sleep up to 30 s when *nothing* is ready on it; a
+    # design that waits on the silent socket alone would hold the busy one's frames
+    # for 30 s per round and deliver a handful in the 4 s run; the shared loop
+    # delivers them as they arrive.
     import asyncio
     import json
     import threading
@@ -240,8 +260,10 @@ def test_a_silent_connection_never_holds_up_a_busy_one_on_the_same_worker() -> N
             run_for_s=4.0,
         )
         groups = {
-            "conn-000": parse_streams(["liquidation.SOL_USDC_PERP"]),  # silent
-            "conn-001": parse_streams(["trade.SOL_USDC"]),
+            0: {
+                "conn-000": parse_streams(["liquidation.SOL_USDC_PERP"]),  # silent
+                "conn-001": parse_streams(["trade.SOL_USDC"]),
+            }
         }
         source = BackpackSource([], config, groups=groups)
         out = run_tape(source)

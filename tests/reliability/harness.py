@@ -309,8 +309,7 @@ class Pipeline:
     def connection_stats(self) -> dict[str, int]:
         assert self.source is not None
         totals: dict[str, int] = defaultdict(int)
-        for part in self.source.partitions.values():
-            conn = part.connection
+        for conn in self.source.connections().values():
             totals["connects"] += conn.stats.connects
             totals["disconnects"] += sum(conn.stats.disconnects.values())
             totals["dead_letters"] += sum(conn.session.stats.bad_frames.values())

@@ -183,7 +183,7 @@ def test_expired_signature_ends_the_private_stream_fast_and_clearly() -> None:
     assert source.failures and isinstance(source.failures[0], AuthError)
     assert "expired" in str(source.failures[0])
     assert "synchronise it (NTP)" in str(source.failures[0])
-    connects = sum(p.connection.stats.connects for p in source.partitions.values())
+    connects = sum(c.stats.connects for c in source.connections().values())
     assert connects == 1  # refused for good: no reconnect storm
     assert took < 10
     RESULTS["expired signature on a private stream"] = {
