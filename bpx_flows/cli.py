@@ -47,6 +47,7 @@ _RUN_FLAGS: dict[str, str] = {
     "--per-connection": "source.per_connection",
     "--record": "source.record",
     "--compression": "source.compression",
+    "--trade-backfill": "source.trade_backfill",
     "--workers": "run.workers",
     "--processes": "run.processes",
     "--process-id": "run.process_id",

@@ -162,7 +162,11 @@ def source_for(
     # enough streams), so every worker decodes a share of the input.
     per_connection = max(1, min(src.per_connection, -(-len(streams) // workers)))
     config = SourceConfig(
-        connection=ConnectionConfig(ws_url=endpoint.ws, compression=src.compression),
+        connection=ConnectionConfig(
+            ws_url=endpoint.ws,
+            compression=src.compression,
+            backfill_trades=src.trade_backfill,
+        ),
         rest_url=endpoint.rest,
         streams_per_connection=per_connection,
         run_for_s=src.seconds,

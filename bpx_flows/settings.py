@@ -17,6 +17,7 @@
     per_connection = 50              # live: streams per WebSocket connection
     record = "rec.jsonl.gz"          # live: also record every raw frame here
     compression = false              # live: offer permessage-deflate
+    trade_backfill = true            # live: fetch back trades a gap lost (REST)
 
     [simulator]  seed, rate_scale, faults, cascade_at_s, cascade_symbol, cascade_side
     [run]        workers, processes, process_id, addresses, recovery_dir,
@@ -105,6 +106,10 @@ class SourceSettings(_Table, frozen=True):
     compression: Annotated[
         bool, _m("live: offer permessage-deflate (less bandwidth, more CPU)")
     ] = False
+    trade_backfill: Annotated[
+        bool,
+        _m("live: fetch trades a gap in trade ids lost from REST (candles correct)"),
+    ] = True
 
 
 class SimulatorSettings(_Table, frozen=True):

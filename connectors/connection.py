@@ -20,6 +20,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from bpx_flows.connectors.backpack.backfill import (
+    HISTORY_PATH,
+    TradeBackfill,
+    TradeGaps,
+    id_ranges,
+)
 from bpx_flows.connectors.backpack.books import BookRouter
 from bpx_flows.connectors.backpack.booksync import BookSync, ResyncReason, SyncRecord
 from bpx_flows.connectors.backpack.decode import BadFrame, BadReason, Decoded
@@ -29,7 +35,7 @@ from bpx_flows.connectors.backpack.session import Session
 from bpx_flows.connectors.backpack.signing import Credentials
 from bpx_flows.connectors.backpack.streams import Channel, StreamName
 from bpx_flows.connectors.backpack.text import printable
-from bpx_flows.connectors.backpack.wire import Depth, Frame, ServerError
+from bpx_flows.connectors.backpack.wire import Depth, Frame, ServerError, Trade
 from bpx_flows.connectors.clock import Watermark
 from bpx_flows.connectors.errors import AuthError, BpxError
 from bpx_flows.connectors.rest import RestClient
@@ -56,9 +62,9 @@ _NOT_OBJECT = (BadReason.NOT_JSON, BadReason.NOT_A_FRAME)
 
 _MAX_FETCHES = 8  # snapshot fetches in flight per connection
 
-Record = Frame[Any] | SyncRecord | BadFrame | ServerError | Watermark
-"""What a source emits: frames, book snapshots/resyncs, dead letters, errors, and
-(from the source, never the connection) watermarks."""
+Record = Frame[Any] | SyncRecord | BadFrame | ServerError | TradeBackfill | Watermark
+"""What a source emits: frames, book snapshots/resyncs, dead letters, errors, the
+ends of trade backfills, and (from the source, never the connection) watermarks."""
 
 
 class Tap(Protocol):
@@ -101,6 +107,13 @@ class ConnectionConfig:
         stable_s: a connection counts as recovered (the backoff starts again
             from ``backoff_initial_s``) only after delivering data for this long,
             seconds; a server that accepts and then drops us keeps backing off.
+        backfill_trades: fetch the trades a ``trade.<symbol>`` stream skipped (a
+            jump in trade ids, after a reconnect say) from
+            ``/api/v1/trades/history`` and emit them as ``BackfilledTrade``
+            frames, each gap ended by a ``TradeBackfill`` record
+            (``connectors/backpack/backfill.py``).
+        backfill_max_wait_s: a gap not filled within this long is given up
+            (reported ``unfillable``, reason ``budget``), seconds.
     """
 
     ws_url: str = DEFAULT_WS_URL
@@ -116,6 +129,8 @@ class ConnectionConfig:
     compression: bool = False
     max_reconnects: int | None = None
     stable_s: float = 30.0
+    backfill_trades: bool = False
+    backfill_max_wait_s: float = 300.0
 
 
 @dataclass
@@ -196,6 +211,13 @@ class Connection:
         self._has_private = any(s.private for s in streams)
         self._frames_this_connection = 0
         self._episode_failures = 0  # connection faults since data last flowed
+        self.gaps: TradeGaps | None = None  # trade ids missed, being fetched back
+        if config.backfill_trades and any(s.channel is Channel.TRADE for s in streams):
+            if rest is None:
+                msg = "trade backfill needs a REST client"
+                raise ValueError(msg)
+            self.gaps = TradeGaps(max_wait_us=int(config.backfill_max_wait_s * 1e6))
+        self._backfilling: asyncio.Task[None] | None = None
 
     @property
     def connected(self) -> bool:
@@ -283,8 +305,11 @@ class Connection:
         return out
 
     async def close(self) -> None:
-        """Close the socket cleanly and stop reconnecting."""
+        """Close the socket cleanly and stop reconnecting (open gaps end unfilled)."""
         self._closing = True
+        if self.gaps is not None:
+            for report in self.gaps.close(time.time_ns() // 1000):
+                self._report_backfill(report)
         if self._client is not None:
             await self._client.close()
         for task in [self._task, *self._tasks]:
@@ -421,6 +446,8 @@ class Connection:
                 payload = event.data
                 if type(payload) is not Depth:
                     out.append(event)
+                    if type(payload) is Trade and self.gaps is not None:
+                        self._check_trade_id(event.stream, payload, recv_us)
                 else:
                     sync = self._syncs.get(event.stream)
                     if sync is not None and sync.continues(payload):
@@ -442,6 +469,88 @@ class Connection:
             or self._out_bytes >= self.config.max_pending_bytes
         ) and not self._paused:
             self._pause()
+
+    # Trade backfill.
+
+    def _check_trade_id(self, stream: str, trade: Trade, recv_us: int) -> None:
+        assert self.gaps is not None
+        found = self.gaps.see(stream, trade.s, trade.t, recv_us)
+        if found is None:
+            return
+        if isinstance(found, TradeBackfill):
+            self._report_backfill(found)
+            return
+        log.info(
+            "%s: trades %d..%d missed; fetching them back",
+            stream,
+            found.first,
+            found.last,
+        )
+        if self._backfilling is None or self._backfilling.done():
+            self._backfilling = asyncio.get_running_loop().create_task(
+                self._backfill(), name="bpx-backfill"
+            )
+            self._tasks.add(self._backfilling)
+            self._backfilling.add_done_callback(self._tasks.discard)
+
+    async def _backfill(self) -> None:
+        """Fetch the open gaps one request at a time, within the history budget."""
+        gaps, rest = self.gaps, self._rest
+        assert gaps is not None
+        assert rest is not None
+        while not self._closing:
+            request, ended = gaps.next_request(time.time_ns() // 1000)
+            for report in ended:
+                self._report_backfill(report)
+            if request is None:
+                return
+            try:
+                body = await rest.raw(HISTORY_PATH, request.params, history=True)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # RestError, or anything else: the gap's count
+                log.warning(
+                    "trade history for %s failed: %s",
+                    request.gap.symbol,
+                    printable(str(exc)),
+                )
+                given_up = gaps.failed(request, time.time_ns() // 1000)
+                if given_up is not None:
+                    self._report_backfill(given_up)
+                continue
+            recv_us = time.time_ns() // 1000
+            frames, done = gaps.answered(request, body, recv_us)
+            if self._tap is not None:
+                params = {**request.params, "ids": id_ranges(f.data.t for f in frames)}
+                self._tap.rest(request.gap.stream, HISTORY_PATH, params, body, recv_us)
+            for frame in frames:
+                self._emit(frame)
+            if done is not None:
+                self._report_backfill(done)
+
+    def _report_backfill(self, report: TradeBackfill) -> None:
+        if report.reason is None:
+            log.info(
+                "%s: trades %d..%d backfilled (%d requests)",
+                report.stream,
+                report.first,
+                report.last,
+                report.requests,
+            )
+        else:
+            log.warning(
+                "%s: trades %d..%d not backfilled (%s): %d of %d still missing",
+                report.stream,
+                report.first,
+                report.last,
+                report.reason,
+                report.missing,
+                report.last - report.first + 1,
+            )
+        note = getattr(self._tap, "backfill", None)
+        if note is not None:
+            note(report)
+        self._emit(report)
 
     def _pause(self) -> None:
         # The consumer is behind: stop reading, so TCP pushes back on the server.

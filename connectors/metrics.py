@@ -322,6 +322,7 @@ class ConnectionCollector(Collector):
         )
         totals: dict[str, dict[Any, float]] = {}
         bytes_total = snapshots_total = pending_total = 0.0
+
         found = self._connections()
         named = dict(found) if isinstance(found, dict) else {}
         now_us = time.time_ns() // 1000
@@ -329,7 +330,8 @@ class ConnectionCollector(Collector):
             up.add_metric([name], 1.0 if conn.connected else 0.0)
             last = conn.last_frame_us or conn.started_us
             age.add_metric([name], max(0.0, (now_us - last) / 1e6))
-        for conn in named.values() if named else _as_list(found):
+        conns = list(named.values()) if named else _as_list(found)
+        for conn in conns:
             stats = conn.session.stats
             _add(totals, "frames", stats.frames)
             _add(totals, "invalid", stats.bad_frames)
@@ -356,6 +358,7 @@ class ConnectionCollector(Collector):
         received.add_metric([], bytes_total)
         snapshots.add_metric([], snapshots_total)
         pending.add_metric([], pending_total)
+        yield from _backfill_metrics(conns)
         yield from (
             frames,
             received,
@@ -370,12 +373,31 @@ class ConnectionCollector(Collector):
         )
 
 
+def _backfill_metrics(connections: list[Any]) -> Iterator[Any]:
+    """The trade backfill of the connections that do it."""
+    gaps_open = GaugeMetricFamily(
+        "bpx_trade_gaps_open", "Gaps in trade ids being fetched back from REST"
+    )
+    missing = GaugeMetricFamily(
+        "bpx_trades_missing", "Trades known missed and not fetched back yet"
+    )
+    backfills = CounterMetricFamily(
+        "bpx_trade_backfills", "Trade-id gaps ended, by outcome", labels=["outcome"]
+    )
+    trackers = [c.gaps for c in connections if getattr(c, "gaps", None) is not None]
+    gaps_open.add_metric([], sum(g.open for g in trackers))
+    missing.add_metric([], sum(g.missing() for g in trackers))
+    backfills.add_metric(["filled"], sum(g.filled for g in trackers))
+    backfills.add_metric(["unfillable"], sum(g.unfillable for g in trackers))
+    yield from (gaps_open, missing, backfills)
+
+
 class RestBudgetCollector(Collector):
     """The process's shared REST budget (``connectors.rest.PROCESS_BUDGET``)."""
 
     def collect(self) -> Iterator[Any]:
         """Requests granted so far, and those waiting for their slot now."""
-        from bpx_flows.connectors.rest import PROCESS_BUDGET
+        from bpx_flows.connectors.rest import HISTORY_BUDGET, PROCESS_BUDGET
 
         granted = CounterMetricFamily(
             "bpx_rest_requests", "REST requests sent within the process's budget"
@@ -390,7 +412,17 @@ class RestBudgetCollector(Collector):
             "bpx_rest_budget_per_minute", "The process's REST budget, requests a minute"
         )
         limit.add_metric([], PROCESS_BUDGET.per_minute)
-        yield from (granted, backlog, limit)
+        history = CounterMetricFamily(
+            "bpx_rest_history_requests",
+            "Historical trade and candle requests sent within their own budget",
+        )
+        history.add_metric([], HISTORY_BUDGET.granted)
+        history_backlog = GaugeMetricFamily(
+            "bpx_rest_history_backlog_requests",
+            "Historical requests waiting for their budget (30 a minute at Backpack)",
+        )
+        history_backlog.add_metric([], HISTORY_BUDGET.waiting)
+        yield from (granted, backlog, limit, history, history_backlog)
 
 
 REGISTRY.register(RestBudgetCollector())

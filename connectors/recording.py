@@ -30,6 +30,7 @@ from typing import BinaryIO, cast
 import msgspec
 from isal import igzip, isal_zlib
 
+from bpx_flows.connectors.backpack.backfill import TradeBackfill
 from bpx_flows.connectors.backpack.replayer import unsplice
 
 __all__ = [
@@ -237,6 +238,11 @@ class Recorder:
     def disconnected(self, cause: str, recv_us: int) -> None:
         """Write a lost-connection marker."""
         self._write(_encode({"recv_us": recv_us, "disconnect": cause}) + b"\n")
+
+    def backfill(self, report: TradeBackfill) -> None:
+        """Write how a trade backfill ended (a replay emits the same record)."""
+        body = msgspec.json.encode(report)
+        self._write(b'{"recv_us":%d,"backfill":%s}\n' % (report.recv_us, body))
 
     # Output.
 

@@ -99,6 +99,9 @@ class RestBudget:
 PROCESS_BUDGET = RestBudget()
 """The budget every ``RestClient`` of this process shares unless given another."""
 
+HISTORY_BUDGET = RestBudget(per_minute=27.0, burst=1)
+"""Historical trades and candles: Backpack allows 30 a minute (90 % of it here)."""
+
 
 class RestClient:
     """Public REST endpoints of Backpack, decoded into wire records.
@@ -132,8 +135,12 @@ class RestClient:
         backoff_initial_s: float = 0.25,
         max_body_bytes: int = 32 << 20,
         budget: RestBudget | None = None,
+        history_budget: RestBudget | None = None,
     ) -> None:
         self.budget = budget if budget is not None else PROCESS_BUDGET
+        self.history_budget = (
+            history_budget if history_budget is not None else HISTORY_BUDGET
+        )
         self.base_url = base_url.rstrip("/")
         self._timeout_s = timeout_s
         self._max_body_bytes = max_body_bytes
@@ -162,9 +169,15 @@ class RestClient:
         params = {"symbol": symbol, "limit": str(limit)}
         return await self._request("/api/v1/depth", params, DepthSnapshot)
 
-    async def raw(self, path: str, params: Mapping[str, str]) -> bytes:
-        """``GET path`` with the same retries and limits; the body as received."""
-        _, body = await self._request(path, params, msgspec.Raw)
+    async def raw(
+        self, path: str, params: Mapping[str, str], history: bool = False
+    ) -> bytes:
+        """``GET path`` with the same retries and limits; the body as received.
+
+        ``history``: a historical endpoint (trades, candles), which also draws on
+        the history budget (30 requests a minute at the exchange).
+        """
+        _, body = await self._request(path, params, msgspec.Raw, history)
         return body
 
     async def markets(self) -> list[Market]:
@@ -188,7 +201,7 @@ class RestClient:
             return response.status_code, response.headers, b"".join(chunks)
 
     async def _request(
-        self, path: str, params: Mapping[str, str], kind: type[T]
+        self, path: str, params: Mapping[str, str], kind: type[T], history: bool = False
     ) -> tuple[T, bytes]:
         delays = backoff(self._backoff_initial_s, 10.0)
         last: str = ""
@@ -197,6 +210,8 @@ class RestClient:
             wait = self._bucket.delay_s()
             if wait:
                 await asyncio.sleep(wait)
+            if history:
+                await self.history_budget.slot()
             await self.budget.slot()
             self.requests += 1
             retry_after = None

@@ -1,8 +1,10 @@
 """Trades into event-time candles with Bytewax windowing, checked against klines.
 
-    feed ─► trades ─► by_symbol ─► check_trade_ids ─► roll_base ─► roll_up ─► candles
-                                        └ gaps ┐        └ late ─► late_trades
-    feed ─► closed_klines ─► by_symbol ───────┴─► check_klines ─► integrity
+    feed ─► by_symbol ─► check_trade_ids ─► roll_base ─► candle_book ─► candles
+    check_trade_ids ─► gaps ─► candle_book (holds their windows), integrity
+    roll_base ─► late ─► fetched back? ─► candle_book (corrections) / late_trades
+    klines_by_symbol + candles ─► check_klines ─► integrity
+    feed ─► backfill reports (TradeBackfill) ─► integrity
 
 The base window (the shortest interval, 1 s by default) is a Bytewax ``fold_window``
 over a ``TumblingWindower`` aligned to the epoch, on an ``EventClock`` of the trade's
@@ -13,6 +15,12 @@ is folded once whatever the number of intervals. With ``wall_clock=False`` (repl
 tests) the watermark moves only with event time, so a replay gives the same candles
 and the same late trades every time; live, the wall clock also advances it, so quiet
 windows close on time.
+
+Trades the connector fetched back after a gap (``BackfilledTrade``, with
+``source.backfill``) fold like any other while their window is open; after it closed,
+``candle_book`` emits every candle they change again with the next ``revision``
+(``operators.candles.candle_book``), for windows within ``revise_horizon_us`` of the
+gap.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from bytewax.dataflow import Dataflow, Stream, operator
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
+from bpx_flows.connectors.backpack.backfill import BackfilledTrade, TradeBackfill
 from bpx_flows.connectors.backpack.klines import FIXED_INTERVAL_US
 from bpx_flows.connectors.backpack.streams import (
     KlineInterval,
@@ -40,17 +49,18 @@ from bpx_flows.flows.batching import keyed_frames, stateful_steps
 from bpx_flows.flows.keys import Route
 from bpx_flows.flows.spec import FlowContext, FlowSpec, Outputs, Section, lazy_flow
 from bpx_flows.operators.candles import (
+    BookConfig,
     Candle,
     CandleAcc,
     KlineMismatch,
     TradeGap,
+    candle_book,
     check_ids,
     check_klines,
     finish,
     fold,
     merge,
     new_acc,
-    roll_up,
 )
 
 __all__ = [
@@ -80,14 +90,21 @@ class CandleConfig:
         forward_fill: emit empty candles (close carried, volume 0) for quiet intervals.
         wall_clock: let the wall clock advance the watermark (live); ``False`` makes it
             move with event time only (deterministic replays).
+        revise_horizon_us: after a gap in trade ids, its windows are kept this long
+            (engine time) so trades fetched back can correct them; 0: no
+            corrections.
     """
 
     intervals: tuple[KlineInterval, ...] = DEFAULT_INTERVALS
     allowed_lateness_us: int = 2_000_000
     forward_fill: bool = False
     wall_clock: bool = True
+    revise_horizon_us: int = 360_000_000
 
     def __post_init__(self) -> None:
+        if self.revise_horizon_us < 0:
+            msg = f"revision horizon must be >= 0 us, got {self.revise_horizon_us}"
+            raise ValueError(msg)
         if self.allowed_lateness_us < 0:
             msg = f"allowed lateness must be >= 0 us, got {self.allowed_lateness_us}"
             raise ValueError(msg)
@@ -131,8 +148,16 @@ def _finish_base(base: KlineInterval, window: tuple[int, CandleAcc]) -> Candle:
     return finish(window[1], base)
 
 
-def _roll(config: CandleConfig, state: Any, candle: Candle) -> tuple[Any, list[Candle]]:
-    return roll_up(state, candle, config.intervals, config.forward_fill)
+def _book(config: BookConfig, state: Any, item: Any) -> tuple[Any, list[Candle]]:
+    return candle_book(state, item, config)
+
+
+def _backfill_reports(batch: list[Any]) -> list[TradeBackfill]:
+    return [r for r in batch if type(r) is TradeBackfill]
+
+
+def _is_fetched(kv: tuple[str, Any]) -> bool:
+    return type(kv[1]) is BackfilledTrade
 
 
 def _check(state: Any, item: Any) -> tuple[Any, list[Any]]:
@@ -155,7 +180,7 @@ class CandleOut:
     """The candle step's outputs."""
 
     candles: Stream[Any]  # Candle
-    integrity: Stream[Any]  # TradeGap, KlineMismatch
+    integrity: Stream[Any]  # TradeGap, KlineMismatch, TradeBackfill
     late: Stream[Any]  # Trade
 
 
@@ -167,7 +192,9 @@ def roll_candles(
     route: Route | None = None,
 ) -> CandleOut:
     """Connector records in; candles, integrity events and late trades out."""
-    keyed = keyed_frames("by_symbol", records, (Trade,), route, events=True)
+    keyed = keyed_frames(
+        "by_symbol", records, (Trade, BackfilledTrade), route, events=True
+    )
     checked = stateful_steps("check_trade_ids", keyed, check_ids)
     split = op.branch("split_gaps", checked, lambda kv: isinstance(kv[1], Trade))
     lateness = timedelta(microseconds=config.allowed_lateness_us)
@@ -186,15 +213,34 @@ def roll_candles(
     base = op.map_value(
         "finish_base", windows.down, functools.partial(_finish_base, config.base)
     )
-    candles = stateful_steps("roll_up", base, functools.partial(_roll, config))
+    late_trades = op.map_value("late_trade", windows.late, lambda wv: wv[1])
+    fetched = op.branch("fetched_back", late_trades, _is_fetched)
+    # A replay hands Bytewax thousands of lines at once, and the closed candles of
+    # a whole batch may reach the book before the trades fetched back within it
+    # (they take another path): replays keep every window of the horizon, live
+    # runs (small batches) only the last 30 s unless a gap holds more.
+    book = BookConfig(
+        config.intervals,
+        config.base,
+        config.forward_fill,
+        horizon_us=config.revise_horizon_us,
+        keep_us=30_000_000 if config.wall_clock else config.revise_horizon_us,
+    )
+    into_book = op.merge("closed_and_fetched", base, fetched.trues, split.falses)
+    candles = stateful_steps("candle_book", into_book, functools.partial(_book, book))
     candle_out = op.map("unkey_candles", candles, lambda kv: kv[1])
-    late = op.map("unkey_late", windows.late, lambda kv: kv[1][1])
+    late = op.map("unkey_late", fetched.falses, lambda kv: kv[1])
     kline_frames = keyed_frames("klines_by_symbol", records, (Kline,), route)
     keyed_klines = op.filter_map_value("closed_klines", kline_frames, closed_kline_of)
     both = op.merge("ours_and_theirs", candles, keyed_klines)
     mismatches = stateful_steps("check_klines", both, _check)
     integrity = op.merge("integrity_events", split.falses, mismatches)
-    integrity_out = op.map("unkey_integrity", integrity, lambda kv: kv[1])
+    reports = op.flat_map_batch("backfill_reports", records, _backfill_reports)
+    integrity_out = op.merge(
+        "with_backfills",
+        op.map("unkey_integrity", integrity, lambda kv: kv[1]),
+        reports,
+    )
     return CandleOut(candle_out, integrity_out, late)
 
 
@@ -239,6 +285,15 @@ class CandleSettings(Section, frozen=True, kw_only=True):
     fill: Annotated[
         bool, msgspec.Meta(description="forward-fill quiet intervals (volume 0)")
     ] = False
+    revise_s: Annotated[
+        int,
+        msgspec.Meta(
+            ge=0,
+            le=86_400,
+            description="after a trade gap, how long its candles can be corrected by "
+            "trades fetched back, s (0: never)",
+        ),
+    ] = 360
 
     def problems(self) -> Iterator[tuple[str, str]]:
         """Unknown intervals, and combinations the windowing cannot roll up."""
@@ -260,6 +315,7 @@ class CandleSettings(Section, frozen=True, kw_only=True):
             allowed_lateness_us=self.lateness_ms * 1000,
             forward_fill=self.fill,
             wall_clock=not replay,
+            revise_horizon_us=self.revise_s * 1_000_000,
         )
 
 
@@ -280,7 +336,7 @@ SPEC = FlowSpec(
     sections=(CandleSettings,),
     streams=_streams,
     wire=_wire,
-    produces=(Candle, TradeGap, KlineMismatch, Trade),
+    produces=(Candle, TradeGap, KlineMismatch, TradeBackfill, Trade),
 )
 
 

@@ -2,7 +2,8 @@
 
 - ``CandleAcc`` + ``fold``/``merge``/``finish``: the accumulator that Bytewax's
   ``fold_window`` runs over the trades of one base window (exact ``Decimal``s; open and
-  close are the first and last trade by engine time, ties by trade id).
+  close are the first and last trade by trade id: ids are sequential in the
+  engine's order, and a trade fetched back from REST has only millisecond time).
 - ``roll_up``: closed base candles of a symbol into every longer interval, with
   optional forward-filled empty candles (close carried, volume 0).
 - ``check_ids``: trade-id continuity per symbol (ids are sequential): duplicates are
@@ -30,6 +31,8 @@ from bpx_flows.connectors.backpack.wire import Kline, Trade
 from bpx_flows.operators.numbers import price_like, to_decimal
 
 __all__ = [
+    "BookConfig",
+    "BookState",
     "Candle",
     "CandleAcc",
     "IdState",
@@ -37,6 +40,7 @@ __all__ = [
     "KlineMismatch",
     "RollUpState",
     "TradeGap",
+    "candle_book",
     "check_ids",
     "check_klines",
     "finish",
@@ -63,7 +67,10 @@ class Candle(msgspec.Struct, frozen=True, kw_only=True):
     ``buy_*`` are trades whose taker bought (``m`` false), ``sell_*`` whose taker sold.
     ``filled`` candles had no trade: prices carry the previous close, volumes are 0.
     ``partial`` is the first candle seen for its interval: trades before the flow
-    started are missing, so it is not compared with the exchange.
+    started are missing, so it is not compared with the exchange. ``revision`` is 0
+    when the candle closes; a correction (trades fetched back after a gap) emits the
+    window again with the next revision, so the highest revision of a window is
+    its value.
     """
 
     symbol: str
@@ -86,14 +93,15 @@ class Candle(msgspec.Struct, frozen=True, kw_only=True):
     last_trade_id: int | None
     filled: bool = False
     partial: bool = False
+    revision: int = 0
 
 
 @dataclass(slots=True)
 class CandleAcc:
     """The running fold of one window's trades."""
 
-    open_key: tuple[int, int] = (1 << 62, 0)  # (T, trade id) of the open
-    close_key: tuple[int, int] = (-1, 0)
+    open_key: int = 1 << 62  # trade id of the open (ids follow the engine's order)
+    close_key: int = -1
     open: Decimal = _ZERO
     close: Decimal = _ZERO
     high: Decimal | None = None
@@ -117,7 +125,7 @@ def new_acc() -> CandleAcc:
 def fold(acc: CandleAcc, trade: Trade) -> CandleAcc:
     """Add one trade."""
     price, qty = Decimal(trade.p), Decimal(trade.q)
-    key = (trade.T, trade.t)
+    key = trade.t
     if key < acc.open_key:
         acc.open_key, acc.open = key, price
         acc.first_us = trade.T
@@ -245,6 +253,182 @@ def roll_up(
     return state, out
 
 
+# Corrections: trades fetched back after a gap, folded into candles already closed.
+
+
+@dataclass
+class BookState:
+    """Per symbol: the roll-up, and the candles a correction may still change.
+
+    ``emitted`` holds the latest revision of each window closed within the last
+    ``keep_us`` of engine time, and of every window since the start of an open
+    gap's hold (``holds``: ``(from_us, until_us)``, one per ``TradeGap``, ending
+    ``horizon_us`` after the gap was detected), so memory is bounded whatever the
+    run's length.
+    """
+
+    roll: RollUpState = field(default_factory=RollUpState)
+    emitted: dict[tuple[KlineInterval, int], Candle] = field(default_factory=dict)
+    holds: list[tuple[int, int]] = field(default_factory=list)
+    first_us: dict[KlineInterval, int] = field(default_factory=dict)
+    pending: dict[int, CandleAcc] = field(default_factory=dict)  # windows not closed
+    latest_us: int = 0  # engine time: the end of the newest base candle
+    corrections: int = 0
+    uncorrectable: int = 0  # trades fetched back too late to change a candle
+
+
+@dataclass(frozen=True, slots=True)
+class BookConfig:
+    """What ``candle_book`` computes: intervals, fill, and how long it corrects."""
+
+    intervals: tuple[KlineInterval, ...]
+    base: KlineInterval
+    forward_fill: bool = False
+    horizon_us: int = 360_000_000  # a gap's windows stay correctable this long
+    keep_us: int = 30_000_000  # windows kept without a gap (late paths, in order)
+
+
+def candle_book(
+    state: BookState | None, item: Any, config: BookConfig
+) -> tuple[BookState, list[Candle]]:
+    """Roll a closed base candle up, or correct candles with a fetched-back trade.
+
+    ``item`` is a closed base ``Candle`` (rolled up as ``roll_up`` does), a
+    ``TradeGap`` (its windows are held for corrections), or a trade fetched back
+    from REST that came after its base window closed: every closed candle of its
+    windows is emitted again with the next ``revision``, and an interval still open
+    simply includes it. A window that had no candle (the gap took all its trades)
+    gets one, revision 1. Trades outside what is held count as ``uncorrectable``.
+    """
+    state = state or BookState()
+    if isinstance(item, Candle):
+        out = []
+        for candle in _with_pending(state, item, config.base):
+            state.roll, closed = roll_up(
+                state.roll, candle, config.intervals, config.forward_fill
+            )
+            _remember(state, closed)
+            out += closed
+        state.latest_us = max(state.latest_us, item.end_us)
+        _prune(state, config)
+        return state, out
+    if isinstance(item, TradeGap):
+        if item.count and config.horizon_us:
+            start = interval_start_us(config.base, item.since_us or item.detected_us)
+            state.holds.append((start, item.detected_us + config.horizon_us))
+        return state, []
+    return state, _correct(state, item, config)
+
+
+def _correct(state: BookState, trade: Trade, config: BookConfig) -> list[Candle]:
+    base = config.base
+    one = fold(new_acc(), trade)
+    start = interval_start_us(base, trade.T)
+    # Held by a gap, or recent enough to be kept anyway (a gap's report and the
+    # trades fetched for it take different paths and may come in either order).
+    held = state.latest_us - config.keep_us <= trade.T or any(
+        begin <= trade.T < until for begin, until in state.holds
+    )
+    first = state.first_us.get(base)
+    previous = state.emitted.get((base, start))
+    if previous is None:
+        if not held or first is None or start < first:
+            state.uncorrectable += 1
+            return []
+        last = state.roll.last_close.get(base)
+        if last is None or start > last.start_us:
+            # Newer than every closed window: the window may still be open (a trade
+            # is late against the watermark, not its window), so it waits for the
+            # window's candle, or for a later one if the window never had trades.
+            waiting = state.pending.get(start)
+            state.pending[start] = one if waiting is None else merge(waiting, one)
+            return []
+    out = [_revised(base, one, previous, start)]
+    for interval in config.intervals:
+        if interval is base:
+            continue
+        begin = interval_start_us(interval, trade.T)
+        current = state.roll.open.get(interval)
+        if current is not None and current.start_us == begin:
+            current.acc = merge(current.acc, one)  # still open: it counts there
+            continue
+        earlier = state.emitted.get((interval, begin))
+        if earlier is None:
+            since = state.first_us.get(interval)
+            opened = None if current is None else current.start_us
+            if not held or since is None or begin < since:
+                continue  # not held (or before this interval's first candle)
+            if opened is not None and begin > opened:
+                continue  # cannot happen: the open window is the newest
+        out.append(_revised(interval, one, earlier, begin))
+    _remember(state, out)
+    state.corrections += 1
+    return out
+
+
+def _with_pending(
+    state: BookState, candle: Candle, base: KlineInterval
+) -> list[Candle]:
+    """``candle`` with the fetched-back trades that waited for its window.
+
+    Preceded by the windows before it that only such trades made (window order).
+    """
+    if not state.pending:
+        return [candle]
+    out: list[Candle] = []
+    for start in sorted(s for s in state.pending if s < candle.start_us):
+        out.append(finish(state.pending.pop(start), base))
+    waiting = state.pending.pop(candle.start_us, None)
+    if waiting is not None:
+        state.corrections += 1
+        merged = finish(merge(_acc_of(candle), waiting), base, partial=candle.partial)
+        candle = merged
+    out.append(candle)
+    return out
+
+
+def _revised(
+    interval: KlineInterval, one: CandleAcc, previous: Candle | None, start: int
+) -> Candle:
+    """``previous`` (the window's latest revision) with one more trade."""
+    if previous is None or previous.filled:
+        return msgspec.structs.replace(
+            finish(one, interval),
+            revision=1 if previous is None else previous.revision + 1,
+        )
+    acc = merge(_acc_of(previous), one)
+    candle = finish(acc, interval, partial=previous.partial)
+    assert candle.start_us == start
+    return msgspec.structs.replace(candle, revision=previous.revision + 1)
+
+
+def _remember(state: BookState, candles: list[Candle]) -> None:
+    last_close = state.roll.last_close
+    for candle in candles:
+        key = (candle.interval, candle.start_us)
+        state.emitted[key] = candle
+        state.first_us.setdefault(candle.interval, candle.start_us)
+        last = last_close.get(candle.interval)
+        if last is not None and last.start_us == candle.start_us:
+            last_close[candle.interval] = candle
+
+
+def _prune(state: BookState, config: BookConfig) -> None:
+    now = state.latest_us
+    state.holds = [h for h in state.holds if h[1] > now]
+    floor = now - config.keep_us
+    if state.holds:
+        floor = min(floor, *(start for start, _ in state.holds))
+    emitted = state.emitted
+    while emitted:
+        key = next(iter(emitted))
+        if emitted[key].end_us > floor:
+            break
+        del emitted[key]
+    # Windows re-emitted by corrections move nowhere in the dict's order, so a
+    # long hold may leave old ones behind the first live one: bounded by the hold.
+
+
 def _emit(
     state: RollUpState, interval: KlineInterval, candle: Candle, forward_fill: bool
 ) -> list[Candle]:
@@ -292,8 +476,8 @@ def _filled(previous: Candle, interval: KlineInterval, start: int, end: int) -> 
 def _acc_of(candle: Candle) -> CandleAcc:
     """An accumulator equal to a base candle's trades, for the roll-up."""
     acc = CandleAcc(symbol=candle.symbol, first_us=candle.start_us)
-    acc.open_key = (candle.start_us, candle.first_trade_id or 0)
-    acc.close_key = (candle.end_us - 1, candle.last_trade_id or 0)
+    acc.open_key = 1 << 62 if candle.first_trade_id is None else candle.first_trade_id
+    acc.close_key = -1 if candle.last_trade_id is None else candle.last_trade_id
     acc.open, acc.close, acc.high, acc.low = (
         candle.open,
         candle.close,
@@ -325,6 +509,7 @@ class TradeGap(msgspec.Struct, frozen=True):
     last_missing: int
     count: int
     detected_us: int  # engine time of the trade that revealed the gap
+    since_us: int = 0  # engine time of the last trade before the gap
 
 
 @dataclass
@@ -332,6 +517,7 @@ class IdState:
     """The highest id seen and recent ids (to drop duplicates)."""
 
     max_id: int | None = None
+    max_id_us: int = 0  # engine time of the trade with ``max_id``
     recent: set[int] = field(default_factory=set)
     order: deque[int] = field(default_factory=deque)
     duplicates: int = 0
@@ -346,7 +532,7 @@ def check_ids(
     state = state or IdState()
     if to_decimal(trade.p) is None or to_decimal(trade.q) is None:
         state.invalid += 1  # a price or quantity that is not a number: never folded
-        return state, [TradeGap(trade.s, trade.t, trade.t, 0, trade.T)]
+        return state, [TradeGap(trade.s, trade.t, trade.t, 0, trade.T, trade.T)]
     if trade.t in state.recent:
         state.duplicates += 1
         return state, []
@@ -358,9 +544,10 @@ def check_ids(
     if state.max_id is not None and trade.t > state.max_id + 1:
         first, last = state.max_id + 1, trade.t - 1
         state.gaps += 1
-        out.append(TradeGap(trade.s, first, last, last - first + 1, trade.T))
+        gap = TradeGap(trade.s, first, last, last - first + 1, trade.T, state.max_id_us)
+        out.append(gap)
     if state.max_id is None or trade.t > state.max_id:
-        state.max_id = trade.t
+        state.max_id, state.max_id_us = trade.t, trade.T
     out.append(trade)
     return state, out
 

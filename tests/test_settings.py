@@ -66,6 +66,7 @@ ZERO_ALLOWED = {
     "metrics.port",
     "book.every_ms",
     "candles.lateness_ms",
+    "candles.revise_s",  # 0: no corrections
 }
 
 

@@ -11,6 +11,12 @@ from typing import Any
 
 import msgspec
 
+from bpx_flows.connectors.backpack.backfill import (
+    HISTORY_PATH,
+    TradeBackfill,
+    backfilled_frames,
+    in_ranges,
+)
 from bpx_flows.connectors.backpack.books import BookRouter
 from bpx_flows.connectors.backpack.booksync import ResyncReason
 from bpx_flows.connectors.backpack.decode import BadFrame, Decoded, FrameDecoder
@@ -30,6 +36,8 @@ class _Line(msgspec.Struct):
     rest: str | None = None
     for_stream: str | None = None
     data: msgspec.Raw = msgspec.Raw()
+    params: dict[str, str] | None = None
+    backfill: msgspec.Raw = msgspec.Raw()  # empty: not a backfill line
     raw: str | None = None
     disconnect: str | None = None
     recorder: str | None = None
@@ -37,6 +45,7 @@ class _Line(msgspec.Struct):
 
 _LINE = msgspec.json.Decoder(_Line)
 _SNAPSHOT = msgspec.json.Decoder(DepthSnapshot, strict=False)
+_BACKFILL = msgspec.json.Decoder(TradeBackfill)
 Replayed = Frame[Any] | BadFrame | ServerError | Any
 
 
@@ -100,6 +109,28 @@ class Replayer:
             return list(
                 open_interest_frames(control.for_stream, symbol, body, control.recv_us)
             )
+        if control.rest == HISTORY_PATH and control.for_stream:
+            ids = in_ranges((control.params or {}).get("ids", ""))
+            symbol = control.for_stream.removeprefix("trade.")
+            if not ids:
+                return []
+            return list(
+                backfilled_frames(
+                    control.for_stream,
+                    symbol,
+                    bytes(control.data),
+                    ids,
+                    min(ids),
+                    max(ids),
+                    control.recv_us,
+                )
+            )
+        if control.backfill:
+            try:
+                return [_BACKFILL.decode(control.backfill)]
+            except msgspec.DecodeError:
+                self.bad_lines += 1
+                return []
         if control.disconnect is not None:
             return list(self.books.reset_all(ResyncReason.RECONNECT, control.recv_us))
         if control.recorder is not None or control.rest is not None:

@@ -13,6 +13,7 @@ tapes, open interest, aggregation buffers); splitting them would expose it.
 from __future__ import annotations
 
 import heapq
+import itertools
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -110,6 +111,9 @@ class SimConfig:
             perps); ``None``: none.
         cascades_at: cascades at known times (for tests and demos).
         account_every_s: mean seconds between account actions; ``None`` disables it.
+        trade_history: the latest trades kept per market for ``/api/v1/trades`` and
+            ``/api/v1/trades/history``: older ones cannot be fetched (the history
+            depth a backfill meets).
     """
 
     seed: int = 7
@@ -119,6 +123,12 @@ class SimConfig:
     cascade_every_s: float | None = 90.0
     cascades_at: tuple[ScheduledCascade, ...] = ()
     account_every_s: float | None = 1.0
+    trade_history: int = 20_000
+
+    def __post_init__(self) -> None:
+        if self.trade_history < 1:
+            msg = f"trade history must keep >= 1 trade, got {self.trade_history}"
+            raise ValueError(msg)
 
 
 @dataclass(slots=True)
@@ -158,7 +168,7 @@ class Exchange:
                 spec, random.Random(rng.random()), rng.randrange(10**6, 10**9)
             )
             self.engines[spec.symbol] = engine
-            self.tapes[spec.symbol] = MarketTape(start_us)
+            self.tapes[spec.symbol] = MarketTape(start_us, config.trade_history)
             step = Decimal(spec.tick_size) * Decimal(spec.step_size)
             self._quote_units[spec.symbol] = DecimalUnits(str(step.normalize()))
             self._schedule_next_step(spec, start_us)
@@ -685,11 +695,16 @@ class Exchange:
             ticker.n,
         )
 
-    def trade_rows(self, symbol: str, limit: int) -> list[TradeRow]:
-        """``GET /api/v1/trades``: latest prints, oldest first; ms timestamps."""
+    def trade_rows(self, symbol: str, limit: int, offset: int = 0) -> list[TradeRow]:
+        """``GET /api/v1/trades`` (and ``/history``): prints, oldest first.
+
+        ``limit`` prints before the ``offset`` latest ones; ms timestamps.
+        """
         engine = self.engines[symbol]
         quote = self._quote_units[symbol].format
-        recent = list(self.tapes[symbol].recent)[-limit:]
+        kept = self.tapes[symbol].recent
+        end = len(kept) - offset
+        recent = list(itertools.islice(kept, max(0, end - limit), max(0, end)))
         return [
             TradeRow(
                 price=engine.prices.format(price),

@@ -146,7 +146,15 @@ def answer(exchange: Exchange, path: str, query: Mapping[str, str]) -> RestAnswe
             return _plain(400, "failed to parse parameter `limit`")
         if not 1 <= limit <= 1000:
             return _error(400, "INVALID_CLIENT_REQUEST", "Limit must be 1..1000")
-        return _json(exchange.trade_rows(symbol, limit))
+        offset = 0
+        if path == "/api/v1/trades/history":
+            try:
+                offset = int(query.get("offset", "0"))
+            except ValueError:
+                return _plain(400, "failed to parse parameter `offset`")
+            if offset < 0:
+                return _error(400, "INVALID_CLIENT_REQUEST", "Offset must be >= 0")
+        return _json(exchange.trade_rows(symbol, limit, offset))
     if path == "/api/v1/klines":
         try:
             interval = KlineInterval(query.get("interval", ""))

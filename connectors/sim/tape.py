@@ -51,7 +51,7 @@ class Bar:
 class MarketTape:
     """Klines of every interval and the rolling 24 h statistics of one market."""
 
-    def __init__(self, now_us: int) -> None:
+    def __init__(self, now_us: int, history: int = 1_000) -> None:
         self.bars: dict[KlineInterval, Bar] = {
             i: self._new_bar(i, now_us) for i in KlineInterval
         }
@@ -66,7 +66,7 @@ class MarketTape:
         self.trades = 0
         self.last_price: int | None = None
         # (trade id, price, lots, buyer maker, T) of the latest prints, for REST trades
-        self.recent: deque[tuple[int, int, int, bool, int]] = deque(maxlen=1_000)
+        self.recent: deque[tuple[int, int, int, bool, int]] = deque(maxlen=history)
 
     @staticmethod
     def _new_bar(interval: KlineInterval, t_us: int) -> Bar:
