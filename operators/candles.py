@@ -355,11 +355,8 @@ def _correct(state: BookState, trade: Trade, config: BookConfig) -> list[Candle]
         earlier = state.emitted.get((interval, begin))
         if earlier is None:
             since = state.first_us.get(interval)
-            opened = None if current is None else current.start_us
             if not held or since is None or begin < since:
                 continue  # not held (or before this interval's first candle)
-            if opened is not None and begin > opened:
-                continue  # cannot happen: the open window is the newest
         out.append(_revised(interval, one, earlier, begin))
     _remember(state, out)
     state.corrections += 1

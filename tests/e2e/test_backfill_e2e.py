@@ -34,6 +34,7 @@ from bpx_flows.connectors.source import (
 )
 from bpx_flows.flows.candles import CandleConfig, build, candle_streams
 from bpx_flows.operators.candles import Candle, TradeGap
+from tests.candle_revisions import latest
 
 pytestmark = pytest.mark.e2e
 
@@ -54,19 +55,6 @@ def run_flow(source: Any, config: CandleConfig) -> tuple[list[Candle], list[Any]
     runner.join(timeout=90)
     assert not runner.is_alive()
     return candles, integrity
-
-
-def latest(candles: list[Candle]) -> dict[tuple[I, int], Candle]:
-    """Each window's highest revision, its revision and partial flag set aside."""
-    best: dict[tuple[I, int], Candle] = {}
-    for c in candles:
-        key = (c.interval, c.start_us)
-        if key not in best or c.revision > best[key].revision:
-            best[key] = c
-    return {
-        k: msgspec.structs.replace(c, revision=0, partial=False)
-        for k, c in best.items()
-    }
 
 
 def test_candles_after_a_disconnect_equal_an_uninterrupted_run(tmp_path: Any) -> None:
@@ -129,7 +117,7 @@ def test_candles_after_a_disconnect_equal_an_uninterrupted_run(tmp_path: Any) ->
     truth, _ = run_flow(
         TestingSource(tape), dataclasses.replace(config, wall_clock=False)
     )
-    ours, theirs = latest(live), latest(truth)
+    ours, theirs = latest(live, ignore_partial=True), latest(truth, ignore_partial=True)
     first = min(c.start_us for c in live if c.interval is I.S1) + S  # after partial
     last = max(c.start_us for c in live if c.interval is I.S1) - S  # before the stop
     compared = [
@@ -154,5 +142,5 @@ def test_candles_after_a_disconnect_equal_an_uninterrupted_run(tmp_path: Any) ->
         ReplaySource([recording]), dataclasses.replace(config, wall_clock=False)
     )
     assert [r for r in replay_integrity if isinstance(r, TradeBackfill)] == reports
-    again = latest(replayed)
+    again = latest(replayed, ignore_partial=True)
     assert {k: again.get(k) for k in compared} == {k: ours[k] for k in compared}

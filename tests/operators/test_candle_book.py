@@ -5,8 +5,6 @@ from __future__ import annotations
 from decimal import Decimal as D
 from typing import Any
 
-import msgspec
-
 from bpx_flows.connectors.backpack.backfill import BackfilledTrade
 from bpx_flows.connectors.backpack.streams import KlineInterval as I
 from bpx_flows.connectors.backpack.wire import Trade
@@ -21,6 +19,7 @@ from bpx_flows.operators.candles import (
     fold,
     new_acc,
 )
+from tests.candle_revisions import latest
 
 S = 1_000_000
 T0 = 1_790_000_040_000_000  # a minute boundary
@@ -53,16 +52,6 @@ def run(
         out += emitted
     assert state is not None
     return state, out
-
-
-def latest(candles: list[Candle]) -> dict[tuple[I, int], Candle]:
-    """Each window's highest revision, its revision number set aside."""
-    best: dict[tuple[I, int], Candle] = {}
-    for c in candles:
-        key = (c.interval, c.start_us)
-        if key not in best or c.revision > best[key].revision:
-            best[key] = c
-    return {k: msgspec.structs.replace(c, revision=0) for k, c in best.items()}
 
 
 def test_a_fetched_trade_corrects_its_closed_window_with_the_next_revision() -> None:
