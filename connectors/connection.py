@@ -30,7 +30,12 @@ from bpx_flows.connectors.backpack.books import BookRouter
 from bpx_flows.connectors.backpack.booksync import BookSync, ResyncReason, SyncRecord
 from bpx_flows.connectors.backpack.decode import BadFrame, BadReason, Decoded
 from bpx_flows.connectors.backpack.retry import Decision, backoff, classify
-from bpx_flows.connectors.backpack.seeds import OPEN_INTEREST_PATH, open_interest_rows
+from bpx_flows.connectors.backpack.seeds import (
+    MARK_PRICES_PATH,
+    OPEN_INTEREST_PATH,
+    mark_price_rows,
+    open_interest_rows,
+)
 from bpx_flows.connectors.backpack.session import Session
 from bpx_flows.connectors.backpack.signing import Credentials
 from bpx_flows.connectors.backpack.streams import Channel, StreamName
@@ -180,6 +185,9 @@ class Connection:
         self.session = Session(streams, credentials, config.window_ms)
         self._open_interest = [
             s for s in streams if s.channel is Channel.OPEN_INTEREST and s.symbol
+        ]
+        self._mark_prices = [
+            s for s in streams if s.channel is Channel.MARK_PRICE and s.symbol
         ]
         self.stats = ConnectionStats()
         self._rest = rest
@@ -414,7 +422,7 @@ class Connection:
         for frame in self.session.data_to_send():
             if not client.send_text(frame):
                 break  # closed before we could subscribe: ``closed`` says how
-        self._seed_open_interest()
+        self._seed_from_rest()
         watchdog = asyncio.create_task(self._watch(client))
         try:
             closed = await client.closed
@@ -636,13 +644,45 @@ class Connection:
             self._signal()
         self._out.append(record)
 
-    def _seed_open_interest(self) -> None:
-        """Ask REST for the open interest the stream will only send within 60 s."""
-        if self._rest is None or not self._open_interest:
+    def _seed_from_rest(self) -> None:
+        """Ask REST for what the streams send only later: open interest, mark price."""
+        if self._rest is None:
             return
-        task = asyncio.create_task(self._open_interest_seed())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        seeds = [
+            seed()
+            for wanted, seed in (
+                (self._open_interest, self._open_interest_seed),
+                (self._mark_prices, self._mark_price_seed),
+            )
+            if wanted
+        ]
+        for coroutine in seeds:
+            task = asyncio.create_task(coroutine)
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _mark_price_seed(self) -> None:
+        # The stream sends every second, but a view needs both sides at once: one
+        # request for every perp, dated by the answer (its rows have no time).
+        assert self._rest is not None
+        try:
+            body, server_us = await self._rest.dated(MARK_PRICES_PATH, {})
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the stream brings it within a second anyway
+            log.info("mark prices not seeded: %s", printable(str(exc)))
+            return
+        recv_us = time.time_ns() // 1000
+        # The CDN may hold an answer a second before its Date: date it no later.
+        at_us = (recv_us if server_us is None else server_us) - 1_000_000
+        for stream, (row, frames) in mark_price_rows(
+            [(str(s), s.symbol or "") for s in self._mark_prices], body, at_us, recv_us
+        ).items():
+            if self._tap is not None:
+                params = {"symbol": frames[0].data.s, "at_us": str(at_us)}
+                self._tap.rest(stream, MARK_PRICES_PATH, params, row, recv_us)
+            for frame in frames:
+                self._emit(frame)
 
     async def _open_interest_seed(self) -> None:
         # One request for every market (``symbol`` is optional), whatever the number

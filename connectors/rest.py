@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import logging
 import threading
 import time
@@ -24,6 +25,7 @@ __all__ = [
     "RestBudget",
     "RestClient",
     "TokenBucket",
+    "server_time_us",
 ]
 
 log = logging.getLogger("bpx_flows.rest")
@@ -167,7 +169,8 @@ class RestClient:
             The decoded snapshot and the body exactly as received (for recording).
         """
         params = {"symbol": symbol, "limit": str(limit)}
-        return await self._request("/api/v1/depth", params, DepthSnapshot)
+        snapshot, body, _ = await self._request("/api/v1/depth", params, DepthSnapshot)
+        return snapshot, body
 
     async def raw(
         self, path: str, params: Mapping[str, str], history: bool = False
@@ -177,12 +180,24 @@ class RestClient:
         ``history``: a historical endpoint (trades, candles), which also draws on
         the history budget (30 requests a minute at the exchange).
         """
-        _, body = await self._request(path, params, msgspec.Raw, history)
+        _, body, _ = await self._request(path, params, msgspec.Raw, history)
         return body
+
+    async def dated(
+        self, path: str, params: Mapping[str, str]
+    ) -> tuple[bytes, int | None]:
+        """``raw``, with the server's time of the answer, microseconds.
+
+        The time is the ``Date`` header less the ``Age`` a cache added (whole
+        seconds: what HTTP gives); ``None`` when the server sent no usable ``Date``.
+        Answers without a time of their own (``/api/v1/markPrices``) are dated by it.
+        """
+        _, body, headers = await self._request(path, params, msgspec.Raw)
+        return body, server_time_us(headers)
 
     async def markets(self) -> list[Market]:
         """``GET /api/v1/markets``."""
-        markets, _ = await self._request("/api/v1/markets", {}, list[Market])
+        markets, _, _ = await self._request("/api/v1/markets", {}, list[Market])
         return markets
 
     async def _attempt(
@@ -202,7 +217,7 @@ class RestClient:
 
     async def _request(
         self, path: str, params: Mapping[str, str], kind: type[T], history: bool = False
-    ) -> tuple[T, bytes]:
+    ) -> tuple[T, bytes, Any]:
         delays = backoff(self._backoff_initial_s, 10.0)
         last: str = ""
         status: int | None = None
@@ -234,7 +249,8 @@ class RestClient:
                 status = code
                 if code == 200:
                     try:
-                        return msgspec.json.decode(body, type=kind, strict=False), body
+                        value = msgspec.json.decode(body, type=kind, strict=False)
+                        return value, body, headers
                     except msgspec.DecodeError as exc:
                         self.failures["bad_body"] += 1
                         shown = printable(repr(body[:120]))
@@ -269,3 +285,18 @@ def _retry_after_s(headers: Any) -> float | None:
         return min(60.0, max(0.0, float(value))) if value is not None else None
     except ValueError:
         return None
+
+
+def server_time_us(headers: Any) -> int | None:
+    """When the server made the answer: ``Date`` less ``Age``, microseconds."""
+    value = headers.get("Date")
+    if value is None:
+        return None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+        age = int(headers.get("Age") or 0)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None or not 0 <= age <= 86_400:
+        return None
+    return int(when.timestamp()) * 1_000_000 - age * 1_000_000

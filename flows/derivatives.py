@@ -2,7 +2,8 @@
 
     feed ─► derivative_events ─► by_symbol ─► join_mark_oi ─► views
 
-Input: connector records; ``markPrice`` and ``openInterest`` frames are used.
+Input: connector records; ``markPrice`` and ``openInterest`` frames are used, and
+the mark prices the connector seeded from REST at connect (``SeededMarkPrice``).
 ``python -m bytewax.run bpx_flows.flows.derivatives:flow`` runs it on the live
 exchange for ``BPX_SYMBOLS`` (default SOL_USDC_PERP).
 """
@@ -17,6 +18,7 @@ from bytewax.dataflow import Dataflow, Stream, operator
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
+from bpx_flows.connectors.backpack.seeds import SeededMarkPrice
 from bpx_flows.connectors.backpack.wire import Frame, MarkPrice, OpenInterest
 from bpx_flows.flows.batching import keyed_frames, stateful_steps
 from bpx_flows.flows.keys import Route
@@ -50,7 +52,8 @@ def join_mark_oi(
     route: Route | None = None,
 ) -> Stream[Any]:
     """Connector records in; a ``DerivativesView`` per mark/OI event out."""
-    keyed = keyed_frames("by_symbol", records, (MarkPrice, OpenInterest), route)
+    kinds = (MarkPrice, SeededMarkPrice, OpenInterest)
+    keyed = keyed_frames("by_symbol", records, kinds, route)
     joined = stateful_steps("join", keyed, functools.partial(_join, config))
     return op.map("unkey", joined, lambda kv: kv[1])
 

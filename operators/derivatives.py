@@ -4,6 +4,10 @@
 second) and ``OpenInterest`` (every 60 s) events of one symbol and emits a
 ``DerivativesView`` after each, with each side's age; a side older than its bound is
 flagged stale, never silently reused as fresh. Time is the incoming event's ``E``.
+
+A ``SeededMarkPrice`` (from REST at connect, dated by the answer) is used only while
+no stream mark price is held, and any stream frame replaces it whatever the times:
+its date is a guess on another clock, so it may never hide a real frame.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from decimal import Decimal
 
 import msgspec
 
+from bpx_flows.connectors.backpack.seeds import SeededMarkPrice
 from bpx_flows.connectors.backpack.wire import MarkPrice, OpenInterest
 from bpx_flows.operators.numbers import bps, to_decimal
 
@@ -104,7 +109,11 @@ def step(
         state.invalid += 1  # a non-numeric field: the event is not used
         return state, []
     if isinstance(event, MarkPrice):
-        if now < state.mark_us:
+        held_seed = type(state.mark) is SeededMarkPrice
+        if type(event) is SeededMarkPrice:
+            if state.mark is not None and not (held_seed and now >= state.mark_us):
+                return state, []  # the stream's own frames come first
+        elif now < state.mark_us and not held_seed:
             return state, []  # older than what we have: out of order, ignored
         state.mark, state.mark_us = event, now
     else:

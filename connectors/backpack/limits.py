@@ -102,16 +102,18 @@ def problem(event: Any) -> str | None:
     for name, value in (("E", e), ("T", t)):
         if type(value) is int and not MIN_TIME_US <= value < MAX_TIME_US:
             return f"time {value} us is outside 1970..2100 - at `$.data.{name}`"
-    fields = _FIELDS.get(type(event))
-    if fields is None:
+    # Records derived from an event (a seed, a trade fetched back) obey its limits.
+    kind = next((k for k in type(event).__mro__ if k in _FIELDS), None)
+    if kind is None:
         return None
+    fields = _FIELDS[kind]
     for name in fields:
         value = getattr(event, name)
         if value is not None and not _match(value):
             shown = value if len(value) <= 40 else value[:40] + "..."
             where = f"$.data.{name}"
             return f"{shown!r} is not a plain decimal (<= 40 digits) - at `{where}`"
-    if type(event) is Kline:
+    if kind is Kline:
         for name in ("t", "T"):
             try:
                 at = parse_kline_time(getattr(event, name))

@@ -20,7 +20,12 @@ from bpx_flows.connectors.backpack.backfill import (
 from bpx_flows.connectors.backpack.books import BookRouter
 from bpx_flows.connectors.backpack.booksync import ResyncReason
 from bpx_flows.connectors.backpack.decode import BadFrame, Decoded, FrameDecoder
-from bpx_flows.connectors.backpack.seeds import OPEN_INTEREST_PATH, open_interest_frames
+from bpx_flows.connectors.backpack.seeds import (
+    MARK_PRICES_PATH,
+    OPEN_INTEREST_PATH,
+    mark_price_frames,
+    open_interest_frames,
+)
 from bpx_flows.connectors.backpack.wire import Depth, DepthSnapshot, Frame, ServerError
 
 __all__ = [
@@ -108,6 +113,19 @@ class Replayer:
             body = bytes(control.data)
             return list(
                 open_interest_frames(control.for_stream, symbol, body, control.recv_us)
+            )
+        if control.rest == MARK_PRICES_PATH and control.for_stream:
+            symbol = control.for_stream.removeprefix("markPrice.")
+            try:
+                at_us = int((control.params or {}).get("at_us", ""))
+            except ValueError:
+                self.bad_lines += 1
+                return []
+            body = bytes(control.data)
+            return list(
+                mark_price_frames(
+                    control.for_stream, symbol, body, at_us, control.recv_us
+                )
             )
         if control.rest == HISTORY_PATH and control.for_stream:
             ids = in_ranges((control.params or {}).get("ids", ""))

@@ -1,11 +1,20 @@
-"""Open interest seeded from REST: ``GET /api/v1/openInterest`` rows as stream frames.
+"""Open interest and mark prices seeded from REST, as stream frames.
 
 The ``openInterest.<symbol>`` stream sends once a minute, so a flow that just started
-knows no open interest for up to 60 s. The connection asks REST once per connect and
-turns the row into the frame the stream would have sent (event time: the row's own
-timestamp), so every step downstream treats it like any other; a later stream frame
-supersedes it (steps keep the newest by event time). Recordings keep the REST answer,
-and a replay turns it into the same frame. Pure: bytes in, frames out.
+knows no open interest for up to 60 s. The connection asks ``GET /api/v1/openInterest``
+once per connect and turns the row into the frame the stream would have sent (event
+time: the row's own timestamp), so every step downstream treats it like any other; a
+later stream frame supersedes it (steps keep the newest by event time).
+
+``GET /api/v1/markPrices`` rows carry no time at all, so their frames are
+``SeededMarkPrice`` (a ``MarkPrice``) dated by the answer itself: its ``Date``
+header less its ``Age`` (the server's clock, not ours), or the receive time less a
+second without one. A step that uses them takes one only while it holds no mark
+price from the stream, and lets any stream frame replace it, whatever the times
+(``operators.derivatives``).
+
+Recordings keep the REST answers (with the date used), and a replay turns them into
+the same frames. Pure: bytes in, frames out.
 """
 
 from __future__ import annotations
@@ -13,14 +22,38 @@ from __future__ import annotations
 import msgspec
 
 from bpx_flows.connectors.backpack.limits import sane
-from bpx_flows.connectors.backpack.wire import Frame, OpenInterest, OpenInterestRow
+from bpx_flows.connectors.backpack.wire import (
+    Frame,
+    MarkPrice,
+    MarkPriceRow,
+    OpenInterest,
+    OpenInterestRow,
+)
 
-__all__ = ["OPEN_INTEREST_PATH", "open_interest_frames", "open_interest_rows"]
+__all__ = [
+    "MARK_PRICES_PATH",
+    "OPEN_INTEREST_PATH",
+    "SeededMarkPrice",
+    "mark_price_frames",
+    "mark_price_rows",
+    "open_interest_frames",
+    "open_interest_rows",
+]
 
 OPEN_INTEREST_PATH = "/api/v1/openInterest"
+MARK_PRICES_PATH = "/api/v1/markPrices"
 _ROWS = msgspec.json.Decoder(list[OpenInterestRow])
+_MARK_ROWS = msgspec.json.Decoder(list[MarkPriceRow])
 _ROW = msgspec.json.Encoder()
 _MS = 1_000
+
+
+class SeededMarkPrice(MarkPrice, frozen=True, kw_only=True, tag="seededMarkPrice"):
+    """A mark price from ``GET /api/v1/markPrices`` at connect, not from the stream.
+
+    ``E`` and ``T`` are the answer's date (see the module): a guess good to a few
+    seconds, so it never outranks a stream frame.
+    """
 
 
 def _frame(
@@ -68,6 +101,58 @@ def open_interest_rows(
     for stream, symbol in streams:
         row = by_symbol.get(symbol)
         frame = None if row is None else _frame(stream, row, recv_us)
+        if row is not None and frame is not None:
+            out[stream] = (_ROW.encode([row]), [frame])
+    return out
+
+
+def _mark_frame(
+    stream: str, row: MarkPriceRow, at_us: int, recv_us: int
+) -> Frame[SeededMarkPrice] | None:
+    event = SeededMarkPrice(
+        E=at_us,
+        T=at_us,
+        f=row.fundingRate,
+        i=row.indexPrice,
+        n=row.nextFundingTimestamp,
+        p=row.markPrice,
+        s=row.symbol,
+    )
+    return Frame(stream, event, recv_us) if sane(event) else None
+
+
+def _decode_marks(body: bytes) -> list[MarkPriceRow]:
+    try:
+        return _MARK_ROWS.decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return []
+
+
+def mark_price_frames(
+    stream: str, symbol: str, body: bytes, at_us: int, recv_us: int
+) -> list[Frame[SeededMarkPrice]]:
+    """The seed of ``stream`` that ``body`` (the REST answer, dated ``at_us``) gives.
+
+    Nothing for an answer that does not decode, lacks the market, or carries values
+    outside the range policy.
+    """
+    rows = [row for row in _decode_marks(body) if row.symbol == symbol]
+    frame = _mark_frame(stream, rows[-1], at_us, recv_us) if rows else None
+    return [] if frame is None else [frame]
+
+
+def mark_price_rows(
+    streams: list[tuple[str, str]], body: bytes, at_us: int, recv_us: int
+) -> dict[str, tuple[bytes, list[Frame[SeededMarkPrice]]]]:
+    """Each stream's row and seed in a ``GET /api/v1/markPrices`` answer.
+
+    As ``open_interest_rows``; ``at_us`` dates every row (they have no time).
+    """
+    by_symbol = {row.symbol: row for row in _decode_marks(body)}
+    out: dict[str, tuple[bytes, list[Frame[SeededMarkPrice]]]] = {}
+    for stream, symbol in streams:
+        row = by_symbol.get(symbol)
+        frame = None if row is None else _mark_frame(stream, row, at_us, recv_us)
         if row is not None and frame is not None:
             out[stream] = (_ROW.encode([row]), [frame])
     return out

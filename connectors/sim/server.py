@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.utils
 import http
 import logging
 import math
@@ -553,7 +554,7 @@ class SimServer:
         query = dict(parse_qsl(url.query))
         if url.path.startswith("/api/"):
             self.stats.rest_requests += 1
-            return _response(await self._rest(url.path, query))
+            return _response(await self._rest(url.path, query), self.sim_now_us())
         if url.path.startswith("/sim/"):
             return _response(self._sim_control(url.path, query))
         if "upgrade" not in request.headers.get("Connection", "").lower():
@@ -648,13 +649,15 @@ class SimServer:
         return RestAnswer(200, _encode(status))
 
 
-def _response(result: RestAnswer) -> Response:
+def _response(result: RestAnswer, now_us: int | None = None) -> Response:
     headers = Headers(
         [
             ("Content-Type", result.content_type),
             ("Content-Length", str(len(result.body))),
         ]
     )
+    if now_us is not None:  # the exchange's clock, as its answers carry it
+        headers["Date"] = email.utils.formatdate(now_us / 1e6, usegmt=True)
     if result.retry_after_s is not None:
         headers["Retry-After"] = str(result.retry_after_s)
     phrase = http.HTTPStatus(result.status).phrase

@@ -6,7 +6,7 @@ import pytest
 
 from bpx_flows.connectors.backpack.retry import Decision, backoff, classify
 from bpx_flows.connectors.errors import AuthError, ConfigError, RestError
-from bpx_flows.connectors.rest import RestClient, TokenBucket
+from bpx_flows.connectors.rest import RestClient, TokenBucket, server_time_us
 
 DEPTH = (
     b'{"asks":[["10.5","1"]],"bids":[["10.4","2"]],"lastUpdateId":"42","timestamp":1}'
@@ -186,3 +186,12 @@ def test_refused_websocket_upgrade_is_fatal_unless_5xx() -> None:
 
     assert classify(HandshakeError("x", 404)) is Decision.FATAL
     assert classify(HandshakeError("x", 503)) is Decision.RETRY
+
+
+def test_the_server_time_is_the_date_less_the_age() -> None:
+    date = "Tue, 01 Dec 2026 18:00:00 GMT"
+    at = 1_796_148_000 * 1_000_000
+    assert server_time_us(httpx.Headers({"Date": date})) == at
+    assert server_time_us(httpx.Headers({"Date": date, "Age": "3"})) == at - 3_000_000
+    for bad in ({}, {"Date": "yesterday"}, {"Date": date, "Age": "-1"}):
+        assert server_time_us(httpx.Headers(bad)) is None

@@ -1,5 +1,6 @@
 from decimal import Decimal as D
 
+from bpx_flows.connectors.backpack.seeds import SeededMarkPrice
 from bpx_flows.connectors.backpack.wire import MarkPrice, OpenInterest
 from bpx_flows.operators.derivatives import DerivativesConfig, step
 
@@ -83,3 +84,24 @@ def test_open_interest_change_over_horizons() -> None:
         300: None,
         3600: None,
     }
+
+
+def seeded(at_us: int, p: str = "100") -> SeededMarkPrice:
+    return SeededMarkPrice(
+        E=at_us, T=at_us, s="SOL_USDC_PERP", p=p, f="0.0001", i="99.9", n=1
+    )
+
+
+def test_a_seeded_mark_price_serves_until_the_stream_sends() -> None:
+    views = run([seeded(T0, "90"), oi(T0 + S, "10")])
+    assert views[-1].mark == D(90) and views[-1].mark_age_us == S
+    # The seed's date is another clock's guess: a stream frame dated before it
+    # still replaces it, and no later seed replaces the stream's frames.
+    views = run([seeded(T0, "90"), mark(T0 - S, p="95"), seeded(T0 + 5 * S, "80")])
+    assert [v.mark for v in views] == [D(90), D(95)]
+    assert views[-1].mark_age_us == 0
+
+
+def test_a_newer_seed_replaces_an_older_one_only() -> None:
+    views = run([seeded(T0, "90"), seeded(T0 - S, "70"), seeded(T0 + S, "80")])
+    assert [v.mark for v in views] == [D(90), D(80)]

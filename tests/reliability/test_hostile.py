@@ -24,6 +24,7 @@ from websockets.asyncio.server import ServerConnection, serve
 
 from bpx_flows.connectors.backpack.booksync import BookSnapshot, Resync, ResyncReason
 from bpx_flows.connectors.backpack.decode import BadFrame, BadReason
+from bpx_flows.connectors.backpack.seeds import SeededMarkPrice
 from bpx_flows.connectors.backpack.streams import parse_streams
 from bpx_flows.connectors.backpack.wire import Frame, OpenInterest, Trade
 from bpx_flows.connectors.connection import Connection, ConnectionConfig
@@ -470,5 +471,44 @@ def test_a_hostile_open_interest_answer_seeds_nothing_and_stops_nothing(
     )
     assert not [
         r for r in records if isinstance(r, Frame) and isinstance(r.data, OpenInterest)
+    ]
+    assert any(isinstance(r, Frame) and isinstance(r.data, Trade) for r in records)
+
+
+@pytest.mark.parametrize(
+    ("body", "headers"),
+    [
+        (b"[1, 2]", {}),
+        (b'[{"symbol": "%s", "markPrice": "NaN"}]', {}),
+        (b'[{"symbol": "%s", "markPrice": "1", "fundingRate": "1e5"}]', {}),
+        (
+            b'[{"symbol": "%s", "markPrice": "1"}]',
+            {"Date": "Fri, 01 Jan 2200 00:00:00 GMT"},
+        ),
+    ],
+    ids=["not-rows", "nan", "exponent", "dated-2200"],
+)
+def test_a_hostile_mark_price_answer_seeds_nothing_and_stops_nothing(
+    body: bytes, headers: dict[str, str]
+) -> None:
+    async def script(ws: ServerConnection) -> None:
+        await ws.send(trade(1, NOW_US))
+
+    body = body.replace(b"%s", SYMBOL.encode())
+    server = Hostile(script=script, rest=[(200, headers, body, 0.0)])
+    streams = [f"markPrice.{SYMBOL}", f"trade.{SYMBOL}"]
+    records, _ = asyncio.run(
+        collect(
+            server,
+            streams,
+            3.0,
+            until=lambda r: (
+                server.rest_calls >= 1
+                and any(isinstance(x, Frame) and isinstance(x.data, Trade) for x in r)
+            ),
+        )
+    )
+    assert not [
+        r for r in records if isinstance(r, Frame) and type(r.data) is SeededMarkPrice
     ]
     assert any(isinstance(r, Frame) and isinstance(r.data, Trade) for r in records)
