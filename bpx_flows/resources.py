@@ -21,7 +21,7 @@ from bpx_flows.connectors.backpack.signing import SECRET_ENV, Credentials
 from bpx_flows.connectors.connection import DEFAULT_WS_URL
 from bpx_flows.connectors.errors import ConfigError
 from bpx_flows.connectors.rest import DEFAULT_REST_URL
-from bpx_flows.settings import Settings
+from bpx_flows.settings import Settings, history_s
 
 __all__ = [
     "LOCK_HELD_ENV",
@@ -72,6 +72,7 @@ def _simulator(settings: Settings) -> Iterator[Endpoint]:
         SimThread,
         parse_fault,
     )
+    from bpx_flows.connectors.sim.exchange import MAX_HISTORY_S
 
     creds = Credentials.from_env()
     if creds is None:
@@ -85,7 +86,16 @@ def _simulator(settings: Settings) -> Iterator[Endpoint]:
     if sim.cascade_at_s is not None:
         side = Side(sim.cascade_side)
         cascades = (ScheduledCascade(sim.cascade_at_s, sim.cascade_symbol, side),)
-    exchange = SimConfig(seed=sim.seed, rate_scale=sim.rate_scale, cascades_at=cascades)
+    # A backfill of candles finds history on the simulator too (up to its maximum).
+    history = min(history_s(settings), MAX_HISTORY_S)
+    if history:
+        log.info("simulator: running %.0f s of history first", history)
+    exchange = SimConfig(
+        seed=sim.seed,
+        rate_scale=sim.rate_scale,
+        cascades_at=cascades,
+        history_s=history,
+    )
     faults = [parse_fault(spec) for spec in sim.faults]
     server = SimServer(exchange, ServerConfig(account_key=creds.public_key), faults)
     with SimThread(server):

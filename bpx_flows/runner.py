@@ -56,7 +56,7 @@ from bpx_flows.resources import (
     init_recovery,
     recovery_lock,
 )
-from bpx_flows.settings import Settings, flow_context, validate
+from bpx_flows.settings import Settings, flow_context, history_s, validate
 
 __all__ = [
     "Endpoint",
@@ -166,6 +166,7 @@ def source_for(
             ws_url=endpoint.ws,
             compression=src.compression,
             backfill_trades=src.trade_backfill,
+            kline_backfill_s=history_s(settings),
         ),
         rest_url=endpoint.rest,
         streams_per_connection=per_connection,

@@ -381,6 +381,12 @@ def flow_context(s: Settings, route: Route | None = None) -> FlowContext:
     )
 
 
+def history_s(s: Settings) -> float:
+    """Seconds of kline history the flow of ``s`` asks the source for at start."""
+    spec = FLOWS[s.flow]
+    return spec.history_s(flow_context(s)) if spec.history_s else 0.0
+
+
 # Rules across keys.
 
 

@@ -29,6 +29,11 @@ from bpx_flows.connectors.backpack.backfill import (
 from bpx_flows.connectors.backpack.books import BookRouter
 from bpx_flows.connectors.backpack.booksync import BookSync, ResyncReason, SyncRecord
 from bpx_flows.connectors.backpack.decode import BadFrame, BadReason, Decoded
+from bpx_flows.connectors.backpack.kline_history import (
+    KLINES_PATH,
+    historical_klines,
+    kline_pages,
+)
 from bpx_flows.connectors.backpack.retry import Decision, backoff, classify
 from bpx_flows.connectors.backpack.seeds import (
     MARK_PRICES_PATH,
@@ -119,6 +124,10 @@ class ConnectionConfig:
             (``connectors/backpack/backfill.py``).
         backfill_max_wait_s: a gap not filled within this long is given up
             (reported ``unfillable``, reason ``budget``), seconds.
+        kline_backfill_s: once, at the first connect, fetch this much history of
+            every ``kline.<interval>.<symbol>`` stream from ``/api/v1/klines`` and
+            emit it as ``HistoricalKline`` frames
+            (``connectors/backpack/kline_history.py``); 0: none.
     """
 
     ws_url: str = DEFAULT_WS_URL
@@ -136,6 +145,7 @@ class ConnectionConfig:
     stable_s: float = 30.0
     backfill_trades: bool = False
     backfill_max_wait_s: float = 300.0
+    kline_backfill_s: float = 0.0
 
 
 @dataclass
@@ -189,6 +199,12 @@ class Connection:
         self._mark_prices = [
             s for s in streams if s.channel is Channel.MARK_PRICE and s.symbol
         ]
+        self._kline_history = [
+            s
+            for s in streams
+            if s.channel is Channel.KLINE and s.symbol and s.interval is not None
+        ]
+        self._kline_history_started = False
         self.stats = ConnectionStats()
         self._rest = rest
         self._tap = tap
@@ -423,6 +439,7 @@ class Connection:
             if not client.send_text(frame):
                 break  # closed before we could subscribe: ``closed`` says how
         self._seed_from_rest()
+        self._start_kline_history()
         watchdog = asyncio.create_task(self._watch(client))
         try:
             closed = await client.closed
@@ -660,6 +677,65 @@ class Connection:
             task = asyncio.create_task(coroutine)
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+
+    def _start_kline_history(self) -> None:
+        """Once a run: the candles before it, for ``kline_backfill_s``."""
+        wanted = self.config.kline_backfill_s
+        if self._rest is None or not self._kline_history or wanted <= 0:
+            return
+        if self._kline_history_started:
+            return  # a reconnect: trade backfill covers what it lost
+        self._kline_history_started = True
+        before_us = time.time_ns() // 1000
+        task = asyncio.create_task(
+            self._fetch_kline_history(before_us - int(wanted * 1e6), before_us),
+            name="bpx-kline-history",
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _fetch_kline_history(self, start_us: int, before_us: int) -> None:
+        # One stream after another, each within the history budget (30 requests a
+        # minute at the exchange, shared with trade backfill): progress is logged.
+        assert self._rest is not None
+        total = 0
+        for stream in self._kline_history:
+            assert stream.symbol is not None
+            assert stream.interval is not None
+            pages = kline_pages(stream.symbol, stream.interval, start_us, before_us)
+            got = 0
+            for params in pages:
+                try:
+                    body = await self._rest.raw(KLINES_PATH, params, history=True)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # the live candles go on without it
+                    log.warning(
+                        "%s: kline history not fetched: %s",
+                        stream,
+                        printable(str(exc)),
+                    )
+                    break
+                recv_us = time.time_ns() // 1000
+                frames = historical_klines(
+                    str(stream),
+                    stream.symbol,
+                    stream.interval,
+                    body,
+                    before_us,
+                    recv_us,
+                )
+                if self._tap is not None:
+                    noted = {**params, "before_us": str(before_us)}
+                    self._tap.rest(str(stream), KLINES_PATH, noted, body, recv_us)
+                for frame in frames:
+                    self._emit(frame)
+                got += len(frames)
+            total += got
+            log.info("%s: %d klines of history (%d requests)", stream, got, len(pages))
+        log.info(
+            "kline history: %d klines for %d streams", total, len(self._kline_history)
+        )
 
     async def _mark_price_seed(self) -> None:
         # The stream sends every second, but a view needs both sides at once: one

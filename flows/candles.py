@@ -5,6 +5,7 @@
     roll_base ─► late ─► fetched back? ─► candle_book (corrections) / late_trades
     klines_by_symbol + candles ─► check_klines ─► integrity
     feed ─► backfill reports (TradeBackfill) ─► integrity
+    feed ─► historical klines (--backfill) ─► historical_candles ─► candles
 
 The base window (the shortest interval, 1 s by default) is a Bytewax ``fold_window``
 over a ``TumblingWindower`` aligned to the epoch, on an ``EventClock`` of the trade's
@@ -21,6 +22,10 @@ Trades the connector fetched back after a gap (``BackfilledTrade``, with
 ``candle_book`` emits every candle they change again with the next ``revision``
 (``operators.candles.candle_book``), for windows within ``revise_horizon_us`` of the
 gap.
+
+With ``--backfill 1h`` the connector fetches the hour before the start from
+``/api/v1/klines`` for every kline stream, and each closed kline becomes a
+``HistoricalCandle`` on the candle output (the exchange's values, not ours).
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
 from bpx_flows.connectors.backpack.backfill import BackfilledTrade, TradeBackfill
+from bpx_flows.connectors.backpack.kline_history import HistoricalKline
 from bpx_flows.connectors.backpack.klines import FIXED_INTERVAL_US
 from bpx_flows.connectors.backpack.streams import (
     KlineInterval,
@@ -52,6 +58,7 @@ from bpx_flows.operators.candles import (
     BookConfig,
     Candle,
     CandleAcc,
+    HistoricalCandle,
     KlineMismatch,
     TradeGap,
     candle_book,
@@ -59,6 +66,7 @@ from bpx_flows.operators.candles import (
     check_klines,
     finish,
     fold,
+    historical_candle,
     merge,
     new_acc,
 )
@@ -70,6 +78,7 @@ __all__ = [
     "CandleSettings",
     "build",
     "candle_streams",
+    "duration_s",
     "roll_candles",
 ]
 
@@ -156,6 +165,18 @@ def _backfill_reports(batch: list[Any]) -> list[TradeBackfill]:
     return [r for r in batch if type(r) is TradeBackfill]
 
 
+def _historical(batch: list[Any]) -> list[HistoricalCandle]:
+    out = []
+    for record in batch:
+        if type(record) is Frame and type(record.data) is HistoricalKline:
+            interval = parse_stream(record.stream).interval
+            if interval is not None:
+                candle = historical_candle(interval, record.data)
+                if candle is not None:
+                    out.append(candle)
+    return out
+
+
 def _is_fetched(kv: tuple[str, Any]) -> bool:
     return type(kv[1]) is BackfilledTrade
 
@@ -179,7 +200,7 @@ def candle_streams(
 class CandleOut:
     """The candle step's outputs."""
 
-    candles: Stream[Any]  # Candle
+    candles: Stream[Any]  # Candle, HistoricalCandle
     integrity: Stream[Any]  # TradeGap, KlineMismatch, TradeBackfill
     late: Stream[Any]  # Trade
 
@@ -228,7 +249,10 @@ def roll_candles(
     )
     into_book = op.merge("closed_and_fetched", base, fetched.trues, split.falses)
     candles = stateful_steps("candle_book", into_book, functools.partial(_book, book))
-    candle_out = op.map("unkey_candles", candles, lambda kv: kv[1])
+    history = op.flat_map_batch("historical_candles", records, _historical)
+    candle_out = op.merge(
+        "with_history", op.map("unkey_candles", candles, lambda kv: kv[1]), history
+    )
     late = op.map("unkey_late", fetched.falses, lambda kv: kv[1])
     kline_frames = keyed_frames("klines_by_symbol", records, (Kline,), route)
     keyed_klines = op.filter_map_value("closed_klines", kline_frames, closed_kline_of)
@@ -294,6 +318,14 @@ class CandleSettings(Section, frozen=True, kw_only=True):
             "trades fetched back, s (0: never)",
         ),
     ] = 360
+    backfill: Annotated[
+        str,
+        msgspec.Meta(
+            pattern=r"^(|0|[1-9][0-9]{0,5}[smhd])$",
+            description="live: at start, fetch this much candle history from the "
+            "exchange's klines, e.g. 1h (30 requests a minute)",
+        ),
+    ] = ""
 
     def problems(self) -> Iterator[tuple[str, str]]:
         """Unknown intervals, and combinations the windowing cannot roll up."""
@@ -307,6 +339,8 @@ class CandleSettings(Section, frozen=True, kw_only=True):
             self.config(replay=False)
         except ValueError as exc:
             yield "intervals", str(exc)
+        if duration_s(self.backfill) > MAX_BACKFILL_S:
+            yield "backfill", f"{self.backfill!r} is more than 7 days"
 
     def config(self, *, replay: bool) -> CandleConfig:
         """The candle configuration; replays move the watermark by event time only."""
@@ -317,6 +351,21 @@ class CandleSettings(Section, frozen=True, kw_only=True):
             wall_clock=not replay,
             revise_horizon_us=self.revise_s * 1_000_000,
         )
+
+
+MAX_BACKFILL_S = 7 * 86_400
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+
+
+def duration_s(text: str) -> int:
+    """``"90s"``, ``"15m"``, ``"1h"``, ``"2d"`` in seconds; ``""`` and ``"0"`` are 0."""
+    if text in ("", "0"):
+        return 0
+    return int(text[:-1]) * _UNITS[text[-1]]
+
+
+def _history_s(context: FlowContext) -> float:
+    return float(duration_s(context.section(CandleSettings).backfill))
 
 
 def _streams(context: FlowContext) -> list[str]:
@@ -336,7 +385,8 @@ SPEC = FlowSpec(
     sections=(CandleSettings,),
     streams=_streams,
     wire=_wire,
-    produces=(Candle, TradeGap, KlineMismatch, TradeBackfill, Trade),
+    produces=(Candle, HistoricalCandle, TradeGap, KlineMismatch, TradeBackfill, Trade),
+    history_s=_history_s,
 )
 
 

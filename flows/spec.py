@@ -106,6 +106,8 @@ class FlowSpec:
             any).
         clock: the flow needs the source's ``Watermark`` records (time passing on
             quiet markets).
+        history_s: how much kline history (seconds) the source fetches at start
+            for the flow's kline streams (``None``: none).
     """
 
     name: str
@@ -118,6 +120,7 @@ class FlowSpec:
     markets: Literal["any", "perp"] = "any"
     check: Callable[[FlowContext], Iterator[tuple[str, str]]] | None = None
     clock: bool = False
+    history_s: Callable[[FlowContext], float] | None = None
 
 
 def bytewax_flow(spec: FlowSpec, default_symbols: str) -> Dataflow:

@@ -21,6 +21,7 @@ from typing import Any
 
 import msgspec
 
+from bpx_flows.connectors.backpack.kline_history import HistoricalKline
 from bpx_flows.connectors.backpack.klines import (
     interval_end_us,
     interval_start_us,
@@ -35,6 +36,7 @@ __all__ = [
     "BookState",
     "Candle",
     "CandleAcc",
+    "HistoricalCandle",
     "IdState",
     "KlineCheckState",
     "KlineMismatch",
@@ -45,6 +47,7 @@ __all__ = [
     "check_klines",
     "finish",
     "fold",
+    "historical_candle",
     "merge",
     "new_acc",
     "roll_up",
@@ -94,6 +97,51 @@ class Candle(msgspec.Struct, frozen=True, kw_only=True):
     filled: bool = False
     partial: bool = False
     revision: int = 0
+
+
+class HistoricalCandle(msgspec.Struct, frozen=True, kw_only=True):
+    """A candle from before the run: the exchange's own kline (``--backfill``).
+
+    Only what a kline carries: no taker split, VWAP or trade ids, and never compared
+    or revised (the exchange made it). Oldest first; the first candle of the run
+    (``Candle``, ``partial``) follows the last of them.
+    """
+
+    symbol: str
+    interval: KlineInterval
+    start_us: int
+    end_us: int
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal  # base
+    quote_volume: Decimal | None
+    trades: int
+
+
+def historical_candle(
+    interval: KlineInterval, kline: HistoricalKline
+) -> HistoricalCandle | None:
+    """The candle of a kline fetched at start; ``None`` if a value is not a number."""
+    values = [to_decimal(x) for x in (kline.o, kline.h, kline.l, kline.c, kline.v)]
+    quote = to_decimal(kline.V) if kline.V is not None else None
+    if any(v is None for v in values) or (kline.V is not None and quote is None):
+        return None
+    o, h, low, c, v = (x for x in values if x is not None)
+    return HistoricalCandle(
+        symbol=kline.s,
+        interval=interval,
+        start_us=parse_kline_time(kline.t),
+        end_us=parse_kline_time(kline.T),
+        open=o,
+        high=h,
+        low=low,
+        close=c,
+        volume=v,
+        quote_volume=quote,
+        trades=kline.n,
+    )
 
 
 @dataclass(slots=True)

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,32 @@ def test_sim_prints_its_urls_first_and_stops_on_sigterm() -> None:
             assert proc.wait(timeout=15) == 0
         finally:
             proc.kill()
+
+
+def test_sim_history_serves_klines_from_before_it_started() -> None:
+    with subprocess.Popen(
+        [*CLI, "sim", "--port", "0", "--history", "90"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            urls = json.loads(proc.stdout.readline())
+            start_s = int(time.time()) - 120
+            query = f"symbol=SOL_USDC&interval=1m&startTime={start_s}"
+            with urllib.request.urlopen(
+                f"{urls['rest']}/api/v1/klines?{query}", timeout=10
+            ) as answer:
+                rows = json.loads(answer.read())
+            assert len(rows) >= 2  # the minute or two it simulated first, and now
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=15) == 0
+        finally:
+            proc.kill()
+    refused = run_cli("sim", "--history", "99999")
+    assert refused.returncode == 2
+    assert "--history: history must be 0..21600 s" in refused.stderr
 
 
 @pytest.mark.parametrize(

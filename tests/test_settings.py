@@ -16,6 +16,7 @@ from bpx_flows.connectors.errors import ConfigError
 from bpx_flows.registry import FLOWS, SECTIONS
 from bpx_flows.settings import (
     Settings,
+    history_s,
     load_settings,
     merge_overrides,
     settings_from_data,
@@ -223,3 +224,15 @@ def test_the_flow_list_comes_from_the_registry() -> None:
 def test_the_shipped_example_checks(tmp_path: Path) -> None:
     example = Path(__file__).resolve().parents[1] / "docs" / "examples" / "market.toml"
     load_settings(example)
+
+
+def test_a_candle_backfill_is_a_duration_of_at_most_a_week() -> None:
+    candles = {"flow": "candles", "symbols": ["SOL_USDC"]}
+    for bad in ("1 h", "1.5h", "h", "-1h", "01h", "1w"):
+        with pytest.raises(ConfigError, match=r"candles\.backfill"):
+            validate(merge_overrides(Settings(), {**candles, "candles.backfill": bad}))
+    with pytest.raises(ConfigError, match=r"candles\.backfill: '8d' is more than 7"):
+        validate(merge_overrides(Settings(), {**candles, "candles.backfill": "8d"}))
+    ok = merge_overrides(Settings(), {**candles, "candles.backfill": "90m"})
+    assert history_s(ok) == 5400.0
+    assert history_s(merge_overrides(Settings(), candles)) == 0.0

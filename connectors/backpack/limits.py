@@ -40,7 +40,14 @@ from bpx_flows.connectors.backpack.wire import (
     Trade,
 )
 
-__all__ = ["MAX_DIGITS", "MAX_TIME_US", "MIN_TIME_US", "problem", "sane"]
+__all__ = [
+    "MAX_DIGITS",
+    "MAX_TIME_US",
+    "MIN_TIME_US",
+    "plain_decimal",
+    "problem",
+    "sane",
+]
 
 MAX_DIGITS = 40
 MIN_TIME_US = 0  # the epoch: documented captures carry small engine times (T=567)
@@ -54,6 +61,11 @@ _TWO = re.compile(rf"{_UNSIGNED}\|{_UNSIGNED}").fullmatch
 
 def _match(text: str) -> bool:
     return _DECIMAL.fullmatch(text) is not None
+
+
+def plain_decimal(text: str) -> bool:
+    """Whether ``text`` is a decimal string inside the policy (for REST-only fields)."""
+    return _match(text)
 
 
 def sane(event: Any) -> bool:

@@ -20,13 +20,16 @@ from bpx_flows.connectors.backpack.backfill import (
 from bpx_flows.connectors.backpack.books import BookRouter
 from bpx_flows.connectors.backpack.booksync import ResyncReason
 from bpx_flows.connectors.backpack.decode import BadFrame, Decoded, FrameDecoder
+from bpx_flows.connectors.backpack.kline_history import KLINES_PATH, historical_klines
 from bpx_flows.connectors.backpack.seeds import (
     MARK_PRICES_PATH,
     OPEN_INTEREST_PATH,
     mark_price_frames,
     open_interest_frames,
 )
+from bpx_flows.connectors.backpack.streams import parse_stream
 from bpx_flows.connectors.backpack.wire import Depth, DepthSnapshot, Frame, ServerError
+from bpx_flows.connectors.errors import ConfigError
 
 __all__ = [
     "Replayer",
@@ -127,6 +130,8 @@ class Replayer:
                     control.for_stream, symbol, body, at_us, control.recv_us
                 )
             )
+        if control.rest == KLINES_PATH and control.for_stream:
+            return self._klines(control)
         if control.rest == HISTORY_PATH and control.for_stream:
             ids = in_ranges((control.params or {}).get("ids", ""))
             symbol = control.for_stream.removeprefix("trade.")
@@ -155,6 +160,30 @@ class Replayer:
             return []
         # A frame that did not decode live: rebuild its exact text for the same record.
         return [self._decoder.decode(unsplice(line), control.recv_us)]
+
+    def _klines(self, control: _Line) -> list[Replayed]:
+        """A kline history answer: the same frames as the live run emitted."""
+        params = control.params or {}
+        try:
+            stream = parse_stream(control.for_stream or "")
+            before_us = int(params.get("before_us", ""))
+        except (ConfigError, ValueError):
+            self.bad_lines += 1
+            return []
+        if stream.symbol is None or stream.interval is None:
+            self.bad_lines += 1
+            return []
+        body = bytes(control.data)
+        return list(
+            historical_klines(
+                str(stream),
+                stream.symbol,
+                stream.interval,
+                body,
+                before_us,
+                control.recv_us,
+            )
+        )
 
     def _route(self, decoded: Decoded) -> list[Replayed]:
         if isinstance(decoded, Frame):

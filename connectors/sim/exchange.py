@@ -76,6 +76,7 @@ DEFAULT_MARKETS = (
     ),
 )
 _S = 1_000_000
+MAX_HISTORY_S = 6 * 3600.0  # simulated history before the start, at most
 _EMIT_DELAY_US = 110  # engine time T -> event time E
 _HOUR_MS = 3_600_000
 
@@ -114,6 +115,9 @@ class SimConfig:
         trade_history: the latest trades kept per market for ``/api/v1/trades`` and
             ``/api/v1/trades/history``: older ones cannot be fetched (the history
             depth a backfill meets).
+        history_s: simulated seconds run before the start, silently, so REST
+            history (klines, trades) reaches back that far at once (a simulated
+            minute costs about 0.3 s of CPU with the default markets).
     """
 
     seed: int = 7
@@ -124,8 +128,12 @@ class SimConfig:
     cascades_at: tuple[ScheduledCascade, ...] = ()
     account_every_s: float | None = 1.0
     trade_history: int = 20_000
+    history_s: float = 0.0
 
     def __post_init__(self) -> None:
+        if not 0 <= self.history_s <= MAX_HISTORY_S:
+            msg = f"history must be 0..{MAX_HISTORY_S:.0f} s, got {self.history_s}"
+            raise ValueError(msg)
         if self.trade_history < 1:
             msg = f"trade history must keep >= 1 trade, got {self.trade_history}"
             raise ValueError(msg)
@@ -152,7 +160,9 @@ class Exchange:
 
     def __init__(self, config: SimConfig, start_us: int) -> None:
         self.config = config
-        self.now_us = start_us
+        # With history, the markets run from earlier on, unseen, up to the start.
+        begin = start_us - int(config.history_s * _S)
+        self.now_us = begin
         rng = random.Random(config.seed)
         self.engines: dict[str, MarketEngine] = {}
         self.tapes: dict[str, MarketTape] = {}
@@ -168,25 +178,25 @@ class Exchange:
                 spec, random.Random(rng.random()), rng.randrange(10**6, 10**9)
             )
             self.engines[spec.symbol] = engine
-            self.tapes[spec.symbol] = MarketTape(start_us, config.trade_history)
+            self.tapes[spec.symbol] = MarketTape(begin, config.trade_history)
             step = Decimal(spec.tick_size) * Decimal(spec.step_size)
             self._quote_units[spec.symbol] = DecimalUnits(str(step.normalize()))
-            self._schedule_next_step(spec, start_us)
+            self._schedule_next_step(spec, begin)
             if spec.is_perp:
                 self.open_interest[spec.symbol] = rng.randint(20_000, 200_000)
                 if config.liquidation_every_s:
                     gap = self._gap(config.liquidation_every_s)
-                    self._push(start_us + gap, "liq", spec.symbol)
+                    self._push(begin + gap, "liq", spec.symbol)
         self.account = SimAccount(random.Random(rng.random()), self.engines)
-        first_second = (start_us // _S + 1) * _S
+        first_second = (begin // _S + 1) * _S
         self._push(first_second, "second", "")
         for window in DepthWindow:
             self._push(
-                (start_us // window.micros + 1) * window.micros, "window", window.value
+                (begin // window.micros + 1) * window.micros, "window", window.value
             )
-        self._push(start_us + 60 * _S, "oi", "")
+        self._push(begin + 60 * _S, "oi", "")
         if config.cascade_every_s:
-            self._push(start_us + self._gap(config.cascade_every_s), "cascade", "")
+            self._push(begin + self._gap(config.cascade_every_s), "cascade", "")
         for cascade in config.cascades_at:
             if cascade.symbol not in self.engines:
                 msg = f"scheduled cascade on an unknown market {cascade.symbol!r}"
@@ -196,7 +206,9 @@ class Exchange:
                 self._push(t, "cascade_liq", f"{cascade.symbol}|{cascade.side.value}")
                 t += self._rng.randint(50_000, 700_000)
         if config.account_every_s:
-            self._push(start_us + self._gap(config.account_every_s), "account", "")
+            self._push(begin + self._gap(config.account_every_s), "account", "")
+        if begin < start_us:
+            self.advance_to(start_us)  # what it printed then is only history now
 
     # Time.
 

@@ -15,7 +15,7 @@ from bpx_flows.connectors.backpack.streams import KlineInterval
 __all__ = ["Bar", "MarketTape"]
 
 _DAY_US = 86_400_000_000
-_HISTORY_BARS = 2_000
+_HISTORY_BARS = 25_000  # closed bars per interval: 6 h of 1 s bars at most
 
 
 @dataclass(slots=True)

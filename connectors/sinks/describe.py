@@ -26,7 +26,12 @@ from bpx_flows.connectors.backpack.wire import (
 from bpx_flows.operators.account import AutoCloseAlert
 from bpx_flows.operators.book_state import BookIntegrity, BookStats
 from bpx_flows.operators.bursts import BurstAlert, LiquidationStats
-from bpx_flows.operators.candles import Candle, KlineMismatch, TradeGap
+from bpx_flows.operators.candles import (
+    Candle,
+    HistoricalCandle,
+    KlineMismatch,
+    TradeGap,
+)
 from bpx_flows.operators.derivatives import DerivativesView
 from bpx_flows.operators.orders import OrderFill, OrderState
 from bpx_flows.operators.positions import MarginAlert, PositionView
@@ -75,6 +80,13 @@ def describe(record: Any) -> str:
             f"{record.symbol:<20} candle {record.interval.value:<5} "
             f"{format_kline_time(record.start_us)}Z o={record.open} h={record.high} "
             f"l={record.low} c={record.close} v={record.volume} n={record.trades}{tag}"
+        )
+    if isinstance(record, HistoricalCandle):
+        return (
+            f"{record.symbol:<20} candle {record.interval.value:<5} "
+            f"{format_kline_time(record.start_us)}Z o={record.open} h={record.high} "
+            f"l={record.low} c={record.close} v={record.volume} n={record.trades} "
+            "(history)"
         )
     if isinstance(record, TradeGap):
         return (
@@ -129,7 +141,9 @@ def describe(record: Any) -> str:
         return f"{'(server)':<28} ERROR     {record.error.code} {message}"
     if isinstance(record, Trade):  # a late trade, out of its frame
         return f"{record.s:<28} LATE {_describe_data(record)}"
-    return f"{printable(record.stream):<28} {_describe_data(record.data)}"
+    if isinstance(record, Frame):
+        return f"{printable(record.stream):<28} {_describe_data(record.data)}"
+    return printable(repr(record))  # a kind without a line of its own yet
 
 
 def _describe_data(data: Any) -> str:

@@ -9,11 +9,18 @@ import polars as pl
 import pytest
 from bytewax.testing import TestingSink, TestingSource, cluster_main, run_main
 
+from bpx_flows.connectors.backpack.kline_history import HistoricalKline
+from bpx_flows.connectors.backpack.klines import format_kline_time
 from bpx_flows.connectors.backpack.streams import KlineInterval as I
 from bpx_flows.connectors.backpack.wire import Frame, Trade
 from bpx_flows.connectors.sim import Exchange, SimConfig
 from bpx_flows.flows.candles import CandleConfig, build
-from bpx_flows.operators.candles import Candle, TradeGap
+from bpx_flows.operators.candles import (
+    Candle,
+    HistoricalCandle,
+    KlineMismatch,
+    TradeGap,
+)
 
 S = 1_000_000
 T0 = 1_790_000_040_000_000
@@ -165,3 +172,46 @@ def test_interval_validation() -> None:
         CandleConfig(intervals=(I.MONTH1,))
     with pytest.raises(ValueError, match="not multiples"):
         CandleConfig(intervals=(I.M3, I.M5))
+
+
+def test_history_fetched_at_start_becomes_historical_candles_never_compared() -> None:
+    def kline(start_us: int, c: str = "11", v: str = "2") -> Frame[HistoricalKline]:
+        data = HistoricalKline(
+            E=start_us + 60 * S,
+            T=format_kline_time(start_us + 60 * S),
+            X=True,
+            c=c,
+            h="12",
+            l="9",
+            n=3,
+            o="10",
+            s="SOL_USDC",
+            t=format_kline_time(start_us),
+            v=v,
+            V="21.5",
+        )
+        return Frame("kline.1m.SOL_USDC", data, recv_us=T0)
+
+    first = T0 - 180 * S - T0 % (60 * S)
+    records: list[Any] = [kline(first), kline(first + 60 * S, v="x"), frame(1, T0)]
+    candles, integrity, _ = run(records, CONFIG)
+    history = [c for c in candles if isinstance(c, HistoricalCandle)]
+    assert history == [
+        HistoricalCandle(
+            symbol="SOL_USDC",
+            interval=I.M1,
+            start_us=first,
+            end_us=first + 60 * S,
+            open=Decimal(10),
+            high=Decimal(12),
+            low=Decimal(9),
+            close=Decimal(11),
+            volume=Decimal(2),
+            quote_volume=Decimal("21.5"),
+            trades=3,
+        )
+    ]  # the kline whose volume is not a number is left out
+    assert not [e for e in integrity if isinstance(e, KlineMismatch)]
+    assert [(c.interval, c.trades) for c in candles if isinstance(c, Candle)] == [
+        (I.S1, 1)
+    ]
