@@ -111,7 +111,10 @@ class RestClient:
     Args:
         base_url: e.g. ``https://api.backpack.exchange`` or the simulator's URL.
         attempts: tries per request before ``RestError``.
-        rate_per_s: this client's own request rate limit, per second.
+        rate_per_s: this client's own request rate limit, per second, on top of
+            the shared budget; ``None`` (the default): the budget alone (a
+            client's own lower cap would slow a worker's books seeding after a
+            mass reconnect for nothing: the exchange's limit is the process's).
         budget: the budget shared with the process's other clients (the
             exchange's limit is per subaccount, not per connection).
         timeout_s: per-request timeout, seconds.
@@ -131,7 +134,7 @@ class RestClient:
         self,
         base_url: str = DEFAULT_REST_URL,
         attempts: int = 5,
-        rate_per_s: float = 10.0,
+        rate_per_s: float | None = None,
         timeout_s: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
         backoff_initial_s: float = 0.25,
@@ -148,7 +151,11 @@ class RestClient:
         self._max_body_bytes = max_body_bytes
         self.failures: Counter[str] = Counter()
         self._attempts = attempts
-        self._bucket = TokenBucket(rate_per_s, burst=max(1, int(rate_per_s)))
+        self._bucket = (
+            None
+            if rate_per_s is None
+            else TokenBucket(rate_per_s, burst=max(1, int(rate_per_s)))
+        )
         self._backoff_initial_s = backoff_initial_s
         self._client = httpx.AsyncClient(
             base_url=self.base_url, timeout=timeout_s, transport=transport
@@ -222,7 +229,7 @@ class RestClient:
         last: str = ""
         status: int | None = None
         for attempt in range(1, self._attempts + 1):
-            wait = self._bucket.delay_s()
+            wait = self._bucket.delay_s() if self._bucket is not None else 0.0
             if wait:
                 await asyncio.sleep(wait)
             if history:
