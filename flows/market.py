@@ -97,6 +97,7 @@ SPEC = FlowSpec(
     streams=_streams,
     wire=_wire,
     produces=tuple(dict.fromkeys(t for part in _PARTS for t in part.produces)),
+    history_s=candles.SPEC.history_s,  # --backfill: the candle part's history
 )
 
 

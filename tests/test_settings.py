@@ -236,3 +236,5 @@ def test_a_candle_backfill_is_a_duration_of_at_most_a_week() -> None:
     ok = merge_overrides(Settings(), {**candles, "candles.backfill": "90m"})
     assert history_s(ok) == 5400.0
     assert history_s(merge_overrides(Settings(), candles)) == 0.0
+    market = {"flow": "market", "symbols": ["SOL_USDC"], "candles.backfill": "2h"}
+    assert history_s(merge_overrides(Settings(), market)) == 7200.0
