@@ -60,6 +60,7 @@ from bpx_flows.operators.candles import (
     CandleAcc,
     HistoricalCandle,
     KlineMismatch,
+    KlineResolved,
     TradeGap,
     candle_book,
     check_ids,
@@ -201,7 +202,7 @@ class CandleOut:
     """The candle step's outputs."""
 
     candles: Stream[Any]  # Candle, HistoricalCandle
-    integrity: Stream[Any]  # TradeGap, KlineMismatch, TradeBackfill
+    integrity: Stream[Any]  # TradeGap, KlineMismatch, KlineResolved, TradeBackfill
     late: Stream[Any]  # Trade
 
 
@@ -385,7 +386,15 @@ SPEC = FlowSpec(
     sections=(CandleSettings,),
     streams=_streams,
     wire=_wire,
-    produces=(Candle, HistoricalCandle, TradeGap, KlineMismatch, TradeBackfill, Trade),
+    produces=(
+        Candle,
+        HistoricalCandle,
+        TradeGap,
+        KlineMismatch,
+        KlineResolved,
+        TradeBackfill,
+        Trade,
+    ),
     history_s=_history_s,
 )
 

@@ -30,6 +30,7 @@ from bpx_flows.operators.candles import (
     Candle,
     HistoricalCandle,
     KlineMismatch,
+    KlineResolved,
     TradeGap,
 )
 from bpx_flows.operators.derivatives import DerivativesView
@@ -100,7 +101,16 @@ def describe(record: Any) -> str:
                 record.fields, record.ours, record.theirs, strict=True
             )
         )
-        return f"{record.symbol:<28} KLINE MISMATCH {record.interval.value}: {fields}"
+        again = f" (revision {record.revision})" if record.revision else ""
+        return (
+            f"{record.symbol:<28} KLINE MISMATCH {record.interval.value}{again}: "
+            f"{fields}"
+        )
+    if isinstance(record, KlineResolved):
+        return (
+            f"{record.symbol:<28} KLINE RESOLVED {record.interval.value} "
+            f"{format_kline_time(record.start_us)}Z by revision {record.revision}"
+        )
     if isinstance(record, LiquidationStats):
         window = record.windows[0] if record.windows else None
         recent = (

@@ -33,7 +33,7 @@ from bpx_flows.connectors.source import (
     StopSignal,
 )
 from bpx_flows.flows.candles import CandleConfig, build, candle_streams
-from bpx_flows.operators.candles import Candle, TradeGap
+from bpx_flows.operators.candles import Candle, KlineMismatch, KlineResolved, TradeGap
 from tests.candle_revisions import latest
 
 pytestmark = pytest.mark.e2e
@@ -136,6 +136,15 @@ def test_candles_after_a_disconnect_equal_an_uninterrupted_run(tmp_path: Any) ->
         if c.revision == 0
     }
     assert any(first_cut.get(k) != theirs[k] for k in compared)
+    # A window the exchange's kline showed different before its correction ends
+    # with a KlineResolved: no mismatch stands for a window that is now right.
+    disputed = {
+        (e.interval, e.start_us) for e in integrity if isinstance(e, KlineMismatch)
+    }
+    resolved = {
+        (e.interval, e.start_us) for e in integrity if isinstance(e, KlineResolved)
+    }
+    assert (disputed - resolved) & set(compared) == set()
 
     # The recording replays to the same candles, corrections included.
     replayed, replay_integrity = run_flow(

@@ -4,6 +4,7 @@ from fractions import Fraction
 from bpx_flows.connectors.backpack.streams import KlineInterval as I
 from bpx_flows.connectors.backpack.wire import Kline, Trade
 from bpx_flows.operators.candles import (
+    KlineResolved,
     TradeGap,
     check_ids,
     check_klines,
@@ -238,3 +239,37 @@ def test_a_closed_kline_for_a_window_without_our_candle_is_a_mismatch() -> None:
     assert [m.fields for m in out] == [("missing",)]
     state, out = check_klines(state, (I.M1, kline(T0, n=5)))
     assert out == [] and state.missing == 2
+
+
+def test_a_corrected_candle_resolves_its_mismatch_or_reports_again() -> None:
+    import msgspec
+
+    before = [trade(1, T0, p="10"), trade(4, T0 + 3 * S, p="11")]  # 2 and 3 lost
+    first = candle_of(before, I.M1)
+    state, out = check_klines(None, (I.M1, kline(T0, v="4", n=4)))
+    state, out = check_klines(state, first)
+    assert [(m.fields, m.revision) for m in out] == [
+        (("high", "low", "volume", "trades"), 0)
+    ]
+    # A correction with one trade of two still different; then the whole window.
+    half = candle_of([*before, trade(2, T0 + S, p="12")], I.M1)
+    state, out = check_klines(state, msgspec.structs.replace(half, revision=1))
+    assert [(m.fields, m.revision) for m in out] == [(("low", "volume", "trades"), 1)]
+    whole = candle_of([*before, trade(2, T0 + S, p="12"), trade(3, T0 + 2 * S, p="9")])
+    whole = msgspec.structs.replace(whole, interval=I.M1, revision=2)
+    state, out = check_klines(state, whole)
+    assert out == [
+        KlineResolved(symbol="SOL_USDC", interval=I.M1, start_us=T0, revision=2)
+    ]
+    assert state.resolved == 1 and not state.disputed
+    # A window reported missing resolves the same way; one never disputed stays quiet.
+    state, _ = check_klines(
+        state, (I.M1, kline(T0 + 60 * S, n=1, v="1", o="10", h="10", low="10", c="10"))
+    )
+    state, out = check_klines(state, candle_of([trade(9, T0 + 120 * S)], I.M1))
+    assert [m.fields for m in out] == [("missing",)]
+    gone = candle_of([trade(5, T0 + 60 * S)], I.M1)
+    state, out = check_klines(state, msgspec.structs.replace(gone, revision=1))
+    assert [type(m).__name__ for m in out] == ["KlineResolved"]
+    state, out = check_klines(state, msgspec.structs.replace(gone, revision=2))
+    assert out == []
