@@ -115,6 +115,12 @@ CANDLE_VOLUME = Gauge(
 CANDLES = Counter(
     "bpx_candles_total", "Closed candles", ["symbol", "interval"], registry=REGISTRY
 )
+CANDLE_CORRECTIONS = Counter(
+    "bpx_candle_corrections_total",
+    "Closed candles emitted again, corrected by trades fetched back after a gap",
+    ["symbol", "interval"],
+    registry=REGISTRY,
+)
 MARK_PRICE = Gauge("bpx_mark_price", "Mark price", ["symbol"], registry=REGISTRY)
 PREMIUM_BPS = Gauge(
     "bpx_premium_bps", "Mark over index, basis points", ["symbol"], registry=REGISTRY

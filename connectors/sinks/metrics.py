@@ -43,8 +43,10 @@ def observe(record: Any, flow: str = "") -> None:
     elif isinstance(record, BookIntegrity):
         m.BOOK_INTEGRITY.labels(record.symbol, record.kind.value).inc()
     elif isinstance(record, Candle):
-        if not record.filled:
-            labels = (record.symbol, record.interval.value)
+        labels = (record.symbol, record.interval.value)
+        if record.revision:  # an older window corrected: not the last candle
+            m.CANDLE_CORRECTIONS.labels(*labels).inc()
+        elif not record.filled:
             m.CANDLE_CLOSE.labels(*labels).set(float(record.close))
             m.CANDLE_VOLUME.labels(*labels).set(float(record.volume))
             m.CANDLES.labels(*labels).inc()

@@ -87,6 +87,14 @@ def test_book_candle_and_burst_records_update_the_metrics() -> None:
     )
     observe(candle)
     assert value("bpx_candle_close", symbol="MX_USDC", interval="1m") == 1.5
+    # A correction of an older window is counted, and leaves the last close alone.
+    labels = {"symbol": "MX_USDC", "interval": "1m"}
+    closed = value("bpx_candles_total", **labels)
+    corrected = value("bpx_candle_corrections_total", **labels) or 0
+    observe(msgspec.structs.replace(candle, close=Decimal(9), revision=1))
+    assert value("bpx_candle_close", symbol="MX_USDC", interval="1m") == 1.5
+    assert value("bpx_candle_corrections_total", **labels) == corrected + 1
+    assert value("bpx_candles_total", **labels) == closed
     started = BurstAlert(
         burst_id="b",
         phase=BurstPhase.STARTED,
