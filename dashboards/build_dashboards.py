@@ -49,6 +49,12 @@ DASHBOARDS: dict[str, list[tuple[str, str, str]]] = {
             "ops",
         ),
         ("Mark price", f"bpx_mark_price{SYMBOL}", "none"),
+        (
+            "Candle corrections (15 m)",
+            f"sum by (symbol, interval) (increase(bpx_candle_corrections_total{SYMBOL}[15m]))",
+            "none",
+        ),
+        ("Trades missing (not fetched back yet)", "sum(bpx_trades_missing)", "none"),
     ],
     "bpx-order-book-health": [
         ("Spread (bps)", f"bpx_book_spread_bps{SYMBOL}", "none"),
