@@ -737,49 +737,62 @@ class Connection:
             "kline history: %d klines for %d streams", total, len(self._kline_history)
         )
 
-    async def _mark_price_seed(self) -> None:
-        # The stream sends every second, but a view needs both sides at once: one
-        # request for every perp, dated by the answer (its rows have no time).
+    async def _seed_answer(self, path: str, what: str) -> tuple[bytes, int] | None:
+        """The answer of ``path`` with the server's time of it; ``None`` if it failed.
+
+        The time is the answer's ``Date`` less ``Age`` (``RestClient.dated``), or
+        the receive time without one. A failure is only logged: the stream brings
+        the value itself, later.
+        """
         assert self._rest is not None
         try:
-            body, server_us = await self._rest.dated(MARK_PRICES_PATH, {})
+            body, server_us = await self._rest.dated(path, {})
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # the stream brings it within a second anyway
-            log.info("mark prices not seeded: %s", printable(str(exc)))
-            return
-        recv_us = time.time_ns() // 1000
-        # The CDN may hold an answer a second before its Date: date it no later.
-        at_us = (recv_us if server_us is None else server_us) - 1_000_000
-        for stream, (row, frames) in mark_price_rows(
-            [(str(s), s.symbol or "") for s in self._mark_prices], body, at_us, recv_us
-        ).items():
+        except Exception as exc:  # RestError, or anything else: never the task's end
+            log.info("%s not seeded: %s", what, printable(str(exc)))
+            return None
+        return body, time.time_ns() // 1000 if server_us is None else server_us
+
+    def _emit_seeds(
+        self,
+        path: str,
+        seeds: dict[str, tuple[bytes, list[Frame[Any]]]],
+        recv_us: int,
+        extra: dict[str, str],
+    ) -> None:
+        """Record each stream's row of a seeding answer and emit its frames."""
+        for stream, (row, frames) in seeds.items():
             if self._tap is not None:
-                params = {"symbol": frames[0].data.s, "at_us": str(at_us)}
-                self._tap.rest(stream, MARK_PRICES_PATH, params, row, recv_us)
+                params = {"symbol": frames[0].data.s, **extra}
+                self._tap.rest(stream, path, params, row, recv_us)
             for frame in frames:
                 self._emit(frame)
 
+    async def _mark_price_seed(self) -> None:
+        # The stream sends every second, but a view needs both sides at once: one
+        # request for every perp, dated by the answer (its rows have no time).
+        answer = await self._seed_answer(MARK_PRICES_PATH, "mark prices")
+        if answer is None:
+            return
+        body, server_us = answer
+        recv_us = time.time_ns() // 1000
+        # The CDN may hold an answer a second before its Date: date it no later.
+        at_us = server_us - 1_000_000
+        streams = [(str(s), s.symbol or "") for s in self._mark_prices]
+        seeds = mark_price_rows(streams, body, at_us, recv_us)
+        self._emit_seeds(MARK_PRICES_PATH, dict(seeds), recv_us, {"at_us": str(at_us)})
+
     async def _open_interest_seed(self) -> None:
         # One request for every market (``symbol`` is optional), whatever the number
-        # of this connection's open-interest streams.
-        assert self._rest is not None
-        try:
-            body = await self._rest.raw(OPEN_INTEREST_PATH, {})
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # the stream brings it within a minute anyway
-            log.info("open interest not seeded: %s", printable(str(exc)))
+        # of this connection's open-interest streams; rows carry their own time.
+        answer = await self._seed_answer(OPEN_INTEREST_PATH, "open interest")
+        if answer is None:
             return
         recv_us = time.time_ns() // 1000
-        for stream, (row, frames) in open_interest_rows(
-            [(str(s), s.symbol or "") for s in self._open_interest], body, recv_us
-        ).items():
-            if self._tap is not None:
-                params = {"symbol": frames[0].data.s}
-                self._tap.rest(stream, OPEN_INTEREST_PATH, params, row, recv_us)
-            for frame in frames:
-                self._emit(frame)
+        streams = [(str(s), s.symbol or "") for s in self._open_interest]
+        seeds = open_interest_rows(streams, answer[0], recv_us)
+        self._emit_seeds(OPEN_INTEREST_PATH, dict(seeds), recv_us, {})
 
     def _start_fetches(self) -> None:
         # A bounded number in flight: after a mass reconnect the rest wait their

@@ -26,7 +26,7 @@ from bpx_flows.connectors.backpack.booksync import BookSnapshot, Resync, ResyncR
 from bpx_flows.connectors.backpack.decode import BadFrame, BadReason
 from bpx_flows.connectors.backpack.seeds import SeededMarkPrice
 from bpx_flows.connectors.backpack.streams import parse_streams
-from bpx_flows.connectors.backpack.wire import Frame, OpenInterest, Trade
+from bpx_flows.connectors.backpack.wire import Frame, Trade
 from bpx_flows.connectors.connection import Connection, ConnectionConfig
 from bpx_flows.connectors.rest import RestClient
 from bpx_flows.operators.book_state import BookConfig, BookStats, step
@@ -437,6 +437,33 @@ def test_a_late_trade_prints_as_one_line() -> None:
     assert describe(late).startswith(f"{SYMBOL}") and "LATE trade" in describe(late)
 
 
+def _seeds_nothing(channel: str, body: bytes, headers: dict[str, str]) -> list[Any]:
+    """The records of a connection whose seeding REST answer is ``body``.
+
+    The trade stream must go on; returns the frames of ``channel``'s stream.
+    """
+
+    async def script(ws: ServerConnection) -> None:
+        await ws.send(trade(1, NOW_US))
+
+    body = body.replace(b"%s", SYMBOL.encode())
+    server = Hostile(script=script, rest=[(200, headers, body, 0.0)])
+    streams = [f"{channel}.{SYMBOL}", f"trade.{SYMBOL}"]
+    records, _ = asyncio.run(
+        collect(
+            server,
+            streams,
+            3.0,
+            until=lambda r: (
+                server.rest_calls >= 1
+                and any(isinstance(x, Frame) and isinstance(x.data, Trade) for x in r)
+            ),
+        )
+    )
+    assert any(isinstance(r, Frame) and isinstance(r.data, Trade) for r in records)
+    return [r for r in records if isinstance(r, Frame) and r.stream == streams[0]]
+
+
 @pytest.mark.parametrize(
     "body",
     [
@@ -451,28 +478,7 @@ def test_a_late_trade_prints_as_one_line() -> None:
 def test_a_hostile_open_interest_answer_seeds_nothing_and_stops_nothing(
     body: bytes,
 ) -> None:
-    # The trade stream goes on; the bad REST answer is dropped without a frame.
-    async def script(ws: ServerConnection) -> None:
-        await ws.send(trade(1, NOW_US))
-
-    body = body.replace(b"%s", SYMBOL.encode())
-    server = Hostile(script=script, rest=[(200, {}, body, 0.0)])
-    streams = [f"openInterest.{SYMBOL}", f"trade.{SYMBOL}"]
-    records, _ = asyncio.run(
-        collect(
-            server,
-            streams,
-            3.0,
-            until=lambda r: (
-                server.rest_calls >= 1
-                and any(isinstance(x, Frame) and isinstance(x.data, Trade) for x in r)
-            ),
-        )
-    )
-    assert not [
-        r for r in records if isinstance(r, Frame) and isinstance(r.data, OpenInterest)
-    ]
-    assert any(isinstance(r, Frame) and isinstance(r.data, Trade) for r in records)
+    assert _seeds_nothing("openInterest", body, {}) == []
 
 
 @pytest.mark.parametrize(
@@ -491,24 +497,12 @@ def test_a_hostile_open_interest_answer_seeds_nothing_and_stops_nothing(
 def test_a_hostile_mark_price_answer_seeds_nothing_and_stops_nothing(
     body: bytes, headers: dict[str, str]
 ) -> None:
-    async def script(ws: ServerConnection) -> None:
-        await ws.send(trade(1, NOW_US))
+    assert _seeds_nothing("markPrice", body, headers) == []
 
-    body = body.replace(b"%s", SYMBOL.encode())
-    server = Hostile(script=script, rest=[(200, headers, body, 0.0)])
-    streams = [f"markPrice.{SYMBOL}", f"trade.{SYMBOL}"]
-    records, _ = asyncio.run(
-        collect(
-            server,
-            streams,
-            3.0,
-            until=lambda r: (
-                server.rest_calls >= 1
-                and any(isinstance(x, Frame) and isinstance(x.data, Trade) for x in r)
-            ),
-        )
-    )
-    assert not [
-        r for r in records if isinstance(r, Frame) and type(r.data) is SeededMarkPrice
-    ]
-    assert any(isinstance(r, Frame) and isinstance(r.data, Trade) for r in records)
+
+def test_a_good_mark_price_answer_seeds_one_frame_dated_by_the_server() -> None:
+    date = {"Date": "Tue, 01 Dec 2026 18:00:00 GMT", "Age": "2"}
+    body = b'[{"symbol": "%s", "markPrice": "150.5", "indexPrice": "150.4"}]'
+    (seed,) = _seeds_nothing("markPrice", body, date)
+    assert type(seed.data) is SeededMarkPrice and seed.data.p == "150.5"
+    assert seed.data.E == (1_796_148_000 - 2 - 1) * 1_000_000
