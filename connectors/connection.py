@@ -722,6 +722,7 @@ class Connection:
                     stream.symbol,
                     stream.interval,
                     body,
+                    params,
                     before_us,
                     recv_us,
                 )

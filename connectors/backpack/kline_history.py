@@ -14,6 +14,8 @@ start, so a replay turns them into the same frames.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import msgspec
 
 from bpx_flows.connectors.backpack.klines import (
@@ -23,12 +25,7 @@ from bpx_flows.connectors.backpack.klines import (
     interval_start_us,
     parse_kline_time,
 )
-from bpx_flows.connectors.backpack.limits import (
-    MAX_TIME_US,
-    MIN_TIME_US,
-    plain_decimal,
-    problem,
-)
+from bpx_flows.connectors.backpack.limits import plain_decimal, problem
 from bpx_flows.connectors.backpack.streams import KlineInterval
 from bpx_flows.connectors.backpack.wire import Frame, Kline, KlineRow
 
@@ -99,20 +96,32 @@ def _decode(body: bytes) -> list[KlineRow]:
     return rows
 
 
+def _page_span(page: Mapping[str, str]) -> tuple[int, int]:
+    """``[startTime, endTime)`` of a page's query, microseconds (empty if absent)."""
+    try:
+        return int(page["startTime"]) * _S, int(page["endTime"]) * _S
+    except (KeyError, ValueError):
+        return 0, 0
+
+
 def historical_klines(
     stream: str,
     symbol: str,
     interval: KlineInterval,
     body: bytes,
+    page: Mapping[str, str],
     before_us: int,
     recv_us: int,
 ) -> list[Frame[HistoricalKline]]:
-    """The closed klines of ``body`` ending by ``before_us`` (the run's start).
+    """The closed klines of ``body`` (the answer to ``page``) ending by ``before_us``.
 
-    Oldest first, each window once. Left out: rows without prices (nothing traded),
-    rows whose window is not one of ``interval`` (misaligned or of another width),
-    rows still open at ``before_us``, and rows outside the range policy.
+    ``before_us`` is the run's start. Oldest first, each window once. Left out:
+    rows starting outside the page's span (so pages never overlap, whatever the
+    server sends), rows without prices (nothing traded), rows whose window is not
+    one of ``interval`` (misaligned or of another width), rows still open at
+    ``before_us``, and rows outside the range policy.
     """
+    since, until = _page_span(page)
     kept: dict[int, HistoricalKline] = {}
     for row in _decode(body):
         o, h, low, c = row.open, row.high, row.low, row.close
@@ -123,7 +132,7 @@ def historical_klines(
             end = parse_kline_time(row.end)
         except (ValueError, TypeError, OverflowError):
             continue
-        if not MIN_TIME_US <= start < MAX_TIME_US or start in kept:
+        if not since <= start < until or start in kept:
             continue
         if interval_start_us(interval, start) != start:
             continue

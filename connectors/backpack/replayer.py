@@ -180,6 +180,7 @@ class Replayer:
                 stream.symbol,
                 stream.interval,
                 body,
+                params,
                 before_us,
                 control.recv_us,
             )

@@ -35,9 +35,12 @@ def row(start_us: int, width_us: int = 60 * S, **values: object) -> dict[str, ob
     return base
 
 
-def decode(rows: list[dict[str, object]], before_us: int) -> list[HistoricalKline]:
+def decode(
+    rows: list[dict[str, object]], before_us: int, since_us: int = T0 - 3600 * S
+) -> list[HistoricalKline]:
     body = json.dumps(rows).encode()
-    frames = historical_klines(STREAM, "SOL_USDC", I.M1, body, before_us, 7)
+    page = {"startTime": str(since_us // S), "endTime": str(-(-before_us // S))}
+    frames = historical_klines(STREAM, "SOL_USDC", I.M1, body, page, before_us, 7)
     assert all(f.stream == STREAM and f.recv_us == 7 for f in frames)
     return [f.data for f in frames]
 
@@ -91,6 +94,15 @@ def test_rows_that_are_open_empty_misaligned_or_out_of_range_are_left_out() -> N
     assert [k.t for k in decode(rows, before)] == ["2026-11-30T01:00:00"]
 
 
+def test_rows_outside_the_page_asked_for_are_left_out() -> None:
+    rows = [row(T0 - 120 * S), row(T0), row(T0 + 60 * S)]
+    kept = decode(rows, before_us=T0 + 60 * S, since_us=T0)
+    assert [k.t for k in kept] == ["2026-11-30T01:00:00"]  # not before the page
+
+
 def test_a_hostile_answer_gives_nothing() -> None:
+    page = {"startTime": "0", "endTime": str(T0 // S)}
     for body in (b"", b"{}", b"[1]", b'{"start": 1}', b"\xff" * 10):
-        assert historical_klines(STREAM, "SOL_USDC", I.M1, body, T0, 0) == []
+        assert historical_klines(STREAM, "SOL_USDC", I.M1, body, page, T0, 0) == []
+    good = json.dumps([row(T0 - 60 * S)]).encode()
+    assert historical_klines(STREAM, "SOL_USDC", I.M1, good, {}, T0, 0) == []
