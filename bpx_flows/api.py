@@ -22,6 +22,7 @@ from it.
 
 from __future__ import annotations
 
+from bpx_flows.connectors.backpack.backfill import TradeBackfill
 from bpx_flows.connectors.backpack.signing import Credentials
 from bpx_flows.connectors.backpack.streams import KlineInterval, parse_streams
 from bpx_flows.connectors.backpack.wire import Frame
@@ -49,7 +50,13 @@ from bpx_flows.flows.market import MarketConfig, market_outputs, market_streams
 from bpx_flows.operators.account import AccountConfig, AutoCloseAlert
 from bpx_flows.operators.book_state import BookConfig, BookIntegrity, BookStats
 from bpx_flows.operators.bursts import BurstAlert, BurstConfig, LiquidationStats
-from bpx_flows.operators.candles import Candle, KlineMismatch, TradeGap
+from bpx_flows.operators.candles import (
+    Candle,
+    HistoricalCandle,
+    KlineMismatch,
+    KlineResolved,
+    TradeGap,
+)
 from bpx_flows.operators.derivatives import DerivativesConfig, DerivativesView
 from bpx_flows.operators.orders import OrderFill, OrderState
 from bpx_flows.operators.positions import MarginAlert, PositionView
@@ -71,9 +78,11 @@ __all__ = [
     "DerivativesConfig",
     "DerivativesView",
     "Frame",
+    "HistoricalCandle",
     "JsonLinesSink",
     "KlineInterval",
     "KlineMismatch",
+    "KlineResolved",
     "LineSink",
     "LiquidationStats",
     "MarginAlert",
@@ -91,6 +100,7 @@ __all__ = [
     "SimThread",
     "SourceConfig",
     "StopSignal",
+    "TradeBackfill",
     "TradeGap",
     "WebhookConfig",
     "WebhookSink",
