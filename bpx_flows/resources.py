@@ -89,7 +89,12 @@ def _simulator(settings: Settings) -> Iterator[Endpoint]:
     # A backfill of candles finds history on the simulator too (up to its maximum).
     history = min(history_s(settings), MAX_HISTORY_S)
     if history:
-        log.info("simulator: running %.0f s of history first", history)
+        log.warning(  # shown at the default level: the start waits for it
+            "simulator: simulating the %.0f s before the start first "
+            "(about %.0f s of CPU, for the candle backfill)",
+            history,
+            history / 60 * 0.3 * sim.rate_scale,
+        )
     exchange = SimConfig(
         seed=sim.seed,
         rate_scale=sim.rate_scale,
