@@ -89,7 +89,8 @@ def _simulator(settings: Settings) -> Iterator[Endpoint]:
     # A backfill of candles finds history on the simulator too (up to its maximum).
     history = min(history_s(settings), MAX_HISTORY_S)
     if history:
-        log.warning(  # shown at the default level: the start waits for it
+        # Progress, shown at the default level: the start waits for it.
+        logging.getLogger("bpx_flows.progress").info(
             "simulator: simulating the %.0f s before the start first "
             "(about %.0f s of CPU, for the candle backfill)",
             history,
