@@ -665,18 +665,14 @@ class Connection:
         """Ask REST for what the streams send only later: open interest, mark price."""
         if self._rest is None:
             return
-        seeds = [
-            seed()
-            for wanted, seed in (
-                (self._open_interest, self._open_interest_seed),
-                (self._mark_prices, self._mark_price_seed),
-            )
-            if wanted
-        ]
-        for coroutine in seeds:
-            task = asyncio.create_task(coroutine)
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        for wanted, seed in (
+            (self._open_interest, self._open_interest_seed),
+            (self._mark_prices, self._mark_price_seed),
+        ):
+            if wanted:
+                task = asyncio.create_task(seed())
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
 
     def _start_kline_history(self) -> None:
         """Once a run: the candles before it, for ``kline_backfill_s``."""
