@@ -300,23 +300,9 @@ def backfilled_frames(
             s=symbol,
             t=trade_id,
         )
-        if sane(_as_trade(trade)):  # the stream's own range policy
+        if sane(trade):  # the stream's own range policy (a subclass of Trade)
             trades[trade_id] = trade
     return [Frame(stream, trades[i], recv_us) for i in sorted(trades)]
-
-
-def _as_trade(trade: BackfilledTrade) -> Trade:
-    return Trade(
-        E=trade.E,
-        T=trade.T,
-        a="",
-        b="",
-        m=trade.m,
-        p=trade.p,
-        q=trade.q,
-        s=trade.s,
-        t=trade.t,
-    )
 
 
 def id_ranges(ids: Iterable[int]) -> str:
