@@ -166,16 +166,14 @@ def _backfill_reports(batch: list[Any]) -> list[TradeBackfill]:
     return [r for r in batch if type(r) is TradeBackfill]
 
 
-def _historical(batch: list[Any]) -> list[HistoricalCandle]:
-    out = []
-    for record in batch:
-        if type(record) is Frame and type(record.data) is HistoricalKline:
-            interval = parse_stream(record.stream).interval
-            if interval is not None:
-                candle = historical_candle(interval, record.data)
-                if candle is not None:
-                    out.append(candle)
-    return out
+def _is_history(kv: tuple[str, Frame[Any]]) -> bool:
+    return type(kv[1].data) is HistoricalKline
+
+
+def _historical(kv: tuple[str, Frame[HistoricalKline]]) -> HistoricalCandle | None:
+    frame = kv[1]
+    interval = parse_stream(frame.stream).interval
+    return None if interval is None else historical_candle(interval, frame.data)
 
 
 def _is_fetched(kv: tuple[str, Any]) -> bool:
@@ -250,13 +248,19 @@ def roll_candles(
     )
     into_book = op.merge("closed_and_fetched", base, fetched.trues, split.falses)
     candles = stateful_steps("candle_book", into_book, functools.partial(_book, book))
-    history = op.flat_map_batch("historical_candles", records, _historical)
+    # Klines, live and fetched at start (few): the history is candles already.
+    kline_frames = keyed_frames(
+        "klines_by_symbol", records, (Kline, HistoricalKline), route
+    )
+    split_klines = op.branch("split_history", kline_frames, _is_history)
+    history = op.filter_map("historical_candles", split_klines.trues, _historical)
     candle_out = op.merge(
         "with_history", op.map("unkey_candles", candles, lambda kv: kv[1]), history
     )
     late = op.map("unkey_late", fetched.falses, lambda kv: kv[1])
-    kline_frames = keyed_frames("klines_by_symbol", records, (Kline,), route)
-    keyed_klines = op.filter_map_value("closed_klines", kline_frames, closed_kline_of)
+    keyed_klines = op.filter_map_value(
+        "closed_klines", split_klines.falses, closed_kline_of
+    )
     both = op.merge("ours_and_theirs", candles, keyed_klines)
     mismatches = stateful_steps("check_klines", both, _check)
     integrity = op.merge("integrity_events", split.falses, mismatches)
