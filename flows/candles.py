@@ -3,9 +3,11 @@
     feed ─► by_symbol ─► check_trade_ids ─► roll_base ─► candle_book ─► candles
     check_trade_ids ─► gaps ─► candle_book (holds their windows), integrity
     roll_base ─► late ─► fetched back? ─► candle_book (corrections) / late_trades
-    klines_by_symbol + candles ─► check_klines ─► integrity
+    klines_by_symbol ─► split_history ─► live klines + candles ─► check_klines
+                                      ─► integrity
+                     split_history ─► fetched at start (--backfill) ─►
+                                      historical_candles ─► candles
     feed ─► backfill reports (TradeBackfill) ─► integrity
-    feed ─► historical klines (--backfill) ─► historical_candles ─► candles
 
 The base window (the shortest interval, 1 s by default) is a Bytewax ``fold_window``
 over a ``TumblingWindower`` aligned to the epoch, on an ``EventClock`` of the trade's
