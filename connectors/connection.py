@@ -713,15 +713,7 @@ class Connection:
                     )
                     break
                 recv_us = time.time_ns() // 1000
-                frames = historical_klines(
-                    str(stream),
-                    stream.symbol,
-                    stream.interval,
-                    body,
-                    params,
-                    before_us,
-                    recv_us,
-                )
+                frames = historical_klines(stream, body, params, before_us, recv_us)
                 if self._tap is not None:
                     noted = {**params, "before_us": str(before_us)}
                     self._tap.rest(str(stream), KLINES_PATH, noted, body, recv_us)

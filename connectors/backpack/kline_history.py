@@ -26,7 +26,7 @@ from bpx_flows.connectors.backpack.klines import (
     parse_kline_time,
 )
 from bpx_flows.connectors.backpack.limits import plain_decimal, problem
-from bpx_flows.connectors.backpack.streams import KlineInterval
+from bpx_flows.connectors.backpack.streams import KlineInterval, StreamName
 from bpx_flows.connectors.backpack.wire import Frame, Kline, KlineRow
 
 __all__ = [
@@ -105,9 +105,7 @@ def _page_span(page: Mapping[str, str]) -> tuple[int, int]:
 
 
 def historical_klines(
-    stream: str,
-    symbol: str,
-    interval: KlineInterval,
+    stream: StreamName,
     body: bytes,
     page: Mapping[str, str],
     before_us: int,
@@ -115,12 +113,16 @@ def historical_klines(
 ) -> list[Frame[HistoricalKline]]:
     """The closed klines of ``body`` (the answer to ``page``) ending by ``before_us``.
 
+    ``stream`` is a ``kline.<interval>.<symbol>`` stream (any other gives nothing).
     ``before_us`` is the run's start. Oldest first, each window once. Left out:
     rows starting outside the page's span (so pages never overlap, whatever the
     server sends), rows without prices (nothing traded), rows whose window is not
     one of ``interval`` (misaligned or of another width), rows still open at
     ``before_us``, and rows outside the range policy.
     """
+    symbol, interval = stream.symbol, stream.interval
+    if symbol is None or interval is None:
+        return []
     since, until = _page_span(page)
     kept: dict[int, HistoricalKline] = {}
     for row in _decode(body):
@@ -154,4 +156,5 @@ def historical_klines(
         )
         if problem(kline) is None and plain_decimal(row.quoteVolume):
             kept[start] = kline
-    return [Frame(stream, kept[start], recv_us) for start in sorted(kept)]
+    name = str(stream)
+    return [Frame(name, kept[start], recv_us) for start in sorted(kept)]

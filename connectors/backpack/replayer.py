@@ -170,21 +170,8 @@ class Replayer:
         except (ConfigError, ValueError):
             self.bad_lines += 1
             return []
-        if stream.symbol is None or stream.interval is None:
-            self.bad_lines += 1
-            return []
         body = bytes(control.data)
-        return list(
-            historical_klines(
-                str(stream),
-                stream.symbol,
-                stream.interval,
-                body,
-                params,
-                before_us,
-                control.recv_us,
-            )
-        )
+        return list(historical_klines(stream, body, params, before_us, control.recv_us))
 
     def _route(self, decoded: Decoded) -> list[Replayed]:
         if isinstance(decoded, Frame):

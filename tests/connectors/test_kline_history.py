@@ -11,12 +11,13 @@ from bpx_flows.connectors.backpack.kline_history import (
     kline_pages,
 )
 from bpx_flows.connectors.backpack.klines import format_rest_time
-from bpx_flows.connectors.backpack.streams import KlineInterval as I
+from bpx_flows.connectors.backpack.streams import KlineInterval as I, parse_stream
 from bpx_flows.connectors.backpack.wire import Kline
 
 S = 1_000_000
 T0 = 1_796_000_400 * S  # a whole hour
 STREAM = "kline.1m.SOL_USDC"
+KLINES = parse_stream(STREAM)
 
 
 def row(start_us: int, width_us: int = 60 * S, **values: object) -> dict[str, object]:
@@ -40,7 +41,7 @@ def decode(
 ) -> list[HistoricalKline]:
     body = json.dumps(rows).encode()
     page = {"startTime": str(since_us // S), "endTime": str(-(-before_us // S))}
-    frames = historical_klines(STREAM, "SOL_USDC", I.M1, body, page, before_us, 7)
+    frames = historical_klines(KLINES, body, page, before_us, 7)
     assert all(f.stream == STREAM and f.recv_us == 7 for f in frames)
     return [f.data for f in frames]
 
@@ -102,7 +103,8 @@ def test_rows_outside_the_page_asked_for_are_left_out() -> None:
 
 def test_a_hostile_answer_gives_nothing() -> None:
     page = {"startTime": "0", "endTime": str(T0 // S)}
+    assert historical_klines(parse_stream("trade.SOL_USDC"), b"[]", page, T0, 0) == []
     for body in (b"", b"{}", b"[1]", b'{"start": 1}', b"\xff" * 10):
-        assert historical_klines(STREAM, "SOL_USDC", I.M1, body, page, T0, 0) == []
+        assert historical_klines(KLINES, body, page, T0, 0) == []
     good = json.dumps([row(T0 - 60 * S)]).encode()
-    assert historical_klines(STREAM, "SOL_USDC", I.M1, good, {}, T0, 0) == []
+    assert historical_klines(KLINES, good, {}, T0, 0) == []
