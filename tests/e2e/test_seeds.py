@@ -29,16 +29,23 @@ def _open_interest(records: list[Any]) -> dict[str, tuple[str, int]]:
     }
 
 
+def _recorded_run(
+    sim: SimThread, path: Path, streams: list[str], seconds: float
+) -> list[Any]:
+    """Every record of a live run of ``streams``, recorded to ``path``."""
+    with Recorder(path, streams) as recorder:
+        source = BackpackSource(
+            parse_streams(streams), source_config(sim, seconds, 10), tap=recorder
+        )
+        return run_tape(source)
+
+
 def test_open_interest_is_known_at_once_and_replays_the_same(
     fresh_sim: SimThread, tmp_path: Path
 ) -> None:
     # The stream sends once a minute; within 3 s only the REST seed can have come.
     path = tmp_path / "oi.jsonl"
-    with Recorder(path, STREAMS) as recorder:
-        source = BackpackSource(
-            parse_streams(STREAMS), source_config(fresh_sim, 3.0, 10), tap=recorder
-        )
-        live = _open_interest(run_tape(source))
+    live = _open_interest(_recorded_run(fresh_sim, path, STREAMS, 3.0))
     assert set(live) == {"SOL_USDC_PERP", "BTC_USDC_PERP"}
     assert all(Decimal(o) > 0 for o, _ in live.values())
     assert '"rest":"/api/v1/openInterest"' in path.read_text()
@@ -60,11 +67,7 @@ def test_mark_prices_are_seeded_dated_by_the_server_and_replay_the_same(
     fresh_sim: SimThread, tmp_path: Path
 ) -> None:
     path = tmp_path / "marks.jsonl"
-    with Recorder(path, MARK_STREAMS) as recorder:
-        source = BackpackSource(
-            parse_streams(MARK_STREAMS), source_config(fresh_sim, 2.5, 10), tap=recorder
-        )
-        records = run_tape(source)
+    records = _recorded_run(fresh_sim, path, MARK_STREAMS, 2.5)
     live = _seeds(records)
     assert set(live) == {"SOL_USDC_PERP", "ETH_USDC_PERP"}
     # Dated by the simulator's Date header (whole seconds) less a second: before
