@@ -1,11 +1,13 @@
 """One resilient WebSocket connection: subscribe, decode, sync books, reconnect.
 
-The protocol work is done by the sans-I/O ``Session`` and ``BookSync``; this module
-owns the socket, the timers and the REST calls. Records are handed over in batches
-through ``take()``; when the consumer falls behind by ``max_pending`` records, the
-reader stops reading, so the kernel's buffers fill and TCP pushes back on the server
-(which may then cut us off as a slow consumer: counted as a reconnect, and every book
-is resynced). Memory therefore stays bounded; nothing is dropped silently.
+The protocol work is sans-I/O: the ``Session`` (subscriptions, decoding), and the
+``FetchPlanner`` (book syncs, trade gaps, kline history, seeds), whose REST requests
+the ``Fetcher`` makes. This module owns the socket loop: connect, subscribe, feed
+frames in, watch the line, reconnect. Records are handed over in batches through
+``take()``; when the consumer falls behind by ``max_pending`` records, the reader
+stops reading, so the kernel's buffers fill and TCP pushes back on the server (which
+may then cut us off as a slow consumer: counted as a reconnect, and every book is
+resynced). Memory therefore stays bounded; nothing is dropped silently.
 """
 
 from __future__ import annotations
@@ -15,39 +17,28 @@ import contextlib
 import logging
 import random
 import time
-from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
-from bpx_flows.connectors.backpack.backfill import (
-    HISTORY_PATH,
-    TradeBackfill,
-    TradeGaps,
-    id_ranges,
-)
-from bpx_flows.connectors.backpack.books import BookRouter
-from bpx_flows.connectors.backpack.booksync import BookSync, ResyncReason, SyncRecord
+from bpx_flows.connectors.backpack.backfill import TradeBackfill
+from bpx_flows.connectors.backpack.booksync import SyncRecord
 from bpx_flows.connectors.backpack.decode import BadFrame, BadReason, Decoded
-from bpx_flows.connectors.backpack.kline_history import (
-    KLINES_PATH,
-    historical_klines,
-    kline_pages,
-)
+from bpx_flows.connectors.backpack.planner import FetchPlanner, PlannerConfig
+from bpx_flows.connectors.backpack.refusal import auth_hint, refuses_subscription
 from bpx_flows.connectors.backpack.retry import Decision, backoff, classify
-from bpx_flows.connectors.backpack.seeds import (
-    MARK_PRICES_PATH,
-    OPEN_INTEREST_PATH,
-    mark_price_rows,
-    open_interest_rows,
-)
 from bpx_flows.connectors.backpack.session import Session
 from bpx_flows.connectors.backpack.signing import Credentials
-from bpx_flows.connectors.backpack.streams import Channel, StreamName
+from bpx_flows.connectors.backpack.streams import StreamName
 from bpx_flows.connectors.backpack.text import printable
 from bpx_flows.connectors.backpack.wire import Depth, Frame, ServerError, Trade
-from bpx_flows.connectors.clock import Watermark
-from bpx_flows.connectors.errors import AuthError, BpxError
+from bpx_flows.connectors.clock import Watermark, now_us
+from bpx_flows.connectors.connection_config import (
+    DEFAULT_WS_URL,
+    ConnectionConfig,
+    ConnectionStats,
+)
+from bpx_flows.connectors.errors import AuthError, BpxError, ConfigError
+from bpx_flows.connectors.fetcher import Fetcher
 from bpx_flows.connectors.rest import RestClient
 from bpx_flows.connectors.wsclient import HandshakeError, WsClient, open_client
 
@@ -62,15 +53,7 @@ __all__ = [
 
 log = logging.getLogger("bpx_flows.connection")
 
-DEFAULT_WS_URL = "wss://ws.backpack.exchange"
-# Error codes that mean a private subscription was refused. Backpack does not document
-# its code; the simulator uses 4003. Messages are matched as a fallback.
-_AUTH_CODES = {4003}
-_AUTH_WORDS = ("signature", "api key", "unauthori", "expired")
-
 _NOT_OBJECT = (BadReason.NOT_JSON, BadReason.NOT_A_FRAME)
-
-_MAX_FETCHES = 8  # snapshot fetches in flight per connection
 
 Record = Frame[Any] | SyncRecord | BadFrame | ServerError | TradeBackfill | Watermark
 """What a source emits: frames, book snapshots/resyncs, dead letters, errors, the
@@ -92,81 +75,6 @@ class Tap(Protocol):
         """The connection was lost; frames in between are unknown."""
 
 
-@dataclass(frozen=True, slots=True)
-class ConnectionConfig:
-    """How one connection behaves.
-
-    Attributes:
-        ws_url: the WebSocket endpoint.
-        silence_s: reconnect when no data frame arrives for this long, seconds.
-            Quiet markets can be silent for 30 s on depth, so keep it well above
-            that, or add a heartbeat stream (``markPrice.<perp>`` ticks every
-            second). ``None`` disables the watchdog.
-        ping_interval_s: our own protocol pings; ``None`` relies on the server's.
-        ping_timeout_s: pong deadline before the connection counts as dead.
-        backoff_initial_s: first reconnect delay ceiling, seconds (jittered).
-        backoff_max_s: reconnect delay cap, seconds.
-        max_pending: records waiting for the consumer before reading pauses.
-        max_pending_bytes: frame bytes waiting for the consumer before reading
-            pauses (whichever bound comes first).
-        snapshot_limit: levels per side asked of ``GET /api/v1/depth``.
-        window_ms: validity window of subscription signatures, milliseconds.
-        compression: offer permessage-deflate (less bandwidth, more CPU).
-        max_reconnects: give up after this many consecutive failed attempts;
-            ``None`` retries forever (the right thing for a long-running feed).
-        stable_s: a connection counts as recovered (the backoff starts again
-            from ``backoff_initial_s``) only after delivering data for this long,
-            seconds; a server that accepts and then drops us keeps backing off.
-        backfill_trades: fetch the trades a ``trade.<symbol>`` stream skipped (a
-            jump in trade ids, after a reconnect say) from
-            ``/api/v1/trades/history`` and emit them as ``BackfilledTrade``
-            frames, each gap ended by a ``TradeBackfill`` record
-            (``connectors/backpack/backfill.py``).
-        backfill_max_wait_s: a gap not filled within this long is given up
-            (reported ``unfillable``, reason ``budget``), seconds.
-        kline_backfill_s: once, at the first connect, fetch this much history of
-            every ``kline.<interval>.<symbol>`` stream from ``/api/v1/klines`` and
-            emit it as ``HistoricalKline`` frames
-            (``connectors/backpack/kline_history.py``); 0: none.
-    """
-
-    ws_url: str = DEFAULT_WS_URL
-    silence_s: float | None = 90.0
-    ping_interval_s: float | None = 20.0
-    ping_timeout_s: float | None = 20.0
-    backoff_initial_s: float = 0.5
-    backoff_max_s: float = 30.0
-    max_pending: int = 50_000
-    max_pending_bytes: int = 64 << 20
-    snapshot_limit: int = 1000
-    window_ms: int = 5_000
-    compression: bool = False
-    max_reconnects: int | None = None
-    stable_s: float = 30.0
-    backfill_trades: bool = False
-    backfill_max_wait_s: float = 300.0
-    kline_backfill_s: float = 0.0
-
-
-@dataclass
-class ConnectionStats:
-    """Counters of one connection, for the metrics exporter.
-
-    Attributes:
-        connects: successful WebSocket handshakes.
-        disconnects: lost connections, per cause (``closed``, ``server_close``,
-            ``silence``, ``keepalive``, ``error``).
-        snapshots: depth snapshots fetched; ``snapshot_failures`` those that failed.
-        pushback_waits: times the reader paused because the consumer was behind.
-    """
-
-    connects: int = 0
-    disconnects: Counter[str] = field(default_factory=Counter)
-    snapshots: int = 0
-    snapshot_failures: int = 0
-    pushback_waits: int = 0
-
-
 class Connection:
     """A fixed group of streams on one WebSocket, kept alive for as long as it runs.
 
@@ -174,9 +82,11 @@ class Connection:
         streams: what to subscribe.
         config: timings and limits.
         credentials: for ``account.*`` streams.
-        rest: the REST client for depth snapshots (required for depth streams).
+        rest: the REST client for snapshots, seeds and history (required when a
+            stream needs one: depth, and the others ``config`` asks to fill).
         tap: receives raw frames and REST answers (the recorder).
         rng: randomness for backoff jitter.
+        clock: the wall clock, microseconds (tests pass their own).
 
     Raises:
         ConfigError: private streams without credentials, depth without REST.
@@ -190,31 +100,36 @@ class Connection:
         rest: RestClient | None = None,
         tap: Tap | None = None,
         rng: random.Random | None = None,
+        clock: Callable[[], int] = now_us,
     ) -> None:
         self.config = config
         self.session = Session(streams, credentials, config.window_ms)
-        self._open_interest = [
-            s for s in streams if s.channel is Channel.OPEN_INTEREST and s.symbol
-        ]
-        self._mark_prices = [
-            s for s in streams if s.channel is Channel.MARK_PRICE and s.symbol
-        ]
-        self._kline_history = [
-            s
-            for s in streams
-            if s.channel is Channel.KLINE and s.symbol and s.interval is not None
-        ]
-        self._kline_history_started = False
         self.stats = ConnectionStats()
-        self._rest = rest
+        self._clock = clock
         self._tap = tap
         self._rng = rng or random.Random()
-        self.books = BookRouter(str(s) for s in streams if s.channel is Channel.DEPTH)
-        self._fetch_attempts: dict[str, int] = {}
-        self._fetching = 0  # snapshot fetches in flight
+        self.planner = FetchPlanner(
+            streams,
+            PlannerConfig(
+                snapshot_limit=config.snapshot_limit,
+                trade_gaps=config.backfill_trades,
+                trade_gap_max_wait_us=int(config.backfill_max_wait_s * 1e6),
+                kline_backfill_us=int(config.kline_backfill_s * 1e6),
+            ),
+        )
+        self.books = self.planner.books
+        self.gaps = self.planner.gaps  # trade ids missed, being fetched back
         if self.books.syncs and rest is None:
             msg = "depth streams need a REST client for their snapshots"
-            raise ValueError(msg)
+            raise ConfigError(msg)
+        if self.gaps is not None and rest is None:
+            msg = "trade backfill needs a REST client"
+            raise ConfigError(msg)
+        self._fetcher = (
+            None
+            if rest is None
+            else Fetcher(self.planner, rest, self._deliver, clock, tap)
+        )
         self._out: list[Record] = []
         self._out_bytes = 0  # frame bytes behind the records in ``_out``
         self._wire_bytes = 0  # received by the connections that have ended
@@ -222,9 +137,8 @@ class Connection:
         self._ready = asyncio.Event()
         self.on_ready: Callable[[], None] | None = None  # called as records arrive
         self._task: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
         self._client: WsClient | None = None
-        self._last_rx_us = time.time_ns() // 1000
+        self._last_rx_us = clock()
         self.last_frame_us: int | None = None  # receive time of the last text frame
         self.started_us = self._last_rx_us  # when the connection object was made
         self._receive = self.session.receive
@@ -235,13 +149,6 @@ class Connection:
         self._has_private = any(s.private for s in streams)
         self._frames_this_connection = 0
         self._episode_failures = 0  # connection faults since data last flowed
-        self.gaps: TradeGaps | None = None  # trade ids missed, being fetched back
-        if config.backfill_trades and any(s.channel is Channel.TRADE for s in streams):
-            if rest is None:
-                msg = "trade backfill needs a REST client"
-                raise ValueError(msg)
-            self.gaps = TradeGaps(max_wait_us=int(config.backfill_max_wait_s * 1e6))
-        self._backfilling: asyncio.Task[None] | None = None
 
     @property
     def connected(self) -> bool:
@@ -331,16 +238,16 @@ class Connection:
     async def close(self) -> None:
         """Close the socket cleanly and stop reconnecting (open gaps end unfilled)."""
         self._closing = True
-        if self.gaps is not None:
-            for report in self.gaps.close(time.time_ns() // 1000):
-                self._report_backfill(report)
+        self._deliver(self.planner.close(self._clock()))
         if self._client is not None:
             await self._client.close()
-        for task in [self._task, *self._tasks]:
-            if task is not None and not task.done():
-                task.cancel()
-                with contextlib.suppress(BaseException):
-                    await task
+        if self._fetcher is not None:
+            await self._fetcher.close()
+        task = self._task
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
 
     # The connection loop.
 
@@ -354,54 +261,25 @@ class Connection:
         episode of faults logs one WARNING (its cause), then DEBUG lines.
         """
         cfg = self.config
-        delays = backoff(cfg.backoff_initial_s, cfg.backoff_max_s, rng=self._rng)
+        delays = self._delays()
         failures = 0
         while not self._closing:
             started = time.monotonic()
             self._frames_this_connection = 0
             try:
-                client = await open_client(
-                    cfg.ws_url,
-                    self._on_text,
-                    compression=cfg.compression,
-                    on_binary=self._on_binary,
-                )
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # classified right below: retry or fatal
+                cause, detail = await self._connect_and_serve()
+            except Exception as exc:  # could not connect: classified here
                 if _is_fatal(exc):
                     raise
                 failures += 1
                 if cfg.max_reconnects is not None and failures > cfg.max_reconnects:
                     raise
-                cause = _cause_of(exc)
-                detail = printable(str(exc))[:200]
+                cause, detail = _cause_of(exc), printable(str(exc))[:200]
             else:
-                try:
-                    cause = await self._serve(client)
-                except Exception as exc:  # the socket broke under us: reconnect
-                    if _is_fatal(exc):
-                        raise
-                    client.abort()
-                    cause, detail = "error", printable(repr(exc))[:200]
-                else:
-                    detail = cause
-                stable = (
-                    self._frames_this_connection > 0
-                    and time.monotonic() - started >= cfg.stable_s
-                )
-                if stable:
+                stable_s = time.monotonic() - started
+                if self._frames_this_connection > 0 and stable_s >= cfg.stable_s:
                     failures = 0
-                    if self._episode_failures:
-                        log.info(
-                            "%s: recovered after %d connection fault(s)",
-                            cfg.ws_url,
-                            self._episode_failures,
-                        )
-                    self._episode_failures = 0
-                    delays = backoff(
-                        cfg.backoff_initial_s, cfg.backoff_max_s, rng=self._rng
-                    )
+                    delays = self._recovered()
                 else:
                     failures += 1
             if self._fatal is not None:
@@ -409,23 +287,64 @@ class Connection:
             if self._closing:
                 break
             self._disconnected(cause)
-            # A planned server restart is not a failure: reconnect at once (once).
-            planned = cause == "server_close" and self._episode_failures == 0
-            delay = 0.0 if planned else next(delays)
-            self._episode_failures += 1
-            level = logging.WARNING if self._episode_failures == 1 else logging.DEBUG
-            log.log(
-                level,
-                "%s: connection fault (%s: %s); reconnecting in %.2f s%s",
-                cfg.ws_url,
-                cause,
-                detail,
-                delay,
-                "; further faults until it recovers are logged at debug level"
-                if self._episode_failures == 1
-                else "",
+            await asyncio.sleep(self._fault_delay(cause, detail, delays))
+
+    def _delays(self) -> Iterator[float]:
+        cfg = self.config
+        return backoff(cfg.backoff_initial_s, cfg.backoff_max_s, rng=self._rng)
+
+    async def _connect_and_serve(self) -> tuple[str, str]:
+        """One connection from handshake to end: its cause and a detail for the log.
+
+        Raises:
+            Exception: the handshake failed (any fault: the caller classifies it).
+        """
+        cfg = self.config
+        client = await open_client(
+            cfg.ws_url,
+            self._on_text,
+            compression=cfg.compression,
+            on_binary=self._on_binary,
+        )
+        try:
+            cause = await self._serve(client)
+        except Exception as exc:  # the socket broke under us: reconnect
+            if _is_fatal(exc):
+                raise
+            client.abort()
+            return "error", printable(repr(exc))[:200]
+        return cause, cause
+
+    def _recovered(self) -> Iterator[float]:
+        """A connection delivered long enough: the fault episode is over."""
+        if self._episode_failures:
+            log.info(
+                "%s: recovered after %d connection fault(s)",
+                self.config.ws_url,
+                self._episode_failures,
             )
-            await asyncio.sleep(delay)
+        self._episode_failures = 0
+        return self._delays()
+
+    def _fault_delay(self, cause: str, detail: str, delays: Iterator[float]) -> float:
+        """The wait before reconnecting, logged once per episode at WARNING."""
+        # A planned server restart is not a failure: reconnect at once (once).
+        planned = cause == "server_close" and self._episode_failures == 0
+        delay = 0.0 if planned else next(delays)
+        self._episode_failures += 1
+        first = self._episode_failures == 1
+        log.log(
+            logging.WARNING if first else logging.DEBUG,
+            "%s: connection fault (%s: %s); reconnecting in %.2f s%s",
+            self.config.ws_url,
+            cause,
+            detail,
+            delay,
+            "; further faults until it recovers are logged at debug level"
+            if first
+            else "",
+        )
+        return delay
 
     async def _serve(self, client: WsClient) -> str:
         """Subscribe and keep the connection alive until it ends; returns the cause."""
@@ -433,13 +352,14 @@ class Connection:
         if self._paused:
             client.pause_reading()  # the consumer has not caught up yet
         self.stats.connects += 1
-        self._last_rx_us = time.time_ns() // 1000
-        self.session.connected(time.time_ns() // 1_000_000)
+        now_us = self._last_rx_us = self._clock()
+        self.session.connected(now_us // 1000)
         for frame in self.session.data_to_send():
             if not client.send_text(frame):
                 break  # closed before we could subscribe: ``closed`` says how
-        self._seed_from_rest()
-        self._start_kline_history()
+        self.planner.connected(now_us)
+        if self._fetcher is not None:
+            self._fetcher.pump()
         watchdog = asyncio.create_task(self._watch(client))
         try:
             closed = await client.closed
@@ -498,8 +418,7 @@ class Connection:
     # Trade backfill.
 
     def _check_trade_id(self, stream: str, trade: Trade, recv_us: int) -> None:
-        assert self.gaps is not None
-        found = self.gaps.see(stream, trade.s, trade.t, recv_us)
+        found = self.planner.trade_seen(stream, trade.s, trade.t, recv_us)
         if found is None:
             return
         if isinstance(found, TradeBackfill):
@@ -511,47 +430,16 @@ class Connection:
             found.first,
             found.last,
         )
-        if self._backfilling is None or self._backfilling.done():
-            self._backfilling = asyncio.get_running_loop().create_task(
-                self._backfill(), name="bpx-backfill"
-            )
-            self._tasks.add(self._backfilling)
-            self._backfilling.add_done_callback(self._tasks.discard)
+        if self._fetcher is not None:
+            self._fetcher.pump()
 
-    async def _backfill(self) -> None:
-        """Fetch the open gaps one request at a time, within the history budget."""
-        gaps, rest = self.gaps, self._rest
-        assert gaps is not None
-        assert rest is not None
-        while not self._closing:
-            request, ended = gaps.next_request(time.time_ns() // 1000)
-            for report in ended:
-                self._report_backfill(report)
-            if request is None:
-                return
-            try:
-                body = await rest.raw(HISTORY_PATH, request.params, history=True)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # RestError, or anything else: the gap's count
-                log.warning(
-                    "trade history for %s failed: %s",
-                    request.gap.symbol,
-                    printable(str(exc)),
-                )
-                given_up = gaps.failed(request, time.time_ns() // 1000)
-                if given_up is not None:
-                    self._report_backfill(given_up)
-                continue
-            recv_us = time.time_ns() // 1000
-            frames, done = gaps.answered(request, body, recv_us)
-            if self._tap is not None:
-                params = {**request.params, "ids": id_ranges(f.data.t for f in frames)}
-                self._tap.rest(request.gap.stream, HISTORY_PATH, params, body, recv_us)
-            for frame in frames:
-                self._emit(frame)
-            if done is not None:
-                self._report_backfill(done)
+    def _deliver(self, records: list[Any]) -> None:
+        """Records from the fetches (and a close): reports are logged and noted."""
+        for record in records:
+            if type(record) is TradeBackfill:
+                self._report_backfill(record)
+            else:
+                self._emit(record)
 
     def _report_backfill(self, report: TradeBackfill) -> None:
         if report.reason is None:
@@ -605,7 +493,7 @@ class Connection:
             now = time.monotonic()
             # Dead lines are caught by the pings; the silence bound catches a live line
             # whose streams stopped (a stalled feed), which pings cannot see.
-            silent_s = (time.time_ns() // 1000 - self._last_rx_us) / 1e6
+            silent_s = (self._clock() - self._last_rx_us) / 1e6
             if cfg.silence_s is not None and silent_s > cfg.silence_s:
                 log.warning("no frame for %.1f s; reconnecting", silent_s)
                 self._cause = "silence"
@@ -634,24 +522,17 @@ class Connection:
                 return
             for record in records:
                 self._emit(record)
-            self._start_fetches()
+            if self._fetcher is not None:
+                self._fetcher.pump()
         elif isinstance(event, ServerError):
-            message = event.error.message.lower()
-            refused = event.error.code in _AUTH_CODES or any(
-                w in message for w in _AUTH_WORDS
-            )
-            if self._has_private and refused:
+            code, message = event.error.code, event.error.message
+            if self._has_private and refuses_subscription(code, message):
                 msg = (
                     "the exchange refused the private subscription: "
-                    f"{printable(event.error.message)[:200]} (code "
-                    f"{event.error.code}); {_auth_hint(message)}"
+                    f"{printable(message)[:200]} (code {code}); {auth_hint(message)}"
                 )
                 raise AuthError(msg)
-            log.warning(
-                "server error frame: %s %s",
-                event.error.code,
-                printable(event.error.message)[:200],
-            )
+            log.warning("server error frame: %s %s", code, printable(message)[:200])
             self._emit(event)
         else:
             self._emit(event)
@@ -661,183 +542,12 @@ class Connection:
             self._signal()
         self._out.append(record)
 
-    def _seed_from_rest(self) -> None:
-        """Ask REST for what the streams send only later: open interest, mark price."""
-        if self._rest is None:
-            return
-        for wanted, seed in (
-            (self._open_interest, self._open_interest_seed),
-            (self._mark_prices, self._mark_price_seed),
-        ):
-            if wanted:
-                task = asyncio.create_task(seed())
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
-
-    def _start_kline_history(self) -> None:
-        """Once a run: the candles before it, for ``kline_backfill_s``."""
-        wanted = self.config.kline_backfill_s
-        if self._rest is None or not self._kline_history or wanted <= 0:
-            return
-        if self._kline_history_started:
-            return  # a reconnect: trade backfill covers what it lost
-        self._kline_history_started = True
-        before_us = time.time_ns() // 1000
-        task = asyncio.create_task(
-            self._fetch_kline_history(before_us - int(wanted * 1e6), before_us),
-            name="bpx-kline-history",
-        )
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _fetch_kline_history(self, start_us: int, before_us: int) -> None:
-        # One stream after another, each within the history budget (30 requests a
-        # minute at the exchange, shared with trade backfill): progress is logged.
-        assert self._rest is not None
-        total = 0
-        for stream in self._kline_history:
-            assert stream.symbol is not None
-            assert stream.interval is not None
-            pages = kline_pages(stream.symbol, stream.interval, start_us, before_us)
-            got = 0
-            for params in pages:
-                try:
-                    body = await self._rest.raw(KLINES_PATH, params, history=True)
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:  # the live candles go on without it
-                    log.warning(
-                        "%s: kline history not fetched: %s",
-                        stream,
-                        printable(str(exc)),
-                    )
-                    break
-                recv_us = time.time_ns() // 1000
-                frames = historical_klines(stream, body, params, before_us, recv_us)
-                if self._tap is not None:
-                    noted = {**params, "before_us": str(before_us)}
-                    self._tap.rest(str(stream), KLINES_PATH, noted, body, recv_us)
-                for frame in frames:
-                    self._emit(frame)
-                got += len(frames)
-            total += got
-            log.info("%s: %d klines of history (%d requests)", stream, got, len(pages))
-        log.info(
-            "kline history: %d klines for %d streams", total, len(self._kline_history)
-        )
-
-    async def _seed_answer(self, path: str, what: str) -> tuple[bytes, int] | None:
-        """The answer of ``path`` with the server's time of it; ``None`` if it failed.
-
-        The time is the answer's ``Date`` less ``Age`` (``RestClient.dated``), or
-        the receive time without one. A failure is only logged: the stream brings
-        the value itself, later.
-        """
-        assert self._rest is not None
-        try:
-            body, server_us = await self._rest.dated(path, {})
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # RestError, or anything else: never the task's end
-            log.info("%s not seeded: %s", what, printable(str(exc)))
-            return None
-        return body, time.time_ns() // 1000 if server_us is None else server_us
-
-    def _emit_seeds(
-        self,
-        path: str,
-        seeds: dict[str, tuple[bytes, list[Frame[Any]]]],
-        recv_us: int,
-        extra: dict[str, str],
-    ) -> None:
-        """Record each stream's row of a seeding answer and emit its frames."""
-        for stream, (row, frames) in seeds.items():
-            if self._tap is not None:
-                params = {"symbol": frames[0].data.s, **extra}
-                self._tap.rest(stream, path, params, row, recv_us)
-            for frame in frames:
-                self._emit(frame)
-
-    async def _mark_price_seed(self) -> None:
-        # The stream sends every second, but a view needs both sides at once: one
-        # request for every perp, dated by the answer (its rows have no time).
-        answer = await self._seed_answer(MARK_PRICES_PATH, "mark prices")
-        if answer is None:
-            return
-        body, server_us = answer
-        recv_us = time.time_ns() // 1000
-        # The CDN may hold an answer a second before its Date: date it no later.
-        at_us = server_us - 1_000_000
-        streams = [(str(s), s.symbol or "") for s in self._mark_prices]
-        seeds = mark_price_rows(streams, body, at_us, recv_us)
-        self._emit_seeds(MARK_PRICES_PATH, dict(seeds), recv_us, {"at_us": str(at_us)})
-
-    async def _open_interest_seed(self) -> None:
-        # One request for every market (``symbol`` is optional), whatever the number
-        # of this connection's open-interest streams; rows carry their own time.
-        answer = await self._seed_answer(OPEN_INTEREST_PATH, "open interest")
-        if answer is None:
-            return
-        recv_us = time.time_ns() // 1000
-        streams = [(str(s), s.symbol or "") for s in self._open_interest]
-        seeds = open_interest_rows(streams, answer[0], recv_us)
-        self._emit_seeds(OPEN_INTEREST_PATH, dict(seeds), recv_us, {})
-
-    def _start_fetches(self) -> None:
-        # A bounded number in flight: after a mass reconnect the rest wait their
-        # turn here (the process's REST budget spaces the requests themselves).
-        room = _MAX_FETCHES - self._fetching
-        if room <= 0:
-            return
-        for sync in self.books.start_fetches(room):
-            self._fetching += 1
-            attempts = self._fetch_attempts.get(sync.stream, 0)
-            delay_s = min(5.0, 0.05 * 2**attempts) if attempts else 0.0
-            self._fetch_attempts[sync.stream] = attempts + 1
-            task = asyncio.create_task(self._snapshot(sync, delay_s))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    async def _snapshot(self, sync: BookSync, delay_s: float) -> None:
-        try:
-            await self._fetch_snapshot(sync, delay_s)
-        finally:
-            self._fetching -= 1
-        if not self._closing:
-            self._start_fetches()  # the next waiting book, or this one again (stale)
-
-    async def _fetch_snapshot(self, sync: BookSync, delay_s: float) -> None:
-        assert self._rest is not None
-        if delay_s:
-            await asyncio.sleep(delay_s)
-        limit = self.config.snapshot_limit
-        try:
-            snapshot, body = await self._rest.depth(sync.symbol, limit)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # RestError, or anything else: never the task's end
-            self.stats.snapshot_failures += 1
-            log.warning(
-                "depth snapshot for %s failed: %s", sync.symbol, printable(str(exc))
-            )
-            self.books.snapshot_failed(sync.stream)
-        else:
-            recv_us = time.time_ns() // 1000
-            self.stats.snapshots += 1
-            if self._tap is not None:
-                params = {"symbol": sync.symbol, "limit": str(limit)}
-                self._tap.rest(sync.stream, "/api/v1/depth", params, body, recv_us)
-            for record in self.books.on_snapshot(sync.stream, snapshot, recv_us):
-                self._emit(record)
-            if sync.live:
-                self._fetch_attempts.pop(sync.stream, None)
-
     def _disconnected(self, cause: str) -> None:
         self.stats.disconnects[cause] += 1
-        recv_us = time.time_ns() // 1000
+        recv_us = self._clock()
         if self._tap is not None:
             self._tap.disconnected(cause, recv_us)
-        for record in self.books.reset_all(ResyncReason.RECONNECT, recv_us):
+        for record in self.planner.disconnected(recv_us):
             self._emit(record)
 
 
@@ -858,20 +568,3 @@ def _cause_of(exc: BaseException) -> str:
     if isinstance(exc, OSError | TimeoutError):
         return "unreachable"
     return "error"
-
-
-def _auth_hint(message: str) -> str:
-    """What to do about a refused subscription, from the server's lower-case reason."""
-    if "expired" in message or "timestamp" in message:
-        return (
-            "this machine's clock differs from the exchange's by more than the "
-            "signature window: synchronise it (NTP)"
-        )
-    if "api key" in message:
-        return (
-            "BPX_API_SECRET is not the secret of an API key of this account: "
-            "set the secret of a key pair created for it"
-        )
-    if "signature" in message:
-        return "the signature did not verify: set the full base64 secret, unchanged"
-    return "check BPX_API_SECRET and the clock"

@@ -202,6 +202,21 @@ class RestClient:
         _, body, headers = await self._request(path, params, msgspec.Raw)
         return body, server_time_us(headers)
 
+    async def get(
+        self,
+        path: str,
+        params: Mapping[str, str],
+        shape: type[Any] = msgspec.Raw,
+        history: bool = False,
+    ) -> tuple[bytes, int | None]:
+        """``GET path``: the body as received and the server's time of it.
+
+        ``shape``: what the body must decode to (else the attempt failed and is
+        retried); ``history`` as for ``raw``; the time as for ``dated``.
+        """
+        _, body, headers = await self._request(path, params, shape, history)
+        return body, server_time_us(headers)
+
     async def markets(self) -> list[Market]:
         """``GET /api/v1/markets``."""
         markets, _, _ = await self._request("/api/v1/markets", {}, list[Market])

@@ -41,6 +41,7 @@ __all__ = [
     "BackfillOutcome",
     "BackfilledTrade",
     "Gap",
+    "Request",
     "TradeBackfill",
     "TradeGaps",
     "backfilled_frames",
@@ -206,20 +207,37 @@ class TradeGaps:
         frames = backfilled_frames(
             gap.stream, gap.symbol, body, gap.missing, gap.first, gap.last, recv_us
         )
+        return frames, self.took(request, frames, body, recv_us)
+
+    def took(
+        self,
+        request: Request,
+        frames: list[Frame[BackfilledTrade]],
+        body: bytes,
+        recv_us: int,
+    ) -> TradeBackfill | None:
+        """The frames ``body`` filled of ``request``'s gap: the gap's end if it ended.
+
+        ``frames`` are ``backfilled_frames`` of the gap's missing ids (what
+        ``answered`` computes; the connection gets them from ``records_of``).
+        """
+        gap = request.gap
         for frame in frames:
             gap.missing.discard(frame.data.t)
         gap.fetched += len(frames)
+        if gap not in self._gaps:
+            return None  # ended meanwhile (waited too long): reported then
         if not gap.missing:
-            return frames, self._end(gap, None, recv_us)
+            return self._end(gap, None, recv_us)
         ids = [row.id for row in _decode(body) if row.id is not None]
         if ids and len(ids) < int(request.params["limit"]) and min(ids) > gap.first:
             # The answer ran out before the gap began: the exchange keeps no older.
             older = [i for i in gap.missing if i < min(ids)]
             if older and len(older) == len(gap.missing):
-                return frames, self._end(gap, "history", recv_us)
+                return self._end(gap, "history", recv_us)
         if not ids and request.params["offset"] != "0":
-            return frames, self._end(gap, "history", recv_us)
-        return frames, None
+            return self._end(gap, "history", recv_us)
+        return None
 
     def failed(self, request: Request, recv_us: int) -> TradeBackfill | None:
         """A request failed (after the client's own retries)."""

@@ -1,8 +1,9 @@
 """Turns recording lines back into the records the live connection emitted, sans I/O.
 
 The same decoder and the same ``BookRouter`` run over the same inputs in the same
-order (frames, the REST snapshots where they arrived, the disconnects), so a replay
-reproduces the live record stream exactly.
+order (frames, the REST answers where they arrived, the disconnects), and every REST
+answer goes through ``fetches.records_of`` as it did live, so a replay reproduces
+the live record stream exactly.
 """
 
 from __future__ import annotations
@@ -11,25 +12,13 @@ from typing import Any
 
 import msgspec
 
-from bpx_flows.connectors.backpack.backfill import (
-    HISTORY_PATH,
-    TradeBackfill,
-    backfilled_frames,
-    in_ranges,
-)
+from bpx_flows.connectors.backpack.backfill import TradeBackfill
 from bpx_flows.connectors.backpack.books import BookRouter
 from bpx_flows.connectors.backpack.booksync import ResyncReason
 from bpx_flows.connectors.backpack.decode import BadFrame, Decoded, FrameDecoder
-from bpx_flows.connectors.backpack.kline_history import KLINES_PATH, historical_klines
-from bpx_flows.connectors.backpack.seeds import (
-    MARK_PRICES_PATH,
-    OPEN_INTEREST_PATH,
-    mark_price_frames,
-    open_interest_frames,
-)
-from bpx_flows.connectors.backpack.streams import parse_stream
-from bpx_flows.connectors.backpack.wire import Depth, DepthSnapshot, Frame, ServerError
-from bpx_flows.connectors.errors import ConfigError
+from bpx_flows.connectors.backpack.fetches import DEPTH_PATH, Answer, records_of
+from bpx_flows.connectors.backpack.wire import Depth, Frame, ServerError
+from bpx_flows.connectors.errors import ProtocolError
 
 __all__ = [
     "Replayer",
@@ -52,7 +41,6 @@ class _Line(msgspec.Struct):
 
 
 _LINE = msgspec.json.Decoder(_Line)
-_SNAPSHOT = msgspec.json.Decoder(DepthSnapshot, strict=False)
 _BACKFILL = msgspec.json.Decoder(TradeBackfill)
 Replayed = Frame[Any] | BadFrame | ServerError | Any
 
@@ -96,7 +84,7 @@ class Replayer:
         return out
 
     def _control(self, line: bytes, decoded: Decoded) -> list[Replayed]:
-        """A line that is not a frame: a header, a snapshot, a disconnect, raw text."""
+        """A line that is not a frame: header, REST answer, disconnect, raw text."""
         try:
             control = _LINE.decode(line)
         except msgspec.DecodeError:
@@ -104,50 +92,8 @@ class Replayer:
             return [decoded]
         if control.raw is not None:
             return self._route(self._decoder.decode(control.raw, control.recv_us))
-        if control.rest == "/api/v1/depth" and control.for_stream:
-            snapshot = _SNAPSHOT.decode(control.data)
-            out: list[Replayed] = list(
-                self.books.on_snapshot(control.for_stream, snapshot, control.recv_us)
-            )
-            self.books.start_fetches()
-            return out
-        if control.rest == OPEN_INTEREST_PATH and control.for_stream:
-            symbol = control.for_stream.removeprefix("openInterest.")
-            body = bytes(control.data)
-            return list(
-                open_interest_frames(control.for_stream, symbol, body, control.recv_us)
-            )
-        if control.rest == MARK_PRICES_PATH and control.for_stream:
-            symbol = control.for_stream.removeprefix("markPrice.")
-            try:
-                at_us = int((control.params or {}).get("at_us", ""))
-            except ValueError:
-                self.bad_lines += 1
-                return []
-            body = bytes(control.data)
-            return list(
-                mark_price_frames(
-                    control.for_stream, symbol, body, at_us, control.recv_us
-                )
-            )
-        if control.rest == KLINES_PATH and control.for_stream:
-            return self._klines(control)
-        if control.rest == HISTORY_PATH and control.for_stream:
-            ids = in_ranges((control.params or {}).get("ids", ""))
-            symbol = control.for_stream.removeprefix("trade.")
-            if not ids:
-                return []
-            return list(
-                backfilled_frames(
-                    control.for_stream,
-                    symbol,
-                    bytes(control.data),
-                    ids,
-                    min(ids),
-                    max(ids),
-                    control.recv_us,
-                )
-            )
+        if control.rest is not None:
+            return self._answer(control) if control.for_stream else []
         if control.backfill:
             try:
                 return [_BACKFILL.decode(control.backfill)]
@@ -156,22 +102,30 @@ class Replayer:
                 return []
         if control.disconnect is not None:
             return list(self.books.reset_all(ResyncReason.RECONNECT, control.recv_us))
-        if control.recorder is not None or control.rest is not None:
+        if control.recorder is not None:
             return []
         # A frame that did not decode live: rebuild its exact text for the same record.
         return [self._decoder.decode(unsplice(line), control.recv_us)]
 
-    def _klines(self, control: _Line) -> list[Replayed]:
-        """A kline history answer: the same frames as the live run emitted."""
-        params = control.params or {}
+    def _answer(self, control: _Line) -> list[Replayed]:
+        """A REST answer: the records ``records_of`` gave live for it."""
+        assert control.rest is not None
+        assert control.for_stream is not None
+        answer = Answer(
+            control.for_stream,
+            control.rest,
+            control.params or {},
+            bytes(control.data),
+            control.recv_us,
+        )
         try:
-            stream = parse_stream(control.for_stream or "")
-            before_us = int(params.get("before_us", ""))
-        except (ConfigError, ValueError):
+            out: list[Replayed] = list(records_of(answer, self.books))
+        except ProtocolError:
             self.bad_lines += 1
             return []
-        body = bytes(control.data)
-        return list(historical_klines(stream, body, params, before_us, control.recv_us))
+        if control.rest == DEPTH_PATH:
+            self.books.start_fetches()  # the next book waiting, as live
+        return out
 
     def _route(self, decoded: Decoded) -> list[Replayed]:
         if isinstance(decoded, Frame):
