@@ -29,9 +29,7 @@ from bpx_flows.connectors.backpack.wire import Frame
 from bpx_flows.connectors.connection import ConnectionConfig
 from bpx_flows.connectors.metrics import serve_metrics
 from bpx_flows.connectors.sim import ServerConfig, SimConfig, SimServer, SimThread
-from bpx_flows.connectors.sinks.describe import describe
 from bpx_flows.connectors.sinks.jsonl import JsonLinesSink
-from bpx_flows.connectors.sinks.metrics import MetricsSink
 from bpx_flows.connectors.sinks.parquet import ParquetSink
 from bpx_flows.connectors.sinks.stdout import LineSink
 from bpx_flows.connectors.sinks.webhook import WebhookConfig, WebhookSink
@@ -61,6 +59,7 @@ from bpx_flows.operators.derivatives import DerivativesConfig, DerivativesView
 from bpx_flows.operators.orders import OrderFill, OrderState
 from bpx_flows.operators.positions import MarginAlert, PositionView
 from bpx_flows.operators.rfqs import RfqOutcome
+from bpx_flows.presentation import MetricsSink, describe
 
 __all__ = [
     "AccountConfig",

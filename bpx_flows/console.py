@@ -9,8 +9,8 @@ from typing import Any
 from bytewax.outputs import DynamicSink
 
 from bpx_flows.connectors.sinks import CountingSink, LineSink
-from bpx_flows.connectors.sinks.describe import describe, kind_of
 from bpx_flows.connectors.sinks.tee import TeeSink
+from bpx_flows.presentation import describe, summary_key
 
 __all__ = ["alert_sink", "console_sink", "counting_describe", "metered"]
 
@@ -19,7 +19,7 @@ def counting_describe(counts: Counter[str]) -> Callable[[Any], str]:
     """``describe`` that also counts each record by kind."""
 
     def render(record: Any) -> str:
-        counts[kind_of(record)] += 1
+        counts[summary_key(record)] += 1
         return describe(record)
 
     return render
@@ -28,7 +28,7 @@ def counting_describe(counts: Counter[str]) -> Callable[[Any], str]:
 def console_sink(counts: Counter[str], quiet: bool = False) -> DynamicSink[Any]:
     """One line per record on stdout (or, ``quiet``, only counted)."""
     if quiet:
-        sink = CountingSink(kind_of)
+        sink = CountingSink(summary_key)
         sink.counts = counts
         return sink
     return LineSink(counting_describe(counts))
@@ -48,7 +48,7 @@ def alert_sink(
         from bpx_flows.connectors.sinks.webhook import WebhookConfig, WebhookSink
 
         config = WebhookConfig(webhook, format=webhook_format)
-        sink = TeeSink(sink, WebhookSink(config))
+        sink = TeeSink(sink, WebhookSink(config, render=describe))
     return sink
 
 
@@ -57,5 +57,5 @@ def metered(sink: DynamicSink[Any], specs: list[str]) -> DynamicSink[Any]:
     from bpx_flows.connectors.sinks.registry import make_sink
 
     for spec in specs:
-        sink = TeeSink(sink, make_sink(spec))
+        sink = TeeSink(sink, make_sink(spec, describe))
     return sink

@@ -296,9 +296,9 @@ def _serve_metrics(
     settings: Settings, source: Any, port: int, out: Any, alerts: Any
 ) -> tuple[Any, Any]:
     from bpx_flows.connectors import metrics
-    from bpx_flows.connectors.sinks.metrics import MetricsSink
     from bpx_flows.connectors.sinks.tee import TeeSink
     from bpx_flows.connectors.source import BackpackSource
+    from bpx_flows.presentation import MetricsSink
 
     if isinstance(source, BackpackSource):
         metrics.REGISTRY.register(metrics.ConnectionCollector(source.connections))

@@ -136,8 +136,8 @@ def bytewax_flow(spec: FlowSpec, default_symbols: str) -> Dataflow:
 
     from bpx_flows.connectors.backpack.streams import parse_streams
     from bpx_flows.connectors.sinks import LineSink
-    from bpx_flows.connectors.sinks.describe import describe
     from bpx_flows.connectors.source import BackpackSource
+    from bpx_flows.presentation import describe
 
     def names(variable: str, default: str) -> tuple[str, ...]:
         text = os.environ.get(variable, default)

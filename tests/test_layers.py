@@ -1,8 +1,11 @@
 """The folders are layers: imports point down only, and importing does no work.
 
     bpx_flows (the program: cli, settings, registry, runner, cluster, console)
-        -> flows -> operators, connectors
+        -> flows -> presentation -> operators -> connectors
     connectors/backpack: the protocol core, pure (no I/O, no clock, no asyncio)
+
+``presentation`` (console lines, metric observation) sits above operators and
+connectors; operators may use the connectors' records, never the other way round.
 
 Every import is counted, function-local ones included.
 """
@@ -54,6 +57,7 @@ def _imports(path: Path) -> set[str]:
 
 def _modules() -> dict[str, set[str]]:
     files = [p for p in (ROOT / "bpx_flows").glob("*.py")]
+    files += (ROOT / "bpx_flows" / "presentation").rglob("*.py")
     for folder in ("connectors", "operators", "flows"):
         files += (ROOT / folder).rglob("*.py")
     return {_module(p): _imports(p) for p in files}
@@ -62,36 +66,63 @@ def _modules() -> dict[str, set[str]]:
 MODULES = _modules()
 
 
+LAYERS = {"connectors", "operators", "presentation", "flows"}
+
+
 def _layer(module: str) -> str:
     parts = module.split(".")
-    return (
-        parts[1]
-        if len(parts) > 1 and parts[1] in {"connectors", "operators", "flows"}
-        else "program"
-    )
+    return parts[1] if len(parts) > 1 and parts[1] in LAYERS else "program"
 
 
-def test_connectors_import_nothing_from_flows_or_the_program() -> None:
+def test_connectors_import_nothing_from_operators_presentation_flows_or_program() -> (
+    None
+):
+    """Operators use the connectors' records; connectors never use an operator."""
     bad = {
         (m, i)
         for m, imports in MODULES.items()
         if _layer(m) == "connectors"
         for i in imports
-        if i.startswith("bpx_flows.") and _layer(i) in {"flows", "program"}
+        if i.startswith("bpx_flows.") and _layer(i) != "connectors"
     }
     assert not bad
 
 
-def test_operators_import_no_bytewax_flows_or_program() -> None:
+def test_operators_import_no_bytewax_presentation_flows_or_program() -> None:
     bad = {
         (m, i)
         for m, imports in MODULES.items()
         if _layer(m) == "operators"
         for i in imports
         if i.startswith("bytewax")
-        or (i.startswith("bpx_flows.") and _layer(i) in {"flows", "program"})
+        or (
+            i.startswith("bpx_flows.")
+            and _layer(i) in {"presentation", "flows", "program"}
+        )
     }
     assert not bad
+
+
+def test_presentation_imports_nothing_from_flows_or_the_program() -> None:
+    bad = {
+        (m, i)
+        for m, imports in MODULES.items()
+        if _layer(m) == "presentation"
+        for i in imports
+        if i.startswith("bpx_flows.") and _layer(i) in {"flows", "program"}
+    }
+    assert not bad
+
+
+def test_no_two_folders_import_each_other() -> None:
+    """Between layers, arrows point one way: no pair of folders in both directions."""
+    edges = {
+        (_layer(m), _layer(i))
+        for m, imports in MODULES.items()
+        for i in imports
+        if i.startswith("bpx_flows.") and _layer(m) != _layer(i)
+    }
+    assert not {(a, b) for a, b in edges if (b, a) in edges}
 
 
 def test_flows_import_nothing_from_the_program() -> None:

@@ -47,8 +47,9 @@ import polars as pl
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from bpx_flows.connectors.backpack.wire import Frame
+from bpx_flows.connectors.kinds import kind_of
 
-__all__ = ["ParquetSink", "kind_of", "schema_of", "type_name"]
+__all__ = ["ParquetSink", "schema_of", "type_name"]
 
 log = logging.getLogger("bpx_flows.sinks")
 
@@ -59,12 +60,6 @@ _TIME = pl.Datetime("us", "UTC")
 _DURATION = re.compile(r"(latency|age)_(us|ms)$|^time_to_")
 _DATE_FROM = ("start_us", "event_us", "engine_us", "detected_us", "recv_us")
 _QUANTIZE = decimal.Context(prec=60, traps=[decimal.InvalidOperation])
-
-
-def kind_of(record: Any) -> str:
-    """The dataset a record goes to: its type (a frame's event type), snake case."""
-    name = type(record.data if type(record) is Frame else record).__name__
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
 
 
 def _time_column(name: str) -> tuple[str, int] | None:

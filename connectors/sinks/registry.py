@@ -25,11 +25,13 @@ import msgspec
 from bytewax.outputs import DynamicSink
 
 from bpx_flows.connectors.errors import ConfigError
+from bpx_flows.connectors.sinks.webhook import plain_line
 
 __all__ = ["ENTRY_POINT_GROUP", "check_spec", "make_sink", "sink_names"]
 
 ENTRY_POINT_GROUP = "bpx_flows.sinks"
-Factory = Callable[[str], DynamicSink[Any]]
+Render = Callable[[Any], str]
+Factory = Callable[[str, Render], DynamicSink[Any]]
 
 
 def _split(argument: str) -> tuple[str, dict[str, str]]:
@@ -44,8 +46,7 @@ def _split(argument: str) -> tuple[str, dict[str, str]]:
     return head, options
 
 
-def _stdout(argument: str) -> DynamicSink[Any]:
-    from bpx_flows.connectors.sinks.describe import describe
+def _stdout(argument: str, render: Render) -> DynamicSink[Any]:
     from bpx_flows.connectors.sinks.stdout import LineSink
 
     if argument not in ("", "json", "text"):
@@ -54,10 +55,10 @@ def _stdout(argument: str) -> DynamicSink[Any]:
     if argument == "json":
         encode = msgspec.json.Encoder().encode
         return LineSink(lambda item: encode(item).decode())
-    return LineSink(describe)
+    return LineSink(render)
 
 
-def _jsonl(argument: str) -> DynamicSink[Any]:
+def _jsonl(argument: str, render: Render) -> DynamicSink[Any]:
     from bpx_flows.connectors.sinks.jsonl import JsonLinesSink
 
     path, options = _split(argument)
@@ -75,7 +76,7 @@ def _jsonl(argument: str) -> DynamicSink[Any]:
     return JsonLinesSink(path, max_bytes=max_bytes, every_s=every_s)
 
 
-def _parquet(argument: str) -> DynamicSink[Any]:
+def _parquet(argument: str, render: Render) -> DynamicSink[Any]:
     from bpx_flows.connectors.sinks.parquet import ParquetSink
 
     if not argument:
@@ -84,7 +85,7 @@ def _parquet(argument: str) -> DynamicSink[Any]:
     return ParquetSink(argument)
 
 
-def _webhook(argument: str) -> DynamicSink[Any]:
+def _webhook(argument: str, render: Render) -> DynamicSink[Any]:
     from bpx_flows.connectors.sinks.webhook import WebhookConfig, WebhookSink
 
     url, options = _split(argument)
@@ -96,10 +97,10 @@ def _webhook(argument: str) -> DynamicSink[Any]:
         msg = f"webhook format must be json, slack or discord, not {style!r}"
         raise ConfigError(msg)
     _no_more(options, "webhook")
-    return WebhookSink(WebhookConfig(url, format=style))
+    return WebhookSink(WebhookConfig(url, format=style), render=render)
 
 
-def _kafka(argument: str) -> DynamicSink[Any]:
+def _kafka(argument: str, render: Render) -> DynamicSink[Any]:
     brokers, _, topic = argument.rpartition("/")
     if not brokers or not topic:
         msg = "kafka needs BROKERS/TOPIC, e.g. kafka:localhost:9092/bpx"
@@ -157,21 +158,26 @@ def sink_names() -> list[str]:
     return sorted({*_BUILT_IN, *_plugins()})
 
 
-def make_sink(spec: str) -> DynamicSink[Any]:
+def make_sink(spec: str, render: Render | None = None) -> DynamicSink[Any]:
     """The sink a spec names.
+
+    Args:
+        spec: ``NAME[:ARGUMENT]``.
+        render: a record's text line (``stdout``, webhook formats); ``None``: its
+            ``repr`` (the program passes its presentation's ``describe``).
 
     Raises:
         ConfigError: unknown name (listing the known ones) or a bad argument.
     """
     name, _, argument = spec.partition(":")
-    factory: Factory | None = _BUILT_IN.get(name)
-    if factory is None:
-        plugin = _plugins().get(name)
-        if plugin is None:
-            msg = f"unknown sink {name!r}; available: {', '.join(sink_names())}"
-            raise ConfigError(msg)
-        factory = plugin.load()
-    assert factory is not None
+    built_in = _BUILT_IN.get(name)
+    if built_in is not None:
+        return built_in(argument, render or plain_line)
+    plugin = _plugins().get(name)
+    if plugin is None:
+        msg = f"unknown sink {name!r}; available: {', '.join(sink_names())}"
+        raise ConfigError(msg)
+    factory: Callable[[str], DynamicSink[Any]] = plugin.load()
     return factory(argument)
 
 

@@ -12,6 +12,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,9 +22,9 @@ from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from bpx_flows.connectors import metrics as m
 from bpx_flows.connectors.backpack.retry import backoff
-from bpx_flows.connectors.sinks.describe import describe
+from bpx_flows.connectors.backpack.text import printable
 
-__all__ = ["WebhookConfig", "WebhookSink"]
+__all__ = ["WebhookConfig", "WebhookSink", "plain_line"]
 
 log = logging.getLogger("bpx_flows.webhook")
 _encode = msgspec.json.Encoder().encode
@@ -52,18 +53,27 @@ class WebhookConfig:
     max_queue: int = 1_000
 
 
-def _body(item: Any, style: str) -> tuple[bytes, str]:
+Render = Callable[[Any], str]
+
+
+def plain_line(item: Any) -> str:
+    """The line of an item when no presentation is given: its ``repr``, escaped."""
+    return printable(repr(item))
+
+
+def _body(item: Any, style: str, render: Render) -> tuple[bytes, str]:
     if style == "slack":
-        return _encode({"text": describe(item)}), "application/json"
+        return _encode({"text": render(item)}), "application/json"
     if style == "discord":
-        return _encode({"content": describe(item)}), "application/json"
+        return _encode({"content": render(item)}), "application/json"
     return _encode(item), "application/json"
 
 
 class _WebhookPartition(StatelessSinkPartition[Any]):
-    def __init__(self, config: WebhookConfig, name: str) -> None:
+    def __init__(self, config: WebhookConfig, name: str, render: Render) -> None:
         self._config = config
         self._name = name
+        self._render = render
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=config.max_queue)
         self._stop = threading.Event()
         self._client = httpx.Client(timeout=config.timeout_s)
@@ -107,7 +117,7 @@ class _WebhookPartition(StatelessSinkPartition[Any]):
 
     def _deliver(self, item: Any) -> None:
         cfg = self._config
-        body, content_type = _body(item, cfg.format)
+        body, content_type = _body(item, cfg.format, self._render)
         delays = backoff(cfg.backoff_initial_s, 30.0)
         for attempt in range(cfg.retries + 1):
             try:
@@ -134,7 +144,7 @@ class _WebhookPartition(StatelessSinkPartition[Any]):
 
     def _drop(self, item: Any, why: str) -> None:
         m.SINK_DROPPED.labels(self._name).inc()
-        log.warning("webhook dropped an alert (%s): %s", why, describe(item)[:200])
+        log.warning("webhook dropped an alert (%s): %s", why, self._render(item)[:200])
 
 
 class WebhookSink(DynamicSink[Any]):
@@ -145,15 +155,18 @@ class WebhookSink(DynamicSink[Any]):
     flow: a slow or failing endpoint only fills the bounded queue.
     """
 
-    def __init__(self, config: WebhookConfig, name: str = "webhook") -> None:
+    def __init__(
+        self, config: WebhookConfig, name: str = "webhook", render: Render = plain_line
+    ) -> None:
         self.config = config
         self.name = name
+        self._render = render  # an item's text line (slack, discord, log lines)
         self.partitions: list[_WebhookPartition] = []
 
     def build(
         self, step_id: str, worker_index: int, worker_count: int
     ) -> _WebhookPartition:
         """Start this worker's delivery thread."""
-        part = _WebhookPartition(self.config, self.name)
+        part = _WebhookPartition(self.config, self.name, self._render)
         self.partitions.append(part)
         return part

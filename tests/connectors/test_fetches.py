@@ -34,7 +34,7 @@ def planner(*names: str, **config: Any) -> FetchPlanner:
 
 
 def depth_frame(stream: str, first: int, last: int, recv_us: int = T0) -> Frame[Any]:
-    symbol = stream.split(".")[-1]
+    symbol = stream.rsplit(".", maxsplit=1)[-1]
     text = json.dumps(
         {
             "stream": stream,
@@ -331,7 +331,11 @@ def test_an_answer_for_a_name_that_is_not_a_stream_is_a_protocol_error() -> None
 def test_backfilled_trades_are_their_own_type() -> None:
     fetch_params = {"symbol": "SOL_USDC", "ids": "3-4"}
     answer = Answer(
-        "trade.SOL_USDC", "/api/v1/trades/history", fetch_params, trade_rows(range(5)), T0
+        "trade.SOL_USDC",
+        "/api/v1/trades/history",
+        fetch_params,
+        trade_rows(range(5)),
+        T0,
     )
     records = records_of(answer, BookRouter(None))
     assert [type(r.data) for r in records if isinstance(r, Frame)] == [

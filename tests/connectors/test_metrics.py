@@ -11,7 +11,6 @@ import msgspec
 from bpx_flows.connectors import metrics as m
 from bpx_flows.connectors.backpack.streams import KlineInterval
 from bpx_flows.connectors.backpack.wire import Side
-from bpx_flows.connectors.sinks.metrics import observe
 from bpx_flows.operators.book_state import (
     BandDepth,
     BookIntegrity,
@@ -20,6 +19,7 @@ from bpx_flows.operators.book_state import (
 )
 from bpx_flows.operators.bursts import BurstAlert, BurstPhase, Severity
 from bpx_flows.operators.candles import Candle
+from bpx_flows.presentation import observe
 
 
 def stats() -> BookStats:

@@ -15,6 +15,7 @@ from bpx_flows.connectors import metrics as m
 from bpx_flows.connectors.backpack.wire import Side
 from bpx_flows.connectors.sinks.webhook import WebhookConfig, WebhookSink
 from bpx_flows.operators.bursts import BurstAlert, BurstPhase, Severity
+from bpx_flows.presentation import describe
 
 
 def alert(n: int) -> BurstAlert:
@@ -130,9 +131,8 @@ def test_a_full_queue_drops_the_oldest(endpoint_factory) -> None:
 
 def test_slack_format(endpoint_factory) -> None:
     endpoint = endpoint_factory([])
-    part = WebhookSink(WebhookConfig(endpoint.url, format="slack"), name="t4").build(
-        "a", 0, 1
-    )
+    config = WebhookConfig(endpoint.url, format="slack")
+    part = WebhookSink(config, name="t4", render=describe).build("a", 0, 1)
     part.write_batch([alert(1)])
     wait_until(lambda: part.delivered == 1)
     part.close()

@@ -35,12 +35,12 @@ from bpx_flows.connectors.sim import (
     SimServer,
     SimThread,
 )
-from bpx_flows.connectors.sinks.metrics import MetricsSink
 from bpx_flows.connectors.source import BackpackSource, SourceConfig, StopSignal
 from bpx_flows.flows.account import account_streams, track_account
 from bpx_flows.flows.market import MarketConfig, market_outputs, market_streams
 from bpx_flows.operators.account import AccountConfig
 from bpx_flows.operators.bursts import BurstConfig
+from bpx_flows.presentation import MetricsSink
 from tests.conftest import TEST_SECRET
 
 pytestmark = pytest.mark.e2e

@@ -431,7 +431,7 @@ def test_a_broken_markets_answer_at_start_is_one_clear_error() -> None:
 
 def test_a_late_trade_prints_as_one_line() -> None:
     from bpx_flows.connectors.backpack.wire import Trade
-    from bpx_flows.connectors.sinks.describe import describe
+    from bpx_flows.presentation import describe
 
     late = Trade(E=1, T=1, a="1", b="2", m=False, p="10", q="2", s=SYMBOL, t=7)
     assert describe(late).startswith(f"{SYMBOL}") and "LATE trade" in describe(late)
