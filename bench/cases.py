@@ -51,6 +51,7 @@ class _Clock:
         self.first = 0.0
         self.last = 0.0
         self.done = False
+        self.stop: Any = None  # the source's StopSignal, set when the feed ended
 
 
 class _Part(StatelessSinkPartition[Any]):
@@ -60,7 +61,6 @@ class _Part(StatelessSinkPartition[Any]):
     def write_batch(self, items: list[Any]) -> None:
         from bpx_flows.connectors.backpack.booksync import Resync
         from bpx_flows.connectors.backpack.wire import Frame
-        from bpx_flows.connectors.source import StopSignal
 
         clock = self._clock
         if clock.done:
@@ -72,7 +72,8 @@ class _Part(StatelessSinkPartition[Any]):
             if type(item) is Resync:  # the feed ended and the source reconnected
                 items = items[:index]
                 clock.done = True
-                StopSignal.set()
+                if clock.stop is not None:
+                    clock.stop.set()
                 break
         clock.last = now
         clock.records += len(items)
@@ -115,7 +116,7 @@ def report(frames: int, seconds: float, **extra: Any) -> None:
 
 
 def case_replay(path: str) -> None:
-    from bpx_flows.connectors.source import ReplaySource
+    from bpx_flows.connectors.sources import ReplaySource
 
     clock = _Clock()
     start = time.perf_counter()
@@ -126,7 +127,7 @@ def case_replay(path: str) -> None:
 def case_live(ws_url: str, rest_url: str, path: str) -> None:
     from bpx_flows.connectors.backpack.streams import parse_streams
     from bpx_flows.connectors.connection import ConnectionConfig
-    from bpx_flows.connectors.source import BackpackSource, SourceConfig
+    from bpx_flows.connectors.sources import BackpackSource, SourceConfig
 
     streams = parse_streams(header(path)["streams"])
     clock = _Clock()
@@ -136,7 +137,9 @@ def case_live(ws_url: str, rest_url: str, path: str) -> None:
         streams_per_connection=len(streams),
         run_for_s=120.0,
     )
-    run_flow(BackpackSource(streams, config), clock)
+    source = BackpackSource(streams, config)
+    clock.stop = source.stop
+    run_flow(source, clock)
     report(clock.frames, clock.last - clock.first, records=clock.records)
 
 
@@ -162,18 +165,33 @@ def case_bare(ws_url: str, path: str) -> None:
     report(frames, seconds)
 
 
+def wired(
+    name: str,
+    source: Any,
+    sink: Any,
+    sections: tuple[Any, ...] = (),
+    replay: bool = True,
+) -> Any:
+    """Flow ``name`` as ``bpx-flows run`` wires it, every output into ``sink``."""
+    from bpx_flows.flows.spec import FlowContext
+    from bpx_flows.registry import FLOWS
+    from bpx_flows.wiring import Sinks, wire
+
+    context = FlowContext(sections={type(s): s for s in sections}, replay=replay)
+    return wire(FLOWS[name], context, source, Sinks(sink, sink))
+
+
 def case_book_replay(path: str) -> None:
     from bytewax.testing import run_main
 
-    from bpx_flows.connectors.source import ReplaySource
-    from bpx_flows.flows.book import build
-    from bpx_flows.operators.book_state import BookConfig
+    from bpx_flows.connectors.sources import ReplaySource
+    from bpx_flows.flows.book import BookSettings
 
     clock = _Clock()
     sink = TimingSink(clock)
     start = time.perf_counter()
-    config = BookConfig(emit_every_us=1_000_000)
-    run_main(build(ReplaySource([path]), sink, sink, config))
+    section = BookSettings(every_ms=1000)
+    run_main(wired("book", ReplaySource([path]), sink, (section,)))
     frames = frame_count(path)
     report(frames, time.perf_counter() - start, outputs=clock.records)
 
@@ -190,19 +208,14 @@ def case_flow_replay(name: str, path: str) -> None:
     """The derivatives or liquidation flow from replay into counting sinks."""
     from bytewax.testing import run_main
 
-    from bpx_flows.connectors.source import ReplaySource
+    from bpx_flows.connectors.sources import ReplaySource
 
     clock = _Clock()
     sink = TimingSink(clock)
     source = ReplaySource([path])
-    if name == "derivatives":
-        from bpx_flows.flows.derivatives import build as build_derivatives
-
-        flow = build_derivatives(source, sink)
-    else:
-        from bpx_flows.flows.liquidations import build as build_liquidations
-
-        flow = build_liquidations(source, sink, sink)
+    flow = wired(
+        "derivatives" if name == "derivatives" else "liquidations", source, sink
+    )
     start = time.perf_counter()
     run_main(flow)
     report(frame_count(path), time.perf_counter() - start, outputs=clock.records)
@@ -212,17 +225,15 @@ CASES["flow_replay"] = case_flow_replay
 
 
 def case_candles_replay(path: str) -> None:
-    """Trades/s through the candle flow (1s, 1m, 5m, 1h) from replay."""
+    """Trades/s through the candle flow (its defaults: 1s and 1m) from replay."""
     from bytewax.testing import run_main
 
-    from bpx_flows.connectors.source import ReplaySource
-    from bpx_flows.flows.candles import CandleConfig, build
+    from bpx_flows.connectors.sources import ReplaySource
 
     clock = _Clock()
     sink = TimingSink(clock)
-    config = CandleConfig(wall_clock=False)
-    start = time.perf_counter()
-    run_main(build(ReplaySource([path]), sink, sink, sink, config))
+    start = time.perf_counter()  # the default [candles]: 1s and 1m
+    run_main(wired("candles", ReplaySource([path]), sink))
     report(frame_count(path), time.perf_counter() - start, outputs=clock.records)
 
 
@@ -236,8 +247,8 @@ def case_candle_latency(seconds: str) -> None:
     from bpx_flows.connectors.backpack.streams import KlineInterval, parse_streams
     from bpx_flows.connectors.connection import ConnectionConfig
     from bpx_flows.connectors.sim import ServerConfig, SimConfig, SimServer, SimThread
-    from bpx_flows.connectors.source import BackpackSource, SourceConfig
-    from bpx_flows.flows.candles import CandleConfig, build, candle_streams
+    from bpx_flows.connectors.sources import BackpackSource, SourceConfig
+    from bpx_flows.flows.candles import CandleSettings, candle_streams
     from bpx_flows.operators.candles import Candle
 
     latencies_ms: list[float] = []
@@ -264,11 +275,9 @@ def case_candle_latency(seconds: str) -> None:
                 run_for_s=float(seconds),
             ),
         )
-        config = CandleConfig(intervals=intervals, allowed_lateness_us=200_000)
-        sink = _Sink()
-        runner = threading.Thread(
-            target=run_main, args=(build(source, sink, sink, sink, config),)
-        )
+        section = CandleSettings(intervals=["1s", "1m"], lateness_ms=200)
+        flow = wired("candles", source, _Sink(), (section,), replay=False)
+        runner = threading.Thread(target=run_main, args=(flow,))
         runner.start()
         runner.join()
     latencies_ms.sort()

@@ -13,52 +13,20 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import sys
 import time
 from typing import Any
 
-from bytewax.outputs import DynamicSink, StatelessSinkPartition
-
-from bench.cases import frame_count, peak_rss_mb
+from bench.cases import frame_count, header, peak_rss_mb
+from bench.harness import (
+    COUNT_FROM_US,
+    WARM_UP_S,
+    LatencySink,
+    cpu_seconds,
+    run_bytewax,
+    start_sim,
+)
 from bpx_flows.connectors.sim import SimConfig
-
-# Live runs skip the warm-up: the first diffs of 100 books wait for their REST
-# snapshots (rate-limited), which is start-up, not steady-state latency.
-_COUNT_FROM_US = [0]
-_WARM_UP_S = 5.0
-
-
-class _LatencyPart(StatelessSinkPartition[Any]):
-    def __init__(
-        self, samples: list[int], counts: list[int], first: list[float]
-    ) -> None:
-        self._samples = samples
-        self._counts = counts
-        self._first = first
-
-    def write_batch(self, items: list[Any]) -> None:
-        now = time.time_ns() // 1000
-        if not self._first:
-            self._first.append(time.time())
-        self._counts[0] += len(items)
-        samples = self._samples
-        for item in items:
-            recv = getattr(item, "recv_us", None)
-            if recv and recv >= _COUNT_FROM_US[0]:
-                samples.append(now - recv)
-
-
-class LatencySink(DynamicSink[Any]):
-    """Counts outputs and keeps receive-to-sink latencies, microseconds."""
-
-    def __init__(self) -> None:
-        self.samples: list[int] = []
-        self.counts = [0]
-        self.first: list[float] = []  # wall time of the first output batch
-
-    def build(self, step_id: str, worker_index: int, worker_count: int) -> _LatencyPart:
-        return _LatencyPart(self.samples, self.counts, self.first)
 
 
 def settings_for(flow: str, symbols: list[str], **source: Any) -> Any:
@@ -75,28 +43,6 @@ def settings_for(flow: str, symbols: list[str], **source: Any) -> Any:
     if source.get("kind") != "replay":
         overrides["book.every_ms"] = 0.0  # live: stats (a latency sample) per update
     return merge_overrides(Settings(), overrides)
-
-
-def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def _run(flow: Any, workers: int, process_id: int | None, addresses: list[str]) -> None:
-    from datetime import timedelta
-
-    from bytewax._bytewax import cli_main
-
-    from bpx_flows.runner import tune_gc
-
-    tune_gc()  # as ``bpx-flows run`` does
-    cli_main(
-        flow,
-        workers_per_process=workers,
-        process_id=process_id,
-        addresses=addresses or None,
-        epoch_interval=timedelta(seconds=float(os.environ.get("BENCH_EPOCH_S", "10"))),
-    )
 
 
 def _report(sink: LatencySink, frames: int, start: float, cpu0: float) -> None:
@@ -130,8 +76,9 @@ def case_replay(
     flow_name: str, workers: str, process_id: str, addresses: str, *paths: str
 ) -> None:
     from bpx_flows.connectors.routing import replay_plan
-    from bpx_flows.connectors.source import ReplaySource
-    from bpx_flows.runner import Sinks, build_flow, key_function, routes_for
+    from bpx_flows.connectors.sources import ReplaySource
+    from bpx_flows.inputs import key_function, routes_for
+    from bpx_flows.wiring import Sinks, build_flow
 
     if os.environ.get("BENCH_NO_RANGE_POLICY"):
         from bpx_flows.connectors.backpack import decode
@@ -163,20 +110,22 @@ def case_replay(
     flow = build_flow(settings, source, Sinks(sink, sink), key_function(route))
     frames = sum(frame_count(p) for p in paths) if not pid else 0  # counted once
     cpu0, start = cpu_seconds(), time.time()
-    _run(flow, int(workers), pid, peers)
+    run_bytewax(flow, int(workers), pid, peers)
     _report(sink, frames, start, cpu0)
 
 
 def case_live(flow_name: str, ws: str, rest: str, seconds: str, *symbols: str) -> None:
-    from bpx_flows.runner import Endpoint, Sinks, build_flow, source_for
+    from bpx_flows.inputs import source_for
+    from bpx_flows.resources import Endpoint
+    from bpx_flows.wiring import Sinks, build_flow
 
     settings = settings_for(flow_name, list(symbols), seconds=float(seconds))
     source: Any = source_for(settings, Endpoint(ws, rest))
     sink = LatencySink()
     flow = build_flow(settings, source, Sinks(sink, sink))
     cpu0, start = cpu_seconds(), time.time()
-    _COUNT_FROM_US[0] = int((start + _WARM_UP_S) * 1e6)
-    _run(flow, 1, None, [])
+    COUNT_FROM_US[0] = int((start + WARM_UP_S) * 1e6)
+    run_bytewax(flow, 1, None, [])
     frames = sum(
         sum(conn.session.stats.frames.values())
         for conn in source.connections().values()
@@ -380,9 +329,6 @@ def bench_live(session: str, speed: float, seconds: float) -> dict[str, Any]:
     """``book`` (stats every update) for 100 symbols on a paced simulator replay."""
     from pathlib import Path
 
-    from bench.cases import header
-    from bench.run import start_sim
-
     sim, ws, rest = start_sim(Path(session), speed)
     try:
         symbols = sorted(
@@ -398,7 +344,7 @@ def bench_live(session: str, speed: float, seconds: float) -> dict[str, Any]:
     print(
         f"live, book flow, {len(symbols)} symbols at {row['frames_per_s']:,} frames/s "
         f"(stats every update): CPU {row['cpu_percent']}% of a core, latency receive "
-        f"-> sink after a {_WARM_UP_S:g} s warm-up: p50 {row['p50_ms']} ms, "
+        f"-> sink after a {WARM_UP_S:g} s warm-up: p50 {row['p50_ms']} ms, "
         f"p99 {row['p99_ms']} ms, "
         f"peak RSS {row['peak_rss_mb']} MB",
         flush=True,

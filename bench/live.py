@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import resource
 import subprocess
 import sys
 import threading
@@ -31,15 +30,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.harness import cpu_seconds, start_sim
+
 OUT = Path("out")
 MARKETS = 20
 _SETTLE_S = 5.0  # idle: connections open and subscribed by then
 SECONDS = 30.0  # simulated seconds of the recording
-
-
-def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def live_session() -> Path:
@@ -225,9 +221,10 @@ def _client_settings(flow_name: str, symbols: list[str], every_update: bool) -> 
 def client_flow(
     flow_name: str, ws: str, rest: str, symbols: list[str], expected: int
 ) -> None:
-    from bench.flows import LatencySink, _run
-    from bpx_flows.connectors.source import StopSignal
-    from bpx_flows.runner import Endpoint, Sinks, build_flow, source_for
+    from bench.harness import LatencySink, run_bytewax
+    from bpx_flows.inputs import source_for
+    from bpx_flows.resources import Endpoint
+    from bpx_flows.wiring import Sinks, build_flow
 
     every_update = os.environ.get("BENCH_STATS_EVERY_UPDATE") == "1"
     settings = _client_settings(flow_name, symbols, every_update)
@@ -256,18 +253,18 @@ def client_flow(
                 if elapsed >= idle_s:
                     settled.append((time.perf_counter(), cpu_seconds()))
                     break
-        StopSignal.set()
+        source.stop.set()
 
     if every_update:  # latency after the warm-up (100 books wait for snapshots)
-        from bench.flows import _COUNT_FROM_US, _WARM_UP_S
+        from bench.harness import COUNT_FROM_US, WARM_UP_S
 
-        _COUNT_FROM_US[0] = int((time.time() + _WARM_UP_S) * 1e6)
+        COUNT_FROM_US[0] = int((time.time() + WARM_UP_S) * 1e6)
     settled: list[tuple[float, float]] = []  # idle: after start-up, and at the end
     cpu0 = cpu_seconds()
     wall0 = time.perf_counter()
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    _run(flow, 1, None, [])
+    run_bytewax(flow, 1, None, [])
     sampler.join(timeout=10)
     samples = sorted(sink.samples)
     n = len(samples)
@@ -313,12 +310,12 @@ def client_main(kind: str, *args: str) -> None:
 # Orchestration.
 
 
-def start_sim(session: Path, speed: float) -> tuple[subprocess.Popen[str], str, str]:
+def start_held_sim(
+    session: Path, speed: float
+) -> tuple[subprocess.Popen[str], str, str]:
     """The simulator replaying ``session`` to each client once, with no REST limit."""
-    from bench.run import start_sim as start
-
     flags = ["--hold", "--replay-delay", "1", "--rest-limit", "off"]
-    return start(session, speed, *flags)
+    return start_sim(session, speed, *flags)
 
 
 def run_client(
@@ -329,7 +326,7 @@ def run_client(
     args: list[str],
     env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    sim, ws, rest = start_sim(session, speed)
+    sim, ws, rest = start_held_sim(session, speed)
     more = [str(expected), *args]
     try:
         proc = subprocess.run(
@@ -351,7 +348,7 @@ def run_client(
 
 def _flow_streams(flow: str, symbols: list[str]) -> list[str]:
     from bench.flows import settings_for
-    from bpx_flows.runner import streams_of
+    from bpx_flows.inputs import streams_of
 
     return streams_of(settings_for(flow, symbols))
 

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.harness import start_sim
+
 OUT = Path("out")
 SESSION = OUT / "bench-session.jsonl.gz"
 SESSION_SECONDS = float(os.environ.get("BENCH_SESSION_SECONDS", "110"))
@@ -106,30 +108,6 @@ def run_case(*args: str) -> dict[str, Any]:
         msg = f"bench case {args[0]} failed:\n{proc.stderr[-3000:]}"
         raise RuntimeError(msg)
     return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def start_sim(
-    session: Path = SESSION, speed: float = 0.0, *flags: str
-) -> tuple[subprocess.Popen[str], str, str]:
-    """The simulator replaying ``session`` (speed 0: as fast as clients read)."""
-    sim = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "bpx_flows",
-            "sim",
-            "--replay",
-            str(session),
-            "--speed",
-            str(speed),
-            *flags,
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert sim.stdout is not None
-    urls = json.loads(sim.stdout.readline())
-    return sim, urls["ws"], urls["rest"]
 
 
 def bench_books() -> list[dict[str, Any]]:
@@ -234,7 +212,7 @@ def main() -> int:
         f"replay source: {replay['frames_per_s']:,} frames/s "
         f"({replay['frames']:,} frames, peak RSS {replay['peak_rss_mb']} MB)"
     )
-    sim, ws_url, rest_url = start_sim()
+    sim, ws_url, rest_url = start_sim(SESSION)
     try:
         bare = run_case("bare", ws_url, str(SESSION))
         live = run_case("live", ws_url, rest_url, str(SESSION))

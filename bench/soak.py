@@ -129,9 +129,10 @@ def run_soak(  # noqa: PLR0915 (one linear script)
     from bytewax.testing import run_main
 
     from bpx_flows.connectors.sinks import CountingSink
-    from bpx_flows.connectors.source import StopSignal
-    from bpx_flows.runner import Endpoint, Sinks, build_flow, source_for
+    from bpx_flows.inputs import source_for
+    from bpx_flows.resources import Endpoint
     from bpx_flows.settings import Settings, merge_overrides
+    from bpx_flows.wiring import Sinks, build_flow
 
     wall_s = sim_minutes * 60 / speed
     context = multiprocessing.get_context("spawn")
@@ -150,7 +151,6 @@ def run_soak(  # noqa: PLR0915 (one linear script)
         counts = sink.counts
         flow = build_flow(settings, source, Sinks(sink, sink))
         result = SoakResult(sim_minutes, wall_s, symbols, 0, 0, 0, {}, 0)
-        StopSignal.clear()
         runner = threading.Thread(target=run_main, args=(flow,), daemon=True)
         runner.start()
         rng = random.Random(seed)

@@ -33,7 +33,7 @@ from bpx_flows.connectors.sinks.jsonl import JsonLinesSink
 from bpx_flows.connectors.sinks.parquet import ParquetSink
 from bpx_flows.connectors.sinks.stdout import LineSink
 from bpx_flows.connectors.sinks.webhook import WebhookConfig, WebhookSink
-from bpx_flows.connectors.source import (
+from bpx_flows.connectors.sources import (
     BackpackSource,
     ReplaySource,
     SourceConfig,

@@ -379,7 +379,8 @@ def _selection(args: argparse.Namespace, settings_flow: str | None) -> dict[str,
 
 
 def _execute(settings: Settings, verbose: bool = False) -> int:
-    from bpx_flows.runner import configure_logging, run
+    from bpx_flows.logs import configure_logging
+    from bpx_flows.runner import run
 
     configure_logging("debug" if verbose else settings.log.level, settings.log.format)
     return run(settings).code
@@ -402,7 +403,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from bpx_flows.runner import configure_logging, run
+    from bpx_flows.logs import configure_logging
+    from bpx_flows.runner import run
 
     if not 0 < args.seconds <= 86_400:
         msg = f"--seconds: must be in (0, 86400], got {args.seconds}"
@@ -442,7 +444,9 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
 
 def _cmd_config_check(args: argparse.Namespace) -> int:
-    from bpx_flows.runner import endpoint_for, preflight_for, streams_of
+    from bpx_flows.inputs import streams_of
+    from bpx_flows.resources import endpoint_for
+    from bpx_flows.runner import preflight_for
 
     settings = validate(load_settings(args.file))
     kind = settings.source.kind

@@ -25,25 +25,35 @@ def counting_describe(counts: Counter[str]) -> Callable[[Any], str]:
     return render
 
 
-def console_sink(counts: Counter[str], quiet: bool = False) -> DynamicSink[Any]:
-    """One line per record on stdout (or, ``quiet``, only counted)."""
+def console_sink(
+    counts: Counter[str],
+    quiet: bool = False,
+    on_reader_gone: Callable[[], None] | None = None,
+) -> DynamicSink[Any]:
+    """One line per record on stdout (or, ``quiet``, only counted).
+
+    ``on_reader_gone``: called when the reader of stdout left (``| head``).
+    """
     if quiet:
         sink = CountingSink(summary_key)
         sink.counts = counts
         return sink
-    return LineSink(counting_describe(counts))
+    return LineSink(counting_describe(counts), on_reader_gone=on_reader_gone)
 
 
 def alert_sink(
     counts: Counter[str],
     webhook: str | None,
     webhook_format: str = "json",
+    on_reader_gone: Callable[[], None] | None = None,
 ) -> DynamicSink[Any]:
     """Alerts on stdout (``ALERT`` lines, also when quiet) and to a hook.
 
     (``--alerts FILE`` is a sink of its own: one file written by one worker.)
     """
-    sink: DynamicSink[Any] = LineSink(counting_describe(counts), prefix="ALERT ")
+    sink: DynamicSink[Any] = LineSink(
+        counting_describe(counts), prefix="ALERT ", on_reader_gone=on_reader_gone
+    )
     if webhook:
         from bpx_flows.connectors.sinks.webhook import WebhookConfig, WebhookSink
 

@@ -20,27 +20,27 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
-from bpx_flows.connectors.backpack.backfill import TradeBackfill
-from bpx_flows.connectors.backpack.booksync import SyncRecord
-from bpx_flows.connectors.backpack.decode import BadFrame, BadReason, Decoded
-from bpx_flows.connectors.backpack.planner import FetchPlanner, PlannerConfig
-from bpx_flows.connectors.backpack.refusal import auth_hint, refuses_subscription
-from bpx_flows.connectors.backpack.retry import Decision, backoff, classify
-from bpx_flows.connectors.backpack.session import Session
-from bpx_flows.connectors.backpack.signing import Credentials
-from bpx_flows.connectors.backpack.streams import StreamName
-from bpx_flows.connectors.backpack.text import printable
-from bpx_flows.connectors.backpack.wire import Depth, Frame, ServerError, Trade
-from bpx_flows.connectors.clock import Watermark, now_us
-from bpx_flows.connectors.connection_config import (
+from .backpack.backfill import TradeBackfill
+from .backpack.booksync import SyncRecord
+from .backpack.decode import BadFrame, BadReason, Decoded
+from .backpack.planner import FetchPlanner, PlannerConfig
+from .backpack.refusal import auth_hint, refuses_subscription
+from .backpack.retry import Decision, backoff, classify
+from .backpack.session import Session
+from .backpack.signing import Credentials
+from .backpack.streams import StreamName
+from .backpack.text import printable
+from .backpack.wire import Depth, Frame, ServerError, Trade
+from .clock import Watermark, now_us
+from .connection_config import (
     DEFAULT_WS_URL,
     ConnectionConfig,
     ConnectionStats,
 )
-from bpx_flows.connectors.errors import AuthError, BpxError, ConfigError
-from bpx_flows.connectors.fetcher import Fetcher
-from bpx_flows.connectors.rest import RestClient
-from bpx_flows.connectors.wsclient import HandshakeError, WsClient, open_client
+from .errors import AuthError, BpxError, ConfigError
+from .fetcher import Fetcher
+from .rest import RestClient
+from .wsclient import HandshakeError, WsClient, open_client
 
 __all__ = [
     "DEFAULT_WS_URL",

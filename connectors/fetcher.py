@@ -19,11 +19,11 @@ from typing import Any, Protocol
 
 import msgspec
 
-from bpx_flows.connectors.backpack.fetches import Fetch, FetchKind
-from bpx_flows.connectors.backpack.planner import FetchPlanner
-from bpx_flows.connectors.backpack.text import printable
-from bpx_flows.connectors.backpack.wire import DepthSnapshot
-from bpx_flows.connectors.rest import RestClient
+from .backpack.fetches import Fetch, FetchKind
+from .backpack.planner import FetchPlanner
+from .backpack.text import printable
+from .backpack.wire import DepthSnapshot
+from .rest import RestClient
 
 __all__ = ["AnswerTap", "Fetcher"]
 

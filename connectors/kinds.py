@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from bpx_flows.connectors.backpack.wire import Frame
+from .backpack.wire import Frame
 
 __all__ = ["kind_of", "kind_of_type"]
 

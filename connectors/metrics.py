@@ -403,7 +403,7 @@ class RestBudgetCollector(Collector):
 
     def collect(self) -> Iterator[Any]:
         """Requests granted so far, and those waiting for their slot now."""
-        from bpx_flows.connectors.rest import HISTORY_BUDGET, PROCESS_BUDGET
+        from .rest import HISTORY_BUDGET, PROCESS_BUDGET
 
         granted = CounterMetricFamily(
             "bpx_rest_requests", "REST requests sent within the process's budget"

@@ -7,12 +7,12 @@ from collections.abc import Sequence
 
 import websockets
 
-from bpx_flows.connectors.backpack.signing import Credentials
-from bpx_flows.connectors.backpack.streams import StreamName, check_symbols
-from bpx_flows.connectors.backpack.text import printable
-from bpx_flows.connectors.errors import ConfigError, RestError
-from bpx_flows.connectors.rest import RestClient
-from bpx_flows.connectors.wsclient import open_client
+from .backpack.signing import Credentials
+from .backpack.streams import StreamName, check_symbols
+from .backpack.text import printable
+from .errors import ConfigError, RestError
+from .rest import RestClient
+from .wsclient import open_client
 
 __all__ = ["preflight"]
 

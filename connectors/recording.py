@@ -30,8 +30,8 @@ from typing import BinaryIO, cast
 import msgspec
 from isal import igzip, isal_zlib
 
-from bpx_flows.connectors.backpack.backfill import TradeBackfill
-from bpx_flows.connectors.backpack.replayer import unsplice
+from .backpack.backfill import TradeBackfill
+from .backpack.replayer import unsplice
 
 __all__ = [
     "Recorder",
@@ -132,7 +132,7 @@ def read_header(path: str | Path) -> RecordingHeader:
         ConfigError: no such file, unreadable, or not a bpx-flows recording (not
             JSON Lines, not gzip although named ``.gz``, no header line).
     """
-    from bpx_flows.connectors.errors import ConfigError
+    from .errors import ConfigError
 
     if not Path(path).is_file():
         msg = f"no such recording: {path}"

@@ -14,10 +14,10 @@ from typing import Any, TypeVar
 import httpx
 import msgspec
 
-from bpx_flows.connectors.backpack.retry import Decision, backoff, classify_status
-from bpx_flows.connectors.backpack.text import printable
-from bpx_flows.connectors.backpack.wire import DepthSnapshot, Market
-from bpx_flows.connectors.errors import RestError
+from .backpack.retry import Decision, backoff, classify_status
+from .backpack.text import printable
+from .backpack.wire import DepthSnapshot, Market
+from .errors import RestError
 
 __all__ = [
     "DEFAULT_REST_URL",

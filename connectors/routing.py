@@ -24,7 +24,7 @@ from bytewax.dataflow import Dataflow
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
-from bpx_flows.connectors.backpack.streams import StreamName
+from .backpack.streams import StreamName
 
 __all__ = [
     "Routing",

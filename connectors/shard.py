@@ -25,8 +25,8 @@ from __future__ import annotations
 import re
 from itertools import filterfalse
 
-from bpx_flows.connectors.backpack.streams import parse_stream
-from bpx_flows.connectors.errors import BpxError
+from .backpack.streams import parse_stream
+from .errors import BpxError
 
 __all__ = ["Shard"]
 

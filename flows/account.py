@@ -8,7 +8,7 @@ revalue positions between events) and, with a book, the markets' depth records (
 book is kept in the same keyed state, for the mids that price fills). Keyed by symbol,
 so an order's lifecycle, the position and the book used for a fill's slippage live on
 one worker and see the symbol's records in the order the exchange sent them.
-``python -m bytewax.run bpx_flows.flows.account:flow`` runs it live with the key in
+``python -m bytewax.run bpx_flows.entry:account`` runs it live with the key in
 ``BPX_API_SECRET`` (or ``BPX_API_SECRET_FILE``) for ``BPX_SYMBOLS`` (default: every
 symbol).
 """
@@ -23,15 +23,9 @@ from typing import Annotated, Any
 
 import bytewax.operators as op
 import msgspec
-from bytewax.dataflow import Dataflow, Stream, operator
-from bytewax.inputs import Source
-from bytewax.outputs import Sink
+from bytewax.dataflow import Stream, operator
 
-from bpx_flows.flows.batching import stateful_steps
-from bpx_flows.flows.book import BookSettings, book_streams
-from bpx_flows.flows.keys import Route
-from bpx_flows.flows.spec import FlowContext, FlowSpec, Outputs, Section, lazy_flow
-from bpx_flows.operators.account import (
+from ..operators.account import (
     AccountConfig,
     AccountWithBook,
     AutoCloseAlert,
@@ -41,17 +35,20 @@ from bpx_flows.operators.account import (
     step,
     step_with_book,
 )
-from bpx_flows.operators.book_state import BookConfig
-from bpx_flows.operators.orders import OrderFill, OrderState
-from bpx_flows.operators.positions import MarginAlert, PositionView
-from bpx_flows.operators.rfqs import RfqOutcome
+from ..operators.book_state import BookConfig
+from ..operators.orders import OrderFill, OrderState
+from ..operators.positions import MarginAlert, PositionView
+from ..operators.rfqs import RfqOutcome
+from .batching import stateful_steps
+from .book import BookSettings, book_streams
+from .keys import Route
+from .spec import FlowContext, FlowSpec, Outputs, Section
 
 __all__ = [
     "SPEC",
     "AccountOut",
     "AccountSettings",
     "account_streams",
-    "build",
     "track_account",
 ]
 
@@ -161,22 +158,6 @@ def track_account(
     return AccountOut(split.falses, split.trues)
 
 
-def build(
-    source: Source[Any],
-    sink: Sink[Any],
-    alert_sink: Sink[Any],
-    config: AccountConfig | None = None,
-    book: BookConfig | None = None,
-) -> Dataflow:
-    """The account flow; with ``book``, the book flow runs too and prices fills."""
-    flow = Dataflow("account")
-    records = op.input("feed", flow, source)
-    out = track_account("account", records, config or AccountConfig(), book)
-    op.output("views", out.views, sink)
-    op.output("alerts", out.alerts, alert_sink)
-    return flow
-
-
 def _streams(context: FlowContext) -> list[str]:
     with_book = context.section(AccountSettings).with_book
     return account_streams(list(context.symbols), with_book)
@@ -214,7 +195,3 @@ SPEC = FlowSpec(
     check=_check,
     clock=True,  # RFQs expire by the source's watermark on quiet markets
 )
-
-
-# `flow`, built when Bytewax asks for it (python -m bytewax.run), not at import.
-__getattr__ = lazy_flow(SPEC, "")

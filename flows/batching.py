@@ -21,8 +21,8 @@ import bytewax.operators as op
 from bytewax.dataflow import Stream, operator
 from bytewax.operators import StatefulBatchLogic
 
-from bpx_flows.connectors.backpack.wire import Frame
-from bpx_flows.flows.keys import Route
+from ..connectors.backpack.wire import Frame
+from .keys import Route
 
 __all__ = ["frames_selector", "keyed_frames", "stateful_steps"]
 

@@ -6,7 +6,7 @@
 Input: the connector's records (``BookSnapshot``, ``Resync``, ``Frame[Depth]``,
 ``Frame[BookTicker]``; anything else is ignored). Keyed by symbol, so a symbol's books
 and its bookTicker checks live on one worker. Settings: the ``[book]`` section
-(``BookSettings``). ``python -m bytewax.run bpx_flows.flows.book:flow`` runs it on the
+(``BookSettings``). ``python -m bytewax.run bpx_flows.entry:book`` runs it on the
 live exchange for ``BPX_SYMBOLS`` (comma-separated, default SOL_USDC).
 """
 
@@ -19,23 +19,21 @@ from typing import Annotated, Any, Literal
 
 import bytewax.operators as op
 import msgspec
-from bytewax.dataflow import Dataflow, Stream, operator
-from bytewax.inputs import Source
-from bytewax.outputs import Sink
+from bytewax.dataflow import Stream, operator
 
-from bpx_flows.connectors.backpack.booksync import BookSnapshot, Resync
-from bpx_flows.connectors.backpack.wire import BookTicker, Depth, Frame
-from bpx_flows.connectors.clock import now_us
-from bpx_flows.flows.batching import stateful_steps
-from bpx_flows.flows.keys import Route
-from bpx_flows.flows.spec import FlowContext, FlowSpec, Outputs, Section, lazy_flow
-from bpx_flows.operators.book_state import (
+from ..connectors.backpack.booksync import BookSnapshot, Resync
+from ..connectors.backpack.wire import BookTicker, Depth, Frame
+from ..connectors.clock import now_us
+from ..operators.book_state import (
     BookConfig,
     BookIntegrity,
     BookStats,
     SymbolBooks,
     step,
 )
+from .batching import stateful_steps
+from .keys import Route
+from .spec import FlowContext, FlowSpec, Outputs, Section
 
 __all__ = [
     "SPEC",
@@ -43,7 +41,6 @@ __all__ = [
     "BookSettings",
     "analyze_books",
     "book_streams",
-    "build",
 ]
 
 
@@ -155,21 +152,6 @@ def analyze_books(
     return BookOut(op.map("stamp_emit", split.trues, _stamp), split.falses)
 
 
-def build(
-    source: Source[Any],
-    stats_sink: Sink[Any],
-    integrity_sink: Sink[Any],
-    config: BookConfig | None = None,
-) -> Dataflow:
-    """The book flow between a source of connector records and two sinks."""
-    flow = Dataflow("book")
-    records = op.input("feed", flow, source)
-    out = analyze_books("books", records, config or BookConfig())
-    op.output("stats", out.stats, stats_sink)
-    op.output("integrity", out.integrity, integrity_sink)
-    return flow
-
-
 def _streams(context: FlowContext) -> list[str]:
     window = context.section(BookSettings).window
     return book_streams(list(context.symbols), f"{window}." if window else "")
@@ -183,13 +165,10 @@ def _wire(records: Stream[Any], context: FlowContext) -> Outputs:
 
 SPEC = FlowSpec(
     name="book",
+    example_symbols=("SOL_USDC",),
     help="order books: top, spread, microprice, imbalance, depth bands, integrity",
     sections=(BookSettings,),
     streams=_streams,
     wire=_wire,
     produces=(BookStats, BookIntegrity),
 )
-
-
-# `flow`, built when Bytewax asks for it (python -m bytewax.run), not at import.
-__getattr__ = lazy_flow(SPEC, "SOL_USDC")

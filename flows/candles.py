@@ -41,25 +41,20 @@ from typing import Annotated, Any
 import bytewax.operators as op
 import bytewax.operators.windowing as win
 import msgspec
-from bytewax.dataflow import Dataflow, Stream, operator
-from bytewax.inputs import Source
-from bytewax.outputs import Sink
+from bytewax.dataflow import Stream, operator
 
-from bpx_flows.connectors.backpack.backfill import BackfilledTrade, TradeBackfill
-from bpx_flows.connectors.backpack.kline_history import HistoricalKline
-from bpx_flows.connectors.backpack.klines import FIXED_INTERVAL_US
-from bpx_flows.connectors.backpack.streams import (
+from ..connectors.backpack.backfill import BackfilledTrade, TradeBackfill
+from ..connectors.backpack.kline_history import HistoricalKline
+from ..connectors.backpack.klines import FIXED_INTERVAL_US
+from ..connectors.backpack.streams import (
     KlineInterval,
     parse_stream,
 )
-from bpx_flows.connectors.backpack.wire import Frame, Kline, Trade
-from bpx_flows.flows.batching import keyed_frames, stateful_steps
-from bpx_flows.flows.keys import Route
-from bpx_flows.flows.spec import FlowContext, FlowSpec, Outputs, Section, lazy_flow
-from bpx_flows.operators.candles import (
-    BookConfig,
+from ..connectors.backpack.wire import Frame, Kline, Trade
+from ..operators.candles import (
     Candle,
     CandleAcc,
+    CandleBookConfig,
     HistoricalCandle,
     KlineMismatch,
     KlineResolved,
@@ -73,13 +68,15 @@ from bpx_flows.operators.candles import (
     merge,
     new_acc,
 )
+from .batching import keyed_frames, stateful_steps
+from .keys import Route
+from .spec import FlowContext, FlowSpec, Outputs, Section
 
 __all__ = [
     "SPEC",
     "CandleConfig",
     "CandleOut",
     "CandleSettings",
-    "build",
     "candle_streams",
     "duration_s",
     "roll_candles",
@@ -160,7 +157,7 @@ def _finish_base(base: KlineInterval, window: tuple[int, CandleAcc]) -> Candle:
     return finish(window[1], base)
 
 
-def _book(config: BookConfig, state: Any, item: Any) -> tuple[Any, list[Candle]]:
+def _book(config: CandleBookConfig, state: Any, item: Any) -> tuple[Any, list[Candle]]:
     return candle_book(state, item, config)
 
 
@@ -241,7 +238,7 @@ def roll_candles(
     # a whole batch may reach the book before the trades fetched back within it
     # (they take another path): replays keep every window of the horizon, live
     # runs (small batches) only the last 30 s unless a gap holds more.
-    book = BookConfig(
+    book = CandleBookConfig(
         config.intervals,
         config.base,
         config.forward_fill,
@@ -273,23 +270,6 @@ def roll_candles(
         reports,
     )
     return CandleOut(candle_out, integrity_out, late)
-
-
-def build(
-    source: Source[Any],
-    candle_sink: Sink[Any],
-    integrity_sink: Sink[Any],
-    late_sink: Sink[Any],
-    config: CandleConfig | None = None,
-) -> Dataflow:
-    """The candle flow between a source of connector records and three sinks."""
-    flow = Dataflow("candles")
-    records = op.input("feed", flow, source)
-    out = roll_candles("roll_candles", records, config or CandleConfig())
-    op.output("candles", out.candles, candle_sink)
-    op.output("integrity", out.integrity, integrity_sink)
-    op.output("late_trades", out.late, late_sink)
-    return flow
 
 
 class CandleSettings(Section, frozen=True, kw_only=True):
@@ -388,6 +368,7 @@ def _wire(records: Stream[Any], context: FlowContext) -> Outputs:
 
 SPEC = FlowSpec(
     name="candles",
+    example_symbols=("SOL_USDC",),
     help="event-time OHLCV candles, late trades, trade-id gaps, kline checks",
     sections=(CandleSettings,),
     streams=_streams,
@@ -403,7 +384,3 @@ SPEC = FlowSpec(
     ),
     history_s=_history_s,
 )
-
-
-# `flow`, built when Bytewax asks for it (python -m bytewax.run), not at import.
-__getattr__ = lazy_flow(SPEC, "SOL_USDC")

@@ -4,7 +4,7 @@
 
 Input: connector records; ``markPrice`` and ``openInterest`` frames are used, and
 the mark prices the connector seeded from REST at connect (``SeededMarkPrice``).
-``python -m bytewax.run bpx_flows.flows.derivatives:flow`` runs it on the live
+``python -m bytewax.run bpx_flows.entry:derivatives`` runs it on the live
 exchange for ``BPX_SYMBOLS`` (default SOL_USDC_PERP).
 """
 
@@ -14,23 +14,21 @@ import functools
 from typing import Any
 
 import bytewax.operators as op
-from bytewax.dataflow import Dataflow, Stream, operator
-from bytewax.inputs import Source
-from bytewax.outputs import Sink
+from bytewax.dataflow import Stream, operator
 
-from bpx_flows.connectors.backpack.seeds import SeededMarkPrice
-from bpx_flows.connectors.backpack.wire import Frame, MarkPrice, OpenInterest
-from bpx_flows.flows.batching import keyed_frames, stateful_steps
-from bpx_flows.flows.keys import Route
-from bpx_flows.flows.spec import FlowContext, FlowSpec, Outputs, lazy_flow
-from bpx_flows.operators.derivatives import (
+from ..connectors.backpack.seeds import SeededMarkPrice
+from ..connectors.backpack.wire import Frame, MarkPrice, OpenInterest
+from ..operators.derivatives import (
     DerivativesConfig,
     DerivativesState,
     DerivativesView,
     step,
 )
+from .batching import keyed_frames, stateful_steps
+from .keys import Route
+from .spec import FlowContext, FlowSpec, Outputs
 
-__all__ = ["SPEC", "build", "derivative_streams", "join_mark_oi"]
+__all__ = ["SPEC", "derivative_streams", "join_mark_oi"]
 
 
 def _join(
@@ -58,20 +56,6 @@ def join_mark_oi(
     return op.map("unkey", joined, lambda kv: kv[1])
 
 
-def build(
-    source: Source[Any], sink: Sink[Any], config: DerivativesConfig | None = None
-) -> Dataflow:
-    """The derivatives flow between a source of connector records and a sink."""
-    flow = Dataflow("derivatives")
-    records = op.input("feed", flow, source)
-    op.output(
-        "views",
-        join_mark_oi("join_mark_oi", records, config or DerivativesConfig()),
-        sink,
-    )
-    return flow
-
-
 def _streams(context: FlowContext) -> list[str]:
     return derivative_streams(list(context.symbols))
 
@@ -83,6 +67,7 @@ def _wire(records: Stream[Any], context: FlowContext) -> Outputs:
 
 SPEC = FlowSpec(
     name="derivatives",
+    example_symbols=("SOL_USDC_PERP",),
     help="mark price joined with open interest: premium, funding, OI, staleness",
     sections=(),
     streams=_streams,
@@ -90,7 +75,3 @@ SPEC = FlowSpec(
     produces=(DerivativesView,),
     markets="perp",
 )
-
-
-# `flow`, built when Bytewax asks for it (python -m bytewax.run), not at import.
-__getattr__ = lazy_flow(SPEC, "SOL_USDC_PERP")

@@ -23,27 +23,24 @@ from typing import Annotated, Any
 
 import bytewax.operators as op
 import msgspec
-from bytewax.dataflow import Dataflow, Stream, operator
-from bytewax.inputs import Source
-from bytewax.outputs import Sink
+from bytewax.dataflow import Stream, operator
 
-from bpx_flows.connectors.backpack.wire import Frame, Liquidation, MarkPrice
-from bpx_flows.flows.batching import keyed_frames, stateful_steps
-from bpx_flows.flows.keys import Route
-from bpx_flows.flows.spec import FlowContext, FlowSpec, Outputs, Section, lazy_flow
-from bpx_flows.operators.bursts import (
+from ..connectors.backpack.wire import Frame, Liquidation, MarkPrice
+from ..operators.bursts import (
     BurstAlert,
     BurstConfig,
     BurstState,
     LiquidationStats,
     step,
 )
+from .batching import keyed_frames, stateful_steps
+from .keys import Route
+from .spec import FlowContext, FlowSpec, Outputs, Section
 
 __all__ = [
     "SPEC",
     "BurstOut",
     "BurstSettings",
-    "build",
     "detect_bursts",
     "liquidation_streams",
 ]
@@ -67,6 +64,14 @@ class BurstSettings(Section, frozen=True, kw_only=True):
     multiple: Annotated[
         Decimal, msgspec.Meta(description="... and this multiple of the baseline")
     ] = Decimal(5)
+    cooldown_s: Annotated[
+        int,
+        msgspec.Meta(
+            ge=1,
+            le=86_400,
+            description="a burst ends after this long without a liquidation, s",
+        ),
+    ] = 30
 
     def problems(self) -> Iterator[tuple[str, str]]:
         """Decimal bounds (msgspec constrains no Decimal)."""
@@ -83,6 +88,7 @@ class BurstSettings(Section, frozen=True, kw_only=True):
             min_notional=self.min_notional,
             min_count=self.min_count,
             multiple=self.multiple,
+            cooldown_s=self.cooldown_s,
         )
 
 
@@ -160,21 +166,6 @@ def detect_bursts(
     return BurstOut(split.trues, split.falses)
 
 
-def build(
-    source: Source[Any],
-    alert_sink: Sink[Any],
-    stats_sink: Sink[Any],
-    config: BurstConfig | None = None,
-) -> Dataflow:
-    """The liquidation flow between a source of connector records and two sinks."""
-    flow = Dataflow("liquidations")
-    records = op.input("feed", flow, source)
-    out = detect_bursts("detect_bursts", records, config or BurstConfig())
-    op.output("alerts", out.alerts, alert_sink)
-    op.output("stats", out.stats, stats_sink)
-    return flow
-
-
 def _streams(context: FlowContext) -> list[str]:
     return liquidation_streams(list(context.symbols))
 
@@ -187,6 +178,7 @@ def _wire(records: Stream[Any], context: FlowContext) -> Outputs:
 
 SPEC = FlowSpec(
     name="liquidations",
+    example_symbols=("SOL_USDC_PERP",),
     help="liquidation stats per side and burst alerts",
     sections=(BurstSettings,),
     streams=_streams,
@@ -195,7 +187,3 @@ SPEC = FlowSpec(
     symbols="optional",
     markets="perp",
 )
-
-
-# `flow`, built when Bytewax asks for it (python -m bytewax.run), not at import.
-__getattr__ = lazy_flow(SPEC, "SOL_USDC_PERP")

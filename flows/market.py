@@ -8,7 +8,7 @@
 Each part is the same wiring as its own flow file, built on the shared input stream
 (one WebSocket connection group feeds all four), with the same settings sections.
 Perps also get the derivatives and liquidation parts. ``python -m bytewax.run
-bpx_flows.flows.market:flow`` runs it live for ``BPX_SYMBOLS`` (default
+bpx_flows.entry:market`` runs it live for ``BPX_SYMBOLS`` (default
 SOL_USDC_PERP).
 """
 
@@ -20,12 +20,12 @@ from typing import Any
 
 from bytewax.dataflow import Stream
 
-from bpx_flows.flows import book, candles, derivatives, liquidations
-from bpx_flows.flows.keys import Route
-from bpx_flows.flows.spec import FlowContext, FlowSpec, Outputs, lazy_flow
-from bpx_flows.operators.book_state import BookConfig
-from bpx_flows.operators.bursts import BurstConfig
-from bpx_flows.operators.derivatives import DerivativesConfig
+from ..operators.book_state import BookConfig
+from ..operators.bursts import BurstConfig
+from ..operators.derivatives import DerivativesConfig
+from . import book, candles, derivatives, liquidations
+from .keys import Route
+from .spec import FlowContext, FlowSpec, Outputs
 
 __all__ = ["SPEC", "MarketConfig", "market_outputs", "market_streams"]
 
@@ -92,6 +92,7 @@ def _wire(records: Stream[Any], context: FlowContext) -> Outputs:
 
 SPEC = FlowSpec(
     name="market",
+    example_symbols=("SOL_USDC_PERP",),
     help="books + candles + derivatives + liquidations on one connector",
     sections=tuple(dict.fromkeys(s for part in _PARTS for s in part.sections)),
     streams=_streams,
@@ -99,7 +100,3 @@ SPEC = FlowSpec(
     produces=tuple(dict.fromkeys(t for part in _PARTS for t in part.produces)),
     history_s=candles.SPEC.history_s,  # --backfill: the candle part's history
 )
-
-
-# `flow`, built when Bytewax asks for it (python -m bytewax.run), not at import.
-__getattr__ = lazy_flow(SPEC, "SOL_USDC_PERP")

@@ -13,7 +13,6 @@ field becomes a flag of the flow's command (``every_ms`` -> ``--every-ms``).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
@@ -21,9 +20,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 import msgspec
 
 if TYPE_CHECKING:
-    from bytewax.dataflow import Dataflow, Stream
+    from bytewax.dataflow import Stream
 
-    from bpx_flows.flows.keys import Route
+    from .keys import Route
 
 __all__ = [
     "FlowContext",
@@ -31,8 +30,6 @@ __all__ = [
     "Outputs",
     "Section",
     "SymbolRule",
-    "bytewax_flow",
-    "lazy_flow",
 ]
 
 
@@ -108,6 +105,8 @@ class FlowSpec:
             quiet markets).
         history_s: how much kline history (seconds) the source fetches at start
             for the flow's kline streams (``None``: none).
+        example_symbols: the markets of ``python -m bytewax.run
+            bpx_flows.entry:NAME`` when ``BPX_SYMBOLS`` names none.
     """
 
     name: str
@@ -121,55 +120,4 @@ class FlowSpec:
     check: Callable[[FlowContext], Iterator[tuple[str, str]]] | None = None
     clock: bool = False
     history_s: Callable[[FlowContext], float] | None = None
-
-
-def bytewax_flow(spec: FlowSpec, default_symbols: str) -> Dataflow:
-    """``flows.<name>:flow`` for ``python -m bytewax.run``: built when Bytewax asks.
-
-    The live exchange (or ``BPX_WS_URL``/``BPX_REST_URL``), the markets in
-    ``BPX_SYMBOLS`` (``BPX_STREAMS`` for the tape), sections at their defaults,
-    every output printed. ``bpx-flows run`` (or the runner's ``dataflow``) is the
-    full program: settings files, the simulator, metrics, clusters.
-    """
-    import bytewax.operators as op
-    from bytewax.dataflow import Dataflow
-
-    from bpx_flows.connectors.backpack.streams import parse_streams
-    from bpx_flows.connectors.sinks import LineSink
-    from bpx_flows.connectors.source import BackpackSource
-    from bpx_flows.presentation import describe
-
-    def names(variable: str, default: str) -> tuple[str, ...]:
-        text = os.environ.get(variable, default)
-        return tuple(x.strip() for x in text.split(",") if x.strip())
-
-    context = FlowContext(
-        symbols=names("BPX_SYMBOLS", default_symbols),
-        streams=names("BPX_STREAMS", "trade.SOL_USDC,depth.SOL_USDC"),
-    )
-    flow = Dataflow(spec.name)
-    source = BackpackSource.from_env(
-        parse_streams(spec.streams(context)), watermarks=spec.clock
-    )
-    records = op.input("feed", flow, source)
-    outputs, alerts = spec.wire(records, context)
-    everything = outputs + alerts
-    merged = everything[0] if len(everything) == 1 else op.merge("all", *everything)
-    op.output("out", merged, LineSink(describe))
-    return flow
-
-
-def lazy_flow(spec: FlowSpec, default_symbols: str) -> Callable[[str], Dataflow]:
-    """A module ``__getattr__`` whose ``flow`` is ``bytewax_flow(spec, ...)``.
-
-    ``__getattr__ = lazy_flow(SPEC, "SOL_USDC")`` in a flow file: importing it
-    builds nothing; ``python -m bytewax.run bpx_flows.flows.book:flow`` does.
-    """
-
-    def attribute(name: str) -> Dataflow:
-        if name == "flow":
-            return bytewax_flow(spec, default_symbols)
-        msg = f"module {spec.name!r} has no attribute {name!r}"
-        raise AttributeError(msg)
-
-    return attribute
+    example_symbols: tuple[str, ...] = ()

@@ -3,7 +3,7 @@
     feed ──► records
 
 What ``bpx-flows tail``, ``record`` and ``replay`` run. ``python -m bytewax.run
-bpx_flows.flows.tape:flow`` runs it against the live exchange with the streams in
+bpx_flows.entry:tape`` runs it against the live exchange with the streams in
 ``BPX_STREAMS`` (comma-separated; default: SOL_USDC trades and book).
 """
 
@@ -13,10 +13,10 @@ from typing import Any
 
 from bytewax.dataflow import Stream
 
-from bpx_flows.connectors.backpack.booksync import BookSnapshot, Resync
-from bpx_flows.connectors.backpack.decode import BadFrame
-from bpx_flows.connectors.backpack.wire import Frame, ServerError
-from bpx_flows.flows.spec import FlowContext, FlowSpec, Outputs, lazy_flow
+from ..connectors.backpack.booksync import BookSnapshot, Resync
+from ..connectors.backpack.decode import BadFrame
+from ..connectors.backpack.wire import Frame, ServerError
+from .spec import FlowContext, FlowSpec, Outputs
 
 __all__ = ["SPEC"]
 
@@ -38,7 +38,3 @@ SPEC = FlowSpec(
     produces=(Frame, BookSnapshot, Resync, BadFrame, ServerError),
     symbols="streams",
 )
-
-
-# `flow`, built when Bytewax asks for it (python -m bytewax.run), not at import.
-__getattr__ = lazy_flow(SPEC, "")

@@ -30,8 +30,8 @@ from typing import Any
 
 import msgspec
 
-from bpx_flows.connectors.backpack.booksync import BookSnapshot, Resync
-from bpx_flows.connectors.backpack.wire import (
+from ..connectors.backpack.booksync import BookSnapshot, Resync
+from ..connectors.backpack.wire import (
     Depth,
     Frame,
     MarkPrice,
@@ -39,31 +39,31 @@ from bpx_flows.connectors.backpack.wire import (
     PositionUpdate,
     RfqUpdate,
 )
-from bpx_flows.connectors.clock import Watermark
-from bpx_flows.operators import book_state
-from bpx_flows.operators.book_state import BookConfig, BookStats, SymbolBooks
-from bpx_flows.operators.numbers import to_decimal
-from bpx_flows.operators.orders import (
+from ..connectors.clock import Watermark
+from . import book_state
+from .book_state import BookConfig, BookStats, SymbolBooks
+from .numbers import to_decimal
+from .orders import (
     AUTO_CLOSE_ORIGINS,
     OrderFill,
     OrdersState,
     OrderState,
     apply_order_event,
 )
-from bpx_flows.operators.positions import (
+from .positions import (
     MarginAlert,
     PositionState,
     PositionView,
     apply_mark,
     apply_position_event,
 )
-from bpx_flows.operators.rfqs import (
+from .rfqs import (
     RfqOutcome,
     RfqState,
     apply_rfq_event,
     expire_rfqs,
 )
-from bpx_flows.operators.sides import BookSide
+from .sides import BookSide
 
 __all__ = [
     "RFQ_KEY",

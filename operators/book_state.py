@@ -17,10 +17,10 @@ from typing import Any
 
 import msgspec
 
-from bpx_flows.connectors.backpack.booksync import BookSnapshot, Resync, ResyncReason
-from bpx_flows.connectors.backpack.wire import BookTicker, Depth, Frame
-from bpx_flows.operators.book import L2Book, Level
-from bpx_flows.operators.numbers import bps, price_like, ratio, to_decimal
+from ..connectors.backpack.booksync import BookSnapshot, Resync, ResyncReason
+from ..connectors.backpack.wire import BookTicker, Depth, Frame
+from .book import L2Book, Level
+from .numbers import bps, price_like, ratio, to_decimal
 
 __all__ = [
     "BandDepth",

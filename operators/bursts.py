@@ -26,9 +26,9 @@ from decimal import Decimal
 
 import msgspec
 
-from bpx_flows.connectors.backpack.wire import Liquidation, Side
-from bpx_flows.operators.numbers import to_decimal
-from bpx_flows.operators.sides import BookSide
+from ..connectors.backpack.wire import Liquidation, Side
+from .numbers import to_decimal
+from .sides import BookSide
 
 __all__ = [
     "BurstAlert",

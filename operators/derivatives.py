@@ -18,9 +18,9 @@ from decimal import Decimal
 
 import msgspec
 
-from bpx_flows.connectors.backpack.seeds import SeededMarkPrice
-from bpx_flows.connectors.backpack.wire import MarkPrice, OpenInterest
-from bpx_flows.operators.numbers import bps, to_decimal
+from ..connectors.backpack.seeds import SeededMarkPrice
+from ..connectors.backpack.wire import MarkPrice, OpenInterest
+from .numbers import bps, to_decimal
 
 __all__ = [
     "DerivativesConfig",

@@ -23,9 +23,9 @@ from decimal import Decimal
 
 import msgspec
 
-from bpx_flows.connectors.backpack.wire import OrderEventType, OrderUpdate, Side
-from bpx_flows.operators.numbers import bps, price_like, to_decimal
-from bpx_flows.operators.sides import BookSide
+from ..connectors.backpack.wire import OrderEventType, OrderUpdate, Side
+from .numbers import bps, price_like, to_decimal
+from .sides import BookSide
 
 __all__ = [
     "AUTO_CLOSE_ORIGINS",

@@ -24,8 +24,8 @@ from decimal import Decimal
 
 import msgspec
 
-from bpx_flows.connectors.backpack.wire import PositionUpdate
-from bpx_flows.operators.numbers import bps, price_like, ratio, to_decimal
+from ..connectors.backpack.wire import PositionUpdate
+from .numbers import bps, price_like, ratio, to_decimal
 
 __all__ = [
     "MarginAlert",

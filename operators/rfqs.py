@@ -22,9 +22,9 @@ from decimal import Decimal
 
 import msgspec
 
-from bpx_flows.connectors.backpack.wire import RfqEventType as RE, RfqUpdate
-from bpx_flows.operators.numbers import ratio, to_decimal
-from bpx_flows.operators.sides import BookSide
+from ..connectors.backpack.wire import RfqEventType as RE, RfqUpdate
+from .numbers import ratio, to_decimal
+from .sides import BookSide
 
 __all__ = ["RfqOutcome", "RfqRole", "RfqState", "apply_rfq_event", "expire_rfqs"]
 

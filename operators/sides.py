@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 
-from bpx_flows.connectors.backpack.wire import Side
+from ..connectors.backpack.wire import Side
 
 __all__ = ["BookSide"]
 

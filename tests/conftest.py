@@ -61,18 +61,12 @@ def fresh_sim(credentials: Credentials) -> Iterator[SimThread]:
 
 @pytest.fixture(autouse=True)
 def _fresh_process_state() -> Iterator[None]:
-    """Each test starts with no stop requested and leaves no worker loop open.
+    """Each test leaves no worker loop open.
 
     Tests share a process (and, under xdist, an order that changes as tests are
-    added): a flow that ended on a fatal error sets the process-wide stop flag,
-    and a partition Bytewax never closed would keep its worker's loop.
+    added): a partition Bytewax never closed would keep its worker's loop.
     """
-    from bpx_flows.connectors.source import StopSignal
     from bpx_flows.connectors.worker_loop import WorkerLoop
 
-    StopSignal.clear()
-    StopSignal.abort_on_stop(False)
     yield
-    StopSignal.clear()
-    StopSignal.abort_on_stop(False)
     assert not WorkerLoop.open_loops(), "a live partition was never closed"

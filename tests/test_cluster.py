@@ -217,11 +217,12 @@ def test_a_stop_that_hangs_in_a_sink_is_bounded() -> None:
     hold the process: 10 s after the run's end began it exits, non-zero."""
     script = (
         "import time\n"
-        "from bpx_flows.connectors.source import StopSignal\n"
-        "from bpx_flows.runner import stop_on_signals\n"
-        "with stop_on_signals():\n"
-        "    StopSignal.mark_started()\n"
-        "    StopSignal.note_ending()  # the deadline passed\n"
+        "from bpx_flows.connectors.sources import StopSignal\n"
+        "from bpx_flows.signals import stop_on_signals\n"
+        "stop = StopSignal()\n"
+        "with stop_on_signals(stop):\n"
+        "    stop.mark_started()\n"
+        "    stop.note_ending()  # the deadline passed\n"
         "    time.sleep(60)  # a sink's flush that never returns\n"
     )
     started = time.monotonic()

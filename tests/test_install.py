@@ -98,7 +98,8 @@ def test_the_wheel_runs_a_flow_beside_connectors_and_flows(tmp_path: Path) -> No
         "bpx_flows",
         ours.name.removesuffix("-py3-none-any.whl") + ".dist-info",
     }
-    assert "bpx_flows/connectors/source.py" in names  # the folders map in
+    assert "bpx_flows/connectors/sources/live.py" in names  # the folders map in
+    assert "bpx_flows/presentation/lines.py" in names
     venv = tmp_path / "venv"
     made = _run(sys.executable, "-m", "venv", venv, cwd=tmp_path)
     assert made.returncode == 0, made.stderr
@@ -129,7 +130,7 @@ def test_the_wheel_runs_a_flow_beside_connectors_and_flows(tmp_path: Path) -> No
     both = _run(
         python,
         "-c",
-        "import connectors, flows, bpx_flows.flows.book, bpx_flows.connectors.source;"
+        "import connectors, flows, bpx_flows.flows.book, bpx_flows.connectors.sources;"
         "print(connectors.WHO, '|', flows.WHO, '|', bpx_flows.__file__)",
         cwd=tmp_path,
     )

@@ -41,3 +41,26 @@ def test_make_stops_in_one_line_on_another_interpreter(tmp_path: Path) -> None:
     assert "bpx-flows needs Python 3.11 or 3.12" in result.stdout + result.stderr
     assert "Python 3.13.1" in result.stdout + result.stderr
     assert not venv.exists()
+
+
+def test_a_checkout_without_symlinks_stops_in_one_line(tmp_path: Path) -> None:
+    """Where git wrote the links as text files (Windows), importing says so."""
+    package = tmp_path / "bpx_flows"
+    package.mkdir()
+    (package / "__init__.py").write_text(
+        (ROOT / "bpx_flows" / "__init__.py").read_text(encoding="utf-8"),
+        encoding="utf-8",
+    )
+    (package / "connectors").write_text("../connectors", encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-c", "import bpx_flows"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+        cwd=tmp_path,
+        check=False,
+    )
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "not a link to ../connectors" in lines[0], lines

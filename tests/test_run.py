@@ -161,7 +161,7 @@ def test_bytewax_run_runs_a_settings_file(tmp_path: Path, session: Path) -> None
             sys.executable,
             "-m",
             "bytewax.run",
-            f"bpx_flows.runner:dataflow('{config}')",
+            f"bpx_flows.entry:dataflow('{config}')",
             "-w",
             "2",
         ],
@@ -269,7 +269,7 @@ def test_bytewax_run_runs_the_market_flow_module_on_the_simulator(sim) -> None:
         BPX_SYMBOLS="SOL_USDC_PERP",
     )
     result = subprocess.run(
-        [sys.executable, "-m", "bytewax.run", "bpx_flows.flows.market:flow", "-w", "2"],
+        [sys.executable, "-m", "bytewax.run", "bpx_flows.entry:market", "-w", "2"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -279,6 +279,28 @@ def test_bytewax_run_runs_the_market_flow_module_on_the_simulator(sim) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     assert " book " in result.stdout
     assert " candle " in result.stdout
+
+
+def test_the_bytewax_entry_refuses_an_unreachable_endpoint_in_one_line() -> None:
+    """``python -m bytewax.run bpx_flows.entry:NAME`` checks as ``run`` does."""
+    env = dict(
+        ENV,
+        BPX_WS_URL="ws://127.0.0.1:9",
+        BPX_REST_URL="http://127.0.0.1:9",
+        BPX_SYMBOLS="SOL_USDC_PERP",
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "bytewax.run", "bpx_flows.entry:market"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr[-3000:]
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "127.0.0.1:9" in lines[0]
 
 
 def test_each_process_of_a_cluster_serves_metrics_on_base_port_plus_its_id(

@@ -23,7 +23,6 @@ from bpx_flows.connectors.backpack.wire import (
     ServerError,
     Trade,
 )
-from bpx_flows.connectors.kinds import kind_of
 from bpx_flows.operators.book_state import BookIntegrity, BookStats
 from bpx_flows.operators.bursts import BurstAlert, LiquidationStats
 from bpx_flows.operators.candles import (
@@ -203,8 +202,12 @@ _VARIANTS: dict[type[Any], Callable[[Any], str]] = {
 
 
 def summary_key(record: Any) -> str:
-    """What the summary counts a record as: ``candle``, ``order_update.orderFill``."""
+    """What the summary counts a record as: ``Candle``, ``OrderUpdate.orderFill``.
+
+    The record's type as people read it in the API (``kind_of`` is the name of
+    files, datasets and headers), and for some types what became of it.
+    """
     subject = record.data if type(record) is Frame else record
     variant = _VARIANTS.get(type(subject))
-    kind = kind_of(record)
-    return kind if variant is None else f"{kind}.{variant(subject)}"
+    name = type(subject).__name__
+    return name if variant is None else f"{name}.{variant(subject)}"

@@ -1,18 +1,18 @@
 """The Backpack protocol, sans I/O: typed records, stream names, signing, session."""
 
-from bpx_flows.connectors.backpack.decode import (
+from .decode import (
     BadFrame,
     BadReason,
     Decoded,
     FrameDecoder,
 )
-from bpx_flows.connectors.backpack.session import Session, SessionStats, control_frame
-from bpx_flows.connectors.backpack.signing import (
+from .session import Session, SessionStats, control_frame
+from .signing import (
     Credentials,
     signing_string,
     verify_subscribe,
 )
-from bpx_flows.connectors.backpack.streams import (
+from .streams import (
     Channel,
     DepthWindow,
     KlineInterval,

@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from bpx_flows.connectors.backpack.limits import sane
-from bpx_flows.connectors.backpack.wire import Frame, Trade, TradeRow
+from .limits import sane
+from .wire import Frame, Trade, TradeRow
 
 __all__ = [
     "HISTORY_PATH",

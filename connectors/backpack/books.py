@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from bpx_flows.connectors.backpack.booksync import BookSync, ResyncReason, SyncRecord
-from bpx_flows.connectors.backpack.streams import Channel, parse_stream
-from bpx_flows.connectors.backpack.wire import Depth, DepthSnapshot, Frame
+from .booksync import BookSync, ResyncReason, SyncRecord
+from .streams import Channel, parse_stream
+from .wire import Depth, DepthSnapshot, Frame
 
 __all__ = ["BookRouter"]
 

@@ -29,7 +29,7 @@ import enum
 
 import msgspec
 
-from bpx_flows.connectors.backpack.wire import Depth, DepthSnapshot, Frame, Level
+from .wire import Depth, DepthSnapshot, Frame, Level
 
 __all__ = [
     "MAX_BEHIND_US",

@@ -12,9 +12,10 @@ from typing import Any
 
 import msgspec
 
-from bpx_flows.connectors.backpack.limits import MAX_TIME_US, problem, sane
-from bpx_flows.connectors.backpack.streams import Channel, parse_stream
-from bpx_flows.connectors.backpack.wire import (
+from ..errors import ConfigError
+from .limits import MAX_TIME_US, problem, sane
+from .streams import Channel, parse_stream
+from .wire import (
     BookTicker,
     Depth,
     Frame,
@@ -30,7 +31,6 @@ from bpx_flows.connectors.backpack.wire import (
     Ticker,
     Trade,
 )
-from bpx_flows.connectors.errors import ConfigError
 
 __all__ = ["BadFrame", "BadReason", "Decoded", "FrameDecoder"]
 

@@ -18,17 +18,18 @@ from typing import Any
 
 import msgspec
 
-from bpx_flows.connectors.backpack.backfill import (
+from ..errors import ConfigError, ProtocolError
+from .backfill import (
     HISTORY_PATH,
     Request,
     backfilled_frames,
     id_ranges,
     in_ranges,
 )
-from bpx_flows.connectors.backpack.books import BookRouter
-from bpx_flows.connectors.backpack.booksync import SyncRecord
-from bpx_flows.connectors.backpack.kline_history import KLINES_PATH, historical_klines
-from bpx_flows.connectors.backpack.seeds import (
+from .books import BookRouter
+from .booksync import SyncRecord
+from .kline_history import KLINES_PATH, historical_klines
+from .seeds import (
     MARK_PRICES_PATH,
     OPEN_INTEREST_PATH,
     mark_price_frames,
@@ -36,9 +37,8 @@ from bpx_flows.connectors.backpack.seeds import (
     open_interest_frames,
     open_interest_rows,
 )
-from bpx_flows.connectors.backpack.streams import StreamName, parse_stream
-from bpx_flows.connectors.backpack.wire import DepthSnapshot, Frame
-from bpx_flows.connectors.errors import ConfigError, ProtocolError
+from .streams import StreamName, parse_stream
+from .wire import DepthSnapshot, Frame
 
 __all__ = [
     "DEPTH_PATH",

@@ -18,16 +18,16 @@ from collections.abc import Mapping
 
 import msgspec
 
-from bpx_flows.connectors.backpack.klines import (
+from .klines import (
     FIXED_INTERVAL_US,
     format_kline_time,
     interval_end_us,
     interval_start_us,
     parse_kline_time,
 )
-from bpx_flows.connectors.backpack.limits import plain_decimal, problem
-from bpx_flows.connectors.backpack.streams import KlineInterval, StreamName
-from bpx_flows.connectors.backpack.wire import Frame, Kline, KlineRow
+from .limits import plain_decimal, problem
+from .streams import KlineInterval, StreamName
+from .wire import Frame, Kline, KlineRow
 
 __all__ = [
     "KLINES_PATH",

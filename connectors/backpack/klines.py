@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from bpx_flows.connectors.backpack.streams import KlineInterval
+from .streams import KlineInterval
 
 __all__ = [
     "FIXED_INTERVAL_US",

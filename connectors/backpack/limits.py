@@ -28,8 +28,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from bpx_flows.connectors.backpack.klines import parse_kline_time
-from bpx_flows.connectors.backpack.wire import (
+from .klines import parse_kline_time
+from .wire import (
     BookTicker,
     Depth,
     Kline,

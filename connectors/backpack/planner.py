@@ -20,24 +20,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from bpx_flows.connectors.backpack.backfill import (
+from .backfill import (
     BackfilledTrade,
     Gap,
     TradeBackfill,
     TradeGaps,
 )
-from bpx_flows.connectors.backpack.books import BookRouter
-from bpx_flows.connectors.backpack.booksync import ResyncReason, SyncRecord
-from bpx_flows.connectors.backpack.fetches import (
+from .books import BookRouter
+from .booksync import ResyncReason, SyncRecord
+from .fetches import (
     Answer,
     Fetch,
     FetchKind,
     answers,
     records_of,
 )
-from bpx_flows.connectors.backpack.kline_history import kline_pages
-from bpx_flows.connectors.backpack.streams import Channel, StreamName
-from bpx_flows.connectors.backpack.wire import Frame
+from .kline_history import kline_pages
+from .streams import Channel, StreamName
+from .wire import Frame
 
 __all__ = ["FetchPlanner", "KlineProgress", "PlannerConfig"]
 

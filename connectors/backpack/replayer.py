@@ -12,13 +12,13 @@ from typing import Any
 
 import msgspec
 
-from bpx_flows.connectors.backpack.backfill import TradeBackfill
-from bpx_flows.connectors.backpack.books import BookRouter
-from bpx_flows.connectors.backpack.booksync import ResyncReason
-from bpx_flows.connectors.backpack.decode import BadFrame, Decoded, FrameDecoder
-from bpx_flows.connectors.backpack.fetches import DEPTH_PATH, Answer, records_of
-from bpx_flows.connectors.backpack.wire import Depth, Frame, ServerError
-from bpx_flows.connectors.errors import ProtocolError
+from ..errors import ProtocolError
+from .backfill import TradeBackfill
+from .books import BookRouter
+from .booksync import ResyncReason
+from .decode import BadFrame, Decoded, FrameDecoder
+from .fetches import DEPTH_PATH, Answer, records_of
+from .wire import Depth, Frame, ServerError
 
 __all__ = [
     "Replayer",

@@ -6,7 +6,7 @@ import enum
 import random
 from collections.abc import Iterator
 
-from bpx_flows.connectors.errors import AuthError, ConfigError, RestError
+from ..errors import AuthError, ConfigError, RestError
 
 __all__ = ["Decision", "backoff", "classify", "classify_status"]
 

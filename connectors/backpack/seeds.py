@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import msgspec
 
-from bpx_flows.connectors.backpack.limits import sane
-from bpx_flows.connectors.backpack.wire import (
+from .limits import sane
+from .wire import (
     Frame,
     MarkPrice,
     MarkPriceRow,

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from bpx_flows.connectors.backpack.decode import BadFrame, Decoded, FrameDecoder
-from bpx_flows.connectors.backpack.signing import DEFAULT_WINDOW_MS, Credentials
-from bpx_flows.connectors.backpack.streams import StreamName
-from bpx_flows.connectors.backpack.wire import Frame, ServerError
-from bpx_flows.connectors.errors import ConfigError
+from ..errors import ConfigError
+from .decode import BadFrame, Decoded, FrameDecoder
+from .signing import DEFAULT_WINDOW_MS, Credentials
+from .streams import StreamName
+from .wire import Frame, ServerError
 
 __all__ = ["OTHER_STREAM", "Session", "SessionStats", "control_frame"]
 

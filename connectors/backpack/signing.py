@@ -16,7 +16,7 @@ from pathlib import Path
 import nacl.exceptions
 import nacl.signing
 
-from bpx_flows.connectors.errors import AuthError, ConfigError
+from ..errors import AuthError, ConfigError
 
 __all__ = [
     "DEFAULT_WINDOW_MS",

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from bpx_flows.connectors.errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = [
     "Channel",

@@ -8,15 +8,15 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import TypeVar
 
-from bpx_flows.connectors.sim.encode import Dialect, FrameEncoder
-from bpx_flows.connectors.sim.exchange import (
+from .encode import Dialect, FrameEncoder
+from .exchange import (
     DEFAULT_MARKETS,
     Exchange,
     ScheduledCascade,
     SimConfig,
 )
-from bpx_flows.connectors.sim.faults import Fault, FaultKind, parse_fault
-from bpx_flows.connectors.sim.server import AUTH_ERROR_CODE, ServerConfig, SimServer
+from .faults import Fault, FaultKind, parse_fault
+from .server import AUTH_ERROR_CODE, ServerConfig, SimServer
 
 __all__ = [
     "AUTH_ERROR_CODE",

@@ -13,7 +13,7 @@ import random
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from bpx_flows.connectors.backpack.wire import (
+from ..backpack.wire import (
     OrderEventType as OE,
     OrderUpdate,
     PositionEventType as PE,
@@ -22,7 +22,7 @@ from bpx_flows.connectors.backpack.wire import (
     RfqUpdate,
     Side,
 )
-from bpx_flows.connectors.sim.engine import Fill, MarketEngine
+from .engine import Fill, MarketEngine
 
 __all__ = ["MarketOrder", "SimAccount"]
 

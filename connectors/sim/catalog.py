@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bpx_flows.connectors.sim.engine import MarketSpec
+from .engine import MarketSpec
 
 __all__ = [
     "assets",

@@ -21,9 +21,9 @@ from decimal import Decimal
 
 import msgspec
 
-from bpx_flows.connectors.backpack.klines import format_kline_time, format_rest_time
-from bpx_flows.connectors.backpack.streams import DepthWindow, KlineInterval
-from bpx_flows.connectors.backpack.wire import (
+from ..backpack.klines import format_kline_time, format_rest_time
+from ..backpack.streams import DepthWindow, KlineInterval
+from ..backpack.wire import (
     BookTicker,
     Depth,
     DepthSnapshot,
@@ -47,14 +47,14 @@ from bpx_flows.connectors.backpack.wire import (
     Trade,
     TradeRow,
 )
-from bpx_flows.connectors.sim.account import MarketOrder, PrivateEvent, SimAccount
-from bpx_flows.connectors.sim.engine import (
+from .account import MarketOrder, PrivateEvent, SimAccount
+from .engine import (
     BookChange,
     DecimalUnits,
     MarketEngine,
     MarketSpec,
 )
-from bpx_flows.connectors.sim.tape import Bar, MarketTape
+from .tape import Bar, MarketTape
 
 __all__ = ["DEFAULT_MARKETS", "Exchange", "Output", "ScheduledCascade", "SimConfig"]
 

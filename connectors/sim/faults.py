@@ -6,7 +6,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from bpx_flows.connectors.errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = ["Fault", "FaultKind", "parse_fault"]
 

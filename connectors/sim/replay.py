@@ -15,15 +15,15 @@ from pathlib import Path
 
 import msgspec
 
-from bpx_flows.connectors.backpack.streams import parse_stream
-from bpx_flows.connectors.backpack.wire import (
+from ..backpack.streams import parse_stream
+from ..backpack.wire import (
     Market,
     MarketFilters,
     PriceFilter,
     QuantityFilter,
 )
-from bpx_flows.connectors.errors import ConfigError
-from bpx_flows.connectors.recording import iter_lines, unsplice
+from ..errors import ConfigError
+from ..recording import iter_lines, unsplice
 
 __all__ = ["RecordedFrame", "RecordingFeed", "replay_markets"]
 

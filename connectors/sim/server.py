@@ -29,16 +29,16 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from bpx_flows.connectors.backpack.signing import verify_subscribe
-from bpx_flows.connectors.backpack.streams import Channel, StreamName, parse_stream
-from bpx_flows.connectors.errors import AuthError, ConfigError
-from bpx_flows.connectors.sim.catalog import assets, securities
-from bpx_flows.connectors.sim.encode import Dialect, FrameEncoder
-from bpx_flows.connectors.sim.engine import MarketSpec
-from bpx_flows.connectors.sim.exchange import Exchange, Output, SimConfig
-from bpx_flows.connectors.sim.faults import Fault, FaultKind, parse_fault
-from bpx_flows.connectors.sim.replay import RecordingFeed, replay_markets
-from bpx_flows.connectors.sim.rest import RestAnswer, answer
+from ..backpack.signing import verify_subscribe
+from ..backpack.streams import Channel, StreamName, parse_stream
+from ..errors import AuthError, ConfigError
+from .catalog import assets, securities
+from .encode import Dialect, FrameEncoder
+from .engine import MarketSpec
+from .exchange import Exchange, Output, SimConfig
+from .faults import Fault, FaultKind, parse_fault
+from .replay import RecordingFeed, replay_markets
+from .rest import RestAnswer, answer
 
 __all__ = ["AUTH_ERROR_CODE", "ServerConfig", "SimServer"]
 

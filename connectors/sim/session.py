@@ -12,10 +12,10 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from bpx_flows.connectors.backpack.streams import Channel, parse_streams
-from bpx_flows.connectors.recording import Recorder
-from bpx_flows.connectors.sim.encode import Dialect, FrameEncoder
-from bpx_flows.connectors.sim.exchange import Exchange, SimConfig
+from ..backpack.streams import Channel, parse_streams
+from ..recording import Recorder
+from .encode import Dialect, FrameEncoder
+from .exchange import Exchange, SimConfig
 
 __all__ = ["all_public_streams", "write_session"]
 

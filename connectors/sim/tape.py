@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from bpx_flows.connectors.backpack.klines import interval_end_us, interval_start_us
-from bpx_flows.connectors.backpack.streams import KlineInterval
+from ..backpack.klines import interval_end_us, interval_start_us
+from ..backpack.streams import KlineInterval
 
 __all__ = ["Bar", "MarketTape"]
 

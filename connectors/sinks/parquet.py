@@ -46,8 +46,8 @@ import msgspec
 import polars as pl
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
-from bpx_flows.connectors.backpack.wire import Frame
-from bpx_flows.connectors.kinds import kind_of
+from ..backpack.wire import Frame
+from ..kinds import kind_of
 
 __all__ = ["ParquetSink", "schema_of", "type_name"]
 

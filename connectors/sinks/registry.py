@@ -24,8 +24,8 @@ from typing import Any
 import msgspec
 from bytewax.outputs import DynamicSink
 
-from bpx_flows.connectors.errors import ConfigError
-from bpx_flows.connectors.sinks.webhook import plain_line
+from ..errors import ConfigError
+from .webhook import plain_line
 
 __all__ = ["ENTRY_POINT_GROUP", "check_spec", "make_sink", "sink_names"]
 
@@ -47,7 +47,7 @@ def _split(argument: str) -> tuple[str, dict[str, str]]:
 
 
 def _stdout(argument: str, render: Render) -> DynamicSink[Any]:
-    from bpx_flows.connectors.sinks.stdout import LineSink
+    from .stdout import LineSink
 
     if argument not in ("", "json", "text"):
         msg = f"stdout takes 'json' or nothing, not {argument!r}"
@@ -59,7 +59,7 @@ def _stdout(argument: str, render: Render) -> DynamicSink[Any]:
 
 
 def _jsonl(argument: str, render: Render) -> DynamicSink[Any]:
-    from bpx_flows.connectors.sinks.jsonl import JsonLinesSink
+    from .jsonl import JsonLinesSink
 
     path, options = _split(argument)
     if not path:
@@ -77,7 +77,7 @@ def _jsonl(argument: str, render: Render) -> DynamicSink[Any]:
 
 
 def _parquet(argument: str, render: Render) -> DynamicSink[Any]:
-    from bpx_flows.connectors.sinks.parquet import ParquetSink
+    from .parquet import ParquetSink
 
     if not argument:
         msg = "parquet needs a directory: parquet:data/parquet"
@@ -86,7 +86,7 @@ def _parquet(argument: str, render: Render) -> DynamicSink[Any]:
 
 
 def _webhook(argument: str, render: Render) -> DynamicSink[Any]:
-    from bpx_flows.connectors.sinks.webhook import WebhookConfig, WebhookSink
+    from .webhook import WebhookConfig, WebhookSink
 
     url, options = _split(argument)
     if not url.startswith(("http://", "https://")):

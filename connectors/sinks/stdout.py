@@ -16,11 +16,16 @@ __all__ = ["CountingSink", "LineSink"]
 
 class _LinePartition(StatelessSinkPartition[Any]):
     def __init__(
-        self, stream: TextIO, render: Callable[[Any], str], prefix: str
+        self,
+        stream: TextIO,
+        render: Callable[[Any], str],
+        prefix: str,
+        on_reader_gone: Callable[[], None] | None,
     ) -> None:
         self._stream = stream
         self._render = render
         self._prefix = prefix
+        self._on_reader_gone = on_reader_gone
 
     def write_batch(self, items: list[Any]) -> None:
         render, prefix = self._render, self._prefix
@@ -29,18 +34,16 @@ class _LinePartition(StatelessSinkPartition[Any]):
             self._stream.write(text)
             self._stream.flush()
         except BrokenPipeError:
-            _reader_gone(self._stream)
+            if self._on_reader_gone is not None:
+                self._on_reader_gone()
+            _quiet(self._stream)
 
 
-def _reader_gone(stream: TextIO) -> None:
-    """The reader of our output left (``| head``): stop the run, quietly.
+def _quiet(stream: TextIO) -> None:
+    """After the reader of ``stream`` left (``| head``): write to /dev/null.
 
-    Later writes, and the interpreter's last flush, go to /dev/null instead of
-    raising again.
+    Later writes, and the interpreter's last flush, then do not raise again.
     """
-    from bpx_flows.connectors.source import StopSignal
-
-    StopSignal.set()
     with contextlib.suppress(OSError, ValueError):
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, stream.fileno())
@@ -57,6 +60,8 @@ class LineSink(DynamicSink[Any]):
         render: item -> line (without the newline); ``str`` by default.
         stream: where to write; ``sys.stdout`` when ``None``.
         prefix: put in front of every line, e.g. the worker index.
+        on_reader_gone: called when the reader of the stream left (``| head``),
+            e.g. the run's ``StopSignal.set``; ``None``: the lines are dropped.
     """
 
     def __init__(
@@ -64,17 +69,20 @@ class LineSink(DynamicSink[Any]):
         render: Callable[[Any], str] = str,
         stream: TextIO | None = None,
         prefix: str = "",
+        on_reader_gone: Callable[[], None] | None = None,
     ) -> None:
         self._render = render
         self._stream = stream
         self._prefix = prefix
+        self._on_reader_gone = on_reader_gone
 
     def build(
         self, step_id: str, worker_index: int, worker_count: int
     ) -> _LinePartition:
         """One partition per worker."""
         prefix = self._prefix.format(worker=worker_index)
-        return _LinePartition(self._stream or sys.stdout, self._render, prefix)
+        stream = self._stream or sys.stdout
+        return _LinePartition(stream, self._render, prefix, self._on_reader_gone)
 
 
 class _CountingPartition(StatelessSinkPartition[Any]):

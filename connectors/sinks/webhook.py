@@ -20,9 +20,9 @@ import httpx
 import msgspec
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
-from bpx_flows.connectors import metrics as m
-from bpx_flows.connectors.backpack.retry import backoff
-from bpx_flows.connectors.backpack.text import printable
+from .. import metrics as m
+from ..backpack.retry import backoff
+from ..backpack.text import printable
 
 __all__ = ["WebhookConfig", "WebhookSink", "plain_line"]
 

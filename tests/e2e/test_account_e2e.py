@@ -14,18 +14,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bytewax.testing import TestingSink, run_main
+from bytewax.testing import run_main
 
 from bpx_flows.connectors.backpack import Credentials, parse_streams
 from bpx_flows.connectors.connection import ConnectionConfig
 from bpx_flows.connectors.sim import ServerConfig, SimConfig, SimServer, SimThread
-from bpx_flows.connectors.source import BackpackSource, SourceConfig, StopSignal
-from bpx_flows.flows.account import account_streams, build
+from bpx_flows.connectors.sources import BackpackSource, SourceConfig
+from bpx_flows.flows.account import AccountSettings, account_streams
 from bpx_flows.operators.account import AutoCloseAlert
 from bpx_flows.operators.orders import OrderFill, OrderState
 from bpx_flows.operators.positions import PositionView
 from bpx_flows.operators.rfqs import RfqOutcome
 from tests.conftest import TEST_SECRET
+from tests.wired import book_settings, wired
 
 pytestmark = pytest.mark.e2e
 
@@ -114,10 +115,9 @@ def test_order_and_position_state_equal_the_simulated_account(
             ),
             credentials,
         )
-        StopSignal.clear()
         runner = threading.Thread(
             target=run_main,
-            args=(build(source, TestingSink(outputs), TestingSink(alerts)),),
+            args=(wired("account", source, outputs, alerts, replay=False),),
             daemon=True,
         )
         thread.call(server.pause)
@@ -143,7 +143,7 @@ def test_order_and_position_state_equal_the_simulated_account(
                 finally:
                     thread.call(server.resume)
         finally:
-            StopSignal.set()
+            source.stop.set()
             runner.join(timeout=30)
         assert not runner.is_alive()
     views = [r for r in outputs if isinstance(r, PositionView)]
@@ -270,13 +270,16 @@ def test_fills_are_priced_against_the_book_flows_mid(credentials: Credentials) -
             ),
             credentials,
         )
-        flow = build(
+        book = book_settings(BookConfig(symbols=frozenset(symbols)))
+        flow = wired(
+            "account",
             source,
-            TestingSink(outputs),
-            TestingSink([]),
-            book=BookConfig(symbols=frozenset(symbols)),
+            outputs,
+            [],
+            sections=[AccountSettings(with_book=True), book],
+            symbols=symbols,
+            replay=False,
         )
-        StopSignal.clear()
         runner = threading.Thread(target=run_main, args=(flow,), daemon=True)
         runner.start()
         try:
@@ -292,7 +295,7 @@ def test_fills_are_priced_against_the_book_flows_mid(credentials: Credentials) -
                 "fills priced against a mid",
             )
         finally:
-            StopSignal.set()
+            source.stop.set()
             runner.join(timeout=30)
     priced = [r for r in outputs if isinstance(r, OrderFill) and r.mid is not None]
     assert {r.symbol for r in outputs if isinstance(r, OrderFill)} <= set(symbols)

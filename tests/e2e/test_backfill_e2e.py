@@ -9,7 +9,7 @@ from typing import Any
 
 import msgspec
 import pytest
-from bytewax.testing import TestingSink, TestingSource, run_main
+from bytewax.testing import TestingSource, run_main
 
 from bpx_flows.connectors.backpack import parse_streams
 from bpx_flows.connectors.backpack.backfill import BackfillOutcome, TradeBackfill
@@ -26,15 +26,21 @@ from bpx_flows.connectors.sim import (
     SimServer,
     SimThread,
 )
-from bpx_flows.connectors.source import (
+from bpx_flows.connectors.sources import (
     BackpackSource,
     ReplaySource,
     SourceConfig,
-    StopSignal,
 )
-from bpx_flows.flows.candles import CandleConfig, build, candle_streams
-from bpx_flows.operators.candles import Candle, KlineMismatch, KlineResolved, TradeGap
+from bpx_flows.flows.candles import CandleConfig, candle_streams
+from bpx_flows.operators.candles import (
+    Candle,
+    HistoricalCandle,
+    KlineMismatch,
+    KlineResolved,
+    TradeGap,
+)
 from tests.candle_revisions import latest
+from tests.wired import candle_settings, wired
 
 pytestmark = pytest.mark.e2e
 
@@ -46,10 +52,9 @@ S = 1_000_000
 def run_flow(source: Any, config: CandleConfig) -> tuple[list[Candle], list[Any]]:
     candles: list[Candle] = []
     integrity: list[Any] = []
-    flow = build(
-        source, TestingSink(candles), TestingSink(integrity), TestingSink([]), config
-    )
-    StopSignal.clear()
+    section, replay = candle_settings(config)
+    into = {Candle | HistoricalCandle: candles, Trade: [], object: integrity}
+    flow = wired("candles", source, into, sections=[section], replay=replay)
     runner = threading.Thread(target=run_main, args=(flow,), daemon=True)
     runner.start()
     runner.join(timeout=90)

@@ -7,19 +7,20 @@ import time
 from typing import Any
 
 import pytest
-from bytewax.testing import TestingSink, run_main
+from bytewax.testing import run_main
 
 from bpx_flows.connectors.backpack import parse_streams
 from bpx_flows.connectors.connection import ConnectionConfig
 from bpx_flows.connectors.sim import Fault, FaultKind, SimThread
-from bpx_flows.connectors.source import BackpackSource, SourceConfig, StopSignal
-from bpx_flows.flows.book import book_streams, build
+from bpx_flows.connectors.sources import BackpackSource, SourceConfig
+from bpx_flows.flows.book import book_streams
 from bpx_flows.operators.book_state import (
     BookConfig,
     BookIntegrity,
     BookStats,
     book_checksum,
 )
+from tests.wired import book_settings, wired
 
 pytestmark = pytest.mark.e2e
 
@@ -50,8 +51,8 @@ def test_books_equal_the_engine_and_agree_with_book_ticker(
         ),
     )
     config = BookConfig(emit_every_us=0, checksum=True)
-    flow = build(source, TestingSink(stats), TestingSink(integrity), config)
-    StopSignal.clear()
+    into = {BookStats: stats, BookIntegrity: integrity}
+    flow = wired("book", source, into, sections=[book_settings(config)], replay=False)
     runner = threading.Thread(target=run_main, args=(flow,), daemon=True)
     runner.start()
     try:
@@ -94,9 +95,8 @@ def test_books_equal_the_engine_and_agree_with_book_ticker(
             finally:
                 fresh_sim.call(server.resume)
     finally:
-        StopSignal.set()
+        source.stop.set()
         runner.join(timeout=30)
-        StopSignal.clear()
     assert not runner.is_alive()
     last = stats[-1]
     assert last.tickers_checked >= 10

@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from bytewax.testing import TestingSink, run_main
+from bytewax.testing import run_main
 
 from bpx_flows.connectors.backpack import parse_streams
 from bpx_flows.connectors.backpack.wire import Side
@@ -19,15 +19,16 @@ from bpx_flows.connectors.sim import (
     SimServer,
     SimThread,
 )
-from bpx_flows.connectors.source import BackpackSource, SourceConfig, StopSignal
-from bpx_flows.flows.liquidations import build, liquidation_streams
-from bpx_flows.operators.bursts import BurstAlert, BurstConfig, BurstPhase
+from bpx_flows.connectors.sources import BackpackSource, SourceConfig
+from bpx_flows.flows.liquidations import BurstSettings, liquidation_streams
+from bpx_flows.operators.bursts import BurstAlert, BurstPhase
+from tests.wired import wired
 
 pytestmark = pytest.mark.e2e
 
 SPEED = 10.0  # simulated seconds per wall second
 PERPS = ["SOL_USDC_PERP", "BTC_USDC_PERP", "ETH_USDC_PERP"]
-CONFIG = BurstConfig(
+CONFIG = BurstSettings(
     min_notional=Decimal(500), min_count=5, multiple=Decimal(5), cooldown_s=10
 )
 
@@ -50,10 +51,18 @@ def run_session(
                 run_for_s=sim_seconds / SPEED,
             ),
         )
-        StopSignal.clear()
         runner = threading.Thread(
             target=run_main,
-            args=(build(source, TestingSink(alerts), TestingSink(stats), CONFIG),),
+            args=(
+                wired(
+                    "liquidations",
+                    source,
+                    stats,
+                    alerts,
+                    sections=[CONFIG],
+                    replay=False,
+                ),
+            ),
         )
         runner.start()
         runner.join(timeout=sim_seconds / SPEED + 30)

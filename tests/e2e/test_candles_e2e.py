@@ -6,15 +6,17 @@ import threading
 from typing import Any
 
 import pytest
-from bytewax.testing import TestingSink, run_main
+from bytewax.testing import run_main
 
 from bpx_flows.connectors.backpack import parse_streams
 from bpx_flows.connectors.backpack.streams import KlineInterval as I
+from bpx_flows.connectors.backpack.wire import Trade
 from bpx_flows.connectors.connection import ConnectionConfig
 from bpx_flows.connectors.sim import ServerConfig, SimConfig, SimServer, SimThread
-from bpx_flows.connectors.source import BackpackSource, SourceConfig, StopSignal
-from bpx_flows.flows.candles import CandleConfig, build, candle_streams
-from bpx_flows.operators.candles import Candle, KlineMismatch
+from bpx_flows.connectors.sources import BackpackSource, SourceConfig
+from bpx_flows.flows.candles import CandleConfig, candle_streams
+from bpx_flows.operators.candles import Candle, HistoricalCandle, KlineMismatch
+from tests.wired import candle_settings, wired
 
 pytestmark = pytest.mark.e2e
 
@@ -37,14 +39,9 @@ def test_closed_candles_match_the_exchange_klines() -> None:
             ),
         )
         config = CandleConfig(intervals=intervals, allowed_lateness_us=500_000)
-        flow = build(
-            source,
-            TestingSink(candles),
-            TestingSink(integrity),
-            TestingSink(late),
-            config,
-        )
-        StopSignal.clear()
+        section, replay = candle_settings(config)
+        into = {Candle | HistoricalCandle: candles, Trade: late, object: integrity}
+        flow = wired("candles", source, into, sections=[section], replay=replay)
         runner = threading.Thread(target=run_main, args=(flow,))
         runner.start()
         runner.join(timeout=60)

@@ -28,7 +28,7 @@ from bpx_flows.connectors.sim import (
     SimThread,
     parse_fault,
 )
-from bpx_flows.connectors.source import BackpackSource, ReplaySource, SourceConfig
+from bpx_flows.connectors.sources import BackpackSource, ReplaySource, SourceConfig
 from tests.e2e.test_source import run_tape
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]

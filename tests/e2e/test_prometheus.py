@@ -35,7 +35,7 @@ from bpx_flows.connectors.sim import (
     SimServer,
     SimThread,
 )
-from bpx_flows.connectors.source import BackpackSource, SourceConfig, StopSignal
+from bpx_flows.connectors.sources import BackpackSource, SourceConfig
 from bpx_flows.flows.account import account_streams, track_account
 from bpx_flows.flows.market import MarketConfig, market_outputs, market_streams
 from bpx_flows.operators.account import AccountConfig
@@ -195,7 +195,6 @@ def test_every_panel_and_rule_expression_returns_data(tmp_path: Path) -> None:
         metrics.REGISTRY.register(collector)
         port = metrics.serve_metrics(0)
         web = free_port()
-        StopSignal.clear()
         runner = threading.Thread(target=run_main, args=(_flow(source, config),))
         runner.start()
         rules = (DASHBOARDS / "alerts.yml").read_text()
@@ -212,9 +211,8 @@ def test_every_panel_and_rule_expression_returns_data(tmp_path: Path) -> None:
         finally:
             prometheus.terminate()
             prometheus.wait(timeout=20)
-            StopSignal.set()
+            source.stop.set()
             runner.join(timeout=60)
-            StopSignal.clear()
             metrics.REGISTRY.unregister(collector)
     assert missing == [], f"expressions without data: {missing}"
 

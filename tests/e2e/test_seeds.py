@@ -13,7 +13,7 @@ from bpx_flows.connectors.backpack.seeds import SeededMarkPrice
 from bpx_flows.connectors.backpack.wire import Frame, MarkPrice, OpenInterest
 from bpx_flows.connectors.recording import Recorder
 from bpx_flows.connectors.sim import SimThread
-from bpx_flows.connectors.source import BackpackSource, ReplaySource
+from bpx_flows.connectors.sources import BackpackSource, ReplaySource
 from tests.e2e.test_source import run_tape, source_config
 
 pytestmark = pytest.mark.e2e

@@ -21,7 +21,7 @@ from bpx_flows.connectors.connection import ConnectionConfig
 from bpx_flows.connectors.recording import Recorder, iter_lines
 from bpx_flows.connectors.routing import live_groups
 from bpx_flows.connectors.sim import Fault, FaultKind, SimThread
-from bpx_flows.connectors.source import (
+from bpx_flows.connectors.sources import (
     BackpackSource,
     ReplaySource,
     SourceConfig,

@@ -5,17 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from bytewax.testing import TestingSink, TestingSource, cluster_main, run_main
+from bytewax.testing import TestingSource, cluster_main, run_main
 
 from bpx_flows.connectors.backpack.booksync import BookSnapshot
 from bpx_flows.connectors.backpack.wire import Depth, Frame, Trade
-from bpx_flows.flows.book import book_streams, build
+from bpx_flows.flows.book import book_streams
 from bpx_flows.operators.book_state import (
     BookConfig,
     BookIntegrity,
     BookStats,
     IntegrityKind,
 )
+from tests.wired import book_settings, wired
 
 
 def snapshot(symbol: str, uid: int) -> BookSnapshot:
@@ -40,18 +41,15 @@ def records() -> list[Any]:
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_each_symbol_gets_its_own_book_on_any_worker(workers: int) -> None:
-    stats: list[BookStats] = []
-    integrity: list[BookIntegrity] = []
-    flow = build(
-        TestingSource(records()),
-        TestingSink(stats),
-        TestingSink(integrity),
-        BookConfig(),
-    )
+    out: list[Any] = []
+    section = book_settings(BookConfig())
+    flow = wired("book", TestingSource(records()), out, sections=[section])
     if workers == 1:
         run_main(flow)
     else:
         cluster_main(flow, [], 0, worker_count_per_proc=workers)
+    stats = [r for r in out if isinstance(r, BookStats)]
+    integrity = [r for r in out if isinstance(r, BookIntegrity)]
     last = {s.symbol: s for s in sorted(stats, key=lambda s: s.update_id)}
     assert set(last) == {"AAA_USDC", "BBB_USDC", "CCC_USDC"}
     for symbol_stats in last.values():

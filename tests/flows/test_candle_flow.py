@@ -7,20 +7,21 @@ from typing import Any
 
 import polars as pl
 import pytest
-from bytewax.testing import TestingSink, TestingSource, cluster_main, run_main
+from bytewax.testing import TestingSource, cluster_main, run_main
 
 from bpx_flows.connectors.backpack.kline_history import HistoricalKline
 from bpx_flows.connectors.backpack.klines import format_kline_time
 from bpx_flows.connectors.backpack.streams import KlineInterval as I
 from bpx_flows.connectors.backpack.wire import Frame, Trade
 from bpx_flows.connectors.sim import Exchange, SimConfig
-from bpx_flows.flows.candles import CandleConfig, build
+from bpx_flows.flows.candles import CandleConfig
 from bpx_flows.operators.candles import (
     Candle,
     HistoricalCandle,
     KlineMismatch,
     TradeGap,
 )
+from tests.wired import candle_settings, wired
 
 S = 1_000_000
 T0 = 1_790_000_040_000_000
@@ -36,20 +37,18 @@ def frame(
 def run(
     records: list[Any], config: CandleConfig, workers: int = 1
 ) -> tuple[list, list, list]:
-    candles: list[Candle] = []
-    integrity: list[Any] = []
-    late: list[Trade] = []
-    flow = build(
-        TestingSource(records),
-        TestingSink(candles),
-        TestingSink(integrity),
-        TestingSink(late),
-        config,
+    section, replay = candle_settings(config)
+    out: list[Any] = []
+    flow = wired(
+        "candles", TestingSource(records), out, sections=[section], replay=replay
     )
     if workers == 1:
         run_main(flow)
     else:
         cluster_main(flow, [], 0, worker_count_per_proc=workers)
+    candles = [r for r in out if isinstance(r, Candle | HistoricalCandle)]
+    late = [r for r in out if isinstance(r, Trade)]
+    integrity = [r for r in out if not isinstance(r, Candle | HistoricalCandle | Trade)]
     return candles, integrity, late
 
 

@@ -9,9 +9,9 @@ from bpx_flows.connectors.backpack.backfill import BackfilledTrade
 from bpx_flows.connectors.backpack.streams import KlineInterval as I
 from bpx_flows.connectors.backpack.wire import Trade
 from bpx_flows.operators.candles import (
-    BookConfig,
-    BookState,
     Candle,
+    CandleBookConfig,
+    CandleBookState,
     TradeGap,
     candle_book,
     check_ids,
@@ -23,7 +23,7 @@ from tests.candle_revisions import latest
 
 S = 1_000_000
 T0 = 1_790_000_040_000_000  # a minute boundary
-CONFIG = BookConfig((I.S1, I.M1), I.S1, horizon_us=120 * S, keep_us=5 * S)
+CONFIG = CandleBookConfig((I.S1, I.M1), I.S1, horizon_us=120 * S, keep_us=5 * S)
 
 
 def trade(t: int, at_us: int, p: str = "10", q: str = "1") -> Trade:
@@ -43,9 +43,9 @@ def base(trades: list[Trade]) -> Candle:
 
 
 def run(
-    items: list[Any], config: BookConfig = CONFIG
-) -> tuple[BookState, list[Candle]]:
-    state: BookState | None = None
+    items: list[Any], config: CandleBookConfig = CONFIG
+) -> tuple[CandleBookState, list[Candle]]:
+    state: CandleBookState | None = None
     out: list[Candle] = []
     for item in items:
         state, emitted = candle_book(state, item, config)

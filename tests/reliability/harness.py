@@ -35,7 +35,7 @@ from bpx_flows.connectors.backpack.streams import KlineInterval
 from bpx_flows.connectors.backpack.wire import Frame, Trade
 from bpx_flows.connectors.connection import ConnectionConfig
 from bpx_flows.connectors.sim import SimThread
-from bpx_flows.connectors.source import BackpackSource, SourceConfig, StopSignal
+from bpx_flows.connectors.sources import BackpackSource, SourceConfig
 from bpx_flows.flows.book import analyze_books
 from bpx_flows.flows.candles import CandleConfig, roll_candles
 from bpx_flows.flows.liquidations import detect_bursts
@@ -152,7 +152,6 @@ class Pipeline:
         )
         op.output("trade_tap", trades, TestingSink(self.trades))
         op.output("late_tap", candles.late, TestingSink(self.late))
-        StopSignal.clear()
         self._runner = threading.Thread(target=run_main, args=(flow,), daemon=True)
         self._runner.start()
         wait_for(
@@ -162,11 +161,10 @@ class Pipeline:
         )
 
     def stop(self) -> None:
-        StopSignal.set()
+        self.source.stop.set()
         assert self._runner is not None
         self._runner.join(timeout=60)
         assert not self._runner.is_alive(), "the flow did not stop"
-        StopSignal.clear()
 
     def of(self, kind: type) -> list[Any]:
         return [r for r in list(self.outputs) if isinstance(r, kind)]

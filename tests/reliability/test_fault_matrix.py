@@ -27,7 +27,7 @@ from bpx_flows.connectors.sim import (
     SimServer,
     SimThread,
 )
-from bpx_flows.connectors.source import BackpackSource, SourceConfig
+from bpx_flows.connectors.sources import BackpackSource, SourceConfig
 from tests.reliability.harness import Pipeline, rss_mb, wait_for
 
 pytestmark = pytest.mark.e2e

@@ -1,0 +1,121 @@
+"""Where a run's records come from: its source, its streams, and how symbols route."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from bytewax.inputs import Source
+
+from bpx_flows.connectors.backpack.signing import Credentials
+from bpx_flows.connectors.backpack.streams import parse_stream, parse_streams
+from bpx_flows.connectors.connection import ConnectionConfig
+from bpx_flows.connectors.errors import ConfigError
+from bpx_flows.connectors.recording import read_header
+from bpx_flows.connectors.routing import balanced_routes, live_groups, replay_plan
+from bpx_flows.connectors.sources import (
+    BackpackSource,
+    ReplaySource,
+    SourceConfig,
+    StopSignal,
+)
+from bpx_flows.flows.keys import Route
+from bpx_flows.registry import FLOWS
+from bpx_flows.resources import Endpoint
+from bpx_flows.settings import Settings, flow_context, history_s
+
+__all__ = [
+    "key_function",
+    "recorded_symbols",
+    "routes_for",
+    "source_for",
+    "streams_of",
+]
+
+
+def source_for(
+    settings: Settings,
+    endpoint: Endpoint | None,
+    owner: dict[str, int] | None = None,
+    tap: Any = None,
+    stop: StopSignal | None = None,
+) -> Source[Any]:
+    """The flow's source: a replay of recordings, or live on ``endpoint``.
+
+    Replays keep only the selected symbols (all of them when none is selected).
+    ``stop`` is the run's stop flag (``None``: the source's own, as ``.stop``).
+    """
+    src = settings.source
+    workers = settings.workers_total
+    if src.kind == "replay":
+        only = frozenset(settings.symbols) or None
+        symbols = sorted(only) if only else list(owner or recorded_symbols(src.replay))
+        plan = replay_plan(src.replay, symbols, workers, owner)
+        return ReplaySource(
+            src.replay,
+            speed=src.speed or None,
+            batch_size=src.batch,
+            plan=plan,
+            only=only,
+            progress_every_s=settings.log.progress_every_s,
+            watermarks=FLOWS[settings.flow].clock,
+            stop=stop,
+        )
+    assert endpoint is not None
+    streams = parse_streams(streams_of(settings))
+    # At least one connection group per worker of the cluster (when there are
+    # enough streams), so every worker decodes a share of the input.
+    per_connection = max(1, min(src.per_connection, -(-len(streams) // workers)))
+    config = SourceConfig(
+        connection=ConnectionConfig(
+            ws_url=endpoint.ws,
+            compression=src.compression,
+            backfill_trades=src.trade_backfill,
+            kline_backfill_s=history_s(settings),
+        ),
+        rest_url=endpoint.rest,
+        streams_per_connection=per_connection,
+        run_for_s=src.seconds,
+        end_on_fatal=True,
+        watermarks=FLOWS[settings.flow].clock,
+    )
+    # Each connection group on the worker that owns its symbols' state.
+    groups = live_groups(streams, workers, per_connection, owner)
+    creds = Credentials.from_env()
+    return BackpackSource(streams, config, creds, tap=tap, groups=groups, stop=stop)
+
+
+def streams_of(settings: Settings) -> list[str]:
+    """The stream names a live run of ``settings`` subscribes."""
+    return FLOWS[settings.flow].streams(flow_context(settings))
+
+
+def recorded_symbols(paths: list[str]) -> list[str]:
+    """The symbols of the streams named in the recordings' headers."""
+    symbols: set[str] = set()
+    for path in paths:
+        for name in read_header(path).streams:
+            with contextlib.suppress(ConfigError):
+                symbol = parse_stream(name).symbol
+                if symbol is not None:
+                    symbols.add(symbol)
+    return sorted(symbols)
+
+
+def key_function(route: dict[str, str]) -> Route | None:
+    """``route`` as the ``Route`` of ``flows.keys`` (``None`` when empty)."""
+    return (lambda symbol: route.get(symbol, symbol)) if route else None
+
+
+def routes_for(settings: Settings) -> tuple[dict[str, str], dict[str, int] | None]:
+    """Routing keys spreading the symbols evenly over the cluster's workers.
+
+    Returns ``(symbol -> routing key, symbol -> worker)``; empty and ``None`` with
+    one worker.
+    """
+    if settings.workers_total <= 1:
+        return {}, None
+    symbols = set(settings.symbols)
+    if settings.source.kind == "replay" and not symbols:
+        symbols = set(recorded_symbols(settings.source.replay))
+    return balanced_routes(sorted(symbols), settings.workers_total)

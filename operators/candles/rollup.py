@@ -1,0 +1,108 @@
+"""Closed base candles rolled up into every longer interval, with optional filling."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import msgspec
+
+from ...connectors.backpack.klines import interval_end_us, interval_start_us
+from ...connectors.backpack.streams import KlineInterval
+from .fold import Candle, CandleAcc, acc_of, finish, merge
+
+__all__ = ["RollUpState", "roll_up"]
+
+_ZERO = Decimal(0)
+_MAX_FILL = 10_000  # forward-filled candles per gap, at most
+
+
+@dataclass
+class _Open:
+    start_us: int
+    acc: CandleAcc
+    base: list[Candle] = field(default_factory=list)
+
+
+@dataclass
+class RollUpState:
+    """Per symbol: the open candle of each longer interval and the last close."""
+
+    open: dict[KlineInterval, _Open] = field(default_factory=dict)
+    seen: set[KlineInterval] = field(default_factory=set)  # intervals past their first
+    last_close: dict[KlineInterval, Candle] = field(default_factory=dict)
+
+
+def roll_up(
+    state: RollUpState | None,
+    base: Candle,
+    intervals: tuple[KlineInterval, ...],
+    forward_fill: bool = False,
+) -> tuple[RollUpState, list[Candle]]:
+    """Fold a closed base candle into each interval; returns the candles that closed.
+
+    A longer candle closes when a base candle of a later window arrives (event time:
+    its end has passed). The base candle itself is emitted for the base interval.
+    """
+    state = state or RollUpState()
+    out: list[Candle] = []
+    for interval in intervals:
+        if interval is base.interval:
+            out.extend(_emit(state, interval, base, forward_fill))
+            continue
+        start = interval_start_us(interval, base.start_us)
+        current = state.open.get(interval)
+        if current is not None and current.start_us != start:
+            closed = finish(current.acc, interval, partial=interval not in state.seen)
+            state.seen.add(interval)
+            out.extend(_emit(state, interval, closed, forward_fill))
+            current = None
+        if current is None:
+            current = state.open[interval] = _Open(start, acc_of(base))
+        else:
+            current.acc = merge(current.acc, acc_of(base))
+    return state, out
+
+
+def _emit(
+    state: RollUpState, interval: KlineInterval, candle: Candle, forward_fill: bool
+) -> list[Candle]:
+    out: list[Candle] = []
+    previous = state.last_close.get(interval)
+    if interval is candle.interval and previous is None and interval not in state.seen:
+        state.seen.add(interval)
+        candle = msgspec.structs.replace(candle, partial=True)
+    if forward_fill and previous is not None:
+        start = previous.end_us
+        while start < candle.start_us and len(out) < _MAX_FILL:
+            end = interval_end_us(interval, start)
+            out.append(_filled(previous, interval, start, end))
+            start = end
+    out.append(candle)
+    state.last_close[interval] = candle
+    return out
+
+
+def _filled(previous: Candle, interval: KlineInterval, start: int, end: int) -> Candle:
+    close = previous.close
+    return Candle(
+        symbol=previous.symbol,
+        interval=interval,
+        start_us=start,
+        end_us=end,
+        open=close,
+        high=close,
+        low=close,
+        close=close,
+        volume=_ZERO,
+        quote_volume=_ZERO,
+        vwap=None,
+        trades=0,
+        buy_volume=_ZERO,
+        buy_trades=0,
+        sell_volume=_ZERO,
+        sell_trades=0,
+        first_trade_id=None,
+        last_trade_id=None,
+        filled=True,
+    )
