@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench soak sim session clean prometheus
+.PHONY: demo test lint typecheck bench bench-ab soak sim session clean prometheus
 
 $(STAMP): pyproject.toml
 	@$(PY) -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 12))' || { \
@@ -59,3 +59,10 @@ session: $(STAMP)  ## re-record the shipped session from the simulator over the 
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache .hypothesis
+
+# Before and after side by side in one run: BEFORE is a git revision (e.g. HEAD~3).
+bench-ab: $(STAMP)
+	@test -n "$(BEFORE)" || { echo "usage: make bench-ab BEFORE=<git revision>"; exit 2; }
+	rm -rf out/before && git worktree prune && git worktree add --detach out/before $(BEFORE)
+	$(BIN)/python -m bench.ab out/before $${AB_ROUNDS:-3}; status=$$?; \
+	  git worktree remove --force out/before; exit $$status

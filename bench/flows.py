@@ -141,7 +141,7 @@ if __name__ == "__main__":
 
 # Orchestration (called from bench/run.py).
 
-_MARKETS = [m.symbol for m in SimConfig().markets]  # the 8 of the sessions
+MARKETS = [m.symbol for m in SimConfig().markets]  # the 8 of the sessions
 
 
 def _env(symbols: list[str], batch: int | None) -> dict[str, str]:
@@ -262,7 +262,7 @@ def bench_flows(session: str, decode_per_s: float, session_100: str) -> dict[str
         return lambda: _cluster("market", [path], 2, symbols, batch)
 
     cases: list[tuple[str, Any]] = [
-        (f"{flow}, 1 worker", one_process(flow, 1, session, _MARKETS))
+        (f"{flow}, 1 worker", one_process(flow, 1, session, MARKETS))
         for flow in ("book", "candles", "derivatives", "liquidations", "market")
     ]
     # The same flow without the range policy (decoder and book levels), side by
@@ -271,12 +271,12 @@ def bench_flows(session: str, decode_per_s: float, session_100: str) -> dict[str
     cases.append(
         (
             "market, 1 worker, without the decoder's range policy",
-            lambda: _row(_case(*no_policy, symbols=_MARKETS, policy=False)),
+            lambda: _row(_case(*no_policy, symbols=MARKETS, policy=False)),
         )
     )
     cases += [
-        ("market, 2 workers", one_process("market", 2, session, _MARKETS)),
-        ("market, 2 processes", cluster(session, _MARKETS)),
+        ("market, 2 workers", one_process("market", 2, session, MARKETS)),
+        ("market, 2 processes", cluster(session, MARKETS)),
         (
             "market, 100 symbols, 1 worker",
             one_process("market", 1, session_100, hundred),
@@ -291,11 +291,11 @@ def bench_flows(session: str, decode_per_s: float, session_100: str) -> dict[str
         cases += [
             (
                 f"market, 1 worker, batch {batch:,}",
-                one_process("market", 1, session, _MARKETS, batch),
+                one_process("market", 1, session, MARKETS, batch),
             ),
             (
                 f"market, 2 processes, batch {batch:,}",
-                cluster(session, _MARKETS, batch),
+                cluster(session, MARKETS, batch),
             ),
         ]
     results: dict[str, Any] = {}
