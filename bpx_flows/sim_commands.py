@@ -13,6 +13,11 @@ __all__ = ["add_sim_commands"]
 
 def add_sim_commands(commands: Any) -> None:
     """Add ``sim`` and ``sim-session`` to the command line's subcommands."""
+    _add_sim(commands)
+    _add_sim_session(commands)
+
+
+def _add_sim(commands: Any) -> None:
     text = "run the simulated exchange on loopback"
     sim = commands.add_parser("sim", help=text, description=text)
     sim.add_argument("--host", default="127.0.0.1", help="listen address (127.0.0.1)")
@@ -36,6 +41,13 @@ def add_sim_commands(commands: Any) -> None:
     sim.add_argument(
         "--ping-timeout", type=float, default=120.0, help="pong deadline, s (120)"
     )
+    _add_feed_flags(sim)
+    _add_limit_flags(sim)
+    sim.set_defaults(command=_cmd_sim)
+
+
+def _add_feed_flags(sim: argparse.ArgumentParser) -> None:
+    """What the simulator serves: faults, a recording, history, the account."""
     sim.add_argument(
         "--fault",
         action="append",
@@ -75,6 +87,10 @@ def add_sim_commands(commands: Any) -> None:
         help="base64 public key of the simulated account "
         "(default: the key of BPX_API_SECRET, if set)",
     )
+
+
+def _add_limit_flags(sim: argparse.ArgumentParser) -> None:
+    """The exchange's REST limits, which the simulator enforces by default."""
     for flag, default, what in (
         ("--rest-limit", (2_000, 60.0), "REST requests"),
         ("--history-limit", (30, 60.0), "historical klines and trades requests"),
@@ -88,7 +104,9 @@ def add_sim_commands(commands: Any) -> None:
             help=f"{what} allowed per S seconds, then 429; 'off': no limit "
             f"({count}/{seconds:.0f}, Backpack's)",
         )
-    sim.set_defaults(command=_cmd_sim)
+
+
+def _add_sim_session(commands: Any) -> None:
     text = "write a synthetic recording straight from the model"
     session = commands.add_parser("sim-session", help=text, description=text)
     session.add_argument("--out", required=True, help="file; .gz for gzip")

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from .backpack.backfill import TradeBackfill
 from .backpack.booksync import SyncRecord
 from .backpack.decode import BadFrame, BadReason, Decoded
+from .backpack.fetches import FetchKind
 from .backpack.planner import FetchPlanner, PlannerConfig
 from .backpack.refusal import auth_hint, refuses_subscription
 from .backpack.retry import Decision, backoff, classify
@@ -128,7 +129,7 @@ class Connection:
         self._fetcher = (
             None
             if rest is None
-            else Fetcher(self.planner, rest, self._deliver, clock, tap)
+            else Fetcher(self.planner, rest, self._deliver, clock, tap, self._count)
         )
         self._out: list[Record] = []
         self._out_bytes = 0  # frame bytes behind the records in ``_out``
@@ -432,6 +433,14 @@ class Connection:
         )
         if self._fetcher is not None:
             self._fetcher.pump()
+
+    def _count(self, kind: FetchKind, answered: bool) -> None:
+        """A fetch ended: depth snapshots are counted in the stats (and metrics)."""
+        if kind is FetchKind.DEPTH:
+            if answered:
+                self.stats.snapshots += 1
+            else:
+                self.stats.snapshot_failures += 1
 
     def _deliver(self, records: list[Any]) -> None:
         """Records from the fetches (and a close): reports are logged and noted."""

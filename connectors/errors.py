@@ -6,12 +6,13 @@
     ├── ConfigError      bad user input: a stream name, a symbol, a flag, a key file
     ├── ProtocolError    the exchange broke the protocol in a way we cannot route around
     ├── AuthError        the exchange refused (or would refuse) a signed subscription
-    ├── SequenceGap      an operator saw an update id that breaks the depth sequence
     └── RestError        a REST call failed for good (carries the HTTP status)
 
 Bad *frames* never raise: the decoder turns them into ``BadFrame`` records that are
-counted and dead-lettered. Exceptions are for configuration errors (raised before a flow
-starts) and broken invariants (bugs).
+counted and dead-lettered, and a break in a depth sequence is a ``Resync`` record.
+``ProtocolError`` is what a REST answer that cannot be read raises inside the fetch
+loop, where it ends that one fetch. Exceptions are for configuration errors (raised
+before a flow starts) and broken invariants (bugs).
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ __all__ = [
     "ConfigError",
     "ProtocolError",
     "RestError",
-    "SequenceGap",
 ]
 
 
@@ -40,10 +40,6 @@ class ProtocolError(BpxError):
 
 class AuthError(BpxError):
     """A private subscription was or would be refused (key, signature, clock window)."""
-
-
-class SequenceGap(BpxError):
-    """A depth update id does not continue the previous one."""
 
 
 class RestError(BpxError):

@@ -64,6 +64,8 @@ class Fetcher:
         deliver: receives each fetch's records, in order.
         clock: the wall clock, microseconds.
         tap: receives every answer used (the recorder), or ``None``.
+        counted: told of each fetch's end: its kind and whether it was answered
+            (the connection's stats), or ``None``.
     """
 
     def __init__(
@@ -73,8 +75,10 @@ class Fetcher:
         deliver: Callable[[list[Any]], None],
         clock: Callable[[], int],
         tap: AnswerTap | None = None,
+        counted: Callable[[FetchKind, bool], None] | None = None,
     ) -> None:
         self._planner = planner
+        self._counted = counted
         self._rest = rest
         self._deliver = deliver
         self._clock = clock
@@ -124,8 +128,12 @@ class Fetcher:
             level = _FAILURE_LEVEL.get(fetch.kind, logging.WARNING)
             log.log(level, "%s failed: %s", what, printable(str(exc)))
             records = self._planner.failed(fetch, self._clock())
+            if self._counted is not None:
+                self._counted(fetch.kind, False)
         else:
             self.answered[fetch.kind] += 1
+            if self._counted is not None:
+                self._counted(fetch.kind, True)
             if self._tap is not None:
                 for answer in got:
                     params = dict(answer.params)

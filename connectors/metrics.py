@@ -294,89 +294,81 @@ class ConnectionCollector(Collector):
 
     def collect(self) -> Iterator[Any]:
         """Frames, bytes, dead letters, error frames, reconnects, snapshots, pending."""
-        frames = CounterMetricFamily(
+        found = self._connections()
+        named = dict(found) if isinstance(found, dict) else {}
+        conns = list(named.values()) if named else _as_list(found)
+        yield from _backfill_metrics(conns)
+        yield from _totals(conns)
+        yield from _per_connection(named)
+
+
+def _totals(conns: list[Any]) -> Iterator[Any]:
+    """What every connection counted, summed."""
+    labelled = {
+        "frames": CounterMetricFamily(
             "bpx_frames", "Data frames received", labels=["stream"]
-        )
-        received = CounterMetricFamily("bpx_received_bytes", "Frame bytes received")
-        invalid = CounterMetricFamily(
+        ),
+        "invalid": CounterMetricFamily(
             "bpx_frames_rejected",
             "Frames rejected as dead letters, by reason",
             labels=["reason"],
-        )
-        errors = CounterMetricFamily(
+        ),
+        "errors": CounterMetricFamily(
             "bpx_server_errors", "Error frames from the exchange", labels=["code"]
-        )
-        disconnects = CounterMetricFamily(
+        ),
+        "disconnects": CounterMetricFamily(
             "bpx_reconnects", "Lost connections", labels=["cause"]
-        )
-        snapshots = CounterMetricFamily("bpx_depth_snapshots", "REST depth snapshots")
-        resyncs = CounterMetricFamily(
+        ),
+        "resyncs": CounterMetricFamily(
             "bpx_book_resyncs", "Book resyncs at the connector", labels=["stream"]
-        )
-        pending = GaugeMetricFamily(
-            "bpx_source_pending_records", "Records waiting for the flow"
-        )
-        up = GaugeMetricFamily(
-            "bpx_connection_up",
-            "1 while the connection's WebSocket is open",
-            labels=["connection"],
-        )
-        age = GaugeMetricFamily(
-            "bpx_connection_last_frame_age_seconds",
-            "Seconds since the connection's last frame (none yet: since it started)",
-            labels=["connection"],
-        )
-        totals: dict[str, dict[Any, float]] = {}
-        bytes_total = snapshots_total = pending_total = 0.0
+        ),
+    }
+    totals: dict[str, dict[Any, float]] = {}
+    bytes_total = snapshots_total = pending_total = 0.0
+    for conn in conns:
+        stats = conn.session.stats
+        _add(totals, "frames", stats.frames)
+        _add(totals, "invalid", stats.bad_frames)
+        _add(totals, "errors", stats.server_errors)
+        _add(totals, "disconnects", conn.stats.disconnects)
+        syncs = dict.copy(conn.books.syncs)
+        _add(totals, "resyncs", {k: s.stats.resyncs for k, s in syncs.items()})
+        bytes_total += stats.bytes_received
+        snapshots_total += conn.stats.snapshots
+        pending_total += conn.pending
+    for name, family in labelled.items():
+        for key, value in totals.get(name, {}).items():
+            family.add_metric([str(key)], value)
+        yield family
+    received = CounterMetricFamily("bpx_received_bytes", "Frame bytes received")
+    received.add_metric([], bytes_total)
+    snapshots = CounterMetricFamily("bpx_depth_snapshots", "REST depth snapshots")
+    snapshots.add_metric([], snapshots_total)
+    pending = GaugeMetricFamily(
+        "bpx_source_pending_records", "Records waiting for the flow"
+    )
+    pending.add_metric([], pending_total)
+    yield from (received, snapshots, pending)
 
-        found = self._connections()
-        named = dict(found) if isinstance(found, dict) else {}
-        now_us = time.time_ns() // 1000
-        for name, conn in sorted(named.items()):
-            up.add_metric([name], 1.0 if conn.connected else 0.0)
-            last = conn.last_frame_us or conn.started_us
-            age.add_metric([name], max(0.0, (now_us - last) / 1e6))
-        conns = list(named.values()) if named else _as_list(found)
-        for conn in conns:
-            stats = conn.session.stats
-            _add(totals, "frames", stats.frames)
-            _add(totals, "invalid", stats.bad_frames)
-            _add(totals, "errors", stats.server_errors)
-            _add(totals, "disconnects", conn.stats.disconnects)
-            _add(
-                totals,
-                "resyncs",
-                {k: s.stats.resyncs for k, s in dict.copy(conn.books.syncs).items()},
-            )
-            bytes_total += stats.bytes_received
-            snapshots_total += conn.stats.snapshots
-            pending_total += conn.pending
-        for key, value in totals.get("frames", {}).items():
-            frames.add_metric([key], value)
-        for key, value in totals.get("invalid", {}).items():
-            invalid.add_metric([key], value)
-        for key, value in totals.get("errors", {}).items():
-            errors.add_metric([str(key)], value)
-        for key, value in totals.get("disconnects", {}).items():
-            disconnects.add_metric([key], value)
-        for key, value in totals.get("resyncs", {}).items():
-            resyncs.add_metric([key], value)
-        received.add_metric([], bytes_total)
-        snapshots.add_metric([], snapshots_total)
-        pending.add_metric([], pending_total)
-        yield from _backfill_metrics(conns)
-        yield from (
-            frames,
-            received,
-            invalid,
-            errors,
-            disconnects,
-            snapshots,
-            resyncs,
-            pending,
-            up,
-            age,
-        )
+
+def _per_connection(named: dict[str, Any]) -> Iterator[Any]:
+    """Whether each named connection is up, and how long since its last frame."""
+    up = GaugeMetricFamily(
+        "bpx_connection_up",
+        "1 while the connection's WebSocket is open",
+        labels=["connection"],
+    )
+    age = GaugeMetricFamily(
+        "bpx_connection_last_frame_age_seconds",
+        "Seconds since the connection's last frame (none yet: since it started)",
+        labels=["connection"],
+    )
+    now_us = time.time_ns() // 1000
+    for name, conn in sorted(named.items()):
+        up.add_metric([name], 1.0 if conn.connected else 0.0)
+        last = conn.last_frame_us or conn.started_us
+        age.add_metric([name], max(0.0, (now_us - last) / 1e6))
+    yield from (up, age)
 
 
 def _backfill_metrics(connections: list[Any]) -> Iterator[Any]:

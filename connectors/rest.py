@@ -17,7 +17,7 @@ import msgspec
 from .backpack.retry import Decision, backoff, classify_status
 from .backpack.text import printable
 from .backpack.wire import DepthSnapshot, Market
-from .errors import RestError
+from .errors import ConfigError, RestError
 
 __all__ = [
     "DEFAULT_REST_URL",
@@ -76,7 +76,7 @@ class RestBudget:
             msg = (
                 f"a REST budget needs per_minute > 0, burst >= 1: {per_minute}, {burst}"
             )
-            raise ValueError(msg)
+            raise ConfigError(msg)
         self.per_minute = per_minute
         self._bucket = TokenBucket(per_minute / 60.0, burst)
         self._lock = threading.Lock()

@@ -25,6 +25,7 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from .backpack.streams import StreamName
+from .errors import ConfigError
 
 __all__ = [
     "Routing",
@@ -235,7 +236,7 @@ def partition(
     """
     if per_connection < 1:
         msg = f"streams per connection must be >= 1, got {per_connection}"
-        raise ValueError(msg)
+        raise ConfigError(msg)
     ordered = sorted(streams, key=str)
     groups = [
         ordered[i : i + per_connection] for i in range(0, len(ordered), per_connection)

@@ -25,6 +25,7 @@ import bytewax.operators as op
 import msgspec
 from bytewax.dataflow import Stream, operator
 
+from ..connectors.connection import Record as SourceRecord
 from ..operators.account import (
     AccountConfig,
     AccountWithBook,
@@ -53,6 +54,9 @@ __all__ = [
 ]
 
 
+_ACCOUNT = AccountConfig()  # the operator's defaults, which the settings share
+
+
 class AccountSettings(Section, frozen=True, kw_only=True):
     """``[account]``: alert levels, and whether to keep books for fill slippage."""
 
@@ -64,7 +68,7 @@ class AccountSettings(Section, frozen=True, kw_only=True):
             max_length=16,
             description="margin use (maintenance / equity) levels that alert",
         ),
-    ] = msgspec.field(default_factory=lambda: [Decimal("0.8"), Decimal("0.9")])
+    ] = msgspec.field(default_factory=lambda: list(_ACCOUNT.margin_alert_levels))
     with_book: Annotated[
         bool,
         msgspec.Meta(description="keep the markets' books: fill slippage vs the mid"),
@@ -125,14 +129,14 @@ def _track_with_book(
 class AccountOut:
     """The account step's outputs."""
 
-    views: Stream[Any]  # OrderState, OrderFill, PositionView, RfqOutcome
-    alerts: Stream[Any]  # AutoCloseAlert, MarginAlert
+    views: Stream[OrderState | OrderFill | PositionView | RfqOutcome]
+    alerts: Stream[AutoCloseAlert | MarginAlert]
 
 
 @operator
 def track_account(
     step_id: str,
-    records: Stream[Any],
+    records: Stream[SourceRecord],
     config: AccountConfig,
     book: BookConfig | None = None,
     route: Route | None = None,
@@ -163,7 +167,7 @@ def _streams(context: FlowContext) -> list[str]:
     return account_streams(list(context.symbols), with_book)
 
 
-def _wire(records: Stream[Any], context: FlowContext) -> Outputs:
+def _wire(records: Stream[SourceRecord], context: FlowContext) -> Outputs:
     settings = context.section(AccountSettings)
     book = None
     if settings.with_book:

@@ -22,6 +22,7 @@ from bytewax.dataflow import Stream, operator
 from bytewax.operators import StatefulBatchLogic
 
 from ..connectors.backpack.wire import Frame
+from ..connectors.connection import Record as SourceRecord
 from .keys import Route
 
 __all__ = ["frames_selector", "keyed_frames", "stateful_steps"]
@@ -59,7 +60,7 @@ def frames_selector(
 @operator
 def keyed_frames(
     step_id: str,
-    records: Stream[Any],
+    records: Stream[SourceRecord],
     kinds: tuple[type, ...],
     route: Route | None = None,
     events: bool = False,

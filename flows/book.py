@@ -24,6 +24,7 @@ from bytewax.dataflow import Stream, operator
 from ..connectors.backpack.booksync import BookSnapshot, Resync
 from ..connectors.backpack.wire import BookTicker, Depth, Frame
 from ..connectors.clock import now_us
+from ..connectors.connection import Record as SourceRecord
 from ..operators.book_state import (
     BookConfig,
     BookIntegrity,
@@ -44,11 +45,17 @@ __all__ = [
 ]
 
 
+_BOOK = BookConfig()  # the operator's defaults, which the settings share
+
+
 class BookSettings(Section, frozen=True, kw_only=True):
     """``[book]``: the book operator (see ``operators.book_state.BookConfig``)."""
 
     NAME = "book"
 
+    # Defaults are the operator's (``BookConfig``), declared there once; only
+    # ``every_ms`` differs on purpose: the operator alone emits after every update
+    # (0), a run emits once a second unless asked.
     every_ms: Annotated[
         float,
         msgspec.Meta(
@@ -67,7 +74,7 @@ class BookSettings(Section, frozen=True, kw_only=True):
     ] = ""
     top_n: Annotated[
         int, msgspec.Meta(ge=1, le=1_000, description="levels per side in imbalance")
-    ] = 5
+    ] = _BOOK.top_n
     bands_bps: Annotated[
         list[Annotated[int, msgspec.Meta(gt=0, le=10_000)]],
         msgspec.Meta(
@@ -75,14 +82,14 @@ class BookSettings(Section, frozen=True, kw_only=True):
             max_length=32,
             description="depth bands around the mid, basis points",
         ),
-    ] = msgspec.field(default_factory=lambda: [10, 25, 50, 100])
+    ] = msgspec.field(default_factory=lambda: list(_BOOK.bands_bps))
     max_levels: Annotated[
         int | None,
         msgspec.Meta(description="levels kept per side (trimmed far from the touch)"),
-    ] = 5_000
+    ] = _BOOK.max_levels
     checksum: Annotated[
         bool, msgspec.Meta(description="a CRC32 of the whole book in every stats line")
-    ] = False
+    ] = _BOOK.checksum
 
     def problems(self) -> Iterator[tuple[str, str]]:
         """``max_levels`` bounds (msgspec cannot constrain an optional int)."""
@@ -134,13 +141,16 @@ def book_streams(symbols: list[str], window: str = "") -> list[str]:
 class BookOut:
     """The book step's outputs."""
 
-    stats: Stream[Any]  # BookStats, emit time stamped
-    integrity: Stream[Any]  # BookIntegrity
+    stats: Stream[BookStats]  # emit time stamped
+    integrity: Stream[BookIntegrity]
 
 
 @operator
 def analyze_books(
-    step_id: str, records: Stream[Any], config: BookConfig, route: Route | None = None
+    step_id: str,
+    records: Stream[SourceRecord],
+    config: BookConfig,
+    route: Route | None = None,
 ) -> BookOut:
     """Connector records in; book stats and integrity events out (keyed by symbol)."""
     # One call per batch selects and keys the records (see flows.keys).
@@ -157,7 +167,7 @@ def _streams(context: FlowContext) -> list[str]:
     return book_streams(list(context.symbols), f"{window}." if window else "")
 
 
-def _wire(records: Stream[Any], context: FlowContext) -> Outputs:
+def _wire(records: Stream[SourceRecord], context: FlowContext) -> Outputs:
     config = context.section(BookSettings).config(context.symbols)
     books = analyze_books("books", records, config, context.route)
     return [books.stats, books.integrity], []

@@ -51,6 +51,8 @@ from ..connectors.backpack.streams import (
     parse_stream,
 )
 from ..connectors.backpack.wire import Frame, Kline, Trade
+from ..connectors.connection import Record as SourceRecord
+from ..connectors.errors import ConfigError
 from ..operators.candles import (
     Candle,
     CandleAcc,
@@ -113,13 +115,13 @@ class CandleConfig:
     def __post_init__(self) -> None:
         if self.revise_horizon_us < 0:
             msg = f"revision horizon must be >= 0 us, got {self.revise_horizon_us}"
-            raise ValueError(msg)
+            raise ConfigError(msg)
         if self.allowed_lateness_us < 0:
             msg = f"allowed lateness must be >= 0 us, got {self.allowed_lateness_us}"
-            raise ValueError(msg)
+            raise ConfigError(msg)
         if not any(i in FIXED_INTERVAL_US for i in self.intervals):
             msg = "candle intervals need at least one fixed-length interval (1s ... 1w)"
-            raise ValueError(msg)
+            raise ConfigError(msg)
         base = FIXED_INTERVAL_US[self.base]
         # A month is a whole number of days, so a base that divides a day divides it.
         uneven = [
@@ -127,7 +129,7 @@ class CandleConfig:
         ]
         if uneven:
             msg = f"intervals {uneven} are not multiples of the base {self.base.value}"
-            raise ValueError(msg)
+            raise ConfigError(msg)
 
     @property
     def base(self) -> KlineInterval:
@@ -198,15 +200,15 @@ def candle_streams(
 class CandleOut:
     """The candle step's outputs."""
 
-    candles: Stream[Any]  # Candle, HistoricalCandle
-    integrity: Stream[Any]  # TradeGap, KlineMismatch, KlineResolved, TradeBackfill
-    late: Stream[Any]  # Trade
+    candles: Stream[Candle | HistoricalCandle]
+    integrity: Stream[TradeGap | KlineMismatch | KlineResolved | TradeBackfill]
+    late: Stream[Trade]
 
 
 @operator
 def roll_candles(
     step_id: str,
-    records: Stream[Any],
+    records: Stream[SourceRecord],
     config: CandleConfig,
     route: Route | None = None,
 ) -> CandleOut:
@@ -272,6 +274,9 @@ def roll_candles(
     return CandleOut(candle_out, integrity_out, late)
 
 
+_CANDLES = CandleConfig()  # the defaults, declared once, which the settings share
+
+
 class CandleSettings(Section, frozen=True, kw_only=True):
     """``[candles]``: what the candle flow computes (see ``CandleConfig``)."""
 
@@ -292,10 +297,10 @@ class CandleSettings(Section, frozen=True, kw_only=True):
             le=3_600_000,
             description="how late a trade may be and still count, ms",
         ),
-    ] = 2_000
+    ] = _CANDLES.allowed_lateness_us // 1000
     fill: Annotated[
         bool, msgspec.Meta(description="forward-fill quiet intervals (volume 0)")
-    ] = False
+    ] = _CANDLES.forward_fill
     revise_s: Annotated[
         int,
         msgspec.Meta(
@@ -304,7 +309,7 @@ class CandleSettings(Section, frozen=True, kw_only=True):
             description="after a trade gap, how long its candles can be corrected by "
             "trades fetched back, s (0: never)",
         ),
-    ] = 360
+    ] = _CANDLES.revise_horizon_us // 1_000_000
     backfill: Annotated[
         str,
         msgspec.Meta(
@@ -360,7 +365,7 @@ def _streams(context: FlowContext) -> list[str]:
     return candle_streams(list(context.symbols), config.intervals)
 
 
-def _wire(records: Stream[Any], context: FlowContext) -> Outputs:
+def _wire(records: Stream[SourceRecord], context: FlowContext) -> Outputs:
     config = context.section(CandleSettings).config(replay=context.replay)
     bars = roll_candles("roll_candles", records, config, context.route)
     return [bars.candles, bars.integrity, bars.late], []

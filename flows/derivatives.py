@@ -18,6 +18,7 @@ from bytewax.dataflow import Stream, operator
 
 from ..connectors.backpack.seeds import SeededMarkPrice
 from ..connectors.backpack.wire import Frame, MarkPrice, OpenInterest
+from ..connectors.connection import Record as SourceRecord
 from ..operators.derivatives import (
     DerivativesConfig,
     DerivativesState,
@@ -45,10 +46,10 @@ def derivative_streams(symbols: list[str]) -> list[str]:
 @operator
 def join_mark_oi(
     step_id: str,
-    records: Stream[Any],
+    records: Stream[SourceRecord],
     config: DerivativesConfig,
     route: Route | None = None,
-) -> Stream[Any]:
+) -> Stream[DerivativesView]:
     """Connector records in; a ``DerivativesView`` per mark/OI event out."""
     kinds = (MarkPrice, SeededMarkPrice, OpenInterest)
     keyed = keyed_frames("by_symbol", records, kinds, route)
@@ -60,7 +61,7 @@ def _streams(context: FlowContext) -> list[str]:
     return derivative_streams(list(context.symbols))
 
 
-def _wire(records: Stream[Any], context: FlowContext) -> Outputs:
+def _wire(records: Stream[SourceRecord], context: FlowContext) -> Outputs:
     views = join_mark_oi("join_mark_oi", records, DerivativesConfig(), context.route)
     return [views], []
 

@@ -26,6 +26,7 @@ import msgspec
 from bytewax.dataflow import Stream, operator
 
 from ..connectors.backpack.wire import Frame, Liquidation, MarkPrice
+from ..connectors.connection import Record as SourceRecord
 from ..operators.bursts import (
     BurstAlert,
     BurstConfig,
@@ -48,6 +49,9 @@ __all__ = [
 _NOTIONAL_MAX = Decimal(10) ** 15
 
 
+_BURSTS = BurstConfig()  # the operator's defaults, which the settings share
+
+
 class BurstSettings(Section, frozen=True, kw_only=True):
     """``[bursts]``: the liquidation burst detector (``operators.bursts``)."""
 
@@ -56,14 +60,14 @@ class BurstSettings(Section, frozen=True, kw_only=True):
     min_notional: Annotated[
         Decimal,
         msgspec.Meta(description="a burst needs this much notional in 10 s (quote)"),
-    ] = Decimal(50_000)
+    ] = _BURSTS.min_notional
     min_count: Annotated[
         int,
         msgspec.Meta(ge=1, le=1_000_000, description="... and this many liquidations"),
-    ] = 5
+    ] = _BURSTS.min_count
     multiple: Annotated[
         Decimal, msgspec.Meta(description="... and this multiple of the baseline")
-    ] = Decimal(5)
+    ] = _BURSTS.multiple
     cooldown_s: Annotated[
         int,
         msgspec.Meta(
@@ -71,7 +75,7 @@ class BurstSettings(Section, frozen=True, kw_only=True):
             le=86_400,
             description="a burst ends after this long without a liquidation, s",
         ),
-    ] = 30
+    ] = _BURSTS.cooldown_s
 
     def problems(self) -> Iterator[tuple[str, str]]:
         """Decimal bounds (msgspec constrains no Decimal)."""
@@ -146,14 +150,14 @@ def liquidation_streams(symbols: list[str] | None = None) -> list[str]:
 class BurstOut:
     """The burst step's outputs."""
 
-    alerts: Stream[Any]  # BurstAlert
-    stats: Stream[Any]  # LiquidationStats
+    alerts: Stream[BurstAlert]
+    stats: Stream[LiquidationStats]
 
 
 @operator
 def detect_bursts(
     step_id: str,
-    records: Stream[Any],
+    records: Stream[SourceRecord],
     config: BurstConfig,
     route: Route | None = None,
 ) -> BurstOut:
@@ -170,7 +174,7 @@ def _streams(context: FlowContext) -> list[str]:
     return liquidation_streams(list(context.symbols))
 
 
-def _wire(records: Stream[Any], context: FlowContext) -> Outputs:
+def _wire(records: Stream[SourceRecord], context: FlowContext) -> Outputs:
     config = context.section(BurstSettings).config()
     bursts = detect_bursts("detect_bursts", records, config, context.route)
     return [bursts.stats], [bursts.alerts]

@@ -20,6 +20,7 @@ from typing import Any
 
 from bytewax.dataflow import Stream
 
+from ..connectors.connection import Record as SourceRecord
 from ..operators.book_state import BookConfig
 from ..operators.bursts import BurstConfig
 from ..operators.derivatives import DerivativesConfig
@@ -63,7 +64,7 @@ def _with_symbols(context: FlowContext, symbols: tuple[str, ...]) -> FlowContext
 
 
 def market_outputs(
-    records: Stream[Any], config: MarketConfig, route: Route | None = None
+    records: Stream[SourceRecord], config: MarketConfig, route: Route | None = None
 ) -> tuple[list[Stream[Any]], list[Stream[Any]]]:
     """The four parts on one input from explicit configurations."""
     books = book.analyze_books("books", records, config.book, route)
@@ -81,7 +82,7 @@ def market_outputs(
     return outputs, [bursts.alerts]
 
 
-def _wire(records: Stream[Any], context: FlowContext) -> Outputs:
+def _wire(records: Stream[SourceRecord], context: FlowContext) -> Outputs:
     config = MarketConfig(
         book=context.section(book.BookSettings).config(context.symbols),
         candles=context.section(candles.CandleSettings).config(replay=context.replay),

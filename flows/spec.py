@@ -22,6 +22,7 @@ import msgspec
 if TYPE_CHECKING:
     from bytewax.dataflow import Stream
 
+    from ..connectors.connection import Record as SourceRecord
     from .keys import Route
 
 __all__ = [
@@ -56,6 +57,7 @@ class Section(
 S = TypeVar("S", bound=Section)
 
 Outputs = tuple[list["Stream[Any]"], list["Stream[Any]"]]  # (records, alerts)
+Records = "Stream[SourceRecord]"  # what a source emits: frames, syncs, dead letters...
 
 SymbolRule = Literal["required", "optional", "streams"]
 
@@ -113,7 +115,7 @@ class FlowSpec:
     help: str
     sections: tuple[type[Section], ...]
     streams: Callable[[FlowContext], list[str]]
-    wire: Callable[[Stream[Any], FlowContext], Outputs]
+    wire: Callable[[Stream[SourceRecord], FlowContext], Outputs]
     produces: tuple[type, ...]
     symbols: SymbolRule = "required"
     markets: Literal["any", "perp"] = "any"

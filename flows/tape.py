@@ -9,13 +9,12 @@ bpx_flows.entry:tape`` runs it against the live exchange with the streams in
 
 from __future__ import annotations
 
-from typing import Any
-
 from bytewax.dataflow import Stream
 
 from ..connectors.backpack.booksync import BookSnapshot, Resync
 from ..connectors.backpack.decode import BadFrame
 from ..connectors.backpack.wire import Frame, ServerError
+from ..connectors.connection import Record as SourceRecord
 from .spec import FlowContext, FlowSpec, Outputs
 
 __all__ = ["SPEC"]
@@ -25,7 +24,7 @@ def _streams(context: FlowContext) -> list[str]:
     return list(context.streams)
 
 
-def _wire(records: Stream[Any], context: FlowContext) -> Outputs:
+def _wire(records: Stream[SourceRecord], context: FlowContext) -> Outputs:
     return [records], []
 
 

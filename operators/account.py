@@ -40,6 +40,7 @@ from ..connectors.backpack.wire import (
     RfqUpdate,
 )
 from ..connectors.clock import Watermark
+from ..connectors.errors import ConfigError
 from . import book_state
 from .book_state import BookConfig, BookStats, SymbolBooks
 from .numbers import to_decimal
@@ -106,16 +107,16 @@ class AccountConfig:
         if any(not level > 0 for level in self.margin_alert_levels):
             shown = ", ".join(str(level) for level in self.margin_alert_levels)
             msg = f"margin alert levels must be > 0, got {shown}"
-            raise ValueError(msg)
+            raise ConfigError(msg)
         if not 0 < self.rearm_below <= 1:
             msg = f"rearm_below must be in (0, 1], got {self.rearm_below}"
-            raise ValueError(msg)
+            raise ConfigError(msg)
         if self.mids_kept < 1:
             msg = f"mids_kept must be >= 1, got {self.mids_kept}"
-            raise ValueError(msg)
+            raise ConfigError(msg)
         if self.rfq_expiry_grace_us < 0:
             msg = f"rfq_expiry_grace_us must be >= 0, got {self.rfq_expiry_grace_us}"
-            raise ValueError(msg)
+            raise ConfigError(msg)
 
 
 class AutoCloseAlert(msgspec.Struct, frozen=True, kw_only=True):

@@ -225,6 +225,32 @@ def _on_liquidation(
         return
     data = state.sides.setdefault(event.S, _Side())
     notional = quantity * price
+    windows, baseline = _fold(state, data, now, notional, config)
+    out.append(
+        LiquidationStats(
+            symbol=event.s,
+            side=BookSide.of(event.S),
+            event_us=event.T,
+            quantity=quantity,
+            price=price,
+            notional=notional,
+            windows=windows,
+            baseline=baseline,
+        )
+    )
+    alert = _detect(data, now, notional, baseline, config, event.s, event.S)
+    if alert is not None:
+        out.append(alert)
+
+
+def _fold(
+    state: BurstState, data: _Side, now: int, notional: Decimal, config: BurstConfig
+) -> tuple[tuple[WindowStats, ...], Decimal | None]:
+    """One liquidation's notional into its side's buckets and windows.
+
+    Returns the windows' statistics and the side's baseline (recomputed once per
+    bucket).
+    """
     bucket = now // (config.bucket_s * _S)
     data.buckets[bucket] = data.buckets.get(bucket, Decimal(0)) + notional
     oldest_bucket = bucket - config.baseline_s // config.bucket_s
@@ -241,19 +267,19 @@ def _on_liquidation(
         first_bucket = state.first_us // (config.bucket_s * _S)
         data.baseline = _baseline(data, first_bucket, bucket, config)
         data.baseline_bucket = bucket
-    baseline = data.baseline
-    out.append(
-        LiquidationStats(
-            symbol=event.s,
-            side=BookSide.of(event.S),
-            event_us=event.T,
-            quantity=quantity,
-            price=price,
-            notional=notional,
-            windows=windows,
-            baseline=baseline,
-        )
-    )
+    return windows, data.baseline
+
+
+def _detect(
+    data: _Side,
+    now: int,
+    notional: Decimal,
+    baseline: Decimal | None,
+    config: BurstConfig,
+    symbol: str,
+    side: Side,
+) -> BurstAlert | None:
+    """Extend the side's burst, or start one when the trigger window passes the bar."""
     trigger_window = data.windows[config.bucket_s]
     trigger = trigger_window.stats(config.bucket_s)
     burst = data.burst
@@ -262,23 +288,24 @@ def _on_liquidation(
         burst.total += notional
         burst.count += 1
         burst.peak = max(burst.peak, trigger.notional)
-        return
+        return None
     threshold = config.min_notional
     if baseline is not None:
         threshold = max(threshold, baseline * config.multiple)
-    if trigger.count >= config.min_count and trigger.notional >= threshold:
-        start = trigger_window.events[0][0]
-        data.burst = _Burst(
-            start,
-            now,
-            now,
-            trigger.notional,
-            trigger.notional,
-            trigger.count,
-            threshold,
-            baseline,
-        )
-        out.append(_alert(event.s, event.S, data.burst, BurstPhase.STARTED))
+    if trigger.count < config.min_count or trigger.notional < threshold:
+        return None
+    start = trigger_window.events[0][0]
+    data.burst = _Burst(
+        start,
+        now,
+        now,
+        trigger.notional,
+        trigger.notional,
+        trigger.count,
+        threshold,
+        baseline,
+    )
+    return _alert(symbol, side, data.burst, BurstPhase.STARTED)
 
 
 def _maybe_end(

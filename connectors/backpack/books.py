@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from ..errors import ConfigError
 from .booksync import BookSync, ResyncReason, SyncRecord
 from .streams import Channel, parse_stream
 from .wire import Depth, DepthSnapshot, Frame
@@ -35,7 +36,7 @@ class BookRouter:
         name = parse_stream(stream)
         if name.channel is not Channel.DEPTH or name.symbol is None:
             msg = f"{stream} is not a depth stream"
-            raise ValueError(msg)
+            raise ConfigError(msg)
         sync = self.syncs[stream] = BookSync(stream, name.symbol)
         return sync
 

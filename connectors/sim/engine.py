@@ -14,6 +14,8 @@ from decimal import Decimal
 
 from sortedcontainers import SortedDict
 
+from ..errors import ConfigError
+
 __all__ = ["BookChange", "DecimalUnits", "Fill", "MarketEngine", "MarketSpec"]
 
 _MIN_LEVELS = 5
@@ -79,7 +81,7 @@ class DecimalUnits:
         units, rest = divmod(Decimal(text), self._size)
         if rest:
             msg = f"{text} is not a multiple of {self._size}"
-            raise ValueError(msg)
+            raise ConfigError(msg)
         return int(units)
 
 

@@ -47,6 +47,7 @@ from ..backpack.wire import (
     Trade,
     TradeRow,
 )
+from ..errors import ConfigError
 from .account import MarketOrder, PrivateEvent, SimAccount
 from .engine import (
     BookChange,
@@ -133,10 +134,10 @@ class SimConfig:
     def __post_init__(self) -> None:
         if not 0 <= self.history_s <= MAX_HISTORY_S:
             msg = f"history must be 0..{MAX_HISTORY_S:.0f} s, got {self.history_s}"
-            raise ValueError(msg)
+            raise ConfigError(msg)
         if self.trade_history < 1:
             msg = f"trade history must keep >= 1 trade, got {self.trade_history}"
-            raise ValueError(msg)
+            raise ConfigError(msg)
 
 
 @dataclass(slots=True)
@@ -200,7 +201,7 @@ class Exchange:
         for cascade in config.cascades_at:
             if cascade.symbol not in self.engines:
                 msg = f"scheduled cascade on an unknown market {cascade.symbol!r}"
-                raise ValueError(msg)
+                raise ConfigError(msg)
             t = start_us + int(cascade.at_s * _S)
             for _ in range(cascade.count):
                 self._push(t, "cascade_liq", f"{cascade.symbol}|{cascade.side.value}")

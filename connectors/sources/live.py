@@ -19,7 +19,7 @@ from ..connection import (
     Record,
     Tap,
 )
-from ..errors import BpxError
+from ..errors import BpxError, ConfigError
 from ..rest import DEFAULT_REST_URL, RestClient
 from ..routing import partition
 from ..worker_loop import WorkerLoop
@@ -287,7 +287,7 @@ class BackpackSource(DynamicSource[Record]):
                     f"run has {worker_count} worker(s): their streams would never "
                     "be read"
                 )
-                raise ValueError(msg)
+                raise ConfigError(msg)
             return self._groups.get(worker_index, {})
         groups = partition(self._streams, self.config.streams_per_connection)
         return {

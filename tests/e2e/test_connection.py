@@ -259,6 +259,9 @@ def test_rest_errors_during_sync_are_retried(fresh_sim: SimThread, status: int) 
             await assert_books_match_after_pause(
                 conn, got, fresh_sim, fresh_sim.server, BOOK_SYMBOLS
             )
+            # Retried inside the client: every book's snapshot counted, none failed.
+            assert conn.stats.snapshots >= len(BOOK_SYMBOLS)
+            assert conn.stats.snapshot_failures == 0
         finally:
             await close(conn, rest)
 
