@@ -276,3 +276,52 @@ def test_a_silent_connection_never_holds_up_a_busy_one_on_the_same_worker() -> N
     assert len(sent) > 300
     assert ids == list(range(1, len(ids) + 1))
     assert len(ids) >= len(sent) - 50
+
+
+REST_STREAMS = [
+    "depth.SOL_USDC",
+    "trade.SOL_USDC",
+    "kline.1m.SOL_USDC",
+    "markPrice.SOL_USDC_PERP",
+    "openInterest.SOL_USDC_PERP",
+]
+
+
+def test_every_kind_of_rest_answer_replays_to_the_live_records(
+    fresh_sim: SimThread, tmp_path: Path
+) -> None:
+    """Live and replay read REST answers through one function (``records_of``):
+    depth snapshots, a trade gap fetched back, kline history, both seeds."""
+    server = fresh_sim.server
+    # Frames lost in a stall (the trades among them are fetched back), then a
+    # dropped connection (books resync from new snapshots).
+    for fault in (
+        Fault(FaultKind.STALL, after=40, seconds=2.0),
+        Fault(FaultKind.DROP, after=120),
+    ):
+        fresh_sim.call(lambda f=fault: server.arm(f))
+    config = source_config(fresh_sim, 5.0, 100)
+    connection = dataclasses.replace(
+        config.connection, backfill_trades=True, kline_backfill_s=120.0
+    )
+    path = tmp_path / "rest.jsonl"
+    with Recorder(path, REST_STREAMS) as recorder:
+        source = BackpackSource(
+            parse_streams(REST_STREAMS),
+            dataclasses.replace(config, connection=connection),
+            tap=recorder,
+        )
+        live = run_tape(source)
+    text = path.read_text()
+    for rest in (
+        "/api/v1/depth",
+        "/api/v1/trades/history",
+        "/api/v1/klines",
+        "/api/v1/markPrices",
+        "/api/v1/openInterest",
+    ):
+        assert f'"rest":"{rest}"' in text, rest
+    kinds = {type(r.data).__name__ for r in live if isinstance(r, Frame)}
+    assert {"BackfilledTrade", "SeededMarkPrice", "OpenInterest"} <= kinds
+    assert any(isinstance(r, BookSnapshot) for r in live)
+    assert run_tape(ReplaySource([path])) == live
