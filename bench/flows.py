@@ -250,6 +250,35 @@ def _row(raw: dict[str, Any]) -> dict[str, Any]:
 
 def bench_flows(session: str, decode_per_s: float, session_100: str) -> dict[str, Any]:
     """Each flow alone; ``market`` on 1/2 workers and 2 processes; two sessions."""
+    results: dict[str, Any] = {}
+    for name, run in _flow_cases(session, session_100):
+        results[name] = row = _best(run)
+        _say(name, row)
+    one = results["market, 1 worker"]["frames_per_s"]
+    results["market_vs_decode"] = round(one / decode_per_s, 3)
+    results["two_workers_vs_one"] = round(
+        results["market, 2 workers"]["frames_per_s"] / one, 2
+    )
+    results["two_processes_vs_one"] = round(
+        results["market, 2 processes"]["frames_per_s"] / one, 2
+    )
+    results["two_processes_vs_one_100_symbols"] = round(
+        results["market, 100 symbols, 2 processes"]["frames_per_s"]
+        / results["market, 100 symbols, 1 worker"]["frames_per_s"],
+        2,
+    )
+    print(
+        f"market: {results['market_vs_decode']}x decode; 2 workers "
+        f"{results['two_workers_vs_one']}x one; 2 processes "
+        f"{results['two_processes_vs_one']}x one process (100 symbols: "
+        f"{results['two_processes_vs_one_100_symbols']}x)",
+        flush=True,
+    )
+    return results
+
+
+def _flow_cases(session: str, session_100: str) -> list[tuple[str, Any]]:
+    """``(name, run)`` of every flow case: ``run()`` gives its row."""
     hundred = [f"S{i:03d}_USDC" for i in range(100)]
 
     def one_process(
@@ -281,10 +310,7 @@ def bench_flows(session: str, decode_per_s: float, session_100: str) -> dict[str
             "market, 100 symbols, 1 worker",
             one_process("market", 1, session_100, hundred),
         ),
-        (
-            "market, 100 symbols, 2 processes",
-            cluster(session_100, hundred),
-        ),
+        ("market, 100 symbols, 2 processes", cluster(session_100, hundred)),
     ]
     # The replay batch size (source.batch, 10,000 by default) against throughput.
     for batch in (5_000, 20_000):
@@ -298,31 +324,7 @@ def bench_flows(session: str, decode_per_s: float, session_100: str) -> dict[str
                 cluster(session, MARKETS, batch),
             ),
         ]
-    results: dict[str, Any] = {}
-    for name, run in cases:
-        results[name] = row = _best(run)
-        _say(name, row)
-    one = results["market, 1 worker"]["frames_per_s"]
-    results["market_vs_decode"] = round(one / decode_per_s, 3)
-    results["two_workers_vs_one"] = round(
-        results["market, 2 workers"]["frames_per_s"] / one, 2
-    )
-    results["two_processes_vs_one"] = round(
-        results["market, 2 processes"]["frames_per_s"] / one, 2
-    )
-    results["two_processes_vs_one_100_symbols"] = round(
-        results["market, 100 symbols, 2 processes"]["frames_per_s"]
-        / results["market, 100 symbols, 1 worker"]["frames_per_s"],
-        2,
-    )
-    print(
-        f"market: {results['market_vs_decode']}x decode; 2 workers "
-        f"{results['two_workers_vs_one']}x one; 2 processes "
-        f"{results['two_processes_vs_one']}x one process (100 symbols: "
-        f"{results['two_processes_vs_one_100_symbols']}x)",
-        flush=True,
-    )
-    return results
+    return cases
 
 
 def bench_live(session: str, speed: float, seconds: float) -> dict[str, Any]:

@@ -1,5 +1,8 @@
 """The live connector side by side with a bare loop and ccxt pro, on identical bytes.
 
+(Over 450 lines: the three clients and their harness are one benchmark, read
+together; the shared helpers live in ``bench/harness.py``.)
+
     python -m bench.live                       # every case, a table on stdout
     python -m bench.live client KIND ...       # one client (run by the above)
 
@@ -234,27 +237,6 @@ def client_flow(
     meter = Meter(expected)
     idle_s = float(os.environ.get("BENCH_IDLE_S", "0"))
 
-    def sample() -> None:
-        # Frames taken by the flow, every 20 ms; then stop the flow. Idle, every
-        # 0.5 s: the harness's own polling is not the client's cost at rest.
-        started = time.monotonic()
-        every_s = 0.5 if idle_s else 0.02
-        while not meter.done.is_set():
-            time.sleep(every_s)
-            conns = list(source.connections().values())
-            # Received and handed to the flow: records still queued at the
-            # connection (up to ``max_pending``) are not done yet.
-            frames = sum(c.session.stats.frames.total() - c.pending for c in conns)
-            meter.seen(max(0, frames))
-            if idle_s:
-                elapsed = time.monotonic() - started
-                if not settled and elapsed >= _SETTLE_S:
-                    settled.append((time.perf_counter(), cpu_seconds()))
-                if elapsed >= idle_s:
-                    settled.append((time.perf_counter(), cpu_seconds()))
-                    break
-        source.stop.set()
-
     if every_update:  # latency after the warm-up (100 books wait for snapshots)
         from bench.harness import COUNT_FROM_US, WARM_UP_S
 
@@ -262,10 +244,50 @@ def client_flow(
     settled: list[tuple[float, float]] = []  # idle: after start-up, and at the end
     cpu0 = cpu_seconds()
     wall0 = time.perf_counter()
-    sampler = threading.Thread(target=sample, daemon=True)
+    sampler = threading.Thread(
+        target=_sample, args=(source, meter, idle_s, settled), daemon=True
+    )
     sampler.start()
     run_bytewax(flow, 1, None, [])
     sampler.join(timeout=10)
+    _report_flow(source, sink, meter, settled, cpu0, wall0)
+
+
+def _sample(
+    source: Any, meter: Meter, idle_s: float, settled: list[tuple[float, float]]
+) -> None:
+    """Count the frames taken by the flow until the meter is done, then stop it.
+
+    Every 20 ms; idle, every 0.5 s (the harness's own polling is not the client's
+    cost at rest), noting the CPU after start-up and at the end in ``settled``.
+    """
+    started = time.monotonic()
+    every_s = 0.5 if idle_s else 0.02
+    while not meter.done.is_set():
+        time.sleep(every_s)
+        conns = list(source.connections().values())
+        # Received and handed to the flow: records still queued at the
+        # connection (up to ``max_pending``) are not done yet.
+        frames = sum(c.session.stats.frames.total() - c.pending for c in conns)
+        meter.seen(max(0, frames))
+        if idle_s:
+            elapsed = time.monotonic() - started
+            if not settled and elapsed >= _SETTLE_S:
+                settled.append((time.perf_counter(), cpu_seconds()))
+            if elapsed >= idle_s:
+                settled.append((time.perf_counter(), cpu_seconds()))
+                break
+    source.stop.set()
+
+
+def _report_flow(
+    source: Any,
+    sink: Any,
+    meter: Meter,
+    settled: list[tuple[float, float]],
+    cpu0: float,
+    wall0: float,
+) -> None:
     samples = sorted(sink.samples)
     n = len(samples)
 
@@ -358,6 +380,9 @@ def _best(run: Any, repeats: int) -> dict[str, Any]:
     return min(rows, key=lambda r: r["cpu_us_per_frame"] or float("inf"))
 
 
+Client = tuple[str, str, list[str], int, dict[str, str]]  # name, kind, args, n, env
+
+
 def bench_live_connector(repeats: int = 2) -> dict[str, Any]:
     """Every client on the paced and the burst feed; idle; latency at 20k frames/s."""
     from bench.books import session_for
@@ -366,7 +391,6 @@ def bench_live_connector(repeats: int = 2) -> dict[str, Any]:
     counts, span_s = frames_by_stream(session)
     total = sum(counts.values())
     symbols = sorted({s.split(".", 1)[1] for s in counts})
-    depth_streams = [s for s in counts if s.startswith("depth.")]
     paced_rate = 20_000
     paced_speed = paced_rate * span_s / total
     feeds = {"paced": paced_speed, "burst": 0.0}
@@ -377,42 +401,7 @@ def bench_live_connector(repeats: int = 2) -> dict[str, Any]:
         flush=True,
     )
     results: dict[str, Any] = {"frames": total, "markets": len(symbols)}
-
-    def expected(streams: list[str]) -> int:
-        return sum(counts.get(s, 0) for s in streams)
-
-    clients: list[tuple[str, str, list[str], int, dict[str, str]]] = [
-        ("bare websockets + orjson", "bare", list(counts), total, {}),
-        ("ccxt pro, books", "ccxt", symbols, expected(depth_streams), {}),
-        (
-            "ccxt pro, books + trades",
-            "ccxt",
-            symbols,
-            total,
-            {"BENCH_CCXT_TRADES": "1"},
-        ),
-        (
-            "bpx-flows book flow",
-            "book",
-            symbols,
-            expected(_flow_streams("book", symbols)),
-            {},
-        ),
-        (
-            "bpx-flows market flow",
-            "market",
-            symbols,
-            expected(_flow_streams("market", symbols)),
-            {},
-        ),
-        (
-            "bpx-flows book flow, permessage-deflate",
-            "book",
-            symbols,
-            expected(_flow_streams("book", symbols)),
-            {"BENCH_COMPRESSION": "1"},
-        ),
-    ]
+    clients = _clients(counts, symbols)
     for feed, speed in feeds.items():
         rows: dict[str, Any] = {}
         for name, kind, args, want, env in clients:
@@ -423,39 +412,8 @@ def bench_live_connector(repeats: int = 2) -> dict[str, Any]:
                 repeats,
             )
             rows[name] = row
-            print(
-                f"  {feed}: {name}: {row['cpu_us_per_frame']} µs CPU per frame, "
-                f"{row['frames_per_s'] or 0:,} frames/s ({row['frames']:,} of "
-                f"{row['expected']:,} frames in {row['wall_s']} s)"
-                + (
-                    f", {row['crossed']} crossed of {row['books']} books"
-                    if "books" in row
-                    else ""
-                )
-                + (
-                    f", wire {row['wire_bytes'] / row['payload_bytes']:.2f}x payload"
-                    if row.get("payload_bytes")
-                    else ""
-                ),
-                flush=True,
-            )
-        book = rows["bpx-flows book flow"]["cpu_us_per_frame"]
-        ccxt = rows["ccxt pro, books"]["cpu_us_per_frame"]
-        bare = rows["bare websockets + orjson"]
-        market = rows["bpx-flows market flow"]
-        rows["book_vs_ccxt_cpu"] = round(book / ccxt, 3)
-        rows["market_vs_bare_rate"] = round(
-            (market["frames_per_s"] or 0) / (bare["frames_per_s"] or 1), 3
-        )
-        deflate = rows["bpx-flows book flow, permessage-deflate"]["cpu_us_per_frame"]
-        rows["deflate_extra_us_per_frame"] = round(deflate - book, 2)
-        print(
-            f"  {feed}: book flow {rows['book_vs_ccxt_cpu']}x ccxt's CPU per frame; "
-            f"market flow {rows['market_vs_bare_rate']}x the bare loop's rate; "
-            f"permessage-deflate {rows['deflate_extra_us_per_frame']:+} µs per frame",
-            flush=True,
-        )
-        results[feed] = rows
+            _say_client(feed, name, row)
+        results[feed] = _compared(feed, rows)
     results["idle"] = bench_idle()
     results["latency"] = {
         f"tape, {rate:,} frames/s": bench_latency(session_for(100), rate)
@@ -465,6 +423,78 @@ def bench_live_connector(repeats: int = 2) -> dict[str, Any]:
         session_for(100), 5_000, "book"
     )
     return results
+
+
+def _clients(counts: dict[str, int], symbols: list[str]) -> list[Client]:
+    """Every client of the live case, with the frames each must read."""
+    total = sum(counts.values())
+    depth_streams = [s for s in counts if s.startswith("depth.")]
+
+    def expected(streams: list[str]) -> int:
+        return sum(counts.get(s, 0) for s in streams)
+
+    book = expected(_flow_streams("book", symbols))
+    market = expected(_flow_streams("market", symbols))
+    return [
+        ("bare websockets + orjson", "bare", list(counts), total, {}),
+        ("ccxt pro, books", "ccxt", symbols, expected(depth_streams), {}),
+        (
+            "ccxt pro, books + trades",
+            "ccxt",
+            symbols,
+            total,
+            {"BENCH_CCXT_TRADES": "1"},
+        ),
+        ("bpx-flows book flow", "book", symbols, book, {}),
+        ("bpx-flows market flow", "market", symbols, market, {}),
+        (
+            "bpx-flows book flow, permessage-deflate",
+            "book",
+            symbols,
+            book,
+            {"BENCH_COMPRESSION": "1"},
+        ),
+    ]
+
+
+def _say_client(feed: str, name: str, row: dict[str, Any]) -> None:
+    print(
+        f"  {feed}: {name}: {row['cpu_us_per_frame']} µs CPU per frame, "
+        f"{row['frames_per_s'] or 0:,} frames/s ({row['frames']:,} of "
+        f"{row['expected']:,} frames in {row['wall_s']} s)"
+        + (
+            f", {row['crossed']} crossed of {row['books']} books"
+            if "books" in row
+            else ""
+        )
+        + (
+            f", wire {row['wire_bytes'] / row['payload_bytes']:.2f}x payload"
+            if row.get("payload_bytes")
+            else ""
+        ),
+        flush=True,
+    )
+
+
+def _compared(feed: str, rows: dict[str, Any]) -> dict[str, Any]:
+    """``rows`` with the ratios the targets are stated in."""
+    book = rows["bpx-flows book flow"]["cpu_us_per_frame"]
+    ccxt = rows["ccxt pro, books"]["cpu_us_per_frame"]
+    bare = rows["bare websockets + orjson"]
+    market = rows["bpx-flows market flow"]
+    rows["book_vs_ccxt_cpu"] = round(book / ccxt, 3)
+    rows["market_vs_bare_rate"] = round(
+        (market["frames_per_s"] or 0) / (bare["frames_per_s"] or 1), 3
+    )
+    deflate = rows["bpx-flows book flow, permessage-deflate"]["cpu_us_per_frame"]
+    rows["deflate_extra_us_per_frame"] = round(deflate - book, 2)
+    print(
+        f"  {feed}: book flow {rows['book_vs_ccxt_cpu']}x ccxt's CPU per frame; "
+        f"market flow {rows['market_vs_bare_rate']}x the bare loop's rate; "
+        f"permessage-deflate {rows['deflate_extra_us_per_frame']:+} µs per frame",
+        flush=True,
+    )
+    return rows
 
 
 def bench_idle(seconds: float = 20.0) -> dict[str, Any]:

@@ -181,31 +181,9 @@ def bench_candles() -> dict[str, Any]:
     return {"replay": flow, "latency": latency}
 
 
-def main() -> int:
-    ensure_session()
-    frames = raw_frames()
-    print(
-        f"session: {len(frames):,} frames, {SESSION.stat().st_size / 1e6:.1f} MB gzip"
-    )
-    results: dict[str, Any] = {
-        "machine": {
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-        },
-        "session_frames": len(frames),
-    }
-    decode = bench_decode(frames)
-    results["decode"] = decode
-    on, off = decode["ours_with_range_policy"], decode["ours_without_range_policy"]
-    print(
-        f"decode ({decode['frames']:,} frames): ours {decode['ours']:,.0f}/s, "
-        f"orjson.loads {decode['orjson']:,.0f}/s, json.loads {decode['json']:,.0f}/s "
-        f"-> {decode['ours'] / decode['orjson']:.2f}x orjson "
-        f"(GC off: {decode['ours_gc_off'] / decode['orjson_gc_off']:.2f}x); "
-        f"range policy on/off, alternating: {on:,.0f}/s vs {off:,.0f}/s "
-        f"(costs {1 - on / off:.1%})"
-    )
+def bench_sources() -> dict[str, Any]:
+    """The replay source, and the live source against a bare websockets loop."""
+    results: dict[str, Any] = {}
     replay = run_case("replay", str(SESSION))
     results["replay_source"] = replay
     print(
@@ -231,6 +209,35 @@ def main() -> int:
         f"live source over loopback: {live['frames_per_s']:,} frames/s "
         f"= {ratio:.2f}x the bare loop (peak RSS {live['peak_rss_mb']} MB)"
     )
+    return results
+
+
+def main() -> int:
+    ensure_session()
+    frames = raw_frames()
+    print(
+        f"session: {len(frames):,} frames, {SESSION.stat().st_size / 1e6:.1f} MB gzip"
+    )
+    results: dict[str, Any] = {
+        "machine": {
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+        },
+        "session_frames": len(frames),
+    }
+    decode = bench_decode(frames)
+    results["decode"] = decode
+    on, off = decode["ours_with_range_policy"], decode["ours_without_range_policy"]
+    print(
+        f"decode ({decode['frames']:,} frames): ours {decode['ours']:,.0f}/s, "
+        f"orjson.loads {decode['orjson']:,.0f}/s, json.loads {decode['json']:,.0f}/s "
+        f"-> {decode['ours'] / decode['orjson']:.2f}x orjson "
+        f"(GC off: {decode['ours_gc_off'] / decode['orjson_gc_off']:.2f}x); "
+        f"range policy on/off, alternating: {on:,.0f}/s vs {off:,.0f}/s "
+        f"(costs {1 - on / off:.1%})"
+    )
+    results.update(bench_sources())
     results["books"] = bench_books()
     results["derivative_flows"] = bench_derivative_flows()
     results["candles"] = bench_candles()

@@ -114,7 +114,7 @@ def _rss_mb() -> float:
     return 0.0
 
 
-def run_soak(  # noqa: PLR0915 (one linear script)
+def run_soak(
     sim_minutes: float = 60.0,
     speed: float = 30.0,
     symbols: int = 100,
@@ -124,7 +124,6 @@ def run_soak(  # noqa: PLR0915 (one linear script)
     sample_every_s: float = 2.0,
 ) -> SoakResult:
     """Run the soak; ``problems`` lists every invariant that failed."""
-    import asyncio
 
     from bytewax.testing import run_main
 
@@ -153,36 +152,15 @@ def run_soak(  # noqa: PLR0915 (one linear script)
         result = SoakResult(sim_minutes, wall_s, symbols, 0, 0, 0, {}, 0)
         runner = threading.Thread(target=run_main, args=(flow,), daemon=True)
         runner.start()
-        rng = random.Random(seed)
-        started = time.monotonic()
-        next_fault = started + fault_every_s
-        next_sample = started + sample_every_s
-        max_pending = 0
-        while runner.is_alive():
-            runner.join(timeout=0.2)
-            now = time.monotonic()
-            if now >= next_fault and now - started < wall_s - 5:
-                _get(f"{rest}/sim/fault?{rng.choice(_FAULTS)}")
-                result.faults_armed += 1
-                next_fault = now + fault_every_s
-            if now >= next_sample:
-                next_sample = now + sample_every_s
-                parts = list(source.partitions.values())
-                conns = list(source.connections().values())
-                result.connection_groups = len(conns)
-                result.rss_mb.append(round(_rss_mb(), 1))
-                result.threads.append(threading.active_count())
-                loops = {id(p.worker.loop): p.worker.loop for p in parts}
-                result.tasks.append(
-                    sum(len(asyncio.all_tasks(x)) for x in loops.values())
-                )
-                pending = sum(c.pending for c in conns)
-                result.pending.append(pending)
-                max_pending = max(
-                    max_pending, max((c.pending for c in conns), default=0)
-                )
-                status = _get(f"{rest}/sim/status")
-                result.sim_connections.append(int(status["connections"]))
+        max_pending = _watch(
+            runner,
+            source,
+            rest,
+            result,
+            random.Random(seed),
+            fault_every_s,
+            sample_every_s,
+        )
         status = _get(f"{rest}/sim/status")
         conns = list(source.connections().values())
         result.faults_fired = status["stats"]["faults_fired"]
@@ -196,6 +174,49 @@ def run_soak(  # noqa: PLR0915 (one linear script)
         sim.join(timeout=10)
     _check(result, rss_bound_mb, left_open, max_pending, settings)
     return result
+
+
+def _watch(
+    runner: threading.Thread,
+    source: Any,
+    rest: str,
+    result: SoakResult,
+    rng: random.Random,
+    fault_every_s: float,
+    sample_every_s: float,
+) -> int:
+    """While the flow runs: arm a random fault now and then, sample the process.
+
+    Returns the most records one connection held for the flow at once.
+    """
+    import asyncio
+
+    started = time.monotonic()
+    next_fault = started + fault_every_s
+    next_sample = started + sample_every_s
+    max_pending = 0
+    while runner.is_alive():
+        runner.join(timeout=0.2)
+        now = time.monotonic()
+        if now >= next_fault and now - started < result.wall_s - 5:
+            _get(f"{rest}/sim/fault?{rng.choice(_FAULTS)}")
+            result.faults_armed += 1
+            next_fault = now + fault_every_s
+        if now < next_sample:
+            continue
+        next_sample = now + sample_every_s
+        parts = list(source.partitions.values())
+        conns = list(source.connections().values())
+        result.connection_groups = len(conns)
+        result.rss_mb.append(round(_rss_mb(), 1))
+        result.threads.append(threading.active_count())
+        loops = {id(p.worker.loop): p.worker.loop for p in parts}
+        result.tasks.append(sum(len(asyncio.all_tasks(x)) for x in loops.values()))
+        result.pending.append(sum(c.pending for c in conns))
+        max_pending = max(max_pending, max((c.pending for c in conns), default=0))
+        status = _get(f"{rest}/sim/status")
+        result.sim_connections.append(int(status["connections"]))
+    return max_pending
 
 
 def _check(

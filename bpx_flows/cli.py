@@ -1,5 +1,8 @@
 """The ``bpx-flows`` command line: flags in, settings out, one runner.
 
+(Over 450 lines: every command's flags in one parser, so their names cannot clash;
+the simulator's commands live in ``sim_commands``.)
+
 Every flow command (``run FLOW``, ``market``, ``book``... from the registry, and
 ``demo``, ``tail``, ``record``, ``replay``) only translates its flags into settings
 overrides and calls ``bpx_flows.runner.run``. The flags and their help (with the

@@ -36,6 +36,9 @@ limits declared on the fields, so NaN and infinities fail as well), rules across
 keys (``problems``), then what the machine must allow (``check_environment``:
 files, directories, ports, the signing key). ``config check`` and ``run`` call the
 same ``validate``, so a file that checks runs.
+
+(Over 450 lines: the schema and its three stages of checks are read together, so
+a key's limits, rules and environment check sit beside its declaration.)
 """
 
 from __future__ import annotations

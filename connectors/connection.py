@@ -1,5 +1,9 @@
 """One resilient WebSocket connection: subscribe, decode, sync books, reconnect.
 
+(Over 450 lines: the reconnect loop, the per-frame hot path and the consumer's
+hand-over share one record buffer and its pause state; REST lives in ``fetcher``,
+the watchdog in ``keepalive``, the protocol in ``backpack``.)
+
 The protocol work is sans-I/O: the ``Session`` (subscriptions, decoding), and the
 ``FetchPlanner`` (book syncs, trade gaps, kline history, seeds), whose REST requests
 the ``Fetcher`` makes. This module owns the socket loop: connect, subscribe, feed
@@ -40,6 +44,7 @@ from .connection_config import (
 )
 from .errors import AuthError, BpxError, ConfigError
 from .fetcher import Fetcher
+from .keepalive import watch
 from .rest import RestClient
 from .wsclient import HandshakeError, WsClient, open_client
 
@@ -145,7 +150,6 @@ class Connection:
         self._receive = self.session.receive
         self._syncs = self.books.syncs
         self._fatal: AuthError | None = None
-        self._cause: str | None = None  # set by the watchdog before it aborts
         self._closing = False
         self._has_private = any(s.private for s in streams)
         self._frames_this_connection = 0
@@ -361,7 +365,7 @@ class Connection:
         self.planner.connected(now_us)
         if self._fetcher is not None:
             self._fetcher.pump()
-        watchdog = asyncio.create_task(self._watch(client))
+        watchdog = asyncio.create_task(watch(client, self.config, self._silent_for_s))
         try:
             closed = await client.closed
         finally:
@@ -370,14 +374,17 @@ class Connection:
                 await watchdog
             self._client = None
             self._wire_bytes += client.bytes_received
-        if self._cause is not None:
-            cause, self._cause = self._cause, None
-            return cause
+        if watchdog.done() and not watchdog.cancelled():
+            return watchdog.result()  # the watchdog aborted: silence or keepalive
         if closed.code == 1001:
             return "server_close"
         if closed.error is not None:
             return "reset"
         return "closed"
+
+    def _silent_for_s(self) -> float:
+        """Seconds since the last frame (or since the connection opened)."""
+        return (self._clock() - self._last_rx_us) / 1e6
 
     def _on_text(self, data: bytes, recv_us: int) -> None:
         """One text frame, straight from the socket: the hot path."""
@@ -492,34 +499,6 @@ class Connection:
         self.session.count_bad(BadReason.BINARY.value)
         detail = f"a binary frame of {size} bytes"
         self._emit(BadFrame(None, BadReason.BINARY, detail, None, "", recv_us))
-
-    async def _watch(self, client: WsClient) -> None:
-        cfg = self.config
-        tick_s = min(x for x in (cfg.silence_s, cfg.ping_interval_s, 1.0) if x)
-        last_ping = time.monotonic()
-        while True:
-            await asyncio.sleep(tick_s / 4)
-            now = time.monotonic()
-            # Dead lines are caught by the pings; the silence bound catches a live line
-            # whose streams stopped (a stalled feed), which pings cannot see.
-            silent_s = (self._clock() - self._last_rx_us) / 1e6
-            if cfg.silence_s is not None and silent_s > cfg.silence_s:
-                log.warning("no frame for %.1f s; reconnecting", silent_s)
-                self._cause = "silence"
-                client.abort()
-                return
-            if cfg.ping_interval_s is None:
-                continue
-            if cfg.ping_timeout_s is not None:
-                pong_age_s = now - client.last_pong_ns / 1e9
-                if pong_age_s > cfg.ping_interval_s + cfg.ping_timeout_s:
-                    log.warning("no pong for %.1f s; reconnecting", pong_age_s)
-                    self._cause = "keepalive"
-                    client.abort()
-                    return
-            if now - last_ping >= cfg.ping_interval_s:
-                client.ping()
-                last_ping = now
 
     # Routing and book sync.
 

@@ -218,35 +218,16 @@ def roll_candles(
     )
     checked = stateful_steps("check_trade_ids", keyed, check_ids)
     split = op.branch("split_gaps", checked, lambda kv: isinstance(kv[1], Trade))
-    lateness = timedelta(microseconds=config.allowed_lateness_us)
-    clock: win.EventClock[Trade] = (
-        win.EventClock(_engine_time, wait_for_system_duration=lateness)
-        if config.wall_clock
-        else win.EventClock(_engine_time, lateness, now_getter=_frozen_now)
-    )
-    windower = win.TumblingWindower(
-        length=timedelta(microseconds=FIXED_INTERVAL_US[config.base]), align_to=EPOCH
-    )
     only_trades: Any = split.trues
     windows = win.fold_window(
-        "roll_base", only_trades, clock, windower, new_acc, fold, merge
+        "roll_base", only_trades, *_windowing(config), new_acc, fold, merge
     )
     base = op.map_value(
         "finish_base", windows.down, functools.partial(_finish_base, config.base)
     )
     late_trades = op.map_value("late_trade", windows.late, lambda wv: wv[1])
     fetched = op.branch("fetched_back", late_trades, _is_fetched)
-    # A replay hands Bytewax thousands of lines at once, and the closed candles of
-    # a whole batch may reach the book before the trades fetched back within it
-    # (they take another path): replays keep every window of the horizon, live
-    # runs (small batches) only the last 30 s unless a gap holds more.
-    book = CandleBookConfig(
-        config.intervals,
-        config.base,
-        config.forward_fill,
-        horizon_us=config.revise_horizon_us,
-        keep_us=30_000_000 if config.wall_clock else config.revise_horizon_us,
-    )
+    book = _book_config(config)
     into_book = op.merge("closed_and_fetched", base, fetched.trues, split.falses)
     candles = stateful_steps("candle_book", into_book, functools.partial(_book, book))
     # Klines, live and fetched at start (few): the history is candles already.
@@ -272,6 +253,39 @@ def roll_candles(
         reports,
     )
     return CandleOut(candle_out, integrity_out, late)
+
+
+def _windowing(
+    config: CandleConfig,
+) -> tuple[win.EventClock[Trade], win.TumblingWindower]:
+    """The base windows' clock (engine time, wall clock too when live) and size."""
+    lateness = timedelta(microseconds=config.allowed_lateness_us)
+    clock: win.EventClock[Trade] = (
+        win.EventClock(_engine_time, wait_for_system_duration=lateness)
+        if config.wall_clock
+        else win.EventClock(_engine_time, lateness, now_getter=_frozen_now)
+    )
+    windower = win.TumblingWindower(
+        length=timedelta(microseconds=FIXED_INTERVAL_US[config.base]), align_to=EPOCH
+    )
+    return clock, windower
+
+
+def _book_config(config: CandleConfig) -> CandleBookConfig:
+    """The corrections' memory for these candles.
+
+    A replay hands Bytewax thousands of lines at once, and the closed candles of a
+    whole batch may reach the book before the trades fetched back within it (they
+    take another path): replays keep every window of the horizon, live runs (small
+    batches) only the last 30 s unless a gap holds more.
+    """
+    return CandleBookConfig(
+        config.intervals,
+        config.base,
+        config.forward_fill,
+        horizon_us=config.revise_horizon_us,
+        keep_us=30_000_000 if config.wall_clock else config.revise_horizon_us,
+    )
 
 
 _CANDLES = CandleConfig()  # the defaults, declared once, which the settings share

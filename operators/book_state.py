@@ -1,5 +1,8 @@
 """Order books of one symbol, as a pure step: records in, stats and integrity out.
 
+(Over 450 lines: syncing, stats and the bookTicker cross-check share the per-book
+state; the L2 book itself lives in ``book``.)
+
 ``step(state, record, config) -> (state, outputs)`` takes the connector's records for
 one symbol (``BookSnapshot``, ``Resync``, ``Frame[Depth]``, ``Frame[BookTicker]``) and
 keeps one exact L2 book per depth stream. No I/O, no clock, no Bytewax: time comes

@@ -5,6 +5,10 @@ returns the data frames produced, as ``(stream, record)`` pairs of our wire type
 the same seed, start time and market list, the sequence of engine events is the same
 however often ``advance_to`` is called, so sessions reproduce.
 
+(Over 450 lines: one event loop mutates every market, the account and the derived
+streams in one order, which is what makes sessions reproduce; the parts it drives
+live in ``engine``, ``account``, ``tape`` and ``catalog``.)
+
 One module past the usual size, on purpose: the event schedule, the streams derived
 from each engine event and the REST views share the same private state (engines,
 tapes, open interest, aggregation buffers); splitting them would expose it.

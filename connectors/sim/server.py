@@ -4,6 +4,8 @@
 faults, the engine's own book), and every other path is the WebSocket endpoint speaking
 the exchange protocol: SUBSCRIBE/UNSUBSCRIBE, no acknowledgements, error frames with
 ``"id": null``, signed private subscriptions, server pings, Close 1001 on shutdown.
+(Over 450 lines: the WebSocket and HTTP halves share one client table, one fault
+list and one rate limit; REST answers live in ``rest``, frames in ``encode``.)
 
 Past the usual module size because the fan-out, the fault injection, the replay
 cursors and the HTTP routes all act on the same per-client state (`_Client`).
