@@ -12,7 +12,9 @@ simulator (this checkout's), so only the client code differs.
 Cases: the replay source and the live source over loopback (the connection, its
 fetch loop, the replayer), the ``book``, ``candles``, ``derivatives`` and
 ``liquidations`` flows from a replay, and the ``market`` flow from a replay as
-``bpx-flows run`` builds it (``bench.flows``).
+``bpx-flows run`` builds it (``bench.flows``). Last, the book flow under cProfile on
+each side: Python function calls per frame, a count the machine's speed does not
+change (best-of wall rates on this VM vary by 1.5x from run to run).
 """
 
 from __future__ import annotations
@@ -46,6 +48,52 @@ def _run(tree: Path, module: str, *args: str) -> dict[str, Any]:
     )
     if proc.returncode != 0:
         msg = f"{tree.name}: {module} {args[:2]} failed:\n{proc.stderr[-3000:]}"
+        raise RuntimeError(msg)
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+# The book flow under cProfile: Python function calls per frame, a count that does
+# not vary with the machine's speed (wall rates here vary by 1.5x between runs).
+# Written against both layouts (before: per-flow ``build``; after: ``wiring``).
+_CALLS = """
+import cProfile, json, pstats, sys
+from bytewax.testing import run_main
+from bench.cases import TimingSink, _Clock, frame_count
+try:
+    from bpx_flows.connectors.sources import ReplaySource
+except ImportError:
+    from bpx_flows.connectors.source import ReplaySource
+sink = TimingSink(_Clock())
+try:
+    from bench.cases import wired
+    from bpx_flows.flows.book import BookSettings
+    flow = wired("book", ReplaySource([sys.argv[1]]), sink, (BookSettings(),))
+except ImportError:
+    from bpx_flows.flows.book import build
+    from bpx_flows.operators.book_state import BookConfig
+    config = BookConfig(emit_every_us=1_000_000)
+    flow = build(ReplaySource([sys.argv[1]]), sink, sink, config)
+profile = cProfile.Profile()
+profile.runcall(run_main, flow)
+calls = pstats.Stats(profile).total_calls
+frames = frame_count(sys.argv[1])
+print(json.dumps({"calls": calls, "frames": frames, "peak_rss_mb": 0}))
+"""
+
+
+def _calls(tree: Path, session: str) -> dict[str, Any]:
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    proc = subprocess.run(
+        [sys.executable, "-c", _CALLS, session],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+        env=env,
+        cwd=tree,
+    )
+    if proc.returncode != 0:
+        msg = f"{tree.name}: calls failed:\n{proc.stderr[-3000:]}"
         raise RuntimeError(msg)
     return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
 
@@ -114,6 +162,17 @@ def main(before: str, rounds: int = 3) -> int:
         }
         for name, runs in results.items()
     }
+    calls = {side: _calls(tree, str(SESSION.resolve())) for side, tree in trees.items()}
+    for side, row in calls.items():
+        table.setdefault("book flow, Python calls per frame", {})[side] = {
+            "calls_per_frame": round(row["calls"] / row["frames"], 3)
+        }
+    before, after = (calls[k]["calls"] / calls[k]["frames"] for k in trees)
+    print(
+        f"book flow, Python calls per frame (cProfile): before {before:.3f}, "
+        f"after {after:.3f} ({after / before:.4f}x)",
+        flush=True,
+    )
     OUT.mkdir(exist_ok=True)
     (OUT / "bench-ab.json").write_text(json.dumps(table, indent=2))
     print(f"written: {OUT / 'bench-ab.json'}")

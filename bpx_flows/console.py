@@ -62,10 +62,23 @@ def alert_sink(
     return sink
 
 
-def metered(sink: DynamicSink[Any], specs: list[str]) -> DynamicSink[Any]:
-    """``sink`` teed into every ``--sink SPEC``."""
-    from bpx_flows.connectors.sinks.registry import make_sink
+def metered(
+    sink: DynamicSink[Any],
+    specs: list[str],
+    on_fatal: Callable[[], None] | None = None,
+    made: list[DynamicSink[Any]] | None = None,
+) -> DynamicSink[Any]:
+    """``sink`` teed into every ``--sink SPEC``.
 
+    ``on_fatal`` is given to sinks that can fail the run (Kafka); each sink made is
+    appended to ``made``, so the runner can ask them how they ended.
+    """
+    from bpx_flows.connectors.sinks.registry import SinkContext, make_sink
+
+    context = SinkContext(render=describe, on_fatal=on_fatal)
     for spec in specs:
-        sink = TeeSink(sink, make_sink(spec, describe))
+        extra = make_sink(spec, context)
+        if made is not None:
+            made.append(extra)
+        sink = TeeSink(sink, extra)
     return sink

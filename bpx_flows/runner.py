@@ -41,6 +41,7 @@ from bpx_flows.connectors.backpack.streams import parse_streams
 from bpx_flows.connectors.preflight import preflight
 from bpx_flows.connectors.recording import Recorder
 from bpx_flows.connectors.sinks.jsonl import ResumableJsonLinesSink
+from bpx_flows.connectors.sinks.kafka import check_brokers, parse_kafka
 from bpx_flows.connectors.sources import StopSignal
 from bpx_flows.console import alert_sink, console_sink, metered
 from bpx_flows.inputs import key_function, routes_for, source_for, streams_of
@@ -86,11 +87,19 @@ def run(settings: Settings) -> Outcome:
 
 
 def preflight_for(settings: Settings, endpoint: Endpoint | None) -> None:
-    """Check the live streams of ``settings`` against ``endpoint`` (none: replay).
+    """Check what the run reads and writes before it starts.
+
+    The live streams of ``settings`` against ``endpoint`` (none: a replay), and the
+    brokers of every Kafka sink.
 
     Raises:
-        ConfigError: unknown markets, a missing or refused key, no endpoint.
+        ConfigError: unknown markets, a missing or refused key, no endpoint, a
+            Kafka broker that does not answer.
     """
+    for spec in settings.outputs.sinks:
+        name, _, argument = spec.partition(":")
+        if name == "kafka":
+            check_brokers(parse_kafka(argument))
     if endpoint is None:
         return
     streams = parse_streams(streams_of(settings))
@@ -98,19 +107,26 @@ def preflight_for(settings: Settings, endpoint: Endpoint | None) -> None:
 
 
 def sinks_for(
-    settings: Settings, source: Source[Any], counts: Counter[str], stop: StopSignal
+    settings: Settings,
+    source: Source[Any],
+    counts: Counter[str],
+    stop: StopSignal,
+    made: list[Any] | None = None,
 ) -> Sinks:
     """The sinks ``settings`` ask for: console, ``--sink``s, files, metrics.
 
     ``counts`` collects the summary's counts; ``stop`` ends the run when the reader
-    of stdout leaves (``| head``).
+    of stdout leaves (``| head``) or a sink cannot deliver; every ``--sink`` made is
+    appended to ``made`` (their ``failures`` are the run's).
     """
     outputs = settings.outputs
     console = console_sink(counts, quiet=outputs.quiet, on_reader_gone=stop.set)
-    out = metered(console, outputs.sinks)
+    out = metered(console, outputs.sinks, stop.set, made)
     alerts = metered(
         alert_sink(counts, outputs.webhook, outputs.webhook_format, stop.set),
         outputs.sinks,
+        stop.set,
+        made,
     )
     port = settings.metrics.port
     if port is not None:
@@ -141,7 +157,8 @@ def _run_process(settings: Settings, endpoint: Endpoint | None, tap: Any) -> Out
     route, owner = routes_for(settings)
     source = source_for(settings, endpoint, owner, tap, stop)
     counts: Counter[str] = Counter()
-    sinks = sinks_for(settings, source, counts, stop)
+    made: list[Any] = []
+    sinks = sinks_for(settings, source, counts, stop, made)
     flow = build_flow(settings, source, sinks, key_function(route))
     recovery = init_recovery(settings, settings.workers_total)
     _announce(settings, recovery is not None)
@@ -156,7 +173,9 @@ def _run_process(settings: Settings, endpoint: Endpoint | None, tap: Any) -> Out
             epoch_interval=timedelta(seconds=run.snapshot_every_s),
             recovery_config=recovery,
         )
-    failures = getattr(source, "failures", [])
+    failures = [*getattr(source, "failures", [])]
+    for sink in made:
+        failures += getattr(sink, "failures", [])
     if failures:
         raise failures[0]
     _summary(counts, time.monotonic() - started, settings)

@@ -277,6 +277,18 @@ SINK_QUEUE = Gauge(
     ["sink"],
     registry=REGISTRY,
 )
+KAFKA_MESSAGES = Counter(
+    "bpx_kafka_messages_total",
+    "Records sent to Kafka, by what became of them: delivered or failed",
+    ["topic", "outcome"],
+    registry=REGISTRY,
+)
+KAFKA_QUEUED = Gauge(
+    "bpx_kafka_queued_messages",
+    "Records handed to the Kafka producer and not yet delivered or failed",
+    ["topic"],
+    registry=REGISTRY,
+)
 
 
 class ConnectionCollector(Collector):

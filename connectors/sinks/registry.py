@@ -8,7 +8,7 @@ A spec is ``NAME`` or ``NAME:ARGUMENT``; options follow the argument after comma
 | ``jsonl:PATH[,max_mb=N][,every_s=N]`` | JSON Lines file, rotated by size or age |
 | ``parquet:DIR`` | every record to Parquet: a dataset per kind, by symbol and date |
 | ``webhook:URL[,format=json|slack|discord]`` | POST (alerts), queued, retried |
-| ``kafka:BROKERS/TOPIC`` | Bytewax's Kafka sink (``pip install 'bpx-flows[kafka]'``) |
+| ``kafka:BROKERS/TOPIC[,acks=A][,compression=C][,timeout_s=S]`` | Kafka (kafka.py) |
 
 Third-party sinks: a package declares an entry point in the group
 ``bpx_flows.sinks``; its name is the spec name and it is called with the argument
@@ -18,6 +18,7 @@ string (``""`` when none) and must return a Bytewax ``DynamicSink``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -27,11 +28,27 @@ from bytewax.outputs import DynamicSink
 from ..errors import ConfigError
 from .webhook import plain_line
 
-__all__ = ["ENTRY_POINT_GROUP", "check_spec", "make_sink", "sink_names"]
+__all__ = ["ENTRY_POINT_GROUP", "SinkContext", "check_spec", "make_sink", "sink_names"]
 
 ENTRY_POINT_GROUP = "bpx_flows.sinks"
 Render = Callable[[Any], str]
-Factory = Callable[[str, Render], DynamicSink[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class SinkContext:
+    """What the program gives the sinks it makes.
+
+    Attributes:
+        render: a record's text line (``stdout``, webhook formats).
+        on_fatal: called by a sink that cannot go on (Kafka: records not
+            delivered), e.g. the run's ``StopSignal.set``; ``None``: nothing.
+    """
+
+    render: Render = plain_line
+    on_fatal: Callable[[], None] | None = None
+
+
+Factory = Callable[[str, SinkContext], DynamicSink[Any]]
 
 
 def _split(argument: str) -> tuple[str, dict[str, str]]:
@@ -46,7 +63,7 @@ def _split(argument: str) -> tuple[str, dict[str, str]]:
     return head, options
 
 
-def _stdout(argument: str, render: Render) -> DynamicSink[Any]:
+def _stdout(argument: str, context: SinkContext) -> DynamicSink[Any]:
     from .stdout import LineSink
 
     if argument not in ("", "json", "text"):
@@ -55,10 +72,10 @@ def _stdout(argument: str, render: Render) -> DynamicSink[Any]:
     if argument == "json":
         encode = msgspec.json.Encoder().encode
         return LineSink(lambda item: encode(item).decode())
-    return LineSink(render)
+    return LineSink(context.render)
 
 
-def _jsonl(argument: str, render: Render) -> DynamicSink[Any]:
+def _jsonl(argument: str, context: SinkContext) -> DynamicSink[Any]:
     from .jsonl import JsonLinesSink
 
     path, options = _split(argument)
@@ -76,7 +93,7 @@ def _jsonl(argument: str, render: Render) -> DynamicSink[Any]:
     return JsonLinesSink(path, max_bytes=max_bytes, every_s=every_s)
 
 
-def _parquet(argument: str, render: Render) -> DynamicSink[Any]:
+def _parquet(argument: str, context: SinkContext) -> DynamicSink[Any]:
     from .parquet import ParquetSink
 
     if not argument:
@@ -85,7 +102,7 @@ def _parquet(argument: str, render: Render) -> DynamicSink[Any]:
     return ParquetSink(argument)
 
 
-def _webhook(argument: str, render: Render) -> DynamicSink[Any]:
+def _webhook(argument: str, context: SinkContext) -> DynamicSink[Any]:
     from .webhook import WebhookConfig, WebhookSink
 
     url, options = _split(argument)
@@ -97,41 +114,13 @@ def _webhook(argument: str, render: Render) -> DynamicSink[Any]:
         msg = f"webhook format must be json, slack or discord, not {style!r}"
         raise ConfigError(msg)
     _no_more(options, "webhook")
-    return WebhookSink(WebhookConfig(url, format=style), render=render)
+    return WebhookSink(WebhookConfig(url, format=style), render=context.render)
 
 
-def _kafka(argument: str, render: Render) -> DynamicSink[Any]:
-    brokers, _, topic = argument.rpartition("/")
-    if not brokers or not topic:
-        msg = "kafka needs BROKERS/TOPIC, e.g. kafka:localhost:9092/bpx"
-        raise ConfigError(msg)
-    try:
-        from bytewax.connectors.kafka import KafkaSink, KafkaSinkMessage
-    except ImportError:
-        msg = "the kafka sink needs the optional extra: pip install 'bpx-flows[kafka]'"
-        raise ConfigError(msg) from None
-    return _JsonMessages(KafkaSink(brokers.split(";"), topic), KafkaSinkMessage)
+def _kafka(argument: str, context: SinkContext) -> DynamicSink[Any]:
+    from .kafka import KafkaSink, parse_kafka
 
-
-class _JsonMessages(DynamicSink[Any]):
-    """Wraps Bytewax's Kafka sink: each record becomes a JSON message value."""
-
-    def __init__(self, inner: Any, message: Any) -> None:
-        self._inner = inner
-        self._message = message
-
-    def build(self, step_id: str, worker_index: int, worker_count: int) -> Any:
-        part = self._inner.build(step_id, worker_index, worker_count)
-        encode = msgspec.json.Encoder().encode
-        message = self._message
-
-        write = part.write_batch
-
-        def write_batch(items: list[Any]) -> None:
-            write([message(key=None, value=encode(item)) for item in items])
-
-        part.write_batch = write_batch
-        return part
+    return KafkaSink(parse_kafka(argument), on_fatal=context.on_fatal)
 
 
 _BUILT_IN: dict[str, Factory] = {
@@ -158,13 +147,13 @@ def sink_names() -> list[str]:
     return sorted({*_BUILT_IN, *_plugins()})
 
 
-def make_sink(spec: str, render: Render | None = None) -> DynamicSink[Any]:
+def make_sink(spec: str, context: SinkContext | None = None) -> DynamicSink[Any]:
     """The sink a spec names.
 
     Args:
         spec: ``NAME[:ARGUMENT]``.
-        render: a record's text line (``stdout``, webhook formats); ``None``: its
-            ``repr`` (the program passes its presentation's ``describe``).
+        context: the record's text line and the run's stop (``None``: a line is
+            the record's ``repr``, and nothing stops the run).
 
     Raises:
         ConfigError: unknown name (listing the known ones) or a bad argument.
@@ -172,7 +161,7 @@ def make_sink(spec: str, render: Render | None = None) -> DynamicSink[Any]:
     name, _, argument = spec.partition(":")
     built_in = _BUILT_IN.get(name)
     if built_in is not None:
-        return built_in(argument, render or plain_line)
+        return built_in(argument, context or SinkContext())
     plugin = _plugins().get(name)
     if plugin is None:
         msg = f"unknown sink {name!r}; available: {', '.join(sink_names())}"

@@ -1,5 +1,6 @@
 import json
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -46,17 +47,26 @@ def test_built_in_sinks_by_spec(spec: str, kind: str) -> None:
             "webhook:http://x,format=xml", "json, slack or discord", id="webhook-format"
         ),
         pytest.param("stdout:yaml", "takes 'json'", id="stdout-format"),
-        pytest.param(
-            "kafka:localhost:9092/bpx",
-            "pip install 'bpx-flows[kafka]'",
-            id="kafka-extra",
-        ),
         pytest.param("kafka:nobrokers", "BROKERS/TOPIC", id="kafka-spec"),
+        pytest.param("kafka:h:70000/t", "port 1-65535", id="kafka-port"),
+        pytest.param("kafka:h:1/t,acks=2", "acks must be", id="kafka-acks"),
+        pytest.param("kafka:h:1/t,compression=xz", "compression", id="kafka-zip"),
+        pytest.param("kafka:h:1/t,timeout_s=nan", "timeout_s", id="kafka-nan"),
+        pytest.param("kafka:h:1/t,colour=red", "unknown kafka", id="kafka-option"),
+        pytest.param("kafka:h:1/a b", "kafka topic", id="kafka-topic"),
     ],
 )
 def test_bad_specs_say_what_to_do(spec: str, fragment: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(fragment)):
         make_sink(spec)
+
+
+def test_the_kafka_sink_without_its_extra_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "confluent_kafka", None)  # not installed
+    with pytest.raises(ConfigError, match=re.escape("pip install 'bpx-flows[kafka]'")):
+        make_sink("kafka:localhost:9092/bpx")
 
 
 def test_plugins_come_from_the_entry_point_group(

