@@ -222,7 +222,7 @@ def test_a_broker_killed_mid_run_ends_the_run_non_zero_in_one_line(
         assert process.poll() is None, process.communicate()[1][-3000:]
         broker.kill()
         started = time.monotonic()
-        stdout, stderr = process.communicate(timeout=45)
+        _, stderr = process.communicate(timeout=45)
     finally:
         if process.poll() is None:
             process.kill()
