@@ -25,6 +25,7 @@ from typing import Any
 import msgspec
 
 from bpx_flows import __version__
+from bpx_flows.arguments import OneLineParser, port
 from bpx_flows.connectors.errors import BpxError, ConfigError
 from bpx_flows.registry import FLOWS, flag_fields
 from bpx_flows.settings import (
@@ -129,7 +130,7 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="bpx-flows",
         description="Backpack Exchange market data on Bytewax, with a local simulator."
         " Without --live, --ws or --replay every flow runs on the built-in simulator.",
@@ -157,11 +158,18 @@ def _parser() -> argparse.ArgumentParser:
             continue  # the tape is `tail`, `record` and `replay`
         cmd = _command(commands, spec.name, spec.help)
         what = "PERP" if spec.markets == "perp" else "SYMBOL"
+        # Symbols are checked with the settings: a replay without them reads every
+        # recorded market, a live run of a flow that needs them says so.
         cmd.add_argument(
             "names",
-            nargs="+" if spec.symbols == "required" else "*",
+            nargs="*",
             metavar=what,
-            help="markets" + ("" if spec.symbols == "required" else " (none: all)"),
+            help="markets"
+            + (
+                " (none: every recorded market of a replay)"
+                if spec.symbols == "required"
+                else " (none: all)"
+            ),
         )
         _flow_flags(cmd, spec.name)
         cmd.set_defaults(command=_cmd_run, flow=spec.name)
@@ -263,7 +271,7 @@ def _tool_commands(commands: Any) -> None:
     demo.add_argument("--seconds", type=float, default=15.0, help="how long (15)")
     demo.add_argument("--quiet", action="store_true", help="print alerts and summary")
     demo.add_argument(
-        "--metrics-port", type=int, default=0, metavar="PORT", help="0: a free port"
+        "--metrics-port", type=port, default=0, metavar="PORT", help="0: a free port"
     )
     demo.set_defaults(command=_cmd_demo)
     for name, text in (

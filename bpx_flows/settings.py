@@ -505,6 +505,13 @@ def check_environment(s: Settings) -> None:
     ):
         if path:
             _check_writable_file(key, Path(path))
+    for spec in s.outputs.sinks:
+        name, _, argument = spec.partition(":")
+        target = argument.split(",")[0]
+        if name == "jsonl" and target:
+            _check_writable_file(f"outputs.sinks ({spec})", Path(target))
+        elif name == "parquet" and target:
+            _check_directory(f"outputs.sinks ({spec})", Path(target))
     if s.run.recovery_dir:
         _check_directory("run.recovery_dir", Path(s.run.recovery_dir))
     Credentials.from_env()  # a set key must be valid, whatever the streams

@@ -8,7 +8,16 @@ import os
 import sys
 from typing import Any
 
+from bpx_flows.arguments import number, port
+
 __all__ = ["add_sim_commands"]
+
+# Each flag's range: NaN, infinities and values outside are one line, exit code 2.
+_SEED = number(0, 2**32 - 1, whole=True)
+_SPEED = number(0, 1_000)  # 0: a replay as fast as clients read
+_SCALE = number(0, 1_000, low_open=True)
+_PERIOD = number(0, 3_600, low_open=True)
+_DURATION = number(0, 86_400, low_open=True)
 
 
 def add_sim_commands(commands: Any) -> None:
@@ -21,13 +30,13 @@ def _add_sim(commands: Any) -> None:
     text = "run the simulated exchange on loopback"
     sim = commands.add_parser("sim", help=text, description=text)
     sim.add_argument("--host", default="127.0.0.1", help="listen address (127.0.0.1)")
-    sim.add_argument("--port", type=int, default=0, help="0 picks a free port (0)")
-    sim.add_argument("--seed", type=int, default=7, help="random seed (7)")
+    sim.add_argument("--port", type=port, default=0, help="0 picks a free port (0)")
+    sim.add_argument("--seed", type=_SEED, default=7, help="random seed (7)")
     sim.add_argument(
-        "--speed", type=float, default=1.0, help="simulated s per wall s (1)"
+        "--speed", type=_SPEED, default=1.0, help="simulated s per wall s (1)"
     )
     sim.add_argument(
-        "--rate-scale", type=float, default=1.0, help="x engine event rates (1)"
+        "--rate-scale", type=_SCALE, default=1.0, help="x engine event rates (1)"
     )
     sim.add_argument(
         "--dialect",
@@ -36,10 +45,10 @@ def _add_sim(commands: Any) -> None:
         help="how frames are laid out (wire: as the exchange sends them)",
     )
     sim.add_argument(
-        "--ping-interval", type=float, default=60.0, help="seconds between pings (60)"
+        "--ping-interval", type=_PERIOD, default=60.0, help="seconds between pings (60)"
     )
     sim.add_argument(
-        "--ping-timeout", type=float, default=120.0, help="pong deadline, s (120)"
+        "--ping-timeout", type=_PERIOD, default=120.0, help="pong deadline, s (120)"
     )
     _add_feed_flags(sim)
     _add_limit_flags(sim)
@@ -68,7 +77,7 @@ def _add_feed_flags(sim: argparse.ArgumentParser) -> None:
     )
     sim.add_argument(
         "--replay-delay",
-        type=float,
+        type=number(0, 3600),
         default=0.0,
         metavar="S",
         help="--replay: start each connection's replay S seconds after its first "
@@ -76,7 +85,7 @@ def _add_feed_flags(sim: argparse.ArgumentParser) -> None:
     )
     sim.add_argument(
         "--history",
-        type=float,
+        type=number(0, 1e9),  # SimConfig says its own limit (6 h)
         default=0.0,
         metavar="S",
         help="simulate S seconds before starting, so REST klines and trades reach "
@@ -111,11 +120,11 @@ def _add_sim_session(commands: Any) -> None:
     session = commands.add_parser("sim-session", help=text, description=text)
     session.add_argument("--out", required=True, help="file; .gz for gzip")
     session.add_argument(
-        "--seconds", type=float, default=60.0, help="simulated seconds (60)"
+        "--seconds", type=_DURATION, default=60.0, help="simulated seconds (60)"
     )
-    session.add_argument("--seed", type=int, default=7, help="random seed (7)")
+    session.add_argument("--seed", type=_SEED, default=7, help="random seed (7)")
     session.add_argument(
-        "--rate-scale", type=float, default=1.0, help="x event rates (1)"
+        "--rate-scale", type=_SCALE, default=1.0, help="x event rates (1)"
     )
     session.set_defaults(command=_cmd_sim_session)
 
@@ -149,6 +158,10 @@ def _cmd_sim(args: argparse.Namespace) -> int:
         parse_fault,
     )
 
+    if args.speed == 0 and not args.replay:
+        msg = "--speed 0 (as fast as clients read) needs --replay FILE"
+        print(f"bpx-flows sim: error: {msg}", file=sys.stderr)
+        return 2
     account_key = args.account_key
     if account_key is None:
         creds = Credentials.from_env()
@@ -192,7 +205,15 @@ def _cmd_sim(args: argparse.Namespace) -> int:
         await stop.wait()
         await server.stop()
 
-    asyncio.run(serve())
+    try:
+        asyncio.run(serve())
+    except OSError as exc:  # the port is taken, or the address is not ours
+        where = f"{args.host}:{args.port}"
+        print(
+            f"bpx-flows sim: error: cannot listen on {where}: {exc.strerror}",
+            file=sys.stderr,
+        )
+        return 2
     return 0
 
 

@@ -182,6 +182,7 @@ class Recorder:
     ) -> None:
         self.path = Path(path)
         self._gzip = self.path.name.endswith(".gz")
+        self.path.parent.mkdir(parents=True, exist_ok=True)  # as --out files do
         raw = open(self.path, "wb")  # noqa: SIM115 (closed in close())
         self._raw = raw
         self._out: BinaryIO = (

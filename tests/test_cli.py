@@ -15,6 +15,17 @@ import pytest
 
 pytestmark = pytest.mark.e2e
 
+SHIPPED = (
+    Path(__file__).resolve().parents[1] / "data" / "sessions" / "sim-session.jsonl.gz"
+)
+
+
+@pytest.fixture
+def session() -> Path:
+    """The shipped recording (a replay of every public stream of a few markets)."""
+    return SHIPPED
+
+
 CLI = [sys.executable, "-m", "bpx_flows"]
 ENV = {k: v for k, v in os.environ.items() if not k.startswith("BPX_")}
 
@@ -117,6 +128,10 @@ def test_sim_history_serves_klines_from_before_it_started() -> None:
     ],
 )
 def test_bad_input_is_one_actionable_line(args: list[str], message: str) -> None:
+    _one_line(args, message)
+
+
+def _one_line(args: list[str], message: str) -> None:
     result = run_cli(*args)
     assert result.returncode == 2, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
@@ -307,3 +322,72 @@ def test_replay_shows_progress_on_long_files() -> None:
     assert result.returncode == 0, result.stderr
     assert "% read, ETA" in result.stderr
     assert f"replay {session.name}: done" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param(["sim", "--port", "70000"], "a port is 0-65535", id="port-big"),
+        pytest.param(["sim", "--port", "-1"], "a port is 0-65535", id="port-negative"),
+        pytest.param(["sim", "--speed", "nan"], "argument --speed", id="speed-nan"),
+        pytest.param(["sim", "--speed", "0"], "needs --replay FILE", id="speed-zero"),
+        pytest.param(["sim", "--rate-scale", "inf"], "--rate-scale", id="scale-inf"),
+        pytest.param(["sim", "--ping-interval", "-5"], "--ping-interval", id="ping"),
+        pytest.param(["sim", "--seed", "1.5"], "whole number", id="seed"),
+        pytest.param(["sim", "--host", "10.99.99.99"], "cannot listen", id="host"),
+        pytest.param(
+            ["sim-session", "--out", "x.jsonl", "--seconds", "nan"],
+            "--seconds",
+            id="session-seconds",
+        ),
+        pytest.param(["demo", "--metrics-port", "99999"], "a port", id="demo-port"),
+    ],
+)
+def test_simulator_and_tool_flags_are_checked_in_one_line(
+    args: list[str], message: str
+) -> None:
+    _one_line(args, message)
+
+
+def test_a_binary_secret_file_is_one_line(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_bytes(bytes(range(256)))
+    result = subprocess.run(
+        [*CLI, "tail", "account.orderUpdate", "--seconds", "1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**ENV, "BPX_API_SECRET_FILE": str(secret)},
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "is not text" in lines[0], result.stderr
+
+
+@pytest.mark.parametrize("sink", ["parquet", "jsonl"])
+def test_a_sink_path_under_a_regular_file_is_refused_before_the_run(
+    tmp_path: Path, session: Path, sink: str
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    _one_line(
+        ["run", "candles", "--replay", str(session), "--sink", f"{sink}:{blocker}/x"],
+        "is not a directory",
+    )
+
+
+def test_record_creates_the_directories_of_its_file(tmp_path: Path) -> None:
+    out = tmp_path / "new" / "dir" / "rec.jsonl"
+    result = run_cli("record", "--out", str(out), "--seconds", "2", "trade.SOL_USDC")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert out.read_text().startswith('{"recorder":"bpx-flows"')
+
+
+@pytest.mark.parametrize("flow", ["book", "market", "candles", "derivatives"])
+def test_every_flow_command_replays_every_recorded_market_without_symbols(
+    session: Path, flow: str
+) -> None:
+    result = run_cli(flow, "--replay", str(session), "--quiet")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "summary:" in result.stdout

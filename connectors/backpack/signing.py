@@ -82,6 +82,12 @@ class Credentials:
         except OSError as exc:
             msg = f"cannot read the API secret file {str(path)!r}: {exc.strerror}"
             raise ConfigError(msg) from None
+        except UnicodeDecodeError:
+            msg = (
+                f"the API secret file {str(path)!r} is not text: it must hold the "
+                "base64 secret on one line"
+            )
+            raise ConfigError(msg) from None
         return cls.from_secret(text)
 
     @classmethod
