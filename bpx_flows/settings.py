@@ -325,7 +325,8 @@ def _convert(data: Any, kind: type[T], where: str, prefix: str) -> T:
         found = _PATH.search(str(exc))
         value = _value_at(data, found.group(1) if found else "")
         if value is not None and "unknown key" not in explained:
-            explained += f", got {value}"
+            # msgspec names the type it got ("expected int, got str"): say the value.
+            explained = re.sub(r", got \w+$", "", explained) + f", got {value}"
         msg = f"{where}: {explained}"
         raise ConfigError(msg) from None
 

@@ -338,7 +338,7 @@ class CandleSettings(Section, frozen=True, kw_only=True):
         known = {i.value for i in KlineInterval}
         for text in self.intervals:
             if text not in known:
-                names = ", ".join(sorted(known, key=list(known).index))
+                names = ", ".join(i.value for i in KlineInterval)  # shortest first
                 yield "intervals", f"{text!r} is not an interval; choose from {names}"
                 return
         try:

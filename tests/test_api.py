@@ -35,3 +35,25 @@ def test_the_example_flow_runs_on_the_simulator(tmp_path: Path) -> None:
     assert candles and all(c["interval"] == "1s" for c in candles)
     assert {c["symbol"] for c in candles} <= {"SOL_USDC", "BTC_USDC_PERP"}
     assert all(line.startswith("WIDE ") for line in result.stdout.splitlines())
+
+
+def test_the_example_runs_under_bytewax_on_two_workers(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bytewax.run",
+            f"docs.examples.custom_flow:dataflow(4, {str(tmp_path / 'c.jsonl')!r})",
+            "-w",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    files = sorted(tmp_path.glob("c.*.jsonl"))
+    assert [f.name for f in files] == ["c.0.jsonl", "c.1.jsonl"]
+    assert sum(len(f.read_text().splitlines()) for f in files) > 0

@@ -92,6 +92,7 @@ def test_the_wheel_runs_a_flow_beside_connectors_and_flows(tmp_path: Path) -> No
         cwd=tmp_path,
     )
     assert built.returncode == 0, built.stderr[-3000:]
+    assert "deprecated" not in built.stderr, built.stderr[-3000:]  # the license
     ours = next(wheels.glob("bpx_flows-*.whl"))
     names = zipfile.ZipFile(ours).namelist()
     assert {n.split("/")[0] for n in names if "/" in n} == {

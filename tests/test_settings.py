@@ -122,6 +122,22 @@ def test_errors_name_the_file_the_key_and_the_value() -> None:
     assert str(caught.value) == "market.toml: run.workers: expected int >= 1, got 0"
 
 
+def test_a_value_of_the_wrong_type_is_named_once_as_run_md_shows() -> None:
+    with pytest.raises(ConfigError) as caught:
+        settings_from_data(_data("run.workers", "two"), "market.toml")
+    assert str(caught.value) == "market.toml: run.workers: expected int, got two"
+
+
+def test_the_intervals_to_choose_from_come_shortest_first_every_time() -> None:
+    data = {**_data("run.workers", 1), "candles": {"intervals": ["7m"]}}
+    with pytest.raises(ConfigError) as caught:
+        validate(settings_from_data(data, "market.toml"))
+    assert str(caught.value).endswith(
+        "choose from 1s, 1m, 3m, 5m, 15m, 30m, 1h, 2h, 4h, 6h, 8h, 12h, 1d, 3d, 1w, "
+        "1month"
+    )
+
+
 def test_misspelt_keys_get_a_suggestion() -> None:
     with pytest.raises(ConfigError, match="did you mean 'workers'"):
         settings_from_data({**BASE, "run": {"wokers": 2}})
@@ -224,6 +240,41 @@ def test_the_flow_list_comes_from_the_registry() -> None:
 def test_the_shipped_example_checks(tmp_path: Path) -> None:
     example = Path(__file__).resolve().parents[1] / "docs" / "examples" / "market.toml"
     load_settings(example)
+
+
+def test_the_shipped_example_lists_every_key() -> None:
+    """Each key of every table, set or commented out, under its table's header."""
+    example = Path(__file__).resolve().parents[1] / "docs" / "examples" / "market.toml"
+    tables: dict[str, set[str]] = {"": set()}
+    table = ""
+    for line in example.read_text().splitlines():
+        found = re.match(r"^\[(\w+)\]", line)
+        if found:
+            table = found.group(1)
+            tables[table] = set()
+            continue
+        key = re.match(r"^#? ?(\w+) = ", line)
+        if key:
+            tables[table].add(key.group(1))
+    expected: dict[str, set[str]] = {"": set()}
+    for field in msgspec.structs.fields(Settings):
+        kind = field.type
+        if isinstance(kind, type) and issubclass(kind, msgspec.Struct):
+            expected[field.encode_name] = {
+                f.encode_name for f in msgspec.structs.fields(kind)
+            }
+        elif field.encode_name != "sections":
+            expected[""].add(field.encode_name)
+    for section in SECTIONS.values():
+        expected[section.NAME] = {
+            f.encode_name for f in msgspec.structs.fields(section)
+        }
+    missing = {
+        name: sorted(keys - tables.get(name, set()))
+        for name, keys in expected.items()
+        if keys - tables.get(name, set())
+    }
+    assert missing == {}
 
 
 def test_a_candle_backfill_is_a_duration_of_at_most_a_week() -> None:

@@ -1,6 +1,7 @@
 """Your own Bytewax dataflow on bpx-flows' source, steps and sinks (docs/api.md).
 
-    python docs/examples/custom_flow.py [SECONDS] [OUT.jsonl]
+    .venv/bin/python docs/examples/custom_flow.py [SECONDS] [OUT.jsonl]
+    .venv/bin/python -m bytewax.run "docs.examples.custom_flow:dataflow(5)" -w 2
 
 Starts the built-in simulator (no network beyond loopback), reads trades and books of
 two markets, rolls 1 s candles and book stats with our steps, adds a step of its own
@@ -39,7 +40,9 @@ from bpx_flows.api import (
 )
 
 SYMBOLS = ["SOL_USDC", "BTC_USDC_PERP"]
-WIDE_BPS = Decimal("0.5")  # our own rule: a spread wider than this is worth a line
+# Our own rule: a spread wider than this is worth a line. One tick of SOL_USDC is about
+# 0.5 bps, so this flags books two or more ticks wide (about 1 in 10 here).
+WIDE_BPS = Decimal("1")
 CANDLES = CandleConfig(intervals=(KlineInterval.S1,))
 
 
@@ -64,18 +67,32 @@ def build(source: BackpackSource, candles_file: str) -> Dataflow:
     return flow
 
 
+def source_for(server: SimServer, seconds: float) -> BackpackSource:
+    """Trades and books of ``SYMBOLS`` from ``server``, for ``seconds``."""
+    names = candle_streams(SYMBOLS, CANDLES.intervals) + book_streams(SYMBOLS)
+    config = SourceConfig(
+        connection=ConnectionConfig(ws_url=server.ws_url),
+        rest_url=server.rest_url,
+        run_for_s=seconds,  # the source ends, so the dataflow does
+    )
+    return BackpackSource(parse_streams(names), config)
+
+
 def main(seconds: float, candles_file: str) -> None:
     """Run the dataflow against a simulator started here, for ``seconds``."""
     server = SimServer(SimConfig(seed=1))
     with SimThread(server):
-        names = candle_streams(SYMBOLS, CANDLES.intervals) + book_streams(SYMBOLS)
-        streams = parse_streams(names)
-        config = SourceConfig(
-            connection=ConnectionConfig(ws_url=server.ws_url),
-            rest_url=server.rest_url,
-            run_for_s=seconds,  # the source ends, so the dataflow does
-        )
-        run_main(build(BackpackSource(streams, config), candles_file))
+        run_main(build(source_for(server, seconds), candles_file))
+
+
+def dataflow(seconds: float = 5.0, candles_file: str = "candles.jsonl") -> Dataflow:
+    """The dataflow for ``python -m bytewax.run`` (which runs it, on its workers).
+
+    The simulator runs in this process until it exits.
+    """
+    thread = SimThread(SimServer(SimConfig(seed=1)))
+    thread.__enter__()  # stopped with the process: Bytewax runs the flow after this
+    return build(source_for(thread.server, seconds), candles_file)
 
 
 if __name__ == "__main__":
