@@ -95,6 +95,7 @@ def run_cluster(settings: Settings) -> int:
         print(
             f"cluster: {run.processes} processes x {run.workers} worker(s) on "
             f"{';'.join(addresses)}",
+            file=sys.stderr,
             flush=True,
         )
         tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="bpx-run-"))

@@ -105,7 +105,6 @@ def _simulator(settings: Settings) -> Iterator[Endpoint]:
     faults = [parse_fault(spec) for spec in sim.faults]
     server = SimServer(exchange, ServerConfig(account_key=creds.public_key), faults)
     with SimThread(server):
-        print(f"simulator: {server.ws_url} (--live for the exchange)", flush=True)
         yield Endpoint(server.ws_url, server.rest_url)
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -83,6 +84,10 @@ def run(settings: Settings) -> Outcome:
         _recorder(settings) as tap,
     ):
         preflight_for(settings, endpoint)
+        if endpoint is not None and settings.source.kind == "simulator":
+            # Only once the checks passed: a refused run says one line, no more.
+            note = f"simulator: {endpoint.ws} (--live for the exchange)"
+            print(note, file=sys.stderr, flush=True)
         return _run_process(settings, endpoint, tap)
 
 
@@ -146,7 +151,7 @@ def _recorder(settings: Settings) -> Iterator[Any]:
         return
     with Recorder(path, streams_of(settings)) as recorder:
         yield recorder
-        print(f"recorded {recorder.lines:,} lines to {path}", flush=True)
+        print(f"recorded {recorder.lines:,} lines to {path}", file=sys.stderr)
 
 
 def _run_process(settings: Settings, endpoint: Endpoint | None, tap: Any) -> Outcome:
@@ -182,6 +187,7 @@ def _run_process(settings: Settings, endpoint: Endpoint | None, tap: Any) -> Out
     if recovery is not None and stop.is_set():
         print(
             f"stopped: resume with the same --recovery-dir ({run.recovery_dir})",
+            file=sys.stderr,
             flush=True,
         )
     return Outcome(0, counts)
@@ -210,12 +216,12 @@ def _announce(settings: Settings, recovery: bool) -> None:
 
 
 def _summary(counts: Counter[str], seconds: float, settings: Settings) -> None:
+    """Records per kind and the rate, on stderr: stdout carries records only."""
     total = sum(counts.values())
     who = f" (process {settings.run.process_id})" if settings.run.addresses else ""
-    print(
+    lines = [
         f"\nsummary{who}: {total:,} records in {seconds:.1f} s "
         f"({total / max(seconds, 1e-9):,.0f}/s)",
-        flush=True,
-    )
-    for kind, n in counts.most_common():
-        print(f"  {kind:<34} {n:>10,}")
+        *(f"  {kind:<34} {n:>10,}" for kind, n in counts.most_common()),
+    ]
+    print("\n".join(lines), file=sys.stderr, flush=True)

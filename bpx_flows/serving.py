@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from bpx_flows.connectors import metrics
@@ -23,6 +24,7 @@ def with_metrics(
     if isinstance(source, BackpackSource):
         metrics.REGISTRY.register(metrics.ConnectionCollector(source.connections))
     bound = metrics.serve_metrics(port, settings.metrics.host)
-    print(f"metrics: http://{settings.metrics.host}:{bound}/metrics", flush=True)
+    where = f"http://{settings.metrics.host}:{bound}/metrics"
+    print(f"metrics: {where}", file=sys.stderr, flush=True)
     flow = settings.flow
     return TeeSink(out, MetricsSink(flow)), TeeSink(alerts, MetricsSink(flow))

@@ -94,6 +94,7 @@ def _watch_signals(read_fd: int, done: threading.Event, stop: StopSignal) -> Non
         print(
             "stopped: resume with the same --recovery-dir (state as of the last "
             "snapshot)",
+            file=sys.stderr,
             flush=True,
         )
         os._exit(0)

@@ -143,10 +143,12 @@ def _one_line(args: list[str], message: str) -> None:
 def test_demo_runs_on_the_simulator_and_summarises() -> None:
     result = run_cli("demo", "--seconds", "4", "--quiet")
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "summary:" in result.stdout
-    assert "metrics: http://127.0.0.1:" in result.stdout
-    assert "BookStats" in result.stdout and "Candle" in result.stdout
+    # Notes for people on stderr; stdout carries records only (the alerts here).
+    assert "summary:" in result.stderr
+    assert "metrics: http://127.0.0.1:" in result.stderr
+    assert "BookStats" in result.stderr and "Candle" in result.stderr
     assert "ALERT " in result.stdout and "BURST STARTED" in result.stdout
+    assert "summary" not in result.stdout and "metrics:" not in result.stdout
 
 
 def test_record_then_replay_from_the_command_line(tmp_path: Path) -> None:
@@ -222,7 +224,7 @@ def test_liquidations_on_a_simulated_cascade_writes_alerts(tmp_path: Path) -> No
         "liquidations", "SOL_USDC_PERP", "--seconds", "2", "--alerts", str(alerts)
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "summary:" in result.stdout
+    assert "summary:" in result.stderr
 
 
 def test_derivatives_command_prints_joined_views() -> None:
@@ -242,12 +244,12 @@ def test_metrics_are_served_while_a_flow_runs() -> None:
         env=ENV,
     ) as proc:
         try:
-            assert proc.stdout is not None
+            assert proc.stderr is not None
             url = None
             deadline = time.monotonic() + 30
             while url is None:
                 assert time.monotonic() < deadline
-                line = proc.stdout.readline()
+                line = proc.stderr.readline()  # a note for people: stderr
                 if line.startswith("metrics: "):
                     url = line.split()[1]
             text = ""
@@ -390,4 +392,24 @@ def test_every_flow_command_replays_every_recorded_market_without_symbols(
 ) -> None:
     result = run_cli(flow, "--replay", str(session), "--quiet")
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "summary:" in result.stdout
+    assert "summary:" in result.stderr
+
+
+def test_stdout_json_carries_records_only(session: Path) -> None:
+    """``--sink stdout:json --quiet`` pipes into jq: every stdout line is a record."""
+    result = run_cli(
+        "candles", "--replay", str(session), "--sink", "stdout:json", "--quiet"
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    assert len(lines) > 50
+    assert all(isinstance(json.loads(line), dict) for line in lines)
+    assert "summary:" in result.stderr
+
+
+def test_the_simulator_line_goes_to_stderr() -> None:
+    result = run_cli("book", "SOL_USDC", "--seconds", "2", "--sink", "stdout:json")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "simulator: ws://127.0.0.1:" in result.stderr
+    notes = ("simulator", "summary", "metrics", "  ")
+    assert not [x for x in result.stdout.splitlines() if x.startswith(notes)]

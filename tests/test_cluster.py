@@ -199,9 +199,9 @@ def test_sigterm_then_resume_writes_exactly_the_uninterrupted_output(
     stopped = _start(procs, *command("split"), "--speed", "3")
     time.sleep(5)  # a few snapshots in, windows open
     stopped.send_signal(signal.SIGTERM)
-    out, err = stopped.communicate(timeout=60)
+    _, err = stopped.communicate(timeout=60)
     assert stopped.returncode == 0, err[-3000:]
-    assert "resume with the same --recovery-dir" in out
+    assert "resume with the same --recovery-dir" in err
     partial = (tmp_path / "split.jsonl").read_text().splitlines()
     resumed = _finish(*command("split"))
     assert resumed.returncode == 0, resumed.stderr[-3000:]

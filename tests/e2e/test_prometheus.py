@@ -173,6 +173,8 @@ def test_every_panel_and_rule_expression_returns_data(tmp_path: Path) -> None:
     faults = [
         Fault(FaultKind.SKIP_DEPTH, after=100, count=2),
         Fault(FaultKind.MALFORMED, after=150),
+        # Trades lost in a stall are fetched back and correct their candles.
+        Fault(FaultKind.STALL, after=250, seconds=2.0),
         Fault(FaultKind.DROP, after=400),
     ]
     config = MarketConfig(bursts=BurstConfig(min_notional=Decimal(500), min_count=5))
@@ -184,7 +186,7 @@ def test_every_panel_and_rule_expression_returns_data(tmp_path: Path) -> None:
             parse_streams(streams),
             SourceConfig(
                 connection=ConnectionConfig(
-                    ws_url=server.ws_url, backoff_initial_s=0.05
+                    ws_url=server.ws_url, backoff_initial_s=0.05, backfill_trades=True
                 ),
                 rest_url=server.rest_url,
                 run_for_s=45.0,
