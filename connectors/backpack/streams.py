@@ -219,11 +219,20 @@ def check_symbols(streams: Iterable[StreamName], known: Iterable[str]) -> None:
         ConfigError: naming the unknown symbols and the closest listed ones.
     """
     listed = set(known)
+    by_upper = {s.upper(): s for s in listed}  # sol_usdc is SOL_USDC mistyped
     problems = []
     for stream in streams:
         if stream.symbol is None or stream.symbol in listed:
             continue
-        close = difflib.get_close_matches(stream.symbol, listed, n=3)
+        same = by_upper.get(stream.symbol.upper())
+        close = (
+            [same]
+            if same is not None
+            else [
+                by_upper[m]
+                for m in difflib.get_close_matches(stream.symbol.upper(), by_upper, n=3)
+            ]
+        )
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
         problems.append(f"{stream}: unknown market {stream.symbol!r}{hint}")
     if problems:

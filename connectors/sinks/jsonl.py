@@ -6,7 +6,6 @@ import time
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import msgspec
 from bytewax.outputs import (
     DynamicSink,
     FixedPartitionedSink,
@@ -14,9 +13,11 @@ from bytewax.outputs import (
     StatelessSinkPartition,
 )
 
+from ..kinds import record_json
+
 __all__ = ["JsonLinesSink", "ResumableJsonLinesSink"]
 
-_encode = msgspec.json.Encoder().encode
+_encode = record_json  # each line says its record's type first
 
 
 class _JsonLinesPartition(StatelessSinkPartition[Any]):

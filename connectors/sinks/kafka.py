@@ -33,14 +33,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import msgspec
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from .. import metrics as m
 from ..backpack.text import printable
 from ..backpack.wire import Frame
 from ..errors import BpxError, ConfigError
-from ..kinds import kind_of
+from ..kinds import kind_of, record_json
 
 __all__ = [
     "FLUSH_S",
@@ -58,7 +57,7 @@ _ACKS = ("all", "1", "0")
 _COMPRESSION = ("none", "gzip", "snappy", "lz4", "zstd")
 _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
 _HOST_PORT = re.compile(r"^[A-Za-z0-9.-]+:(\d{1,5})$")
-_encode = msgspec.json.Encoder().encode
+_encode = record_json
 
 
 class KafkaDeliveryError(BpxError):

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any
 
-import msgspec
 from bytewax.outputs import DynamicSink
 
 from ..errors import ConfigError
+from ..kinds import record_json
 from .webhook import plain_line
 
 __all__ = ["ENTRY_POINT_GROUP", "SinkContext", "check_spec", "make_sink", "sink_names"]
@@ -70,8 +70,7 @@ def _stdout(argument: str, context: SinkContext) -> DynamicSink[Any]:
         msg = f"stdout takes 'json' or nothing, not {argument!r}"
         raise ConfigError(msg)
     if argument == "json":
-        encode = msgspec.json.Encoder().encode
-        return LineSink(lambda item: encode(item).decode())
+        return LineSink(lambda item: record_json(item).decode())
     return LineSink(context.render)
 
 

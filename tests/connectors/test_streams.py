@@ -88,3 +88,9 @@ def test_unknown_symbol_is_caught_with_suggestions() -> None:
     with pytest.raises(ConfigError, match=r"SOL_USDT.*did you mean SOL_USDC"):
         check_symbols(streams, ["SOL_USDC", "BTC_USDC"])
     check_symbols(streams[:1], ["SOL_USDC"])
+
+
+@pytest.mark.parametrize("typed", ["sol_usdc", "Sol_Usdc", "sol_usdt"])
+def test_a_symbol_in_the_wrong_case_gets_a_suggestion(typed: str) -> None:
+    with pytest.raises(ConfigError, match=rf"'{typed}' \(did you mean SOL_USDC"):
+        check_symbols([StreamName(Channel.TRADE, typed)], ["SOL_USDC", "BTC_USDC"])
