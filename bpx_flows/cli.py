@@ -140,7 +140,12 @@ def _parser() -> argparse.ArgumentParser:
         "--version", action="version", version=f"%(prog)s {__version__}"
     )
     parser.add_argument(
-        "-v", "--verbose", action="store_true", help="debug logs (--log-level debug)"
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="-v: bpx-flows' own story (connections, snapshots, resyncs, "
+        "backfills); -vv: debug logs, the libraries' too",
     )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
     run = _command(commands, "run", "run any flow: workers, clusters, recovery, TOML")
@@ -389,11 +394,12 @@ def _selection(args: argparse.Namespace, settings_flow: str | None) -> dict[str,
 # Commands.
 
 
-def _execute(settings: Settings, verbose: bool = False) -> int:
+def _execute(settings: Settings, verbose: int = 0) -> int:
     from bpx_flows.logs import configure_logging
     from bpx_flows.runner import run
 
-    configure_logging("debug" if verbose else settings.log.level, settings.log.format)
+    level = {0: settings.log.level, 1: "info"}.get(verbose, "debug")
+    configure_logging(level, settings.log.format, libraries=verbose >= 2)
     return run(settings).code
 
 

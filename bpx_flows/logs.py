@@ -26,8 +26,13 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
-def configure_logging(level: str, fmt: str) -> None:
-    """Logs to stderr, one line per event, as text or JSON."""
+def configure_logging(level: str, fmt: str, libraries: bool = False) -> None:
+    """Logs to stderr, one line per event, as text or JSON.
+
+    ``level`` is bpx-flows' own (``info``: connections, snapshots, resyncs,
+    backfills); the libraries' internals (websockets, httpx, librdkafka) stay at
+    warnings unless ``libraries`` (``-vv``).
+    """
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         JsonFormatter()
@@ -37,9 +42,9 @@ def configure_logging(level: str, fmt: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    chatty = logging.DEBUG if level == "debug" else logging.WARNING
-    for name in ("websockets", "httpx", "httpcore"):  # a line per request otherwise
-        logging.getLogger(name).setLevel(chatty)
+    chatty = logging.DEBUG if libraries else logging.WARNING
+    for name in ("websockets", "httpx", "httpcore", "bpx_flows.kafka.librdkafka"):
+        logging.getLogger(name).setLevel(chatty)  # a line per request otherwise
     # Progress on long work (replays) shows at the default level too.
     progress = logging.getLogger("bpx_flows.progress")
     progress.setLevel(logging.ERROR if level == "error" else logging.INFO)

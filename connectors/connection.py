@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
 from .backpack.backfill import TradeBackfill
-from .backpack.booksync import SyncRecord
+from .backpack.booksync import Resync, SyncRecord
 from .backpack.decode import BadFrame, BadReason, Decoded
 from .backpack.fetches import FetchKind
 from .backpack.planner import FetchPlanner, PlannerConfig
@@ -152,6 +152,7 @@ class Connection:
         self._fatal: AuthError | None = None
         self._closing = False
         self._has_private = any(s.private for s in streams)
+        self._stream_count = len(streams)
         self._frames_this_connection = 0
         self._episode_failures = 0  # connection faults since data last flowed
 
@@ -363,6 +364,12 @@ class Connection:
             if not client.send_text(frame):
                 break  # closed before we could subscribe: ``closed`` says how
         self.planner.connected(now_us)
+        log.info(
+            "%s: connected (%d), %d streams subscribed",
+            self.config.ws_url,
+            self.stats.connects,
+            self._stream_count,
+        )
         if self._fetcher is not None:
             self._fetcher.pump()
         watchdog = asyncio.create_task(watch(client, self.config, self._silent_for_s))
@@ -509,6 +516,8 @@ class Connection:
                 self._emit(event)
                 return
             for record in records:
+                if type(record) is Resync:
+                    log.info("%s: book resync (%s)", record.stream, record.reason)
                 self._emit(record)
             if self._fetcher is not None:
                 self._fetcher.pump()

@@ -132,6 +132,8 @@ class Fetcher:
                 self._counted(fetch.kind, False)
         else:
             self.answered[fetch.kind] += 1
+            if fetch.kind is FetchKind.DEPTH:
+                log.info("%s: depth snapshot fetched", fetch.stream)
             if self._counted is not None:
                 self._counted(fetch.kind, True)
             if self._tap is not None:

@@ -413,3 +413,15 @@ def test_the_simulator_line_goes_to_stderr() -> None:
     assert "simulator: ws://127.0.0.1:" in result.stderr
     notes = ("simulator", "summary", "metrics", "  ")
     assert not [x for x in result.stdout.splitlines() if x.startswith(notes)]
+
+
+def test_v_tells_our_story_and_vv_the_libraries_too() -> None:
+    one = run_cli("-v", "book", "SOL_USDC", "--seconds", "2", "--quiet")
+    assert one.returncode == 0, one.stderr[-2000:]
+    assert "connected (1), 2 streams subscribed" in one.stderr
+    assert "depth.SOL_USDC: depth snapshot fetched" in one.stderr
+    ours = [x for x in one.stderr.splitlines() if " INFO " in x or " DEBUG " in x]
+    assert all(" bpx_flows." in x for x in ours), ours
+    two = run_cli("-vv", "book", "SOL_USDC", "--seconds", "2", "--quiet")
+    assert two.returncode == 0, two.stderr[-2000:]
+    assert " httpx: " in two.stderr or " websockets." in two.stderr
