@@ -303,6 +303,14 @@ def _tool_commands(commands: Any) -> None:
     )
     replay.set_defaults(command=_cmd_replay)
     add_sim_commands(commands)
+    markets = _command(
+        commands, "markets", "list the markets: symbol, type, tick, step, state"
+    )
+    where = markets.add_mutually_exclusive_group()
+    where.add_argument("--live", action="store_true", help="the exchange's markets")
+    where.add_argument("--rest", metavar="URL", help="another endpoint's REST URL")
+    markets.add_argument("--json", action="store_true", help="one JSON row per line")
+    markets.set_defaults(command=_cmd_markets)
     config = _command(commands, "config", "check a settings file")
     actions = config.add_subparsers(required=True, metavar="ACTION")
     check = actions.add_parser("check", help="validate a TOML settings file")
@@ -458,6 +466,41 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         "log.progress_every_s": args.progress_every,
     }
     return _execute(merge_overrides(Settings(), overrides), args.verbose)
+
+
+def _cmd_markets(args: argparse.Namespace) -> int:
+    """The markets of the simulator (default), the exchange or another endpoint."""
+    import asyncio
+    import contextlib
+
+    from bpx_flows.connectors.rest import DEFAULT_REST_URL, RestClient
+    from bpx_flows.resources import endpoint_for
+
+    async def fetch(url: str) -> list[Any]:
+        client = RestClient(url, attempts=2, timeout_s=10.0)
+        try:
+            return await client.markets()
+        finally:
+            await client.aclose()
+
+    with contextlib.ExitStack() as stack:
+        if args.live or args.rest:
+            url = DEFAULT_REST_URL if args.live else args.rest
+        else:
+            endpoint = stack.enter_context(endpoint_for(Settings()))
+            assert endpoint is not None
+            url = endpoint.rest
+        rows = sorted(asyncio.run(fetch(url)), key=lambda m: m.symbol)
+    if args.json:
+        for market in rows:
+            print(msgspec.json.encode(market).decode())
+        return 0
+    print(f"{'SYMBOL':<24} {'TYPE':<10} {'TICK':>12} {'STEP':>12}  STATE")
+    for m in rows:
+        tick, step = m.filters.price.tickSize, m.filters.quantity.stepSize
+        state = m.orderBookState
+        print(f"{m.symbol:<24} {m.marketType:<10} {tick:>12} {step:>12}  {state}")
+    return 0
 
 
 def _cmd_config_check(args: argparse.Namespace) -> int:

@@ -425,3 +425,20 @@ def test_v_tells_our_story_and_vv_the_libraries_too() -> None:
     two = run_cli("-vv", "book", "SOL_USDC", "--seconds", "2", "--quiet")
     assert two.returncode == 0, two.stderr[-2000:]
     assert " httpx: " in two.stderr or " websockets." in two.stderr
+
+
+def test_markets_lists_the_simulators_markets() -> None:
+    result = run_cli("markets")
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["SYMBOL", "TYPE", "TICK", "STEP", "STATE"]
+    rows = {line.split()[0]: line.split() for line in lines[1:]}
+    assert rows["SOL_USDC"][1:] == ["SPOT", "0.01", "0.01", "Open"]
+    assert rows["BTC_USDC_PERP"][1] == "PERP"
+    as_json = run_cli("markets", "--json")
+    symbols = {json.loads(line)["symbol"] for line in as_json.stdout.splitlines()}
+    assert symbols == set(rows)
+
+
+def test_markets_of_an_unreachable_endpoint_is_one_line() -> None:
+    _one_line(["markets", "--rest", "http://127.0.0.1:9"], "/api/v1/markets")

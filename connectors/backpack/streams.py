@@ -236,5 +236,8 @@ def check_symbols(streams: Iterable[StreamName], known: Iterable[str]) -> None:
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
         problems.append(f"{stream}: unknown market {stream.symbol!r}{hint}")
     if problems:
-        msg = "; ".join(problems) + ". See GET /api/v1/markets for the listed markets."
+        msg = (
+            "; ".join(problems)
+            + ". `bpx-flows markets` (or GET /api/v1/markets) lists the markets."
+        )
         raise ConfigError(msg)
