@@ -33,6 +33,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from bytewax.inputs import Source
@@ -74,6 +75,7 @@ def run(settings: Settings) -> Outcome:
             unknown markets, a refused key (exit code 2 in the CLI).
     """
     validate(settings)
+    _fresh_files(settings)
     if settings.run.processes > 1:
         from bpx_flows.cluster import run_cluster  # the parent of a local cluster
 
@@ -89,6 +91,21 @@ def run(settings: Settings) -> Outcome:
             note = f"simulator: {endpoint.ws} (--live for the exchange)"
             print(note, file=sys.stderr, flush=True)
         return _run_process(settings, endpoint, tap)
+
+
+def _fresh_files(settings: Settings) -> None:
+    """A fresh run starts ``--out`` and ``--alerts`` empty (recovery resumes them).
+
+    Created here, before any worker: a run that writes nothing leaves an empty
+    file, not the last run's records. A process of a multi-machine cluster leaves
+    its files alone (one worker of the cluster writes them).
+    """
+    if settings.run.recovery_dir is not None or settings.run.process_id is not None:
+        return  # resumed exactly once; or a process of a cluster (its parent did it)
+    for path in (settings.outputs.file, settings.outputs.alerts):
+        if path:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).write_bytes(b"")
 
 
 def preflight_for(settings: Settings, endpoint: Endpoint | None) -> None:

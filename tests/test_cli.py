@@ -442,3 +442,15 @@ def test_markets_lists_the_simulators_markets() -> None:
 
 def test_markets_of_an_unreachable_endpoint_is_one_line() -> None:
     _one_line(["markets", "--rest", "http://127.0.0.1:9"], "/api/v1/markets")
+
+
+def test_a_fresh_run_starts_its_alerts_file_empty_even_without_alerts(
+    tmp_path: Path,
+) -> None:
+    alerts = tmp_path / "alerts.jsonl"
+    alerts.write_text('{"from": "a previous run"}\n')
+    result = run_cli(
+        "liquidations", "SOL_USDC_PERP", "--seconds", "2", "--alerts", str(alerts)
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "a previous run" not in alerts.read_text()
