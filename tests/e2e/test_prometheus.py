@@ -148,6 +148,7 @@ def test_promtool_accepts_the_config_and_rules() -> None:
     promtool = _installed("promtool")
     for args in (
         ["check", "config", "prometheus.yml"],
+        ["check", "config", "prometheus-docker.yml"],
         ["check", "rules", "alerts.yml"],
     ):
         result = subprocess.run(
@@ -336,3 +337,62 @@ def test_the_feed_alerts_fire_when_the_flow_dies_and_resolve_when_it_returns(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=10)
+
+
+def test_the_shipped_host_config_raises_no_alert_next_to_a_healthy_flow(
+    tmp_path: Path,
+) -> None:
+    """The shipped prometheus.yml and alerts.yml, only the port changed, scraping a
+    flow that runs: no alert may even be pending (a target that never answers, as
+    host.docker.internal on a host, would make BpxTargetDown pending at once)."""
+    _installed("prometheus")
+    flow_port, web = free_port(), free_port()
+    shipped = (DASHBOARDS / "prometheus.yml").read_text()
+    assert "127.0.0.1:9464" in shipped
+    config = yaml.safe_load(shipped.replace("127.0.0.1:9464", f"127.0.0.1:{flow_port}"))
+    config["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    (tmp_path / "alerts.yml").write_text((DASHBOARDS / "alerts.yml").read_text())
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BPX_")}
+    flow = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "bpx_flows", "market", "SOL_USDC_PERP", "BTC_USDC"),
+            *("--seconds", "60", "--metrics-port", str(flow_port), "--quiet"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    prometheus = subprocess.Popen(
+        [
+            _installed("prometheus"),
+            f"--config.file={tmp_path / 'prometheus.yml'}",
+            f"--storage.tsdb.path={tmp_path / 'data'}",
+            f"--web.listen-address=127.0.0.1:{web}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    api = f"http://127.0.0.1:{web}/api/v1"
+    try:
+        deadline = time.monotonic() + 60
+        up: list[Any] = []
+        while time.monotonic() < deadline and not up:
+            time.sleep(1)
+            try:
+                answer = httpx.get(f"{api}/query", params={"query": "up"}, timeout=5)
+                up = [
+                    r for r in answer.json()["data"]["result"] if r["value"][1] == "1"
+                ]
+            except httpx.HTTPError:
+                continue
+        assert up, "the flow was never scraped"
+        time.sleep(12)  # several evaluations with every target scraped
+        targets = httpx.get(f"{api}/targets", timeout=5).json()["data"]
+        assert [t["health"] for t in targets["activeTargets"]] == ["up"]
+        alerts = httpx.get(f"{api}/alerts", timeout=5).json()["data"]["alerts"]
+        assert alerts == [], alerts
+    finally:
+        for process in (prometheus, flow):
+            process.terminate()
+            process.wait(timeout=30)
