@@ -123,12 +123,22 @@ def run_cluster(settings: Settings) -> int:
 
 
 class _Child:
-    """One process of the cluster; its stderr is passed on and its tail kept."""
+    """One process of the cluster; its stderr is passed on and its tail kept.
+
+    Lines are passed on ``HOLD_S`` late: when a process dies, its peers panic
+    within milliseconds (their connection to it broke), and the parent, which says
+    what happened in one line, drops what they say after that (``silence``).
+    """
+
+    HOLD_S = 0.5
 
     def __init__(self, process_id: int, command: list[str], env: dict[str, str]):
         self.process_id = process_id
         self.proc = subprocess.Popen(command, env=env, stderr=subprocess.PIPE)
         self.tail: deque[str] = deque(maxlen=20)
+        self._held: deque[tuple[float, str]] = deque()
+        self._lock = threading.Lock()
+        self._silent = False
         assert self.proc.stderr is not None
         self._pump = threading.Thread(
             target=self._forward, args=(self.proc.stderr,), daemon=True
@@ -137,11 +147,32 @@ class _Child:
 
     def _forward(self, stream: IO[bytes]) -> None:
         for raw in stream:
-            line = raw.decode(errors="replace").rstrip()
+            text = raw.decode(errors="replace")
+            line = text.rstrip()
             if line:
                 self.tail.append(line)
-            sys.stderr.write(raw.decode(errors="replace"))
+            with self._lock:
+                if not self._silent:
+                    self._held.append((time.monotonic(), text))
+
+    def release(self, hold_s: float = HOLD_S) -> None:
+        """Pass on the lines held longer than ``hold_s`` (0: all, at the end)."""
+        if hold_s == 0:
+            self._pump.join(timeout=1)
+        due = time.monotonic() - hold_s
+        out = []
+        with self._lock:
+            while self._held and self._held[0][0] <= due:
+                out.append(self._held.popleft()[1])
+        if out:
+            sys.stderr.write("".join(out))
             sys.stderr.flush()
+
+    def silence(self) -> None:
+        """Drop what it said lately and what it says from now on."""
+        with self._lock:
+            self._silent = True
+            self._held.clear()
 
     def last_error(self) -> str:
         """The child's last line that reads like an error (or its last line)."""
@@ -179,6 +210,8 @@ def _wait(children: list[_Child], stop_at: list[float]) -> int:
         codes = [child.proc.poll() for child in children]
         failed = [c for c, code in zip(children, codes, strict=True) if code]
         if failed and not stop_at:
+            for child in children:  # the peers' panics: the line below says it
+                child.silence()
             first = _cause(children)
             code = first.proc.returncode
             how = (
@@ -193,6 +226,8 @@ def _wait(children: list[_Child], stop_at: list[float]) -> int:
             _stop_all(children)
             return code if code > 0 else 128 - code
         if all(code is not None for code in codes):
+            for child in children:
+                child.release(0)
             done = [code for code in codes if code is not None]
             bad = [code for code in done if code != 0]
             return max(bad, key=abs) if bad else 0
@@ -205,6 +240,8 @@ def _wait(children: list[_Child], stop_at: list[float]) -> int:
             )
             _stop_all(children, grace_s=0)
             return 1
+        for child in children:
+            child.release()
         time.sleep(_POLL_S)
 
 

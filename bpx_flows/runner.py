@@ -28,7 +28,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import os
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -186,7 +188,8 @@ def _run_process(settings: Settings, endpoint: Endpoint | None, tap: Any) -> Out
     _announce(settings, recovery is not None)
     started = time.monotonic()
     tune_gc()
-    with stop_on_signals(stop):
+    forming = _stdout_to_stderr_until_formed(stop) if run.addresses else None
+    with stop_on_signals(stop), forming or contextlib.nullcontext():
         cli_main(  # type: ignore[no-untyped-call]
             flow,
             workers_per_process=run.workers,
@@ -208,6 +211,38 @@ def _run_process(settings: Settings, endpoint: Endpoint | None, tap: Any) -> Out
             flush=True,
         )
     return Outcome(0, counts)
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr_until_formed(stop: StopSignal) -> Iterator[None]:
+    """Bytewax's lines while a cluster forms go to stderr: stdout is for records.
+
+    Bytewax prints its connection retries on stdout (``worker 1: error connecting
+    to worker 0 ... retrying``). Records start once a source partition is built
+    (``stop.started``), and stdout is itself again from then on.
+    """
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    restored = threading.Event()
+
+    def restore() -> None:
+        while not stop.started() and not restored.is_set():
+            time.sleep(0.01)
+        if not restored.is_set():
+            restored.set()
+            os.dup2(saved, 1)
+
+    watcher = threading.Thread(target=restore, name="bpx-stdout", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        if not restored.is_set():
+            restored.set()
+            os.dup2(saved, 1)
+        watcher.join(timeout=1)
+        os.close(saved)
 
 
 def _announce(settings: Settings, recovery: bool) -> None:

@@ -7,6 +7,7 @@ bounded in time; every process started is reaped.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -115,6 +116,8 @@ def test_a_killed_process_ends_the_cluster_with_one_line(procs: list) -> None:
     lines = [line for line in err.splitlines() if "of the cluster" in line]
     assert len(lines) == 1, err[-3000:]
     assert "process 1 of the cluster was killed by SIGKILL" in lines[0]
+    # Only the parent speaks: the survivor's panic is not passed on.
+    assert "Traceback" not in err and "PanicException" not in err, err[-3000:]
     assert not any(_alive(pid) for pid in children)
 
 
@@ -291,3 +294,19 @@ def test_a_child_that_does_not_stop_after_its_parent_died_is_ended() -> None:
         parent.wait(timeout=10)
         if parent.stdout is not None:
             parent.stdout.close()
+
+
+def test_a_clusters_stdout_carries_records_only() -> None:
+    """Bytewax's retries while the cluster forms go to stderr, never among records."""
+    result = subprocess.run(
+        [*CLI, *CANDLES, "--processes", "2", "--sink", "stdout:json"],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    assert len(lines) > 50
+    assert all(json.loads(line)["type"] for line in lines), lines[:5]
