@@ -420,17 +420,39 @@ def _cmd_run(args: argparse.Namespace) -> int:
         watch_parent()
         data = msgspec.json.decode(Path(args.resolved).read_bytes())
         return _execute(settings_from_data(data, args.resolved), args.verbose)
+    return _execute(run_settings(args), args.verbose)
+
+
+def run_settings(args: argparse.Namespace) -> Settings:
+    """The settings a flow command's parsed flags stand for (checked as they merge).
+
+    Raises:
+        ConfigError: a flag whose value cannot work.
+    """
     base = load_settings(args.config, rules=False) if args.config else Settings()
     overrides = _selection(args, base.flow if args.config else None)
     if getattr(args, "tool", None) == "record":
         overrides.update({"source.record": args.out, "outputs.quiet": True})
-    return _execute(_settings(args, base, overrides), args.verbose)
+    return _settings(args, base, overrides)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from bpx_flows.logs import configure_logging
     from bpx_flows.runner import run
 
+    configure_logging("warning", "text")
+    outcome = run(demo_settings(args))
+    counts = outcome.counts
+    ok = counts.get("BookStats") and counts.get("Candle")
+    return outcome.code or (0 if ok else 1)
+
+
+def demo_settings(args: argparse.Namespace) -> Settings:
+    """The settings of ``demo``: the market flow with a cascade that alerts.
+
+    Raises:
+        ConfigError: a flag whose value cannot work.
+    """
     if not 0 < args.seconds <= 86_400:
         msg = f"--seconds: must be in (0, 86400], got {args.seconds}"
         raise ConfigError(msg)
@@ -447,15 +469,19 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         "metrics.port": args.metrics_port,
         "outputs.quiet": args.quiet,
     }
-    settings = merge_overrides(Settings(), overrides)
-    configure_logging("warning", "text")
-    outcome = run(settings)
-    counts = outcome.counts
-    ok = counts.get("BookStats") and counts.get("Candle")
-    return outcome.code or (0 if ok else 1)
+    return merge_overrides(Settings(), overrides)
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
+    return _execute(replay_settings(args), args.verbose)
+
+
+def replay_settings(args: argparse.Namespace) -> Settings:
+    """The settings of ``replay``: the tape over recordings.
+
+    Raises:
+        ConfigError: a flag whose value cannot work.
+    """
     overrides = {
         "flow": "tape",
         "source.kind": "replay",
@@ -465,7 +491,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         "outputs.quiet": args.quiet,
         "log.progress_every_s": args.progress_every,
     }
-    return _execute(merge_overrides(Settings(), overrides), args.verbose)
+    return merge_overrides(Settings(), overrides)
 
 
 def _cmd_markets(args: argparse.Namespace) -> int:

@@ -416,7 +416,10 @@ def _problems(s: Settings) -> Iterator[tuple[str, str]]:
                 f"the {s.flow} flow is for perpetuals (*_PERP); {', '.join(spot)} "
                 "is not one",
             )
-    for kind in spec.sections:
+    # Every section given is checked, also one this flow does not read: a value
+    # that cannot work is a mistake wherever it was written.
+    given = {SECTIONS[n] for n in s.sections if n in SECTIONS}
+    for kind in sorted({*spec.sections, *given}, key=lambda k: k.NAME):
         for key, problem in s.section(kind).problems():
             yield f"{kind.NAME}.{key}", problem
     if spec.check is not None:
