@@ -2,7 +2,7 @@
 
 The commands and their flags are read from ``bpx_flows.cli``'s parser, so a flag
 added tomorrow is covered the day it is added. Each flag that takes a value gets
-``nan``, ``inf``, ``-1``, ``1e30`` and ``abc``: each must be refused (one line, exit
+``nan``, ``inf``, ``-1``, ``0``, ``1e30`` and ``abc``: each must be refused (one line, exit
 code 2: a parser error, or a ``ConfigError`` from the settings) unless
 ``ACCEPTED`` says why it is fine. Path flags get a directory under a regular file
 (refused before the run). Nothing is run: the values go as far as the settings
@@ -24,7 +24,7 @@ from bpx_flows.settings import Settings, validate
 SESSION = str(
     Path(__file__).resolve().parents[1] / "data" / "sessions" / "sim-session.jsonl.gz"
 )
-HOSTILE = ("nan", "inf", "-1", "1e30", "abc")
+HOSTILE = ("nan", "inf", "-1", "0", "1e30", "abc")
 
 # The least each command needs besides the flag under test.
 BASE: dict[str, list[str]] = {
@@ -75,6 +75,15 @@ TEXT = {
 ACCEPTED: dict[tuple[str, str], str] = {
     ("--seconds", "1e30"): "a run may last as long as it likes",
     ("--history", "1e30"): "parsed; the simulator refuses it with its own limit",
+    ("--every-ms", "0"): "stats after every update (docs/book.md)",
+    ("--lateness-ms", "0"): "no trade may be late",
+    ("--revise-s", "0"): "candles are never corrected",
+    ("--metrics-port", "0"): "any free port (docs/metrics.md)",
+    ("--port", "0"): "any free port",
+    ("--seed", "0"): "a seed like any other",
+    ("--speed", "0"): "a replay as fast as it can be read",
+    ("--history", "0"): "no simulated history (the default)",
+    ("--replay-delay", "0"): "start at the first SUBSCRIBE (the default)",
 }
 PATHS = {"--out", "--alerts", "--record", "--recovery-dir", "--parquet"}
 
