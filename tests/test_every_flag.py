@@ -2,8 +2,8 @@
 
 The commands and their flags are read from ``bpx_flows.cli``'s parser, so a flag
 added tomorrow is covered the day it is added. Each flag that takes a value gets
-``nan``, ``inf``, ``-1``, ``0``, ``1e30`` and ``abc``: each must be refused (one line, exit
-code 2: a parser error, or a ``ConfigError`` from the settings) unless
+``nan``, ``inf``, ``-1``, ``0``, ``1e30`` and ``abc``: each must be refused (one
+line, exit code 2: a parser error, or a ``ConfigError`` from the settings) unless
 ``ACCEPTED`` says why it is fine. Path flags get a directory under a regular file
 (refused before the run). Nothing is run: the values go as far as the settings
 ``run`` would start from (``validate``), which is where every run checks them.
