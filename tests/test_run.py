@@ -396,3 +396,33 @@ def test_the_docs_name_every_flow_of_the_registry() -> None:
     for name in FLOWS:
         assert f"`{name}`" in docs, name
         assert name in readme, name
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_the_bytewax_entry_stops_cleanly_on_ctrl_c_and_sigterm(
+    tmp_path: Path, signum: int
+) -> None:
+    """``python -m bytewax.run "bpx_flows.entry:dataflow(...)"``: a signal ends the
+    flow as it ends ``bpx-flows run`` (exit 0, no panic, no traceback)."""
+    config = tmp_path / "book.toml"
+    config.write_text('flow = "book"\nsymbols = ["SOL_USDC"]\n[source]\nseconds = 60\n')
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bytewax.run", f"bpx_flows.entry:dataflow('{config}')"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
+    try:
+        time.sleep(6)  # the simulator started, books flowing
+        proc.send_signal(signum)
+        started = time.monotonic()
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    assert time.monotonic() - started < 15
+    assert proc.returncode == 0, err[-3000:]
+    assert "Traceback" not in err and "panic" not in err.lower(), err[-3000:]
+    assert " book " in out
