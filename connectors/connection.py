@@ -244,6 +244,14 @@ class Connection:
     async def close(self) -> None:
         """Close the socket cleanly and stop reconnecting (open gaps end unfilled)."""
         self._closing = True
+        for stream, (left, planned) in sorted(self.planner.history_left().items()):
+            log.warning(
+                "%s: kline history incomplete: the run ended with %d of %d pages "
+                "not fetched (30 history requests a minute at the exchange)",
+                stream,
+                left,
+                planned,
+            )
         self._deliver(self.planner.close(self._clock()))
         if self._client is not None:
             await self._client.close()

@@ -112,6 +112,7 @@ class FetchPlanner:
         self._attempts: dict[str, int] = {}  # per book: snapshots since it was live
         self._trade_page = False  # one in flight
         self._kline_page = False  # one in flight
+        self._kline_flying: str | None = None  # the stream of that page
         self.kline_progress: list[KlineProgress] = []  # since last read
 
     @property
@@ -169,6 +170,22 @@ class FetchPlanner:
         """The connection closes for good: open gaps end unfilled."""
         return [] if self.gaps is None else self.gaps.close(now_us)
 
+    def history_left(self) -> dict[str, tuple[int, int]]:
+        """Kline history not fetched yet: ``{stream: (pages left, pages planned)}``.
+
+        A page in flight counts as left (its answer will not be used).
+        """
+        left: dict[str, int] = {}
+        for fetch in self._kline_pages:
+            left[fetch.stream] = left.get(fetch.stream, 0) + 1
+        if self._kline_flying is not None:
+            left[self._kline_flying] = left.get(self._kline_flying, 0) + 1
+        return {
+            stream: (count, self._kline_planned.get(stream, count))
+            for stream, count in left.items()
+            if count
+        }
+
     # Fetches.
 
     def due(self, now_us: int) -> tuple[list[Fetch], list[TradeBackfill]]:
@@ -186,7 +203,9 @@ class FetchPlanner:
                 )
         if self._kline_pages and not self._kline_page:
             self._kline_page = True
-            fetches.append(self._kline_pages.pop(0))
+            page = self._kline_pages.pop(0)
+            self._kline_flying = page.stream
+            fetches.append(page)
         return fetches, ended
 
     def _snapshot_fetches(self) -> list[Fetch]:
@@ -261,6 +280,7 @@ class FetchPlanner:
             self._trade_page = False
         elif fetch.kind is FetchKind.KLINES:
             self._kline_page = False
+            self._kline_flying = None
 
     def _kline_answered(self, fetch: Fetch, klines: int) -> None:
         stream = fetch.stream

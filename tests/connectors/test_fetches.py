@@ -342,3 +342,13 @@ def test_backfilled_trades_are_their_own_type() -> None:
         BackfilledTrade,
         BackfilledTrade,
     ]
+
+
+def test_history_left_when_the_run_ends_counts_the_page_in_flight() -> None:
+    plan = planner("kline.1s.SOL_USDC", kline_backfill_us=2_500 * S)
+    plan.connected(T0)
+    assert plan.history_left() == {"kline.1s.SOL_USDC": (3, 3)}
+    (page,), _ = plan.due(T0)
+    assert plan.history_left() == {"kline.1s.SOL_USDC": (3, 3)}  # in flight
+    plan.answered(page, b"[]", T0)
+    assert plan.history_left() == {"kline.1s.SOL_USDC": (2, 3)}
