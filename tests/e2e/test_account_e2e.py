@@ -190,7 +190,7 @@ def test_no_output_of_a_run_contains_the_secret(tmp_path: Path) -> None:
                 sys.executable,
                 "-m",
                 "bpx_flows",
-                "-v",
+                "-vv",  # debug logs, the libraries' too
                 "account",
                 *common,
                 "--sink",
@@ -204,21 +204,27 @@ def test_no_output_of_a_run_contains_the_secret(tmp_path: Path) -> None:
             stderr=subprocess.PIPE,
             env=env,
         ) as proc:
-            assert proc.stdout is not None
-            first = proc.stdout.readline().decode()
-            assert first.startswith("metrics: http://127.0.0.1:"), first
-            url = first.split(": ", 1)[1].strip()
+            assert proc.stderr is not None
+            # The metrics note is on stderr (stdout carries records only).
+            seen: list[bytes] = []
+            while not (seen and seen[-1].startswith(b"metrics: http://127.0.0.1:")):
+                line = proc.stderr.readline()
+                assert line, b"".join(seen)[-2000:]
+                seen.append(line)
+            url = seen[-1].decode().split(": ", 1)[1].strip()
             time.sleep(2.0)
             with urllib.request.urlopen(url, timeout=10) as response:
                 metrics = response.read()
             rest_out, err = proc.communicate(timeout=60)
+            err = b"".join(seen) + err
+            first = ""
         assert proc.returncode == 0, err.decode()[-2000:]
         record = subprocess.run(
             [
                 sys.executable,
                 "-m",
                 "bpx_flows",
-                "-v",
+                "-vv",
                 "record",
                 "account.orderUpdate",
                 "account.positionUpdate",
