@@ -36,9 +36,14 @@ _MARKETS = ",".join(MARKETS)  # the 8 markets of the session
 
 def _run(tree: Path, module: str, *args: str) -> dict[str, Any]:
     """One case of ``module`` run from ``tree`` (its code, its benchmarks)."""
+    return _last_json(tree, ["-m", module, *args])
+
+
+def _last_json(tree: Path, args: list[str]) -> dict[str, Any]:
+    """``python ARGS`` from ``tree`` (its code first on the path): its last line."""
     env = {**os.environ, "PYTHONPATH": str(tree), "BENCH_SYMBOLS": _MARKETS}
     proc = subprocess.run(
-        [sys.executable, "-m", module, *args],
+        [sys.executable, *args],
         capture_output=True,
         text=True,
         timeout=900,
@@ -47,7 +52,7 @@ def _run(tree: Path, module: str, *args: str) -> dict[str, Any]:
         cwd=tree,
     )
     if proc.returncode != 0:
-        msg = f"{tree.name}: {module} {args[:2]} failed:\n{proc.stderr[-3000:]}"
+        msg = f"{tree.name}: {args[:3]} failed:\n{proc.stderr[-3000:]}"
         raise RuntimeError(msg)
     return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
 
@@ -82,20 +87,7 @@ print(json.dumps({"calls": calls, "frames": frames, "peak_rss_mb": 0}))
 
 
 def _calls(tree: Path, session: str) -> dict[str, Any]:
-    env = {**os.environ, "PYTHONPATH": str(tree)}
-    proc = subprocess.run(
-        [sys.executable, "-c", _CALLS, session],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-        env=env,
-        cwd=tree,
-    )
-    if proc.returncode != 0:
-        msg = f"{tree.name}: calls failed:\n{proc.stderr[-3000:]}"
-        raise RuntimeError(msg)
-    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+    return _last_json(tree, ["-c", _CALLS, session])
 
 
 def _rate(row: dict[str, Any]) -> float:
