@@ -85,6 +85,11 @@ def _start_prometheus(
             }
         )
     )
+    return _prometheus(config, tmp_path, web_port)
+
+
+def _prometheus(config: Path, tmp_path: Path, web_port: int) -> subprocess.Popen[bytes]:
+    """Prometheus with ``config``, its data in ``tmp_path``, its API on ``web_port``."""
     return subprocess.Popen(
         [
             _installed("prometheus"),
@@ -363,16 +368,7 @@ def test_the_shipped_host_config_raises_no_alert_next_to_a_healthy_flow(
         stderr=subprocess.DEVNULL,
         env=env,
     )
-    prometheus = subprocess.Popen(
-        [
-            _installed("prometheus"),
-            f"--config.file={tmp_path / 'prometheus.yml'}",
-            f"--storage.tsdb.path={tmp_path / 'data'}",
-            f"--web.listen-address=127.0.0.1:{web}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    prometheus = _prometheus(tmp_path / "prometheus.yml", tmp_path, web)
     api = f"http://127.0.0.1:{web}/api/v1"
     try:
         deadline = time.monotonic() + 60
