@@ -30,6 +30,7 @@ __all__ = [
     "BookConfig",
     "BookIntegrity",
     "BookStats",
+    "BookTop",
     "IntegrityKind",
     "SymbolBooks",
     "book_checksum",
@@ -128,15 +129,43 @@ class IntegrityKind(enum.StrEnum):
     UNKNOWN_SYMBOL = "unknown_symbol"
 
 
-class BookIntegrity(msgspec.Struct, frozen=True):
-    """One integrity event; ``detail`` has the values (ours and theirs, ids...)."""
+class BookTop(msgspec.Struct, frozen=True):
+    """A top of book: best bid and ask with their quantities (``None``: no side)."""
+
+    bid: Decimal | None
+    bid_qty: Decimal | None
+    ask: Decimal | None
+    ask_qty: Decimal | None
+
+
+class BookIntegrity(msgspec.Struct, frozen=True, kw_only=True):
+    """One integrity event, as data: which values it carries depends on ``kind``.
+
+    - ``gap``: ``expected`` and ``got`` update ids (``update_id``: ``got``);
+    - ``out_of_order``: ``expected`` and ``got`` (the diff's first id, ``U``);
+    - ``resync_started``: ``reason`` (a ``ResyncReason``), ``update_id`` expected;
+    - ``resync_finished``: ``update_id``, the snapshot's;
+    - ``diff_before_snapshot``: ``got`` (the diff's ``U``), ``update_id`` its ``u``;
+    - ``invalid_level``: ``skipped`` levels of a diff, or (no ``skipped``) a
+      bookTicker with a non-numeric value, ``update_id`` its ``u``;
+    - ``crossed`` / ``locked``: ``ours``, the book's top then;
+    - ``ticker_mismatch``: ``ours`` and ``theirs`` (the bookTicker's);
+    - ``uncrossed``, ``unknown_symbol``: nothing more.
+
+    Console lines are the presentation's (``bpx_flows/presentation/lines.py``).
+    """
 
     stream: str
     symbol: str
     kind: IntegrityKind
     update_id: int | None
-    detail: str
     recv_us: int
+    expected: int | None = None
+    got: int | None = None
+    reason: str | None = None
+    skipped: int | None = None
+    ours: BookTop | None = None
+    theirs: BookTop | None = None
 
 
 Output = BookStats | BookIntegrity
@@ -209,10 +238,13 @@ def _known(
 ) -> bool:
     if config.symbols is None or symbol in config.symbols:
         return True
-    detail = f"{symbol} is not one of the configured symbols"
     out.append(
         BookIntegrity(
-            stream, symbol, IntegrityKind.UNKNOWN_SYMBOL, None, detail, recv_us
+            stream=stream,
+            symbol=symbol,
+            kind=IntegrityKind.UNKNOWN_SYMBOL,
+            update_id=None,
+            recv_us=recv_us,
         )
     )
     return False
@@ -234,15 +266,13 @@ def _on_snapshot(
     entry.tops.clear()
     entry.order.clear()
     if was_resyncing:
-        detail = f"seeded at update id {snap.lastUpdateId}"
         out.append(
             BookIntegrity(
-                snap.stream,
-                snap.symbol,
-                IntegrityKind.RESYNC_FINISHED,
-                snap.lastUpdateId,
-                detail,
-                snap.recv_us,
+                stream=snap.stream,
+                symbol=snap.symbol,
+                kind=IntegrityKind.RESYNC_FINISHED,
+                update_id=snap.lastUpdateId,
+                recv_us=snap.recv_us,
             )
         )
     _after_update(
@@ -253,26 +283,25 @@ def _on_snapshot(
 def _on_resync(state: SymbolBooks, resync: Resync, out: list[Output]) -> None:
     entry = state.books.get(resync.stream)
     if resync.reason is ResyncReason.GAP:
-        detail = f"expected update id {resync.expected}, got {resync.got}"
         out.append(
             BookIntegrity(
-                resync.stream,
-                resync.symbol,
-                IntegrityKind.GAP,
-                resync.got,
-                detail,
-                resync.recv_us,
+                stream=resync.stream,
+                symbol=resync.symbol,
+                kind=IntegrityKind.GAP,
+                update_id=resync.got,
+                recv_us=resync.recv_us,
+                expected=resync.expected,
+                got=resync.got,
             )
         )
-    detail = f"{resync.reason.value}; the book is invalid until the next snapshot"
     out.append(
         BookIntegrity(
-            resync.stream,
-            resync.symbol,
-            IntegrityKind.RESYNC_STARTED,
-            resync.expected,
-            detail,
-            resync.recv_us,
+            stream=resync.stream,
+            symbol=resync.symbol,
+            kind=IntegrityKind.RESYNC_STARTED,
+            update_id=resync.expected,
+            recv_us=resync.recv_us,
+            reason=resync.reason.value,
         )
     )
     if entry is not None:
@@ -290,17 +319,14 @@ def _on_depth(
         return
     entry = state.books.get(frame.stream)
     if entry is None or not entry.live:
-        detail = (
-            f"diff U={diff.U} u={diff.u} arrived before any snapshot; waiting for one"
-        )
         out.append(
             BookIntegrity(
-                frame.stream,
-                diff.s,
-                IntegrityKind.DIFF_BEFORE_SNAPSHOT,
-                diff.u,
-                detail,
-                frame.recv_us,
+                stream=frame.stream,
+                symbol=diff.s,
+                kind=IntegrityKind.DIFF_BEFORE_SNAPSHOT,
+                update_id=diff.u,
+                recv_us=frame.recv_us,
+                got=diff.U,
             )
         )
         return
@@ -308,17 +334,15 @@ def _on_depth(
     if diff.u <= book.update_id:
         return  # a duplicate the connector let through: already applied
     if diff.U - book.update_id > 1:
-        detail = (
-            f"expected update id {book.update_id + 1}, got U={diff.U}; resync needed"
-        )
         out.append(
             BookIntegrity(
-                frame.stream,
-                diff.s,
-                IntegrityKind.OUT_OF_ORDER,
-                diff.U,
-                detail,
-                frame.recv_us,
+                stream=frame.stream,
+                symbol=diff.s,
+                kind=IntegrityKind.OUT_OF_ORDER,
+                update_id=diff.U,
+                recv_us=frame.recv_us,
+                expected=book.update_id + 1,
+                got=diff.U,
             )
         )
         entry.live = False
@@ -342,24 +366,37 @@ def _after_update(
     uid = book.update_id
     if book.invalid_levels != entry.invalid_seen:
         skipped = book.invalid_levels - entry.invalid_seen
-        detail = f"{skipped} level(s) with a bad price or quantity skipped"
         entry.invalid_seen = book.invalid_levels
         out.append(
             BookIntegrity(
-                stream, symbol, IntegrityKind.INVALID_LEVEL, uid, detail, recv_us
+                stream=stream,
+                symbol=symbol,
+                kind=IntegrityKind.INVALID_LEVEL,
+                update_id=uid,
+                recv_us=recv_us,
+                skipped=skipped,
             )
         )
     cross: IntegrityKind | None = None
     if bid is not None and ask is not None and bid[0] >= ask[0]:
         cross = IntegrityKind.LOCKED if bid[0] == ask[0] else IntegrityKind.CROSSED
     if cross is not entry.cross:  # every transition: ok/crossed/locked, both ways
-        if cross is None:
-            kind, detail = IntegrityKind.UNCROSSED, "best bid < best ask again"
-        else:
+        top = None
+        if cross is not None:
             assert bid is not None
             assert ask is not None
-            kind, detail = cross, f"best bid {bid[0]} >= best ask {ask[0]}"
-        out.append(BookIntegrity(stream, symbol, kind, uid, detail, recv_us))
+            top = BookTop(bid[0], bid[1], ask[0], ask[1])
+        kind = IntegrityKind.UNCROSSED if cross is None else cross
+        out.append(
+            BookIntegrity(
+                stream=stream,
+                symbol=symbol,
+                kind=kind,
+                update_id=uid,
+                recv_us=recv_us,
+                ours=top,
+            )
+        )
         entry.cross = cross
     # Our top at every update id: a bookTicker may name an id the book passed already.
     # (Two pairs joined make the 4-tuple; mypy sees a tuple of any length.)
@@ -407,36 +444,30 @@ def _check_tickers(state: SymbolBooks, out: list[Output]) -> None:
         texts = (ticker.b, ticker.B, ticker.a, ticker.A)
         if any(v is None and t is not None for v, t in zip(theirs, texts, strict=True)):
             state.tickers_unverifiable += 1
-            detail = f"bookTicker u={ticker.u} has a non-numeric price or quantity"
             out.append(
                 BookIntegrity(
-                    entry.stream,
-                    ticker.s,
-                    IntegrityKind.INVALID_LEVEL,
-                    ticker.u,
-                    detail,
-                    frame.recv_us,
+                    stream=entry.stream,
+                    symbol=ticker.s,
+                    kind=IntegrityKind.INVALID_LEVEL,
+                    update_id=ticker.u,
+                    recv_us=frame.recv_us,
                 )
             )
             continue
         state.tickers_checked += 1
         if ours != theirs:  # e.g. "1.0" and "1" are equal as decimals, not as text
             state.tickers_mismatched += 1
-            detail = f"ours {_show(ours)}; bookTicker {_show(theirs)}"
             out.append(
                 BookIntegrity(
-                    entry.stream,
-                    ticker.s,
-                    IntegrityKind.TICKER_MISMATCH,
-                    ticker.u,
-                    detail,
-                    frame.recv_us,
+                    stream=entry.stream,
+                    symbol=ticker.s,
+                    kind=IntegrityKind.TICKER_MISMATCH,
+                    update_id=ticker.u,
+                    recv_us=frame.recv_us,
+                    ours=BookTop(*ours),
+                    theirs=BookTop(*theirs),
                 )
             )
-
-
-def _show(top: _Top) -> str:
-    return f"bid {top[0]} x {top[1]} ask {top[2]} x {top[3]}"
 
 
 def _dec(value: str | None) -> Decimal | None:

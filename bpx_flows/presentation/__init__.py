@@ -5,7 +5,7 @@ imports it) and below the program and the flows. One dispatch per record kind:
 ``functools.singledispatch`` tables, never ``isinstance`` chains.
 """
 
-from bpx_flows.presentation.lines import describe, summary_key
+from bpx_flows.presentation.lines import describe, integrity_detail, summary_key
 from bpx_flows.presentation.metrics import MetricsSink, observe
 
-__all__ = ["MetricsSink", "describe", "observe", "summary_key"]
+__all__ = ["MetricsSink", "describe", "integrity_detail", "observe", "summary_key"]

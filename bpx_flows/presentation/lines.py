@@ -23,7 +23,12 @@ from bpx_flows.connectors.backpack.wire import (
     ServerError,
     Trade,
 )
-from bpx_flows.operators.book_state import BookIntegrity, BookStats
+from bpx_flows.operators.book_state import (
+    BookIntegrity,
+    BookStats,
+    BookTop,
+    IntegrityKind,
+)
 from bpx_flows.operators.bursts import BurstAlert, LiquidationStats
 from bpx_flows.operators.candles import (
     Candle,
@@ -39,7 +44,7 @@ from bpx_flows.presentation.account_lines import ACCOUNT_LINES
 from bpx_flows.presentation.event_lines import describe_event
 from bpx_flows.presentation.numbers import bps, dash, signed
 
-__all__ = ["describe", "summary_key"]
+__all__ = ["describe", "integrity_detail", "summary_key"]
 
 
 @singledispatch
@@ -65,7 +70,55 @@ def _(record: BookStats) -> str:
 
 @describe.register
 def _(record: BookIntegrity) -> str:
-    return f"{record.stream:<28} INTEGRITY {record.kind.value}: {record.detail}"
+    detail = integrity_detail(record)
+    return f"{record.stream:<28} INTEGRITY {record.kind.value}: {detail}"
+
+
+def _top(top: BookTop | None) -> str:
+    if top is None:
+        return "-"
+    return f"bid {top.bid} x {top.bid_qty} ask {top.ask} x {top.ask_qty}"
+
+
+def _invalid_level(r: BookIntegrity) -> str:
+    if r.skipped is not None:
+        return f"{r.skipped} level(s) with a bad price or quantity skipped"
+    return f"bookTicker u={r.update_id} has a non-numeric price or quantity"
+
+
+def _crossed(r: BookIntegrity) -> str:
+    bid, ask = (r.ours.bid, r.ours.ask) if r.ours else (None, None)
+    return f"best bid {bid} >= best ask {ask}"
+
+
+_DETAILS: dict[IntegrityKind, Callable[[BookIntegrity], str]] = {
+    IntegrityKind.UNKNOWN_SYMBOL: lambda r: (
+        f"{r.symbol} is not one of the configured symbols"
+    ),
+    IntegrityKind.RESYNC_FINISHED: lambda r: f"seeded at update id {r.update_id}",
+    IntegrityKind.GAP: lambda r: f"expected update id {r.expected}, got {r.got}",
+    IntegrityKind.RESYNC_STARTED: lambda r: (
+        f"{r.reason}; the book is invalid until the next snapshot"
+    ),
+    IntegrityKind.DIFF_BEFORE_SNAPSHOT: lambda r: (
+        f"diff U={r.got} u={r.update_id} arrived before any snapshot; waiting for one"
+    ),
+    IntegrityKind.OUT_OF_ORDER: lambda r: (
+        f"expected update id {r.expected}, got U={r.got}; resync needed"
+    ),
+    IntegrityKind.INVALID_LEVEL: _invalid_level,
+    IntegrityKind.UNCROSSED: lambda r: "best bid < best ask again",
+    IntegrityKind.CROSSED: _crossed,
+    IntegrityKind.LOCKED: _crossed,
+    IntegrityKind.TICKER_MISMATCH: lambda r: (
+        f"ours {_top(r.ours)}; bookTicker {_top(r.theirs)}"
+    ),
+}
+
+
+def integrity_detail(record: BookIntegrity) -> str:
+    """What a book integrity event's values say, in words (one table by kind)."""
+    return _DETAILS[record.kind](record)
 
 
 @describe.register

@@ -63,7 +63,14 @@ def test_book_candle_and_burst_records_update_the_metrics() -> None:
         == 20.4
     )
     assert value("bpx_book_levels", symbol="MX_USDC", side="ask") == 4
-    observe(BookIntegrity("depth.MX_USDC", "MX_USDC", IntegrityKind.GAP, 5, "x", 1))
+    gap = BookIntegrity(
+        stream="depth.MX_USDC",
+        symbol="MX_USDC",
+        kind=IntegrityKind.GAP,
+        update_id=5,
+        recv_us=1,
+    )
+    observe(gap)
     assert value("bpx_book_integrity_events_total", symbol="MX_USDC", kind="gap") == 1
     candle = Candle(
         symbol="MX_USDC",

@@ -174,7 +174,7 @@ def test_invalid_levels_are_skipped_and_reported() -> None:
     _, outs = run([snap(100), diff(101, 101, bids=[("abc", "1"), ("9.9", "-1")])])
     events = [o for o in outs if isinstance(o, BookIntegrity)]
     assert [e.kind for e in events] == [IntegrityKind.INVALID_LEVEL]
-    assert "2 level(s)" in events[0].detail
+    assert events[0].skipped == 2  # "2 level(s)": tests/test_presentation.py
 
 
 def test_unknown_symbol_is_an_event() -> None:
@@ -207,7 +207,9 @@ def test_book_ticker_disagreement_is_reported_with_both_values() -> None:
     state, outs = run([snap(100), ticker(100, ask_qty="2.5")])
     events = [o for o in outs if isinstance(o, BookIntegrity)]
     assert [e.kind for e in events] == [IntegrityKind.TICKER_MISMATCH]
-    assert "x 3" in events[0].detail and "x 2.5" in events[0].detail
+    ours, theirs = events[0].ours, events[0].theirs
+    assert ours is not None and theirs is not None
+    assert (ours.ask_qty, theirs.ask_qty) == (D(3), D("2.5"))
     assert state.tickers_mismatched == 1
 
 
