@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import Counter
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -85,8 +84,6 @@ class Fetcher:
         self._tap = tap
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
-        self.answered: Counter[FetchKind] = Counter()
-        self.failed: Counter[FetchKind] = Counter()
 
     def pump(self) -> None:
         """Start every fetch that is due (cheap when none is)."""
@@ -121,7 +118,6 @@ class Fetcher:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # RestError, ProtocolError, a bug: this fetch only
-            self.failed[fetch.kind] += 1
             what = _WHAT[fetch.kind].format(
                 symbol=fetch.params.get("symbol", ""), stream=fetch.stream
             )
@@ -131,7 +127,6 @@ class Fetcher:
             if self._counted is not None:
                 self._counted(fetch.kind, False)
         else:
-            self.answered[fetch.kind] += 1
             if fetch.kind is FetchKind.DEPTH:
                 log.info("%s: depth snapshot fetched", fetch.stream)
             if self._counted is not None:

@@ -115,16 +115,6 @@ class FetchPlanner:
         self._kline_flying: str | None = None  # the stream of that page
         self.kline_progress: list[KlineProgress] = []  # since last read
 
-    @property
-    def needs_rest(self) -> bool:
-        """Whether anything here will ever fetch (so a REST client is required)."""
-        return bool(
-            self.books.syncs
-            or self.gaps is not None
-            or any(self._seeded.values())
-            or (self._kline_streams and self.config.kline_backfill_us > 0)
-        )
-
     # Events from the connection.
 
     def connected(self, now_us: int) -> None:
