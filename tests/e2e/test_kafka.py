@@ -119,9 +119,9 @@ def consume(address: str, topic: str, expected: int, timeout_s: float = 30) -> l
         consumer.close()
 
 
-def test_records_arrive_keyed_by_symbol_with_their_kind_as_out_writes_them(
-    broker: Broker, tmp_path: Path
-) -> None:
+def candles_to_kafka(spec: str, tmp_path: Path) -> tuple[Any, list[bytes]]:
+    """The candle flow over the shipped session into ``kafka:SPEC`` and ``--out``:
+    the run, and the lines of its ``--out`` file."""
     out = tmp_path / "out.jsonl"
     result = run_cli(
         "run",
@@ -129,14 +129,20 @@ def test_records_arrive_keyed_by_symbol_with_their_kind_as_out_writes_them(
         "--replay",
         str(SESSION),
         "--sink",
-        f"kafka:{broker.address}/candles",
+        f"kafka:{spec}",
         "--out",
         str(out),
         "--quiet",
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    return result, out.read_bytes().splitlines()
+
+
+def test_records_arrive_keyed_by_symbol_with_their_kind_as_out_writes_them(
+    broker: Broker, tmp_path: Path
+) -> None:
+    result, lines = candles_to_kafka(f"{broker.address}/candles", tmp_path)
     assert "rdkafka" not in result.stderr
-    lines = out.read_bytes().splitlines()
     assert len(lines) > 50
     messages = consume(broker.address, "candles", len(lines))
     assert sorted(m.value() for m in messages) == sorted(lines)
@@ -158,20 +164,9 @@ def test_records_arrive_keyed_by_symbol_with_their_kind_as_out_writes_them(
 
 
 def test_a_topic_per_kind(broker: Broker, tmp_path: Path) -> None:
-    out = tmp_path / "out.jsonl"
-    result = run_cli(
-        "run",
-        "candles",
-        "--replay",
-        str(SESSION),
-        "--sink",
-        f"kafka:{broker.address}/bpx.{{kind}},acks=1,compression=zstd",
-        "--out",
-        str(out),
-        "--quiet",
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    candles = [line for line in out.read_bytes().splitlines() if b'"interval"' in line]
+    spec = f"{broker.address}/bpx.{{kind}},acks=1,compression=zstd"
+    _, lines = candles_to_kafka(spec, tmp_path)
+    candles = [line for line in lines if line.startswith(b'{"type":"candle",')]
     messages = consume(broker.address, "bpx.candle", len(candles))
     assert sorted(m.value() for m in messages) == sorted(candles)
 
