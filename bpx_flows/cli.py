@@ -48,6 +48,7 @@ _RUN_FLAGS: dict[str, str] = {
     "--speed": "source.speed",
     "--batch": "source.batch",
     "--seconds": "source.seconds",
+    "--follow": "source.follow",
     "--per-connection": "source.per_connection",
     "--record": "source.record",
     "--compression": "source.compression",
@@ -198,7 +199,10 @@ def _flow_flags(
     where.add_argument("--live", action="store_true", help="the real exchange")
     where.add_argument("--ws", metavar="URL", help="any WebSocket endpoint (+ --rest)")
     where.add_argument(
-        "--replay", action="append", metavar="FILE", help="a recording (repeatable)"
+        "--replay",
+        action="append",
+        metavar="FILE",
+        help="a recording (repeatable), or one kafka:BROKERS/TOPIC",
     )
     cmd.add_argument("--rest", metavar="URL", help="REST base URL (with --ws)")
     cmd.add_argument(
@@ -284,11 +288,23 @@ def _tool_commands(commands: Any) -> None:
         ("record", "record raw frames and REST answers to a file"),
     ):
         cmd = _command(commands, name, text)
-        cmd.add_argument("names", nargs="+", metavar="STREAM", help="stream names")
-        if name == "record":
-            cmd.add_argument("--out", required=True, help="file; .gz for gzip")
-        _flow_flags(cmd, "tape", skip=("--out", "--record") if name == "record" else ())
-        cmd.set_defaults(command=_cmd_run, flow="tape", tool=name)
+        record = name == "record"
+        cmd.add_argument(
+            "names",
+            nargs="*" if record else "+",
+            metavar="STREAM",
+            help="stream names" + (" (none with --replay: a copy)" if record else ""),
+        )
+        if record:
+            cmd.add_argument(
+                "--out",
+                required=True,
+                help="file (.gz for gzip), or kafka:BROKERS/TOPIC[,partitions=N]",
+            )
+        _flow_flags(cmd, "tape", skip=("--out", "--record") if record else ())
+        cmd.set_defaults(
+            command=_cmd_record if record else _cmd_run, flow="tape", tool=name
+        )
     replay = _command(commands, "replay", "print the records of recordings")
     replay.add_argument("files", nargs="+", metavar="FILE", help="recordings")
     replay.add_argument(
@@ -421,6 +437,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
         data = msgspec.json.decode(Path(args.resolved).read_bytes())
         return _execute(settings_from_data(data, args.resolved), args.verbose)
     return _execute(run_settings(args), args.verbose)
+
+
+def _cmd_record(args: argparse.Namespace) -> int:
+    if args.replay:
+        if args.names:
+            msg = "record --replay copies whole recordings: give no STREAM"
+            raise ConfigError(msg)
+        from bpx_flows.copying import copy_to_topic
+        from bpx_flows.logs import configure_logging
+
+        configure_logging("info" if args.verbose else "warning", "text")
+        return copy_to_topic(args.replay, args.out)
+    if not args.names:
+        msg = "record needs STREAM names (or --replay FILE... to copy recordings)"
+        raise ConfigError(msg)
+    return _cmd_run(args)
 
 
 def run_settings(args: argparse.Namespace) -> Settings:

@@ -11,10 +11,13 @@ from bpx_flows.connectors.backpack.signing import Credentials
 from bpx_flows.connectors.backpack.streams import parse_stream, parse_streams
 from bpx_flows.connectors.connection import ConnectionConfig
 from bpx_flows.connectors.errors import ConfigError
+from bpx_flows.connectors.kafka.lines import topic_header_streams
+from bpx_flows.connectors.kafka.spec import KafkaSpec, parse_kafka, topic_partitions
 from bpx_flows.connectors.recording import read_header
 from bpx_flows.connectors.routing import balanced_routes, live_groups, replay_plan
 from bpx_flows.connectors.sources import (
     BackpackSource,
+    KafkaReplaySource,
     ReplaySource,
     SourceConfig,
     StopSignal,
@@ -25,6 +28,7 @@ from bpx_flows.resources import Endpoint
 from bpx_flows.settings import Settings, flow_context, history_s
 
 __all__ = [
+    "kafka_replay",
     "key_function",
     "recorded_symbols",
     "routes_for",
@@ -47,6 +51,20 @@ def source_for(
     """
     src = settings.source
     workers = settings.workers_total
+    topic = kafka_replay(settings)
+    if topic is not None:
+        return KafkaReplaySource(
+            topic,
+            topic_partitions(topic),
+            speed=src.speed or None,
+            batch_size=src.batch,
+            only=frozenset(settings.symbols) or None,
+            progress_every_s=settings.log.progress_every_s,
+            watermarks=FLOWS[settings.flow].clock,
+            follow=src.follow,
+            seconds=src.seconds,
+            stop=stop,
+        )
     if src.kind == "replay":
         only = frozenset(settings.symbols) or None
         symbols = sorted(only) if only else list(owner or recorded_symbols(src.replay))
@@ -90,11 +108,28 @@ def streams_of(settings: Settings) -> list[str]:
     return FLOWS[settings.flow].streams(flow_context(settings))
 
 
+def kafka_replay(settings: Settings) -> KafkaSpec | None:
+    """The topic a replay reads (``--replay kafka:...``), if it reads one."""
+    src = settings.source
+    if src.kind == "replay" and src.replay and src.replay[0].startswith("kafka:"):
+        return parse_kafka(src.replay[0].removeprefix("kafka:"))
+    return None
+
+
 def recorded_symbols(paths: list[str]) -> list[str]:
-    """The symbols of the streams named in the recordings' headers."""
+    """The symbols of the streams named in the recordings' headers.
+
+    A topic's header is the first line of its default partition (none: no symbols
+    known ahead; the run then reads every market the topic holds).
+    """
     symbols: set[str] = set()
     for path in paths:
-        for name in read_header(path).streams:
+        if path.startswith("kafka:"):
+            spec = parse_kafka(path.removeprefix("kafka:"))
+            names = topic_header_streams(spec) or []
+        else:
+            names = read_header(path).streams
+        for name in names:
             with contextlib.suppress(ConfigError):
                 symbol = parse_stream(name).symbol
                 if symbol is not None:

@@ -42,13 +42,28 @@ from bytewax.inputs import Source
 
 from bpx_flows.connectors.backpack.signing import Credentials
 from bpx_flows.connectors.backpack.streams import parse_streams
+from bpx_flows.connectors.errors import ConfigError
+from bpx_flows.connectors.kafka.lines import topic_header_streams
+from bpx_flows.connectors.kafka.recorder import KafkaRecorder
+from bpx_flows.connectors.kafka.spec import (
+    KafkaSpec,
+    check_brokers,
+    ensure_topic,
+    parse_kafka,
+    topic_partitions,
+)
 from bpx_flows.connectors.preflight import preflight
 from bpx_flows.connectors.recording import Recorder
 from bpx_flows.connectors.sinks.jsonl import ResumableJsonLinesSink
-from bpx_flows.connectors.sinks.kafka import check_brokers, parse_kafka
 from bpx_flows.connectors.sources import StopSignal
 from bpx_flows.console import alert_sink, console_sink, metered
-from bpx_flows.inputs import key_function, routes_for, source_for, streams_of
+from bpx_flows.inputs import (
+    kafka_replay,
+    key_function,
+    routes_for,
+    source_for,
+    streams_of,
+)
 from bpx_flows.memory import tune_gc
 from bpx_flows.resources import Endpoint, endpoint_for, init_recovery, recovery_lock
 from bpx_flows.serving import with_metrics
@@ -82,17 +97,18 @@ def run(settings: Settings) -> Outcome:
         from bpx_flows.cluster import run_cluster  # the parent of a local cluster
 
         return Outcome(run_cluster(settings))
+    stop = StopSignal(abort_on_stop=settings.run.recovery_dir is not None)
     with (
         recovery_lock(settings),
         endpoint_for(settings) as endpoint,
-        _recorder(settings) as tap,
+        _recorder(settings, stop) as tap,
     ):
         preflight_for(settings, endpoint)
         if endpoint is not None and settings.source.kind == "simulator":
             # Only once the checks passed: a refused run says one line, no more.
             note = f"simulator: {endpoint.ws} (--live for the exchange)"
             print(note, file=sys.stderr, flush=True)
-        return _run_process(settings, endpoint, tap)
+        return _run_process(settings, endpoint, tap, stop)
 
 
 def _fresh_files(settings: Settings) -> None:
@@ -124,10 +140,27 @@ def preflight_for(settings: Settings, endpoint: Endpoint | None) -> None:
         name, _, argument = spec.partition(":")
         if name == "kafka":
             check_brokers(parse_kafka(argument))
+    topic = kafka_replay(settings)
+    if topic is not None:
+        _check_topic(topic, settings.source.follow)
     if endpoint is None:
         return
     streams = parse_streams(streams_of(settings))
     preflight(streams, endpoint.ws, endpoint.rest, Credentials.from_env())
+
+
+def _check_topic(spec: KafkaSpec, follow: bool) -> None:
+    """A topic to replay exists and, unless followed, holds a recording."""
+    if not topic_partitions(spec):
+        msg = f"kafka: no topic {spec.topic!r} at {spec.where}"
+        raise ConfigError(msg)
+    if not follow and topic_header_streams(spec) is None:
+        msg = (
+            f"kafka: topic {spec.topic!r} at {spec.where} is empty: nothing to replay "
+            f"(fill it with: bpx-flows record --out kafka:{spec.where}/{spec.topic} "
+            "STREAM..., or add --follow to wait for it)"
+        )
+        raise ConfigError(msg)
 
 
 def sinks_for(
@@ -163,21 +196,32 @@ def sinks_for(
 
 
 @contextlib.contextmanager
-def _recorder(settings: Settings) -> Iterator[Any]:
+def _recorder(settings: Settings, stop: StopSignal) -> Iterator[Any]:
     path = settings.source.record
     if not path:
         yield None
+        return
+    if path.startswith("kafka:"):
+        spec = parse_kafka(path.removeprefix("kafka:"))
+        partitions = ensure_topic(spec)
+        with KafkaRecorder(spec, streams_of(settings), partitions, stop.set) as tap:
+            yield tap
+        if tap.failures:
+            raise tap.failures[0]
+        where = f"{spec.topic} at {spec.where} ({partitions} partitions)"
+        print(f"recorded {tap.lines:,} lines to {where}", file=sys.stderr)
         return
     with Recorder(path, streams_of(settings)) as recorder:
         yield recorder
         print(f"recorded {recorder.lines:,} lines to {path}", file=sys.stderr)
 
 
-def _run_process(settings: Settings, endpoint: Endpoint | None, tap: Any) -> Outcome:
+def _run_process(
+    settings: Settings, endpoint: Endpoint | None, tap: Any, stop: StopSignal
+) -> Outcome:
     from bytewax._bytewax import cli_main  # the runner behind python -m bytewax.run
 
     run = settings.run
-    stop = StopSignal(abort_on_stop=run.recovery_dir is not None)
     route, owner = routes_for(settings)
     source = source_for(settings, endpoint, owner, tap, stop)
     counts: Counter[str] = Counter()

@@ -10,12 +10,13 @@
     kind = "simulator"               # simulator, live, endpoint, replay
     ws = "ws://127.0.0.1:8765"       # endpoint only
     rest = "http://127.0.0.1:8765"   # endpoint only
-    replay = ["session.jsonl.gz"]    # replay only
+    replay = ["session.jsonl.gz"]    # replay only (or one "kafka:BROKERS/TOPIC")
+    follow = false                   # a kafka replay: keep reading past the end
     speed = 0.0                      # replay pacing; 0 = as fast as possible
     batch = 10000                    # replay: records per Bytewax batch
     seconds = 60.0                   # stop after this long; absent = until stopped
     per_connection = 50              # live: streams per WebSocket connection
-    record = "rec.jsonl.gz"          # live: also record every raw frame here
+    record = "rec.jsonl.gz"          # live: also record every raw frame here (or kafka:)
     compression = false              # live: offer permessage-deflate
     trade_backfill = true            # live: fetch back trades a gap lost (REST)
 
@@ -87,9 +88,12 @@ class SourceSettings(_Table, frozen=True):
     kind: Annotated[SourceKind, _m("simulator, live, endpoint or replay")] = "simulator"
     ws: Annotated[str | None, _m("WebSocket URL (endpoint)")] = None
     rest: Annotated[str | None, _m("REST base URL (endpoint)")] = None
-    replay: Annotated[list[str], _m("recordings to replay")] = msgspec.field(
-        default_factory=list
-    )
+    replay: Annotated[
+        list[str], _m("recordings to replay (files, or one kafka:BROKERS/TOPIC)")
+    ] = msgspec.field(default_factory=list)
+    follow: Annotated[
+        bool, _m("replay of a kafka topic: keep reading past its end (a live flow)")
+    ] = False
     speed: Annotated[
         float, _m("replay pacing, x real time (0: as fast as possible)", ge=0, le=1e6)
     ] = 0.0
@@ -103,9 +107,10 @@ class SourceSettings(_Table, frozen=True):
     per_connection: Annotated[
         int, _m("live: streams per WebSocket connection", ge=1, le=1_000)
     ] = 50
-    record: Annotated[str | None, _m("live: record every raw frame to this file")] = (
-        None
-    )
+    record: Annotated[
+        str | None,
+        _m("live: record every raw frame to this file (or kafka:BROKERS/TOPIC)"),
+    ] = None
     compression: Annotated[
         bool, _m("live: offer permessage-deflate (less bandwidth, more CPU)")
     ] = False
@@ -441,10 +446,31 @@ def _source_problems(src: SourceSettings) -> Iterator[tuple[str, str]]:
         yield "source.replay", "a replay source needs recording files"
     if src.kind != "replay" and src.replay:
         yield "source.kind", "source.replay is set: set kind = 'replay'"
-    if src.seconds is not None and src.kind == "replay":
+    if src.seconds is not None and src.kind == "replay" and not src.follow:
         yield "source.seconds", "a replay ends with its recordings; remove seconds"
     if src.record and src.kind == "replay":
         yield "source.record", "a replay is a recording already; remove record"
+    yield from _kafka_problems(src)
+
+
+def _kafka_problems(src: SourceSettings) -> Iterator[tuple[str, str]]:
+    from bpx_flows.connectors.kafka.spec import parse_kafka
+
+    topics = [r for r in src.replay if r.startswith("kafka:")]
+    if topics and len(src.replay) > 1:
+        yield "source.replay", "a kafka topic is replayed alone (no other recording)"
+    for text in [*topics, *([src.record] if src.record else [])]:
+        key = "source.replay" if text in topics else "source.record"
+        if text.startswith("kafka:"):
+            try:
+                spec = parse_kafka(text.removeprefix("kafka:"))
+            except ConfigError as exc:
+                yield key, str(exc)
+                continue
+            if "{kind}" in spec.topic:
+                yield key, "{kind} names topics of records, not of the raw feed"
+    if src.follow and not topics:
+        yield "source.follow", "follow needs a topic: --replay kafka:BROKERS/TOPIC"
 
 
 def _run_problems(s: Settings) -> Iterator[tuple[str, str]]:
@@ -501,13 +527,14 @@ def check_environment(s: Settings) -> None:
     from bpx_flows.connectors.recording import read_header
 
     for recording in s.source.replay:
-        read_header(recording)  # exists, and is a recording
+        if not recording.startswith("kafka:"):
+            read_header(recording)  # exists, and is a recording
     for key, path in (
         ("outputs.file", s.outputs.file),
         ("outputs.alerts", s.outputs.alerts),
         ("source.record", s.source.record),
     ):
-        if path:
+        if path and not path.startswith("kafka:"):
             _check_writable_file(key, Path(path))
     for spec in s.outputs.sinks:
         name, _, argument = spec.partition(":")

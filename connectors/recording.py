@@ -34,8 +34,10 @@ from .backpack.backfill import TradeBackfill
 from .backpack.replayer import unsplice
 
 __all__ = [
+    "LineRecorder",
     "Recorder",
     "RecordingReader",
+    "header_line",
     "is_frame_line",
     "iter_lines",
     "read_header",
@@ -168,44 +170,28 @@ def redact_signatures(data: bytes) -> bytes:
     return _SIGNATURE.sub(rb'\1"[redacted]"', data)
 
 
-class Recorder:
-    """A ``Tap`` that writes a recording; use as a context manager.
+def header_line(streams: Sequence[str]) -> bytes:
+    """A recording's first line: who wrote it, the streams, when it started."""
+    header = {
+        "recorder": "bpx-flows",
+        "version": 1,
+        "streams": list(streams),
+        "started_us": time.time_ns() // 1000,
+    }
+    return _encode(header) + b"\n"
 
-    Args:
-        path: the output file (``.gz`` for gzip).
-        streams: the subscribed streams, kept in the header.
-        flush_every_s: the longest time a line stays in memory, seconds.
+
+class LineRecorder:
+    """A ``Tap`` that turns what a connection sees into recording lines.
+
+    Subclasses say where a line goes (``_write``): a file (``Recorder``), a Kafka
+    topic (``connectors.kafka.recorder``).
     """
 
-    def __init__(
-        self, path: str | Path, streams: Sequence[str], flush_every_s: float = 1.0
-    ) -> None:
-        self.path = Path(path)
-        self._gzip = self.path.name.endswith(".gz")
-        self.path.parent.mkdir(parents=True, exist_ok=True)  # as --out files do
-        raw = open(self.path, "wb")  # noqa: SIM115 (closed in close())
-        self._raw = raw
-        self._out: BinaryIO = (
-            gzip.GzipFile(fileobj=raw, mode="wb")  # type: ignore[assignment]
-            if self._gzip
-            else raw
-        )
-        self._flush_every_s = flush_every_s
-        self._last_flush = time.monotonic()
-        self.lines = 0
-        header = {
-            "recorder": "bpx-flows",
-            "version": 1,
-            "streams": list(streams),
-            "started_us": time.time_ns() // 1000,
-        }
-        self._write(_encode(header) + b"\n")
+    lines = 0
 
-    def __enter__(self) -> Recorder:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def _write(self, line: bytes) -> None:
+        raise NotImplementedError
 
     # The Tap interface.
 
@@ -244,6 +230,40 @@ class Recorder:
         """Write how a trade backfill ended (a replay emits the same record)."""
         body = msgspec.json.encode(report)
         self._write(b'{"recv_us":%d,"backfill":%s}\n' % (report.recv_us, body))
+
+
+class Recorder(LineRecorder):
+    """A recording file; use as a context manager.
+
+    Args:
+        path: the output file (``.gz`` for gzip).
+        streams: the subscribed streams, kept in the header.
+        flush_every_s: the longest time a line stays in memory, seconds.
+    """
+
+    def __init__(
+        self, path: str | Path, streams: Sequence[str], flush_every_s: float = 1.0
+    ) -> None:
+        self.path = Path(path)
+        self._gzip = self.path.name.endswith(".gz")
+        self.path.parent.mkdir(parents=True, exist_ok=True)  # as --out files do
+        raw = open(self.path, "wb")  # noqa: SIM115 (closed in close())
+        self._raw = raw
+        self._out: BinaryIO = (
+            gzip.GzipFile(fileobj=raw, mode="wb")  # type: ignore[assignment]
+            if self._gzip
+            else raw
+        )
+        self._flush_every_s = flush_every_s
+        self._last_flush = time.monotonic()
+        self.lines = 0
+        self._write(header_line(streams))
+
+    def __enter__(self) -> Recorder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # Output.
 

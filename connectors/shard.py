@@ -28,7 +28,7 @@ from itertools import filterfalse
 from .backpack.streams import parse_stream
 from .errors import BpxError
 
-__all__ = ["Shard"]
+__all__ = ["CONTROL", "LineMarkets", "Shard"]
 
 _FIELD = re.compile(rb'"(?:for_)?stream":"([^"]*)"')  # searched in the head
 _TAIL = re.compile(rb',"stream":"([^"]*)"\}\s*$')  # the stream-last layout
@@ -160,3 +160,54 @@ class Shard:
         decided = self._by_stream
         self._kept = _names_pattern([n for n in names if decided[n] is True])
         self._dropped = _names_pattern([n for n in names if decided[n] is False])
+
+
+CONTROL = "<control>"  # a line every shard reads (header, disconnect)
+
+
+class LineMarkets:
+    """The market a recording line belongs to, by the same rules as ``Shard``.
+
+    ``of`` gives the symbol, ``None`` for a line of the default shard (no market,
+    an RFQ, a raw frame) or ``CONTROL`` for a line every shard reads. Streams are
+    parsed once each.
+    """
+
+    def __init__(self) -> None:
+        self._by_stream: dict[bytes, str | None] = {}
+
+    def of(self, line: bytes) -> str | None:
+        """The symbol of ``line``, ``None`` (default shard) or ``CONTROL``."""
+        found = _FIELD.search(line, 0, _PEEK) or _TAIL.search(
+            line, max(len(line) - _PEEK, 0)
+        )
+        if found is None:
+            return None if b'"raw":' in line[:_PEEK] else CONTROL
+        name = found.group(1)
+        if name in self._by_stream:
+            symbol = self._by_stream[name]
+        else:
+            symbol = self._by_stream[name] = self._stream_symbol(name)
+        if symbol is not _DATA_MARKET:
+            return symbol
+        if name in _ANY_SYMBOL:
+            return None
+        at = line.find(_DATA)
+        data = _DATA_SYMBOL.search(line, at + len(_DATA) - 1) if at >= 0 else None
+        if data is None:
+            return None
+        try:
+            return data.group(1).decode()
+        except UnicodeDecodeError:
+            return None
+
+    @staticmethod
+    def _stream_symbol(name: bytes) -> str | None:
+        try:
+            symbol = parse_stream(name.decode()).symbol
+        except (BpxError, UnicodeDecodeError):
+            return None
+        return _DATA_MARKET if symbol is None else symbol
+
+
+_DATA_MARKET = "<by data>"  # an all-markets stream: the symbol inside its data

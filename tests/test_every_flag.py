@@ -137,7 +137,12 @@ def _outcome(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
         assert code == 2 and len(lines) == 1, (argv, err)
         return "refused"
     settings_of = SETTINGS_OF.get(command, cli.run_settings)
-    if args.command not in (cli._cmd_run, cli._cmd_demo, cli._cmd_replay):
+    if args.command not in (
+        cli._cmd_run,
+        cli._cmd_record,
+        cli._cmd_demo,
+        cli._cmd_replay,
+    ):
         return "accepted"  # checked as it parses (sim, markets, config)
     message = None
     try:

@@ -38,6 +38,7 @@ class _Line(msgspec.Struct):
     raw: str | None = None
     disconnect: str | None = None
     recorder: str | None = None
+    clock: bool = False  # a time marker of a topic's default partition
 
 
 _LINE = msgspec.json.Decoder(_Line)
@@ -102,7 +103,7 @@ class Replayer:
                 return []
         if control.disconnect is not None:
             return list(self.books.reset_all(ResyncReason.RECONNECT, control.recv_us))
-        if control.recorder is not None:
+        if control.recorder is not None or control.clock:
             return []
         # A frame that did not decode live: rebuild its exact text for the same record.
         return [self._decoder.decode(unsplice(line), control.recv_us)]

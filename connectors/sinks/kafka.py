@@ -26,11 +26,9 @@ metadata within seconds: no answer, or a topic that cannot be written, is a
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
@@ -39,6 +37,13 @@ from .. import metrics as m
 from ..backpack.text import printable
 from ..backpack.wire import Frame
 from ..errors import BpxError, ConfigError
+from ..kafka.spec import (
+    KafkaDeliveryError,
+    KafkaSpec,
+    LibrdkafkaLog,
+    check_brokers,
+    parse_kafka,
+)
 from ..kinds import kind_of, record_json
 
 __all__ = [
@@ -53,188 +58,7 @@ __all__ = [
 log = logging.getLogger("bpx_flows.kafka")
 
 FLUSH_S = 5.0  # the longest a stopping sink waits for its last deliveries
-_ACKS = ("all", "1", "0")
-_COMPRESSION = ("none", "gzip", "snappy", "lz4", "zstd")
-_TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
-_HOST_PORT = re.compile(r"^[A-Za-z0-9.-]+:(\d{1,5})$")
 _encode = record_json
-
-
-class KafkaDeliveryError(BpxError):
-    """Records the brokers did not take within the delivery timeout."""
-
-
-@dataclass(frozen=True, slots=True)
-class KafkaSpec:
-    """Where and how records go.
-
-    Attributes:
-        brokers: ``host:port`` of each bootstrap broker.
-        topic: the topic, or a pattern with ``{kind}`` (a topic per record kind).
-        acks: ``all`` (the default: every in-sync replica), ``1`` or ``0``.
-        compression: ``none``, ``gzip``, ``snappy``, ``lz4`` or ``zstd``.
-        timeout_s: a record not delivered within this long fails, seconds.
-    """
-
-    brokers: tuple[str, ...]
-    topic: str
-    acks: str = "all"
-    compression: str = "none"
-    timeout_s: float = 30.0
-
-    def topic_of(self, kind: str) -> str:
-        """The topic a record of ``kind`` goes to."""
-        return self.topic.replace("{kind}", kind)
-
-    def producer_config(self) -> dict[str, Any]:
-        """The producer's settings (librdkafka's names) for this spec."""
-        return {
-            "bootstrap.servers": ",".join(self.brokers),
-            "enable.idempotence": self.acks == "all",
-            "acks": self.acks,
-            "compression.type": self.compression,
-            "delivery.timeout.ms": int(self.timeout_s * 1000),
-            "linger.ms": 5,
-            "socket.connection.setup.timeout.ms": 5_000,
-            "reconnect.backoff.max.ms": 2_000,
-        }
-
-
-def parse_kafka(argument: str) -> KafkaSpec:
-    """The spec of ``kafka:ARGUMENT`` (see the module doc).
-
-    Raises:
-        ConfigError: a part that does not parse, with the fix.
-    """
-    brokers_text, slash, rest = argument.partition("/")
-    topic, *options = rest.split(",")
-    if not slash or not brokers_text or not topic:
-        msg = "kafka needs BROKERS/TOPIC, e.g. kafka:127.0.0.1:9092/candles"
-        raise ConfigError(msg)
-    brokers = tuple(b.strip() for b in re.split(r"[,;]", brokers_text) if b.strip())
-    for broker in brokers:
-        found = _HOST_PORT.match(broker)
-        if found is None or not 1 <= int(found.group(1)) <= 65535:
-            msg = f"kafka broker {broker!r} is not HOST:PORT (port 1-65535)"
-            raise ConfigError(msg)
-    if not _TOPIC.match(topic.replace("{kind}", "kind")):
-        msg = (
-            f"kafka topic {topic!r}: use letters, digits, '.', '_', '-' "
-            "(and {kind} for a topic per record kind)"
-        )
-        raise ConfigError(msg)
-    values = _options(options)
-    spec = KafkaSpec(
-        brokers,
-        topic,
-        acks=values.pop("acks", "all"),
-        compression=values.pop("compression", "none"),
-        timeout_s=_seconds(values.pop("timeout_s", "30")),
-    )
-    if values:
-        msg = f"unknown kafka option(s): {', '.join(sorted(values))}"
-        raise ConfigError(msg)
-    if spec.acks not in _ACKS:
-        msg = f"kafka acks must be one of {', '.join(_ACKS)}, not {spec.acks!r}"
-        raise ConfigError(msg)
-    if spec.compression not in _COMPRESSION:
-        names = ", ".join(_COMPRESSION)
-        msg = f"kafka compression must be one of {names}, not {spec.compression!r}"
-        raise ConfigError(msg)
-    return spec
-
-
-def _options(items: list[str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            msg = f"kafka option {item!r} is not key=value"
-            raise ConfigError(msg)
-        out[key.strip()] = value.strip()
-    return out
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0 < value <= 3600:  # NaN fails too
-        msg = f"kafka timeout_s must be in (0, 3600] seconds, got {text!r}"
-        raise ConfigError(msg)
-    return value
-
-
-class _LibrdkafkaLog:
-    """The lines of librdkafka, through our logging.
-
-    All at DEBUG; the first error of an episode once at WARNING too (an episode ends
-    at the next delivery).
-    """
-
-    _lines = logging.getLogger("bpx_flows.kafka.librdkafka")
-
-    EPISODE_S = 10.0  # deliveries in flight at an outage may still arrive this long
-
-    def __init__(self, warn: bool = True) -> None:
-        self._warn = warn
-        self._warned_at: float | None = None  # monotonic time of this episode's line
-
-    def log(self, level: int, fmt: str, *args: Any) -> None:
-        """Called by confluent-kafka (``logger`` setting) from ``poll``/``flush``."""
-        text = printable(fmt % args if args else fmt)
-        self._lines.debug("%s", text)
-        if self._warn and level >= logging.ERROR and self._warned_at is None:
-            self._warned_at = time.monotonic()
-            log.warning("kafka: %s (further lines at debug level)", text[:300])
-
-    def reset(self) -> None:
-        """A record was delivered: the next error starts a new episode.
-
-        Only once the episode is ``EPISODE_S`` old: the reports of records taken just
-        before an outage do not end it.
-        """
-        warned = self._warned_at
-        if warned is not None and time.monotonic() - warned > self.EPISODE_S:
-            self._warned_at = None
-
-
-def _quiet_logger() -> _LibrdkafkaLog:
-    """The library's lines at DEBUG only (the start-up check says it in one line)."""
-    return _LibrdkafkaLog(warn=False)
-
-
-def check_brokers(spec: KafkaSpec, timeout_s: float = 5.0) -> None:
-    """Ask the brokers for the topic within ``timeout_s``: they answer, it is writable.
-
-    Raises:
-        ConfigError: no broker answered, or the topic cannot be written.
-    """
-    from confluent_kafka import KafkaException
-    from confluent_kafka.admin import AdminClient
-
-    config: dict[str, Any] = {
-        "bootstrap.servers": ",".join(spec.brokers),
-        "socket.connection.setup.timeout.ms": int(timeout_s * 1000),
-        "logger": _quiet_logger(),
-    }
-    admin = AdminClient(config)
-    topic = None if "{kind}" in spec.topic else spec.topic
-    where = ",".join(spec.brokers)
-    try:
-        found = admin.list_topics(topic, timeout=timeout_s)
-    except KafkaException as exc:
-        msg = (
-            f"kafka: no broker answered at {where} within {timeout_s:g} s "
-            f"({printable(str(exc.args[0].str() if exc.args else exc))})"
-        )
-        raise ConfigError(msg) from None
-    if topic is not None:
-        error = found.topics[topic].error if topic in found.topics else None
-        if error is not None or topic not in found.topics:
-            msg = f"kafka: topic {topic!r} at {where} cannot be written ({error})"
-            raise ConfigError(msg)
 
 
 class _Deliveries:
@@ -261,7 +85,7 @@ class _KafkaPartition(StatelessSinkPartition[Any]):
         self._spec = spec
         self._deliveries = deliveries
         self._on_failure = on_failure
-        self._log = _LibrdkafkaLog()
+        self._log = LibrdkafkaLog()
         self._producer = Producer({**spec.producer_config(), "logger": self._log})
         self._fixed_topic = None if "{kind}" in spec.topic else spec.topic
 

@@ -7,11 +7,12 @@
 
 from ..routing import partition
 from .live import BackpackSource, SourceConfig
-from .replay import ReplaySource, ReplayState
+from .replay import KafkaReplaySource, ReplaySource, ReplayState
 from .stop import StopSignal
 
 __all__ = [
     "BackpackSource",
+    "KafkaReplaySource",
     "ReplaySource",
     "ReplayState",
     "SourceConfig",

@@ -4,19 +4,26 @@ from __future__ import annotations
 
 import logging
 import time
-
-from ..recording import RecordingReader
+from typing import Protocol
 
 __all__ = ["ReplayProgress"]
 
 progress_log = logging.getLogger("bpx_flows.progress")
 
 
+class Readable(Protocol):
+    """What is being read: it knows how much of it is read."""
+
+    def fraction_read(self) -> float:
+        """0..1."""
+        ...
+
+
 class ReplayProgress:
     """A log line every few seconds while a recording replays: lines, rate, ETA."""
 
     def __init__(
-        self, name: str, reader: RecordingReader, start_line: int, every_s: float
+        self, name: str, reader: Readable, start_line: int, every_s: float
     ) -> None:
         self._every_s = every_s
         self._name = name

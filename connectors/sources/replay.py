@@ -6,11 +6,11 @@ import pickle
 import re
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
@@ -19,20 +19,25 @@ from ..backpack.booksync import BookSnapshot
 from ..backpack.replayer import Replayer
 from ..backpack.wire import Frame
 from ..clock import WATERMARK_EVERY_US, Watermark, now_us
+from ..errors import BpxError
 from ..recording import RecordingReader
 from ..routing import ShardPlan
 from ..shard import Shard
 from .progress import ReplayProgress
 from .stop import StopSignal
 
-__all__ = ["ReplaySource", "ReplayState"]
+if TYPE_CHECKING:
+    from ..kafka.spec import KafkaSpec
+
+__all__ = ["FileLines", "KafkaReplaySource", "LineFeed", "ReplaySource", "ReplayState"]
 
 
 @dataclass(frozen=True, slots=True)
 class ReplayState:
     """Resume state of a replay partition.
 
-    ``lines`` were consumed; ``state`` pickles the replayer (its book-sync state)
+    ``lines``: where to go on (lines consumed of a file; the next offset of a topic
+    partition); ``state`` pickles the replayer (its book-sync state)
     and the records those lines produced that were not emitted yet.
     """
 
@@ -43,8 +48,49 @@ class ReplayState:
 _RECV_US = re.compile(rb'\{"recv_us":(\d{1,20})')
 
 
+class LineFeed(Protocol):
+    """Where a replay partition's lines come from: a file, or a topic partition."""
+
+    name: str
+
+    def blocks(self) -> Iterator[list[bytes]]:
+        """The lines, a block at a time (``[]``: none yet, ask again)."""
+        ...
+
+    def position(self, at: int) -> int:
+        """The resume point after the first ``at`` lines of the current block."""
+        ...
+
+    def fraction_read(self) -> float:
+        """0..1: how much is read."""
+        ...
+
+
+class FileLines:
+    """A recording file as a ``LineFeed``: positions count lines."""
+
+    def __init__(self, path: Path, skip: int) -> None:
+        self.name = path.name
+        self._reader = RecordingReader(path, skip)
+        self._before = skip  # lines before the current block
+
+    def blocks(self) -> Iterator[list[bytes]]:
+        """The file's lines, about 1 MiB at a time."""
+        for block in self._reader.blocks():
+            yield block
+            self._before += len(block)
+
+    def position(self, at: int) -> int:
+        """Lines consumed after the first ``at`` of the current block."""
+        return self._before + at
+
+    def fraction_read(self) -> float:
+        """The share of the (compressed) file read."""
+        return self._reader.fraction_read()
+
+
 class _ReplayPartition(StatefulSourcePartition[Any, ReplayState]):
-    """One recording file, read in order.
+    """One recording (a file, a topic partition), read in order.
 
     With ``watermarks``, a ``Watermark`` goes before the first line whose receive
     time reaches a new whole second: decided line by line on the file's own times,
@@ -54,7 +100,7 @@ class _ReplayPartition(StatefulSourcePartition[Any, ReplayState]):
 
     def __init__(
         self,
-        path: Path,
+        feed: Callable[[int | None], LineFeed],
         resume: ReplayState | None,
         speed: float | None,
         batch_size: int,
@@ -76,13 +122,13 @@ class _ReplayPartition(StatefulSourcePartition[Any, ReplayState]):
             self._replayer, pending, *clock = pickle.loads(resume.state)
             self._pending.extend(pending)
             self._watermark_us = clock[0] if clock else None
-        self._consumed = resume.lines if resume else 0
-        self._reader = RecordingReader(path, self._consumed)
-        self._blocks = self._reader.blocks()
-        self._block: list[bytes] = []  # the lines read from the file, not fed yet
+        self._lines = feed(resume.lines if resume else None)
+        self._consumed = 0  # lines, for the progress lines
+        self._blocks = self._lines.blocks()
+        self._block: list[bytes] = []  # the lines read, not fed yet
         self._at = 0  # the next of them
         self._progress = ReplayProgress(
-            path.name, self._reader, self._consumed, progress_every_s
+            self._lines.name, self._lines, 0, progress_every_s
         )
         self._speed = speed
         self._batch_size = batch_size
@@ -102,7 +148,7 @@ class _ReplayPartition(StatefulSourcePartition[Any, ReplayState]):
             if not pending:
                 records = self._read(self._batch_size - len(batch))
                 if records is None:
-                    break
+                    break  # the end, or nothing yet (a followed topic)
                 if self._speed is None:
                     batch.extend(records)  # as fast as possible: no pacing queue
                 else:
@@ -116,7 +162,7 @@ class _ReplayPartition(StatefulSourcePartition[Any, ReplayState]):
         return batch
 
     def _read(self, most: int) -> list[Any] | None:
-        """The records of up to ``most`` next lines, or ``None`` at the end of the file.
+        """The records of up to ``most`` next lines (``None``: the end, or no line yet).
 
         Lines are fed a slice at a time (one call for thousands of lines); the
         records of every line counted as consumed leave in this batch or wait in
@@ -129,6 +175,8 @@ class _ReplayPartition(StatefulSourcePartition[Any, ReplayState]):
                 self._progress.done(self._consumed)
                 return None
             self._block, self._at = block, 0
+            if not block:
+                return None
         lines = self._block[self._at : self._at + max(most, 1)]
         self._at += len(lines)
         self._consumed += len(lines)
@@ -183,7 +231,12 @@ class _ReplayPartition(StatefulSourcePartition[Any, ReplayState]):
 
     def snapshot(self) -> ReplayState:
         state = pickle.dumps((self._replayer, list(self._pending), self._watermark_us))
-        return ReplayState(self._consumed, state)
+        return ReplayState(self._lines.position(self._at), state)
+
+    def close(self) -> None:
+        close = getattr(self._lines, "close", None)
+        if close is not None:
+            close()
 
 
 def _stamp_now(records: list[Any]) -> None:
@@ -260,7 +313,7 @@ class ReplaySource(FixedPartitionedSource[Any, ReplayState]):
             known = frozenset().union(*(v[1] for v in self._plan.parts.values()))
             shard = Shard(symbols, known, default, others=only is None)
             return _ReplayPartition(
-                Path(path),
+                _file_feed(Path(path)),
                 resume_state,
                 self._speed,
                 self._batch_size,
@@ -271,7 +324,7 @@ class ReplaySource(FixedPartitionedSource[Any, ReplayState]):
                 stop=self._stop,
             )
         return _ReplayPartition(
-            self._paths[for_part],
+            _file_feed(self._paths[for_part]),
             resume_state,
             self._speed,
             self._batch_size,
@@ -281,3 +334,115 @@ class ReplaySource(FixedPartitionedSource[Any, ReplayState]):
             self._watermarks,
             stop=self._stop,
         )
+
+
+def _file_feed(path: Path) -> Callable[[int | None], LineFeed]:
+    return lambda skip: FileLines(path, skip or 0)
+
+
+class KafkaReplaySource(FixedPartitionedSource[Any, ReplayState]):
+    """A topic the raw feed was recorded into, replayed as a recording.
+
+    Partition: one partition of the topic (``connectors.kafka.placement`` says what
+    each holds); Bytewax spreads them over the workers of every process, and a
+    worker with none idles. Resume state: the next offset plus the replayer's
+    state, as a file's, so a resumed run continues exactly once. Without
+    ``follow`` each partition ends at the end it had when the run began. The
+    default partition (0) emits the ``Watermark`` records, from its clock lines.
+
+    Args:
+        spec: brokers and topic.
+        partitions: the topic's partition count (asked before the run).
+        follow: read on past the end, until the run stops.
+        seconds: with ``follow``, end after this long (``None``: never).
+        failures: where a partition's fatal error goes (the run then stops).
+        Others as ``ReplaySource``.
+    """
+
+    def __init__(
+        self,
+        spec: KafkaSpec,
+        partitions: int,
+        speed: float | None = None,
+        batch_size: int = 10_000,
+        only: frozenset[str] | None = None,
+        progress_every_s: float = 5.0,
+        watermarks: bool = False,
+        follow: bool = False,
+        seconds: float | None = None,
+        stop: StopSignal | None = None,
+    ) -> None:
+        self.stop = self._stop = stop or StopSignal()
+        self.failures: list[BpxError] = []
+        self._spec = spec
+        self._parts = {
+            f"kafka-{spec.topic}-{p:04d}": p for p in range(max(partitions, 1))
+        }
+        self._speed = speed
+        self._batch_size = batch_size
+        self._only = only
+        self._progress_every_s = progress_every_s
+        self._watermarks = watermarks
+        self._follow = follow
+        self._seconds = seconds
+
+    def list_parts(self) -> list[str]:
+        """One partition per topic partition."""
+        return list(self._parts)
+
+    def build_part(
+        self, step_id: str, for_part: str, resume_state: ReplayState | None
+    ) -> _ReplayPartition:
+        """Read one topic partition, from where ``resume_state`` left it."""
+        from ..kafka.lines import TopicLines
+        from ..kafka.placement import DEFAULT_PARTITION
+
+        self._stop.mark_started()
+        number = self._parts[for_part]
+        spec, follow, batch = self._spec, self._follow, self._batch_size
+        only = self._only
+        return _GuardedPartition(
+            lambda start: TopicLines(spec, number, start, follow, batch),
+            resume_state,
+            self._speed,
+            self._batch_size,
+            False,
+            None if only is None else Shard(only, only, default=True, others=False),
+            self._progress_every_s,
+            self._watermarks and number == DEFAULT_PARTITION,
+            stop=self._stop,
+            failures=self.failures,
+            deadline=None
+            if self._seconds is None
+            else time.monotonic() + self._seconds,
+        )
+
+
+class _GuardedPartition(_ReplayPartition):
+    """A replay partition whose feed can fail (a topic): the error ends the run.
+
+    The error goes to ``failures`` (the runner prints it in one line, exit 2) and
+    the run's stop flag is set, so every other partition ends too.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        failures: list[BpxError],
+        deadline: float | None,
+        **kwargs: Any,
+    ) -> None:
+        self._failures = failures
+        self._deadline = deadline
+        super().__init__(*args, **kwargs)
+
+    def next_batch(self) -> list[Any]:
+        if self._deadline is not None and time.monotonic() >= self._deadline:
+            self._stop.note_ending()
+            raise StopIteration
+        try:
+            return super().next_batch()
+        except BpxError as exc:
+            self._failures.append(exc)
+            self._stop.set()
+            self._stop.end()

