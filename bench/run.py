@@ -247,6 +247,9 @@ def main() -> int:
     results["flows"] = bench_flows(str(SESSION), decode["ours"], str(session_for(100)))
     # book-100: 100 markets, ~2,780 frames per simulated second; 1.8x = ~5,000/s.
     results["live_100_symbols"] = bench_live(str(session_for(100)), 1.8, 20.0)
+    from bench.kafka import bench_kafka
+
+    results["kafka"] = bench_kafka(str(SESSION))
     from bench.live import bench_live_connector
 
     results["live_connector"] = bench_live_connector()

@@ -12,15 +12,23 @@ from bpx_flows.connectors.backpack.streams import parse_stream, parse_streams
 from bpx_flows.connectors.connection import ConnectionConfig
 from bpx_flows.connectors.errors import ConfigError
 from bpx_flows.connectors.kafka.lines import topic_header_streams
+from bpx_flows.connectors.kafka.placement import partition_of
 from bpx_flows.connectors.kafka.spec import KafkaSpec, parse_kafka, topic_partitions
 from bpx_flows.connectors.recording import read_header
-from bpx_flows.connectors.routing import balanced_routes, live_groups, replay_plan
+from bpx_flows.connectors.routing import (
+    balanced_routes,
+    live_groups,
+    part_readers,
+    replay_plan,
+    routes_to,
+)
 from bpx_flows.connectors.sources import (
     BackpackSource,
     KafkaReplaySource,
     ReplaySource,
     SourceConfig,
     StopSignal,
+    topic_parts,
 )
 from bpx_flows.flows.keys import Route
 from bpx_flows.registry import FLOWS
@@ -146,11 +154,19 @@ def routes_for(settings: Settings) -> tuple[dict[str, str], dict[str, int] | Non
     """Routing keys spreading the symbols evenly over the cluster's workers.
 
     Returns ``(symbol -> routing key, symbol -> worker)``; empty and ``None`` with
-    one worker.
+    one worker. A topic's partitions are spread by Bytewax, not by us: each market
+    then goes to the worker that reads its partition.
     """
-    if settings.workers_total <= 1:
+    workers = settings.workers_total
+    if workers <= 1:
         return {}, None
     symbols = set(settings.symbols)
     if settings.source.kind == "replay" and not symbols:
         symbols = set(recorded_symbols(settings.source.replay))
-    return balanced_routes(sorted(symbols), settings.workers_total)
+    topic = kafka_replay(settings)
+    if topic is not None:
+        parts = topic_parts(topic, topic_partitions(topic))
+        readers = part_readers(parts, workers)
+        owner = {s: readers[parts[partition_of(s, len(parts))]] for s in symbols}
+        return routes_to(owner, workers), owner
+    return balanced_routes(sorted(symbols), workers)

@@ -16,7 +16,7 @@
     batch = 10000                    # replay: records per Bytewax batch
     seconds = 60.0                   # stop after this long; absent = until stopped
     per_connection = 50              # live: streams per WebSocket connection
-    record = "rec.jsonl.gz"          # live: also record every raw frame here (or kafka:)
+    record = "rec.jsonl.gz"          # live: also record every raw frame (or kafka:)
     compression = false              # live: offer permessage-deflate
     trade_backfill = true            # live: fetch back trades a gap lost (REST)
 

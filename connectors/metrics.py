@@ -289,6 +289,12 @@ KAFKA_QUEUED = Gauge(
     ["topic"],
     registry=REGISTRY,
 )
+KAFKA_LAG = Gauge(
+    "bpx_kafka_replay_lag_messages",
+    "Messages of a topic partition a replay has not read yet (high watermark - next)",
+    ["topic", "partition"],
+    registry=REGISTRY,
+)
 
 
 class ConnectionCollector(Collector):

@@ -32,9 +32,11 @@ __all__ = [
     "ShardPlan",
     "balanced_routes",
     "live_groups",
+    "part_readers",
     "partition",
     "probe",
     "replay_plan",
+    "routes_to",
 ]
 
 
@@ -148,6 +150,33 @@ def balanced_routes(
         route[symbol], owner[symbol] = options[worker], worker
         load[worker] += 1
     return route, owner
+
+
+def routes_to(owner: dict[str, int], workers: int) -> dict[str, str]:
+    """A routing key per symbol that Bytewax sends to the worker ``owner`` names.
+
+    For a source whose partitions are not ours to shape (a Kafka topic): each
+    market's state goes to the worker that reads its partition, so keyed steps send
+    nothing across workers or processes. A symbol no salt brings to its worker
+    (not seen with 8 salts per worker) keeps its own name.
+    """
+    if workers <= 1:
+        return {s: s for s in owner}
+    salts = range(8 * workers)
+    candidates = [_salted(s, k) for s in sorted(owner) for k in salts]
+    landed = probe(tuple(sorted(candidates)), (), workers).keys
+    route: dict[str, str] = {}
+    for symbol, worker in owner.items():
+        keys = (_salted(symbol, k) for k in salts)
+        route[symbol] = next((k for k in keys if landed[k] == worker), symbol)
+    return route
+
+
+def part_readers(names: list[str], workers: int) -> dict[str, int]:
+    """Which worker Bytewax gives each partition name of a source."""
+    if workers <= 1:
+        return dict.fromkeys(names, 0)
+    return probe((), tuple(names), workers).parts
 
 
 def _salted(symbol: str, salt: int) -> str:

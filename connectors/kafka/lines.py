@@ -22,6 +22,7 @@ from typing import Any
 
 import msgspec
 
+from .. import metrics as m
 from ..backpack.text import printable
 from ..errors import BpxError, ConfigError
 from .placement import DEFAULT_PARTITION
@@ -74,6 +75,7 @@ class TopicLines:
         self._end: int | None = None
         self._offsets: list[int] = []  # of the current block's lines
         self._next_before_block = self._next
+        self._lag = m.KAFKA_LAG.labels(spec.topic, str(partition))
 
     def position(self, at: int) -> int:
         """The offset after the first ``at`` lines of the current block."""
@@ -119,6 +121,7 @@ class TopicLines:
                 self._offsets = offsets
                 if offsets:
                     self._next = offsets[-1] + 1
+                    self._show_lag(where)
                 if lines or not ended or self._follow:
                     yield lines
                 if ended and not self._follow:
@@ -178,6 +181,12 @@ class TopicLines:
         except KafkaException:
             return False
         return True
+
+    def _show_lag(self, where: Any) -> None:
+        """``bpx_kafka_replay_lag_messages``: from the last fetch's high watermark."""
+        high = self._cached_high(where)
+        if high is not None:
+            self._lag.set(max(high - self._next, 0))
 
     def _learn_end(self, high: int | None) -> None:
         if self._end is None and high is not None and high >= 0:

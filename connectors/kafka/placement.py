@@ -29,12 +29,23 @@ import zlib
 from ..clock import WATERMARK_EVERY_US
 from ..shard import CONTROL, LineMarkets
 
-__all__ = ["DEFAULT_PARTITION", "LinePlacement", "Placed", "clock_line"]
+__all__ = [
+    "DEFAULT_PARTITION",
+    "LinePlacement",
+    "Placed",
+    "clock_line",
+    "partition_of",
+]
 
 DEFAULT_PARTITION = 0
 _RECV_US = re.compile(rb'\{"recv_us":(\d{1,20})')
 
 Placed = tuple[int, bytes | None, bytes]  # (partition, key, line)
+
+
+def partition_of(symbol: str, partitions: int) -> int:
+    """The partition a market's lines go to."""
+    return zlib.crc32(symbol.encode()) % partitions
 
 
 def clock_line(recv_us: int) -> bytes:
@@ -69,7 +80,7 @@ class LinePlacement:
             return [(DEFAULT_PARTITION, None, line)]
         partition = self._of_symbol.get(market)
         if partition is None:
-            partition = zlib.crc32(market.encode()) % self.partitions
+            partition = partition_of(market, self.partitions)
             self._of_symbol[market] = partition
         placed: Placed = (partition, market.encode(), line)
         if partition == DEFAULT_PARTITION:

@@ -100,6 +100,9 @@ class KafkaSpec:
             "socket.connection.setup.timeout.ms": 5_000,
             "reconnect.backoff.max.ms": 2_000,
             "fetch.wait.max.ms": 50,
+            # Bounded prefetch: librdkafka's default queues up to 64 MiB per
+            # partition consumer; a replay reads a block at a time anyway.
+            "queued.max.messages.kbytes": 8192,
         }
 
 

@@ -7,7 +7,7 @@
 
 from ..routing import partition
 from .live import BackpackSource, SourceConfig
-from .replay import KafkaReplaySource, ReplaySource, ReplayState
+from .replay import KafkaReplaySource, ReplaySource, ReplayState, topic_parts
 from .stop import StopSignal
 
 __all__ = [
@@ -18,4 +18,5 @@ __all__ = [
     "SourceConfig",
     "StopSignal",
     "partition",
+    "topic_parts",
 ]

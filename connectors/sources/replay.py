@@ -29,7 +29,14 @@ from .stop import StopSignal
 if TYPE_CHECKING:
     from ..kafka.spec import KafkaSpec
 
-__all__ = ["FileLines", "KafkaReplaySource", "LineFeed", "ReplaySource", "ReplayState"]
+__all__ = [
+    "FileLines",
+    "KafkaReplaySource",
+    "LineFeed",
+    "ReplaySource",
+    "ReplayState",
+    "topic_parts",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,8 +362,8 @@ class KafkaReplaySource(FixedPartitionedSource[Any, ReplayState]):
         partitions: the topic's partition count (asked before the run).
         follow: read on past the end, until the run stops.
         seconds: with ``follow``, end after this long (``None``: never).
-        failures: where a partition's fatal error goes (the run then stops).
-        Others as ``ReplaySource``.
+        Others as ``ReplaySource``. A partition's fatal error (the brokers stopped
+        answering) goes to ``failures`` and stops the run.
     """
 
     def __init__(
@@ -371,13 +378,13 @@ class KafkaReplaySource(FixedPartitionedSource[Any, ReplayState]):
         follow: bool = False,
         seconds: float | None = None,
         stop: StopSignal | None = None,
+        restamp: bool = False,
     ) -> None:
         self.stop = self._stop = stop or StopSignal()
         self.failures: list[BpxError] = []
+        self._restamp = restamp
         self._spec = spec
-        self._parts = {
-            f"kafka-{spec.topic}-{p:04d}": p for p in range(max(partitions, 1))
-        }
+        self._parts = {name: p for p, name in enumerate(topic_parts(spec, partitions))}
         self._speed = speed
         self._batch_size = batch_size
         self._only = only
@@ -406,7 +413,7 @@ class KafkaReplaySource(FixedPartitionedSource[Any, ReplayState]):
             resume_state,
             self._speed,
             self._batch_size,
-            False,
+            self._restamp,
             None if only is None else Shard(only, only, default=True, others=False),
             self._progress_every_s,
             self._watermarks and number == DEFAULT_PARTITION,
@@ -416,6 +423,11 @@ class KafkaReplaySource(FixedPartitionedSource[Any, ReplayState]):
             if self._seconds is None
             else time.monotonic() + self._seconds,
         )
+
+
+def topic_parts(spec: KafkaSpec, partitions: int) -> list[str]:
+    """The source partition names of a topic's partitions, in partition order."""
+    return [f"kafka-{spec.topic}-{p:04d}" for p in range(max(partitions, 1))]
 
 
 class _GuardedPartition(_ReplayPartition):
