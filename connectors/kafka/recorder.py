@@ -30,6 +30,8 @@ from .spec import KafkaDeliveryError, KafkaSpec, LibrdkafkaLog
 
 __all__ = ["KafkaRecorder", "copy_recording"]
 
+_POLL_EVERY_S = 0.1  # how often sending lines also serves the delivery reports
+
 log = logging.getLogger("bpx_flows.kafka")
 
 
@@ -66,6 +68,7 @@ class KafkaRecorder(LineRecorder):
         self.failed = 0
         self._last_error = ""
         self._closed = False
+        self._polled = time.monotonic()
         if streams is not None:
             self._write(header_line(streams))
 
@@ -101,7 +104,9 @@ class KafkaRecorder(LineRecorder):
                             break
                         poll(0.05)
                 self.sent += 1
-        if self.sent % 1024 < len(placed):
+        now = time.monotonic()
+        if now - self._polled >= _POLL_EVERY_S:  # delivery reports, failures too
+            self._polled = now
             poll(0)
 
     def _done(self, error: Any, message: Any) -> None:

@@ -7,6 +7,7 @@ what the same flow gives from the recording file the topic was filled from.
 
 from __future__ import annotations
 
+import gzip
 import json
 import signal
 import subprocess
@@ -255,3 +256,45 @@ def test_a_broker_killed_mid_replay_ends_the_run_in_one_line(
     errors = [line for line in stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, stderr
     assert "kafka: no answer from" in errors[0], errors
+
+
+def test_a_broker_killed_mid_record_ends_it_in_one_line(broker: Broker) -> None:
+    topic = f"kafka:{broker.address}/rec,timeout_s=3"
+    process = subprocess.Popen(
+        [*CLI, "record", "trade.SOL_USDC", "depth.SOL_USDC", "--out", topic],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
+    try:
+        time.sleep(5)
+        assert process.poll() is None, process.communicate()[1][-3000:]
+        broker.kill()
+        started = time.monotonic()
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+    assert time.monotonic() - started < 30
+    assert process.returncode == 2, stderr[-3000:]
+    assert "Traceback" not in stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, stderr
+    assert "messages were not delivered to rec" in errors[0], errors
+
+
+def test_speed_paces_a_topic_as_a_file(broker: Broker, tmp_path: Path) -> None:
+    """The shipped session spans its receive times; --speed 20 takes 1/20 of that."""
+    topic = copy_into(broker, "paced", SESSION)
+    stamps = [
+        int(line.split(b",")[0].split(b":")[1])
+        for line in gzip.decompress(SESSION.read_bytes()).splitlines()
+        if line.startswith(b'{"recv_us":')
+    ]
+    span_s = (max(stamps) - min(stamps)) / 1e6
+    started = time.monotonic()
+    run_flow("tape", topic, tmp_path / "tape.jsonl", "--speed", "20")
+    took = time.monotonic() - started
+    assert took >= span_s / 20 * 0.9, (took, span_s)
