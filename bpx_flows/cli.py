@@ -305,6 +305,21 @@ def _tool_commands(commands: Any) -> None:
         cmd.set_defaults(
             command=_cmd_record if record else _cmd_run, flow="tape", tool=name
         )
+    export = _command(
+        commands, "export", "recordings as files backtesters read (Tardis' CSV)"
+    )
+    export.add_argument(
+        "sources",
+        nargs="+",
+        metavar="RECORDING",
+        help="recording files, or kafka:BROKERS/TOPIC",
+    )
+    export.add_argument(
+        "--format", choices=["tardis"], default="tardis", help="tardis (the only one)"
+    )
+    export.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    export.add_argument("--symbols", metavar="A,B", help="only these markets (all)")
+    export.set_defaults(command=_cmd_export)
     replay = _command(commands, "replay", "print the records of recordings")
     replay.add_argument("files", nargs="+", metavar="FILE", help="recordings")
     replay.add_argument(
@@ -437,6 +452,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         data = msgspec.json.decode(Path(args.resolved).read_bytes())
         return _execute(settings_from_data(data, args.resolved), args.verbose)
     return _execute(run_settings(args), args.verbose)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from bpx_flows.exporting import export_command
+
+    return export_command(args.sources, args.out, args.symbols, args.verbose)
 
 
 def _cmd_record(args: argparse.Namespace) -> int:

@@ -542,9 +542,9 @@ def check_environment(s: Settings) -> None:
         if name == "jsonl" and target:
             _check_writable_file(f"outputs.sinks ({spec})", Path(target))
         elif name == "parquet" and target:
-            _check_directory(f"outputs.sinks ({spec})", Path(target))
+            check_directory(f"outputs.sinks ({spec})", Path(target))
     if s.run.recovery_dir:
-        _check_directory("run.recovery_dir", Path(s.run.recovery_dir))
+        check_directory("run.recovery_dir", Path(s.run.recovery_dir))
     Credentials.from_env()  # a set key must be valid, whatever the streams
     port = s.metrics.port
     if port:
@@ -561,13 +561,13 @@ def _check_writable_file(key: str, path: Path) -> None:
         msg = f"{key}: {str(path)!r} is not a regular file (it is truncated on resume)"
         raise ConfigError(msg)
     parent = path.parent
-    _check_directory(key, parent)
+    check_directory(key, parent)
     if path.exists() and not os.access(path, os.W_OK):
         msg = f"{key}: {str(path)!r} is not writable"
         raise ConfigError(msg)
 
 
-def _check_directory(key: str, path: Path) -> None:
+def check_directory(key: str, path: Path) -> None:
     """``path`` exists as a writable directory or can be created."""
     existing = path
     while not existing.exists():

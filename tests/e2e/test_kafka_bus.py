@@ -300,3 +300,20 @@ def test_speed_paces_a_topic_as_a_file(broker: Broker, tmp_path: Path) -> None:
     took = time.monotonic() - started
     assert span_s > 20
     assert took >= span_s / 5 * 0.95, (took, span_s)
+
+
+def test_export_from_the_topic_writes_the_files_the_recording_gives(
+    broker: Broker, tmp_path: Path
+) -> None:
+    topic = copy_into(broker, "exported", SESSION, options=",partitions=3")
+    written = {}
+    for name, source in (("file", str(SESSION)), ("kafka", topic)):
+        folder = tmp_path / name
+        result = run_cli("export", source, "--format", "tardis", "--out", str(folder))
+        assert result.returncode == 0, result.stderr[-3000:]
+        written[name] = {
+            path.name: gzip.decompress(path.read_bytes())
+            for path in folder.glob("*.csv.gz")
+        }
+    assert len(written["file"]) >= 6
+    assert written["kafka"] == written["file"]
