@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench bench-ab soak sim session clean prometheus
+.PHONY: demo test lint typecheck bench bench-ab soak sim session clean system-packages
 
 $(STAMP): pyproject.toml
 	@$(PY) -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 12))' || { \
@@ -19,19 +19,24 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)  ## the market flow on the built-in simulator, for DEMO_SECONDS
 	$(BIN)/bpx-flows demo --seconds $${DEMO_SECONDS:-15}
 
-test: lint typecheck prometheus  ## format check, lint, types, then the whole suite
+test: lint typecheck system-packages  ## format check, lint, types, then the whole suite
 	$(BIN)/python -m pytest -q -n $${TEST_PROCESSES:-2}  # TEST_PROCESSES=0: one process
 
-# The dashboards' test runs a real Prometheus: install Debian's package when missing.
-prometheus:
-	@command -v prometheus >/dev/null 2>&1 || { \
+# Real components the tests start: Prometheus (the dashboards' test) and Chromium
+# (the report's test). Debian's packages, installed when missing.
+system-packages:
+	@missing=""; \
+	command -v prometheus >/dev/null 2>&1 || missing="$$missing prometheus"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing prometheus (Debian package) for the dashboards test"; \
+	    echo "installing$$missing (Debian packages) for the tests"; \
 	    apt-get update -qq >/dev/null && \
-	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	  else \
-	    echo "prometheus is missing: sudo apt-get install prometheus (its test is skipped locally, fails on CI)"; \
-	  fi; }
+	    echo "missing:$$missing (sudo apt-get install$$missing; their tests are skipped locally, fail on CI)"; \
+	  fi; \
+	fi
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check .

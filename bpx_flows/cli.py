@@ -320,6 +320,14 @@ def _tool_commands(commands: Any) -> None:
     export.add_argument("--out", required=True, metavar="DIR", help="output folder")
     export.add_argument("--symbols", metavar="A,B", help="only these markets (all)")
     export.set_defaults(command=_cmd_export)
+    report = _command(
+        commands, "report", "charts of what --parquet DIR wrote, in one HTML file"
+    )
+    report.add_argument("folder", metavar="DIR", help="what --parquet DIR wrote")
+    report.add_argument(
+        "--out", default="report.html", metavar="FILE", help="(report.html)"
+    )
+    report.set_defaults(command=_cmd_report)
     replay = _command(commands, "replay", "print the records of recordings")
     replay.add_argument("files", nargs="+", metavar="FILE", help="recordings")
     replay.add_argument(
@@ -452,6 +460,24 @@ def _cmd_run(args: argparse.Namespace) -> int:
         data = msgspec.json.decode(Path(args.resolved).read_bytes())
         return _execute(settings_from_data(data, args.resolved), args.verbose)
     return _execute(run_settings(args), args.verbose)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from bpx_flows.report import build_report
+    from bpx_flows.settings import check_directory
+
+    out = Path(args.out)
+    if out.is_dir():
+        msg = f"--out: {args.out!r} is a folder; give a file name (report.html)"
+        raise ConfigError(msg)
+    check_directory("--out", out.parent)
+    made = build_report(Path(args.folder), out)
+    print(
+        f"report: {made.charts} charts of {made.markets} markets in {made.path} "
+        f"({made.size_bytes / 1e6:.1f} MB, opens without a network)",
+        file=sys.stderr,
+    )
+    return 0
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
