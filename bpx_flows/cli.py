@@ -25,7 +25,7 @@ from typing import Any
 import msgspec
 
 from bpx_flows import __version__
-from bpx_flows.arguments import OneLineParser, port
+from bpx_flows.arguments import OneLineParser, number, port
 from bpx_flows.connectors.errors import BpxError, ConfigError
 from bpx_flows.registry import FLOWS, flag_fields
 from bpx_flows.settings import (
@@ -305,6 +305,16 @@ def _tool_commands(commands: Any) -> None:
         cmd.set_defaults(
             command=_cmd_record if record else _cmd_run, flow="tape", tool=name
         )
+    top = _command(commands, "top", "the market flow live in the terminal (q quits)")
+    top.add_argument("names", nargs="*", metavar="SYMBOL", help="markets (demo's)")
+    top.add_argument(
+        "--seconds",
+        type=number(0, 86_400, low_open=True),
+        metavar="S",
+        help="quit after this long (never)",
+    )
+    _flow_flags(top, "market", skip=("--seconds",))
+    top.set_defaults(command=_cmd_top, flow="market")
     export = _command(
         commands, "export", "recordings as files backtesters read (Tardis' CSV)"
     )
@@ -460,6 +470,52 @@ def _cmd_run(args: argparse.Namespace) -> int:
         data = msgspec.json.decode(Path(args.resolved).read_bytes())
         return _execute(settings_from_data(data, args.resolved), args.verbose)
     return _execute(run_settings(args), args.verbose)
+
+
+# What top changes from the market flow's defaults (a flag or the file still wins).
+_TOP_DEFAULTS: dict[str, Any] = {
+    "book.ladder": 12,  # the ladder's levels
+    "book.every_ms": 250.0,  # the book redrawn 4 times a second
+}
+_TOP_SIMULATOR: dict[str, Any] = {  # as demo: a cascade a few seconds in, a burst
+    "simulator.cascade_at_s": 6.0,
+    "simulator.cascade_symbol": "SOL_USDC_PERP",
+    "bursts.min_notional": "500",
+    "bursts.min_count": 5,
+}
+
+
+def top_settings(args: argparse.Namespace) -> Settings:
+    """The settings of ``top``: the market flow, its ladder, a paced replay.
+
+    Raises:
+        ConfigError: a flag whose value cannot work.
+    """
+    if not args.names and not args.replay and not args.config:
+        args.names = list(DEMO_SYMBOLS)
+    settings = run_settings(args)
+    defaults = dict(_TOP_DEFAULTS)
+    if settings.source.kind == "simulator":
+        defaults.update(_TOP_SIMULATOR)
+    if settings.source.kind == "replay":
+        defaults["source.speed"] = 1.0  # real time: a screen to watch
+    chosen = {
+        key: value
+        for key, value in defaults.items()
+        if getattr(args, _dest(key), None) is None
+    }
+    return merge_overrides(settings, {**chosen, "outputs.quiet": True})
+
+
+def _cmd_top(args: argparse.Namespace) -> int:
+    from bpx_flows.top import run_top
+
+    settings = top_settings(args)
+    kind = settings.source.kind
+    where = (
+        ", ".join(settings.source.replay) if kind == "replay" else kind
+    )  # the header
+    return run_top(settings, args.seconds, where)
 
 
 def _cmd_report(args: argparse.Namespace) -> int:

@@ -71,7 +71,7 @@ from bpx_flows.settings import Settings, validate
 from bpx_flows.signals import stop_on_signals
 from bpx_flows.wiring import Sinks, build_flow
 
-__all__ = ["Outcome", "preflight_for", "run", "sinks_for"]
+__all__ = ["Outcome", "View", "preflight_for", "run", "sinks_for"]
 
 log = logging.getLogger("bpx_flows.run")
 
@@ -84,8 +84,27 @@ class Outcome:
     counts: Counter[str] = dataclasses.field(default_factory=Counter)
 
 
-def run(settings: Settings) -> Outcome:
+@dataclasses.dataclass
+class View:
+    """A screen that shows a run instead of the console (``bpx-flows top``).
+
+    Attributes:
+        sink: takes every output and alert, in place of the console lines; it must
+            be quick (a screen keeps the latest state and draws on its own time).
+        stop: the screen ends the run with it (its own quit key, not signals).
+        on_source: given the run's source once built (the feed's health).
+    """
+
+    sink: Any
+    stop: StopSignal
+    on_source: Any = None
+
+
+def run(settings: Settings, view: View | None = None) -> Outcome:
     """Run the flow of ``settings`` to its end; ``Outcome.code`` is the exit code.
+
+    With ``view`` the run prints nothing: the view shows it (and may run it from
+    a thread other than the main one).
 
     Raises:
         ConfigError: settings the machine does not allow, an unreachable endpoint,
@@ -97,18 +116,22 @@ def run(settings: Settings) -> Outcome:
         from bpx_flows.cluster import run_cluster  # the parent of a local cluster
 
         return Outcome(run_cluster(settings))
-    stop = StopSignal(abort_on_stop=settings.run.recovery_dir is not None)
+    stop = (
+        view.stop
+        if view is not None
+        else StopSignal(abort_on_stop=settings.run.recovery_dir is not None)
+    )
     with (
         recovery_lock(settings),
         endpoint_for(settings) as endpoint,
         _recorder(settings, stop) as tap,
     ):
         preflight_for(settings, endpoint)
-        if endpoint is not None and settings.source.kind == "simulator":
+        if endpoint is not None and settings.source.kind == "simulator" and not view:
             # Only once the checks passed: a refused run says one line, no more.
             note = f"simulator: {endpoint.ws} (--live for the exchange)"
             print(note, file=sys.stderr, flush=True)
-        return _run_process(settings, endpoint, tap, stop)
+        return _run_process(settings, endpoint, tap, stop, view)
 
 
 def _fresh_files(settings: Settings) -> None:
@@ -169,22 +192,28 @@ def sinks_for(
     counts: Counter[str],
     stop: StopSignal,
     made: list[Any] | None = None,
+    view: View | None = None,
 ) -> Sinks:
     """The sinks ``settings`` ask for: console, ``--sink``s, files, metrics.
 
     ``counts`` collects the summary's counts; ``stop`` ends the run when the reader
     of stdout leaves (``| head``) or a sink cannot deliver; every ``--sink`` made is
-    appended to ``made`` (their ``failures`` are the run's).
+    appended to ``made`` (their ``failures`` are the run's). A ``view`` takes the
+    console's place (outputs and alerts).
     """
     outputs = settings.outputs
-    console = console_sink(counts, quiet=outputs.quiet, on_reader_gone=stop.set)
-    out = metered(console, outputs.sinks, stop.set, made)
-    alerts = metered(
-        alert_sink(counts, outputs.webhook, outputs.webhook_format, stop.set),
-        outputs.sinks,
-        stop.set,
-        made,
+    console = (
+        view.sink
+        if view is not None
+        else console_sink(counts, quiet=outputs.quiet, on_reader_gone=stop.set)
     )
+    out = metered(console, outputs.sinks, stop.set, made)
+    shown = (
+        view.sink
+        if view is not None
+        else alert_sink(counts, outputs.webhook, outputs.webhook_format, stop.set)
+    )
+    alerts = metered(shown, outputs.sinks, stop.set, made)
     port = settings.metrics.port
     if port is not None:
         if port:
@@ -217,7 +246,11 @@ def _recorder(settings: Settings, stop: StopSignal) -> Iterator[Any]:
 
 
 def _run_process(
-    settings: Settings, endpoint: Endpoint | None, tap: Any, stop: StopSignal
+    settings: Settings,
+    endpoint: Endpoint | None,
+    tap: Any,
+    stop: StopSignal,
+    view: View | None = None,
 ) -> Outcome:
     from bytewax._bytewax import cli_main  # the runner behind python -m bytewax.run
 
@@ -226,14 +259,18 @@ def _run_process(
     source = source_for(settings, endpoint, owner, tap, stop)
     counts: Counter[str] = Counter()
     made: list[Any] = []
-    sinks = sinks_for(settings, source, counts, stop, made)
+    sinks = sinks_for(settings, source, counts, stop, made, view)
+    if view is not None and view.on_source is not None:
+        view.on_source(source)
     flow = build_flow(settings, source, sinks, key_function(route))
     recovery = init_recovery(settings, settings.workers_total)
     _announce(settings, recovery is not None)
     started = time.monotonic()
     tune_gc()
     forming = _stdout_to_stderr_until_formed(stop) if run.addresses else None
-    with stop_on_signals(stop), forming or contextlib.nullcontext():
+    # A view runs the flow off the main thread, where no signal handler can be set.
+    signals = stop_on_signals(stop) if view is None else contextlib.nullcontext()
+    with signals, forming or contextlib.nullcontext():
         cli_main(  # type: ignore[no-untyped-call]
             flow,
             workers_per_process=run.workers,
@@ -247,7 +284,8 @@ def _run_process(
         failures += getattr(sink, "failures", [])
     if failures:
         raise failures[0]
-    _summary(counts, time.monotonic() - started, settings)
+    if view is None:
+        _summary(counts, time.monotonic() - started, settings)
     if recovery is not None and stop.is_set():
         print(
             f"stopped: resume with the same --recovery-dir ({run.recovery_dir})",

@@ -28,6 +28,7 @@ from ..connectors.connection import Record as SourceRecord
 from ..operators.book_state import (
     BookConfig,
     BookIntegrity,
+    BookLadder,
     BookStats,
     SymbolBooks,
     step,
@@ -91,6 +92,16 @@ class BookSettings(Section, frozen=True, kw_only=True):
         bool, msgspec.Meta(description="a CRC32 of the whole book in every stats line")
     ] = _BOOK.checksum
 
+    ladder: Annotated[
+        int,
+        msgspec.Meta(
+            ge=0,
+            le=1_000,
+            description="best levels per side in a book_ladder record "
+            "with every stats record (0: none)",
+        ),
+    ] = _BOOK.ladder_levels
+
     def problems(self) -> Iterator[tuple[str, str]]:
         """``max_levels`` bounds (msgspec cannot constrain an optional int)."""
         if self.max_levels is not None and not 1 <= self.max_levels <= 1_000_000:
@@ -105,6 +116,7 @@ class BookSettings(Section, frozen=True, kw_only=True):
             bands_bps=tuple(self.bands_bps),
             max_levels=self.max_levels,
             checksum=self.checksum,
+            ladder_levels=self.ladder,
         )
 
 
@@ -142,7 +154,7 @@ class BookOut:
     """The book step's outputs."""
 
     stats: Stream[BookStats]  # emit time stamped
-    integrity: Stream[BookIntegrity]
+    integrity: Stream[BookIntegrity | BookLadder]  # ladders only when configured
 
 
 @operator
@@ -180,5 +192,5 @@ SPEC = FlowSpec(
     sections=(BookSettings,),
     streams=_streams,
     wire=_wire,
-    produces=(BookStats, BookIntegrity),
+    produces=(BookStats, BookIntegrity, BookLadder),
 )

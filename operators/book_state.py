@@ -29,6 +29,8 @@ __all__ = [
     "BandDepth",
     "BookConfig",
     "BookIntegrity",
+    "BookLadder",
+    "BookLevel",
     "BookStats",
     "BookTop",
     "IntegrityKind",
@@ -58,6 +60,8 @@ class BookConfig:
         max_levels: levels kept per side (trimmed far from the touch, counted).
         checksum: add a CRC32 of the whole book to every stats record (O(levels):
             for tests and audits, not for production rates).
+        ladder_levels: with every stats record, a ``BookLadder`` of this many best
+            levels per side (0: none; ``bpx-flows top`` draws it).
     """
 
     symbols: frozenset[str] | None = None
@@ -66,6 +70,7 @@ class BookConfig:
     bands_bps: tuple[int, ...] = (10, 25, 50, 100)
     max_levels: int | None = 5_000
     checksum: bool = False
+    ladder_levels: int = 0
 
 
 class BandDepth(msgspec.Struct, frozen=True):
@@ -168,7 +173,25 @@ class BookIntegrity(msgspec.Struct, frozen=True, kw_only=True):
     theirs: BookTop | None = None
 
 
-Output = BookStats | BookIntegrity
+class BookLevel(msgspec.Struct, frozen=True):
+    """One price level: its price and resting quantity."""
+
+    price: Decimal
+    qty: Decimal
+
+
+class BookLadder(msgspec.Struct, frozen=True, kw_only=True):
+    """The best levels of a book, best first, next to a stats record (``ladder``)."""
+
+    stream: str
+    symbol: str
+    update_id: int
+    recv_us: int
+    bids: tuple[BookLevel, ...]
+    asks: tuple[BookLevel, ...]
+
+
+Output = BookStats | BookIntegrity | BookLadder
 _Top = tuple[Decimal | None, Decimal | None, Decimal | None, Decimal | None]
 
 
@@ -412,6 +435,20 @@ def _after_update(
         # A snapshot has no engine time (recv_us stands in): the next diff emits.
         entry.last_emit_us = _LONG_AGO if force_emit else engine_us
         out.append(_stats(state, entry, engine_us, recv_us, bid, ask, config))
+        if config.ladder_levels:
+            out.append(_ladder(entry, recv_us, config.ladder_levels))
+
+
+def _ladder(entry: _Book, recv_us: int, levels: int) -> BookLadder:
+    bids, asks = entry.book.top(levels)
+    return BookLadder(
+        stream=entry.stream,
+        symbol=entry.symbol,
+        update_id=entry.book.update_id,
+        recv_us=recv_us,
+        bids=tuple(BookLevel(p, q) for p, q in bids),
+        asks=tuple(BookLevel(p, q) for p, q in asks),
+    )
 
 
 # bookTicker cross-check: our top of book against the exchange's, at the same update id.

@@ -113,8 +113,13 @@ INPUTS = {
     "--replay": SESSION,
 }
 OUTPUTS = {"--out", "--alerts", "--record", "--parquet", "--recovery-dir"}
-# Commands that serve until stopped, need the exchange, or a time of their own.
-NOT_RUN = {"sim", "sim-session", "markets", "config", "run", "--live", "--rest"}
+# Commands that serve until stopped, need the exchange, or a time of their own;
+# top needs a terminal, report and export read files of their own (each has its
+# own end-to-end test: test_top, test_report, test_tardis).
+NOT_RUN = {
+    "sim", "sim-session", "markets", "config", "run", "--live", "--rest",
+    "top", "report", "export",
+}  # fmt: skip
 FLOWS = {"book", "market", "candles", "derivatives", "liquidations", "account"}
 TIMED = FLOWS | {"tail", "record", "demo"}
 

@@ -32,12 +32,15 @@ BASE: dict[str, list[str]] = {
     "tail": ["trade.SOL_USDC"],
     "record": ["trade.SOL_USDC", "--out", "rec.jsonl"],
     "replay": [SESSION],
+    "export": [SESSION],
+    "report": ["."],
     "sim-session": ["--out", "s.jsonl"],
     "config": ["check", "x.toml"],
 }
 SETTINGS_OF: dict[str, Callable[[argparse.Namespace], Settings]] = {
     "demo": cli.demo_settings,
     "replay": cli.replay_settings,
+    "top": cli.top_settings,
 }
 # Flags whose values are names, URLs or paths (text): checked for what they name.
 TEXT = {
@@ -76,6 +79,7 @@ ACCEPTED: dict[tuple[str, str], str] = {
     ("--seconds", "1e30"): "a run may last as long as it likes",
     ("--history", "1e30"): "parsed; the simulator refuses it with its own limit",
     ("--every-ms", "0"): "stats after every update (docs/book.md)",
+    ("--ladder", "0"): "no book_ladder records (the default; docs/book.md)",
     ("--lateness-ms", "0"): "no trade may be late",
     ("--revise-s", "0"): "candles are never corrected",
     ("--metrics-port", "0"): "any free port (docs/metrics.md)",
@@ -136,12 +140,15 @@ def _outcome(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
         lines = [line for line in err.splitlines() if line.strip()]
         assert code == 2 and len(lines) == 1, (argv, err)
         return "refused"
+    if args.command in (cli._cmd_export, cli._cmd_report):
+        return _ran(args, capsys)  # they check everything before any work
     settings_of = SETTINGS_OF.get(command, cli.run_settings)
     if args.command not in (
         cli._cmd_run,
         cli._cmd_record,
         cli._cmd_demo,
         cli._cmd_replay,
+        cli._cmd_top,
     ):
         return "accepted"  # checked as it parses (sim, markets, config)
     message = None
@@ -153,6 +160,16 @@ def _outcome(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
         return "accepted"
     assert "\n" not in message, message  # one line
     return "refused"
+
+
+def _ran(args: argparse.Namespace, capsys: pytest.CaptureFixture[str]) -> str:
+    try:
+        args.command(args)
+    except ConfigError as exc:
+        assert "\n" not in str(exc), exc  # one line
+        return "refused"
+    capsys.readouterr()
+    return "accepted"
 
 
 NUMBERS = [(c, f) for c, f in FLAGS if f not in TEXT]

@@ -66,6 +66,7 @@ ZERO_ALLOWED = {
     "run.process_id",
     "metrics.port",
     "book.every_ms",
+    "book.ladder",  # 0: no ladder records
     "candles.lateness_ms",
     "candles.revise_s",  # 0: no corrections
 }

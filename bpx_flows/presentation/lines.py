@@ -25,6 +25,8 @@ from bpx_flows.connectors.backpack.wire import (
 )
 from bpx_flows.operators.book_state import (
     BookIntegrity,
+    BookLadder,
+    BookLevel,
     BookStats,
     BookTop,
     IntegrityKind,
@@ -65,6 +67,17 @@ def _(record: BookStats) -> str:
         f"{record.stream:<28} book      {record.best_bid} | {record.best_ask} "
         f"spread {bps(record.spread_bps)} imb {signed(record.imbalance)}{depth} "
         f"levels {record.bid_levels}/{record.ask_levels} id={record.update_id}"
+    )
+
+
+@describe.register
+def _(record: BookLadder) -> str:
+    def side(levels: tuple[BookLevel, ...]) -> str:
+        return " ".join(f"{level.price}x{level.qty}" for level in levels[:3]) or "-"
+
+    return (
+        f"{record.stream:<28} ladder    bids {side(record.bids)} | asks "
+        f"{side(record.asks)} ({len(record.bids)}/{len(record.asks)} levels)"
     )
 
 
