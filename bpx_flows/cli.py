@@ -499,12 +499,28 @@ def top_settings(args: argparse.Namespace) -> Settings:
         defaults.update(_TOP_SIMULATOR)
     if settings.source.kind == "replay":
         defaults["source.speed"] = 1.0  # real time: a screen to watch
+    if _account_shown(settings):
+        defaults["account.in_market"] = True  # the account panel
     chosen = {
         key: value
         for key, value in defaults.items()
         if getattr(args, _dest(key), None) is None
     }
     return merge_overrides(settings, {**chosen, "outputs.quiet": True})
+
+
+def _account_shown(settings: Settings) -> bool:
+    """Whether top can show an account (the simulator's, a key's, a recording's)."""
+    from bpx_flows.connectors.backpack.signing import Credentials
+    from bpx_flows.inputs import recorded_streams
+
+    kind = settings.source.kind
+    if kind == "simulator":
+        return True
+    if kind == "replay":
+        streams = recorded_streams(settings.source.replay)
+        return any(name.startswith("account.") for name in streams)
+    return Credentials.from_env() is not None
 
 
 def _cmd_top(args: argparse.Namespace) -> int:

@@ -38,6 +38,7 @@ from bpx_flows.settings import Settings, flow_context, history_s
 __all__ = [
     "kafka_replay",
     "key_function",
+    "recorded_streams",
     "recorded_symbols",
     "routes_for",
     "source_for",
@@ -124,24 +125,34 @@ def kafka_replay(settings: Settings) -> KafkaSpec | None:
     return None
 
 
-def recorded_symbols(paths: list[str]) -> list[str]:
-    """The symbols of the streams named in the recordings' headers.
+def recorded_streams(paths: list[str]) -> list[str]:
+    """The streams the recordings' headers name.
 
-    A topic's header is the first line of its default partition (none: no symbols
-    known ahead; the run then reads every market the topic holds).
+    A topic's header is the first line of its default partition (none: no streams
+    known ahead).
     """
-    symbols: set[str] = set()
+    names: list[str] = []
     for path in paths:
         if path.startswith("kafka:"):
-            spec = parse_kafka(path.removeprefix("kafka:"))
-            names = topic_header_streams(spec) or []
+            names += (
+                topic_header_streams(parse_kafka(path.removeprefix("kafka:"))) or []
+            )
         else:
-            names = read_header(path).streams
-        for name in names:
-            with contextlib.suppress(ConfigError):
-                symbol = parse_stream(name).symbol
-                if symbol is not None:
-                    symbols.add(symbol)
+            names += read_header(path).streams
+    return names
+
+
+def recorded_symbols(paths: list[str]) -> list[str]:
+    """The symbols of the streams the recordings' headers name.
+
+    None known: the run reads every market the recordings hold.
+    """
+    symbols: set[str] = set()
+    for name in recorded_streams(paths):
+        with contextlib.suppress(ConfigError):
+            symbol = parse_stream(name).symbol
+            if symbol is not None:
+                symbols.add(symbol)
     return sorted(symbols)
 
 

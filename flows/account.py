@@ -73,6 +73,13 @@ class AccountSettings(Section, frozen=True, kw_only=True):
         bool,
         msgspec.Meta(description="keep the markets' books: fill slippage vs the mid"),
     ] = False
+    in_market: Annotated[
+        bool,
+        msgspec.Meta(
+            description="the market flow tracks the account too (needs the key; "
+            "bpx-flows top sets it when one is given)"
+        ),
+    ] = False
 
     def problems(self) -> Iterator[tuple[str, str]]:
         """Levels must be finite fractions above zero (margin use can pass 1)."""

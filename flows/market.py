@@ -7,9 +7,10 @@
 
 Each part is the same wiring as its own flow file, built on the shared input stream
 (one WebSocket connection group feeds all four), with the same settings sections.
-Perps also get the derivatives and liquidation parts. ``python -m bytewax.run
-bpx_flows.entry:market`` runs it live for ``BPX_SYMBOLS`` (default
-SOL_USDC_PERP).
+Perps also get the derivatives and liquidation parts. With ``account.in_market``
+the account part joins them (the key's signed streams on the same connections).
+``python -m bytewax.run bpx_flows.entry:market`` runs it live for ``BPX_SYMBOLS``
+(default SOL_USDC_PERP).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from ..connectors.connection import Record as SourceRecord
 from ..operators.book_state import BookConfig
 from ..operators.bursts import BurstConfig
 from ..operators.derivatives import DerivativesConfig
-from . import book, candles, derivatives, liquidations
+from . import account, book, candles, derivatives, liquidations
 from .keys import Route
 from .spec import FlowContext, FlowSpec, Outputs
 
@@ -56,6 +57,8 @@ def _streams(context: FlowContext) -> list[str]:
         if context.symbols and not symbols:
             continue  # only spot markets named: no perp part subscribes anything
         names += part.streams(_with_symbols(context, symbols))
+    if context.section(account.AccountSettings).in_market:
+        names += account.account_streams(list(context.symbols))
     return list(dict.fromkeys(names))
 
 
@@ -88,16 +91,29 @@ def _wire(records: Stream[SourceRecord], context: FlowContext) -> Outputs:
         candles=context.section(candles.CandleSettings).config(replay=context.replay),
         bursts=context.section(liquidations.BurstSettings).config(),
     )
-    return market_outputs(records, config, context.route)
+    outputs, alerts = market_outputs(records, config, context.route)
+    settings = context.section(account.AccountSettings)
+    if settings.in_market:
+        kept = config.book if settings.with_book else None  # fills priced vs the mid
+        tracked = account.track_account(
+            "account", records, settings.config(), kept, context.route
+        )
+        outputs.append(tracked.views)
+        alerts.append(tracked.alerts)
+    return outputs, alerts
 
 
 SPEC = FlowSpec(
     name="market",
     example_symbols=("SOL_USDC_PERP",),
     help="books + candles + derivatives + liquidations on one connector",
-    sections=tuple(dict.fromkeys(s for part in _PARTS for s in part.sections)),
+    sections=tuple(
+        dict.fromkeys(s for part in (*_PARTS, account.SPEC) for s in part.sections)
+    ),
     streams=_streams,
     wire=_wire,
-    produces=tuple(dict.fromkeys(t for part in _PARTS for t in part.produces)),
+    produces=tuple(
+        dict.fromkeys(t for part in (*_PARTS, account.SPEC) for t in part.produces)
+    ),
     history_s=candles.SPEC.history_s,  # --backfill: the candle part's history
 )

@@ -142,7 +142,9 @@ def test_the_screen_shows_the_flows_values_switches_market_and_quits(
     flow.start()
     flow.join(60)
     assert flow.error is None and not flow.is_alive()
-    app = TopApp(state, health, ["1s", "1m"], "replay", finished=flow.finished)
+    app = TopApp(
+        state, health, ["1s", "1m"], "replay", finished=flow.finished, account=True
+    )
 
     async def drive() -> list[str]:
         seen = []
@@ -156,6 +158,7 @@ def test_the_screen_shows_the_flows_values_switches_market_and_quits(
             assert str(expected["book"]["best_bid"]) in book
             assert str(expected["book"]["best_ask"]) in book
             assert f"c {expected['candle']['close']}" in candles
+            assert "open orders" in app.shown["account"]
             await pilot.press("n")
             seen.append(app.sub_title)
             await pilot.press("2")  # the candles alone
@@ -175,7 +178,7 @@ def _pty_run(
     keys: list[tuple[float, bytes]],
     size: tuple[int, int],
     resize: tuple[int, int] | None = None,
-) -> tuple[int, str]:  # noqa: E501
+) -> tuple[int, str]:
     """``argv`` in a pseudo-terminal of ``size`` (columns, rows): keys sent at their
     times, an optional resize half-way; the exit code and everything it wrote."""
     leader, follower = pty.openpty()
@@ -229,3 +232,25 @@ def test_top_in_a_real_terminal_at_80x24_then_tiny_quits_on_q() -> None:
     assert "Traceback" not in output
     assert "book" in output and "candles" in output
     assert "top: " in output and " records in " in output
+
+
+def test_the_market_flow_tracks_the_account_as_the_account_flow_does(
+    tmp_path: Path,
+) -> None:
+    """``account.in_market`` (what top sets): the account flow's very records."""
+    kinds = {"order_state", "order_fill", "position_view", "rfq_outcome"}
+    found = {}
+    for name, argv in (
+        ("market", ["market", "--in-market"]),
+        ("account", ["account"]),
+    ):
+        out = tmp_path / f"{name}.jsonl"
+        result = run_cli(*argv, "--replay", str(SESSION), "--out", str(out), "--quiet")
+        assert result.returncode == 0, result.stderr[-2000:]
+        found[name] = sorted(
+            line
+            for line in out.read_text().splitlines()
+            if json.loads(line)["type"] in kinds
+        )
+    assert len(found["account"]) > 10
+    assert found["market"] == found["account"]

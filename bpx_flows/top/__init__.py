@@ -21,6 +21,7 @@ from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from bpx_flows.connectors.errors import BpxError
 from bpx_flows.connectors.sources import StopSignal
+from bpx_flows.flows.account import AccountSettings
 from bpx_flows.settings import Settings
 
 from .health import Health
@@ -106,7 +107,8 @@ def run_top(settings: Settings, seconds: float | None, source: str) -> int:
     flow = FlowThread(settings, state, health)
     flow.start()
     intervals = list(getattr(settings.sections.get("candles"), "intervals", []))
-    app = TopApp(state, health, intervals, source, seconds, flow.finished)
+    account = settings.section(AccountSettings).in_market
+    app = TopApp(state, health, intervals, source, seconds, flow.finished, account)
     started = time.monotonic()
     try:
         app.run()

@@ -1,6 +1,6 @@
 """The full-screen view: five panels over one market, redrawn four times a second.
 
-Keys: ``n``/``→`` and ``p``/``←`` switch market, ``i`` the candle interval, ``1``-``5``
+Keys: ``n``/``→`` and ``p``/``←`` switch market, ``i`` the candle interval, ``1``-``6``
 show one panel alone (again, or ``Esc``: all), ``q`` quits. The flow runs in a
 thread of this process (``bpx_flows.top.FlowThread``); the screen reads only the
 latest state (``TopState``), so a slow terminal drops frames, never records.
@@ -19,6 +19,7 @@ from textual.widgets import Footer, Header, Static
 
 from .health import Health
 from .render import (
+    account_panel,
     book_panel,
     candle_panel,
     derivatives_panel,
@@ -29,7 +30,7 @@ from .state import TopState
 
 __all__ = ["PANELS", "TopApp", "fit"]
 
-PANELS = ("book", "candles", "derivatives", "liquidations", "health")
+PANELS = ("book", "candles", "derivatives", "liquidations", "health", "account")
 REDRAW_S = 0.25
 
 
@@ -43,7 +44,7 @@ class TopApp(App[None]):
     #lower { height: 2fr; }
     .panel { border: round $accent; padding: 0 1; height: 1fr; overflow: hidden; }
     #book { width: 36; }
-    #candles, #derivatives, #liquidations, #health { width: 1fr; }
+    #candles, #derivatives, #liquidations, #health, #account { width: 1fr; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "quit"),
@@ -65,6 +66,7 @@ class TopApp(App[None]):
         source: str,
         seconds: float | None = None,
         finished: Any = None,
+        account: bool = False,
     ) -> None:
         super().__init__()
         self.state = state
@@ -74,6 +76,7 @@ class TopApp(App[None]):
         self.source_name = source
         self.seconds = seconds
         self.finished = finished or (lambda: None)  # -> None, or why the flow ended
+        self.account = account  # the account panel (a key was given)
         self.market_index = 0
         self.zoomed = ""
         self.shown: dict[str, str] = {}  # each panel's last text (tests read it)
@@ -89,13 +92,15 @@ class TopApp(App[None]):
             yield Static(id="derivatives", classes="panel")
             yield Static(id="liquidations", classes="panel")
             yield Static(id="health", classes="panel")
+            yield Static(id="account", classes="panel")
         yield Footer()
 
     def on_mount(self) -> None:
         """Titles, and the redraw timer."""
-        titles = ("book", "candles", "derivatives", "liquidations", "feed")
+        titles = ("book", "candles", "derivatives", "liquidations", "feed", "account")
         for name, title in zip(PANELS, titles, strict=True):
             self.query_one(f"#{name}", Static).border_title = title
+        self.query_one("#account", Static).display = self.account
         self.set_interval(REDRAW_S, self.redraw)
         self.redraw()
 
@@ -118,7 +123,8 @@ class TopApp(App[None]):
         """One panel alone (the same key again: all of them)."""
         self.zoomed = "" if name == self.zoomed else name
         for panel in PANELS:
-            self.query_one(f"#{panel}", Static).display = self.zoomed in ("", panel)
+            shown = self.zoomed in ("", panel) and (panel != "account" or self.account)
+            self.query_one(f"#{panel}", Static).display = shown
         for row, members in (("upper", PANELS[:2]), ("lower", PANELS[2:])):
             self.query_one(f"#{row}").display = self.zoomed in ("", *members)
         self.query_one("#book", Static).styles.width = "1fr" if self.zoomed else 36
@@ -145,6 +151,7 @@ class TopApp(App[None]):
         self._draw("candles", lambda w, h: candle_panel(snap, self.interval, w, h))
         self._draw("derivatives", lambda w, h: derivatives_panel(snap, w, h))
         self._draw("liquidations", lambda w, h: liquidations_panel(snap, w, h))
+        self._draw("account", lambda w, h: account_panel(snap, w, h))
         self.query_one("#candles", Static).border_title = f"candles {self.interval}"
 
     def _where(self, symbol: str | None, symbols: list[str]) -> str:

@@ -18,6 +18,7 @@ from bpx_flows.operators.book_state import BookLadder, BookStats
 from .state import MarketSnapshot
 
 __all__ = [
+    "account_panel",
     "book_panel",
     "candle_panel",
     "derivatives_panel",
@@ -206,4 +207,41 @@ def health_panel(health: dict[str, Any], width: int, height: int) -> Text:
         out.append(f"receive latency p50 {latency[0]:.1f} p99 {latency[1]:.1f} ms\n")
     for line in health.get("warnings", [])[-2:]:
         out.append(line[: max(width, 10)] + "\n", style=WARN)
+    return out
+
+
+def account_panel(snap: MarketSnapshot, width: int, height: int) -> Text:
+    """The position (PnL, liquidation distance, margin), open orders, last fills."""
+    out = Text()
+    position = snap.position
+    if position is not None:
+        side = UP if position.side.value == "long" else DOWN
+        out.append(f"{position.side.value} {position.quantity} @ ", style=side)
+        out.append(f"{position.entry_price}\n", style=side)
+        pnl = position.unrealized_pnl
+        out.append(f"uPnL {pnl:+,.2f}  ", style=UP if pnl >= 0 else DOWN)
+        out.append(f"mark {position.mark_price}\n")
+        distance = position.distance_to_liquidation_bps
+        out.append(f"to liquidation {_fmt(distance, 0)} bps  ")
+        out.append(f"margin {_fmt(position.margin_use, 3)}\n")
+    else:
+        out.append("no position\n", style=DIM)
+    if snap.margin_alert is not None:
+        alert = snap.margin_alert
+        out.append(f"MARGIN {alert.margin_use:.3f} past {alert.level}\n", style=WARN)
+    out.append(f"open orders {len(snap.orders)}\n")
+    for order in snap.orders[: max(height // 3, 1)]:
+        style = UP if order.side.value == "bid" else DOWN
+        out.append(
+            f"  {order.side.value} {_fmt(order.quantity)} @ {_fmt(order.price)} "
+            f"{order.status.value}\n",
+            style=style,
+        )
+    for fill in reversed(snap.fills[-max(height // 3, 1) :]):
+        who = "maker" if fill.maker else "taker"
+        out.append(
+            f"fill {fill.side.value} {fill.quantity} @ {fill.price} {who} "
+            f"fee {fill.fee}\n",
+            style=DIM,
+        )
     return out

@@ -20,12 +20,15 @@ from bpx_flows.operators.bursts import BurstAlert, BurstPhase, LiquidationStats
 from bpx_flows.operators.candles import Candle, HistoricalCandle, KlineMismatch
 from bpx_flows.operators.candles.trade_ids import TradeGap
 from bpx_flows.operators.derivatives import DerivativesView
+from bpx_flows.operators.orders import OrderFill, OrderState
+from bpx_flows.operators.positions import MarginAlert, PositionView
 
 __all__ = ["MarketSnapshot", "MarketState", "TopState"]
 
 CANDLES_KEPT = 240  # per interval: wider than any terminal
 LIQUIDATIONS_KEPT = 50
 LATENCIES_KEPT = 512
+FILLS_KEPT = 20
 
 
 @dataclass
@@ -44,6 +47,10 @@ class MarketState:
     )
     bursts: dict[str, BurstAlert] = field(default_factory=dict)  # active, by side
     integrity: Counter[str] = field(default_factory=Counter)
+    position: PositionView | None = None
+    orders: dict[str, OrderState] = field(default_factory=dict)  # open, by id
+    fills: deque[OrderFill] = field(default_factory=lambda: deque(maxlen=FILLS_KEPT))
+    margin_alert: MarginAlert | None = None
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,10 @@ class MarketSnapshot:
     liquidations: list[LiquidationStats]
     bursts: list[BurstAlert]
     integrity: dict[str, int]
+    position: PositionView | None = None
+    orders: list[OrderState] = field(default_factory=list)
+    fills: list[OrderFill] = field(default_factory=list)
+    margin_alert: MarginAlert | None = None
 
 
 class TopState:
@@ -123,6 +134,22 @@ class TopState:
             market.integrity[record.kind.value] += 1
         elif kind is TradeGap or kind is KlineMismatch:
             market.integrity[kind_of(record)] += 1
+        else:
+            self._account(market, record)
+
+    def _account(self, market: MarketState, record: Any) -> None:
+        kind = type(record)
+        if kind is PositionView:
+            market.position = record
+        elif kind is OrderState:
+            if record.status.is_final:
+                market.orders.pop(record.order_id, None)
+            else:
+                market.orders[record.order_id] = record
+        elif kind is OrderFill:
+            market.fills.append(record)
+        elif kind is MarginAlert:
+            market.margin_alert = record
 
     def symbols(self) -> list[str]:
         """Markets with something to show, books and candles first."""
@@ -152,6 +179,10 @@ class TopState:
                 liquidations=list(market.liquidations),
                 bursts=list(market.bursts.values()),
                 integrity=dict(market.integrity),
+                position=market.position,
+                orders=list(market.orders.values()),
+                fills=list(market.fills),
+                margin_alert=market.margin_alert,
             )
 
     def totals(self) -> tuple[int, list[int], list[str]]:
