@@ -10,17 +10,29 @@ from bytewax.outputs import DynamicSink
 
 from bpx_flows.connectors.sinks import CountingSink, LineSink
 from bpx_flows.connectors.sinks.tee import TeeSink
+from bpx_flows.operators.positions import PositionView
 from bpx_flows.presentation import describe, summary_key
 
 __all__ = ["alert_sink", "console_sink", "counting_describe", "metered"]
 
 
-def counting_describe(counts: Counter[str]) -> Callable[[Any], str]:
-    """``describe`` that also counts each record by kind."""
+def counting_describe(counts: Counter[str]) -> Callable[[Any], str | None]:
+    """``describe`` that also counts each record by kind.
 
-    def render(record: Any) -> str:
+    A position's line is printed when it changes: the account emits a view at every
+    mark and position event, and an unchanged position would repeat the same line
+    (the records themselves all go to ``--out`` and the sinks).
+    """
+    last_position: dict[str, str] = {}
+
+    def render(record: Any) -> str | None:
         counts[summary_key(record)] += 1
-        return describe(record)
+        line = describe(record)
+        if type(record) is PositionView:
+            if last_position.get(record.symbol) == line:
+                return None
+            last_position[record.symbol] = line
+        return line
 
     return render
 

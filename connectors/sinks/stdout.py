@@ -18,7 +18,7 @@ class _LinePartition(StatelessSinkPartition[Any]):
     def __init__(
         self,
         stream: TextIO,
-        render: Callable[[Any], str],
+        render: Callable[[Any], str | None],
         prefix: str,
         on_reader_gone: Callable[[], None] | None,
     ) -> None:
@@ -29,7 +29,10 @@ class _LinePartition(StatelessSinkPartition[Any]):
 
     def write_batch(self, items: list[Any]) -> None:
         render, prefix = self._render, self._prefix
-        text = "".join(f"{prefix}{render(item)}\n" for item in items)
+        lines = (render(item) for item in items)  # None: nothing to print for it
+        text = "".join(f"{prefix}{line}\n" for line in lines if line is not None)
+        if not text:
+            return
         try:
             self._stream.write(text)
             self._stream.flush()
@@ -57,7 +60,8 @@ class LineSink(DynamicSink[Any]):
     within a batch). Delivery: at-least-once with recovery. Never ends on its own.
 
     Args:
-        render: item -> line (without the newline); ``str`` by default.
+        render: item -> line (without the newline; ``None``: no line for it);
+            ``str`` by default.
         stream: where to write; ``sys.stdout`` when ``None``.
         prefix: put in front of every line, e.g. the worker index.
         on_reader_gone: called when the reader of the stream left (``| head``),
@@ -66,7 +70,7 @@ class LineSink(DynamicSink[Any]):
 
     def __init__(
         self,
-        render: Callable[[Any], str] = str,
+        render: Callable[[Any], str | None] = str,
         stream: TextIO | None = None,
         prefix: str = "",
         on_reader_gone: Callable[[], None] | None = None,
