@@ -208,3 +208,89 @@ def test_a_command_the_docs_show_runs(
     assert result.returncode == 0, f"{doc}: {args}\n{result.stderr[-3000:]}"
     assert "Traceback" not in result.stderr
     assert result.stdout.strip() or "summary:" in result.stderr, result.stderr[-2000:]
+
+
+# Fenced blocks: commands meant to be pasted in order (one block, one shell).
+FENCED_SKIP = {
+    "--live": "needs the exchange",
+    "kafka:": "needs a broker (docs/kafka.md's commands: tests/e2e/test_kafka_bus.py)",
+    "top": "needs a terminal (tests/test_top.py runs it in a pseudo-terminal)",
+}
+# What a block's command says it printed, where its doc shows it.
+SAYS = {
+    "export": r"exported [\d,]+ lines as [\d,]+ rows in \d+ files under \S+ \(",
+    "report": r"report: \d+ charts of \d+ markets in \S+ \([\d.]+ MB, opens without",
+}
+
+
+def _fenced() -> list[tuple[str, list[list[str]]]]:
+    """Each fenced block's complete ``bpx-flows`` commands, in order."""
+    found = []
+    for path in DOCS:
+        text = path.read_text(encoding="utf-8")
+        for block in re.findall(r"```[a-z]*\n(.*?)```", text, re.S):
+            commands = []
+            for raw in block.replace("\\\n", " ").splitlines():
+                line = raw.split("  #", 1)[0].strip().removeprefix("$ ")
+                if not line.startswith("bpx-flows ") or "-->" in line:
+                    continue  # not a command (a diagram, a synopsis below)
+                argv = shlex.split(line)[1:]
+                if any(word.isupper() or "[" in word for word in argv):
+                    continue  # a synopsis (placeholders): parsed with the spans
+                commands.append(argv)
+            if commands:
+                found.append((path.name, commands))
+    return found
+
+
+FENCED = _fenced()
+
+
+def test_the_docs_show_fenced_commands() -> None:
+    assert {doc for doc, _ in FENCED} >= {"export.md", "report.md", "top.md"}
+
+
+@pytest.mark.parametrize(
+    ("doc", "commands"), FENCED, ids=[f"{d}: {c[0][0]}" for d, c in FENCED]
+)
+def test_a_fenced_block_runs_as_written(
+    doc: str, commands: list[list[str]], tmp_path: Path
+) -> None:
+    """In order, in one folder that has the project's ``data/`` (as a clone does),
+    unchanged but for a 2 s bound on a live run; what a doc shows printed, printed."""
+    import subprocess
+    import sys
+
+    from tests.cli import ENV
+
+    (tmp_path / "data").symlink_to(ROOT / "data")
+    ran = 0
+    for argv in commands:
+        text = " ".join(argv)
+        if any(mark in argv or mark in text for mark in FENCED_SKIP):
+            continue
+        args = list(argv)
+        if (
+            _command_of(args) in TIMED
+            and "--seconds" not in args
+            and "--replay" not in args
+        ):
+            args += ["--seconds", "2"]
+        result = subprocess.run(
+            [sys.executable, "-m", "bpx_flows", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=ENV,
+            cwd=tmp_path,
+            check=False,
+        )
+        assert result.returncode == 0, f"{doc}: {args}\n{result.stderr[-3000:]}"
+        assert "Traceback" not in result.stderr
+        says = SAYS.get(_command_of(args))
+        if says is not None:
+            assert re.search(says, result.stderr), result.stderr[-2000:]
+        ran += 1
+    assert ran or all(
+        any(mark in " ".join(argv) for mark in FENCED_SKIP) for argv in commands
+    )
