@@ -116,10 +116,8 @@ OUTPUTS = {"--out", "--alerts", "--record", "--parquet", "--recovery-dir"}
 # Commands that serve until stopped, need the exchange, or a time of their own;
 # top needs a terminal, report and export read files of their own (each has its
 # own end-to-end test: test_top, test_report, test_tardis).
-NOT_RUN = {
-    "sim", "sim-session", "markets", "config", "run", "--live", "--rest",
-    "top", "report", "export",
-}  # fmt: skip
+NOT_RUN = {"markets", "--live", "--rest", "top", "report", "export"}
+SERVES = {"sim"}  # runs until stopped: its first line checked, then SIGTERM
 FLOWS = {"book", "market", "candles", "derivatives", "liquidations", "account"}
 TIMED = FLOWS | {"tail", "record", "demo"}
 
@@ -140,6 +138,8 @@ def _runnable() -> list[tuple[str, list[str]]]:
         words = argv[argv.index(command) + 1 :]
         if command in FLOWS and not any(not w.startswith("-") for w in words):
             continue  # "bpx-flows market" in prose: no markets, not a command
+        if command == "run" and not _a_complete_run(words):
+            continue  # "bpx-flows run book" in prose: a reference, not a command
         try:
             parser.parse_args(argv)
         except SystemExit:
@@ -149,6 +149,12 @@ def _runnable() -> list[tuple[str, list[str]]]:
             seen.add(key)
             found.append((doc, argv))
     return found
+
+
+def _a_complete_run(words: list[str]) -> bool:
+    """``run FLOW SYMBOL...`` or ``run ... --config/--replay FILE``."""
+    names = [w for w in words if not w.startswith("-")]
+    return len(names) >= 2 or any(w in words for w in ("--config", "--replay"))
 
 
 RUNNABLE = _runnable()
@@ -168,8 +174,10 @@ def _bounded(argv: list[str], tmp_path: Path) -> list[str]:
             value = str(tmp_path / previous.strip("-"))
         elif previous in INPUTS:
             value = INPUTS[previous]
-        elif previous == "--metrics-port":
-            value = "0"
+        elif previous in ("--metrics-port", "--port"):
+            value = "0"  # any free port
+        elif _command_of(argv) == "config" and word == SESSION:
+            value = INPUTS["--config"]  # `config check FILE`: a settings file
         elif previous in ("--seconds", "--speed"):
             value = "2" if previous == "--seconds" else "0"
         args.append(value)
@@ -196,6 +204,9 @@ def test_a_command_the_docs_show_runs(
     from tests.cli import ENV
 
     args = _bounded(argv, tmp_path)
+    if _command_of(args) in SERVES:
+        _serves(doc, args, tmp_path)
+        return
     result = subprocess.run(
         [sys.executable, "-m", "bpx_flows", *args],
         capture_output=True,
@@ -208,6 +219,44 @@ def test_a_command_the_docs_show_runs(
     assert result.returncode == 0, f"{doc}: {args}\n{result.stderr[-3000:]}"
     assert "Traceback" not in result.stderr
     assert result.stdout.strip() or "summary:" in result.stderr, result.stderr[-2000:]
+
+
+def _serves(doc: str, args: list[str], tmp_path: Path) -> None:
+    """A serving command: its first stdout line as the docs describe it (the
+    simulator: ``{"ws": ..., "rest": ..., "pid": ...}``), then it stops on SIGTERM."""
+    import json
+    import select
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.cli import ENV
+
+    with subprocess.Popen(
+        [sys.executable, "-m", "bpx_flows", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+        cwd=tmp_path,
+    ) as process:
+        try:
+            assert process.stdout is not None
+            ready, _, _ = select.select([process.stdout], [], [], 30)
+            assert ready, f"{doc}: {args}: no first line within 30 s"
+            first = json.loads(process.stdout.readline())
+            assert set(first) >= {"ws", "rest", "pid"}, first
+            assert first["ws"].startswith("ws://127.0.0.1:"), first
+            time.sleep(0.5)
+            process.send_signal(signal.SIGTERM)
+            _, stderr = process.communicate(timeout=20)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=10)
+    assert process.returncode in (0, -signal.SIGTERM), f"{doc}: {args}\n{stderr}"
+    assert "Traceback" not in stderr, stderr[-3000:]
 
 
 # Fenced blocks: commands meant to be pasted in order (one block, one shell).
