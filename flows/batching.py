@@ -14,7 +14,9 @@ much as the analytics. These two steps do the same with one call per batch:
 from __future__ import annotations
 
 import pickle
+import time
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import bytewax.operators as op
@@ -28,6 +30,9 @@ from .keys import Route
 __all__ = ["frames_selector", "keyed_frames", "stateful_steps"]
 
 Step = Callable[[Any, Any], tuple[Any, Iterable[Any]]]
+# (when the key wants waking, wall-clock µs or None; what it emits then at now µs)
+Clock = tuple[Callable[[Any], int | None], Callable[[Any, int], tuple[Any, list[Any]]]]
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def frames_selector(
@@ -73,11 +78,17 @@ def keyed_frames(
 
 
 class _Steps(StatefulBatchLogic[Any, Any, bytes]):
-    """Runs a pure step over each batch of one key's values."""
+    """Runs a pure step over each batch of one key's values.
 
-    def __init__(self, step: Step, state: Any) -> None:
+    With a ``clock`` (``(when, on_time)``), ``when(state)`` is the wall-clock time
+    (µs) the key wants to be woken at, and ``on_time(state, now_us)`` what it
+    emits then: Bytewax wakes the key at that time even if no value comes.
+    """
+
+    def __init__(self, step: Step, state: Any, clock: Clock | None = None) -> None:
         self._step = step
         self._state = state
+        self._clock = clock
 
     def on_batch(self, values: list[Any]) -> tuple[list[Any], bool]:
         step, state = self._step, self._state
@@ -88,6 +99,17 @@ class _Steps(StatefulBatchLogic[Any, Any, bytes]):
         self._state = state
         return out, state is None
 
+    def notify_at(self) -> datetime | None:
+        if self._clock is None:
+            return None
+        at_us = self._clock[0](self._state)
+        return None if at_us is None else _EPOCH + timedelta(microseconds=at_us)
+
+    def on_notify(self) -> tuple[list[Any], bool]:
+        assert self._clock is not None
+        self._state, out = self._clock[1](self._state, time.time_ns() // 1000)
+        return out, self._state is None
+
     def snapshot(self) -> bytes:
         # Bytes are immutable, so later steps cannot change what was snapshotted.
         return pickle.dumps(self._state, pickle.HIGHEST_PROTOCOL)
@@ -95,13 +117,19 @@ class _Steps(StatefulBatchLogic[Any, Any, bytes]):
 
 @operator
 def stateful_steps(
-    step_id: str, keyed: Stream[tuple[str, Any]], step: Step
+    step_id: str,
+    keyed: Stream[tuple[str, Any]],
+    step: Step,
+    clock: Clock | None = None,
 ) -> Stream[tuple[str, Any]]:
-    """``step(state, value) -> (state, outputs)`` per key, a batch at a time."""
+    """``step(state, value) -> (state, outputs)`` per key, a batch at a time.
+
+    ``clock``: also wake each key when it asks (see ``_Steps``).
+    """
 
     def build(resume: bytes | None) -> _Steps:
         if isinstance(resume, bytes):
-            return _Steps(step, pickle.loads(resume))
-        return _Steps(step, resume)  # None, or a state snapshotted unpickled
+            return _Steps(step, pickle.loads(resume), clock)
+        return _Steps(step, resume, clock)  # None, or a state snapshotted unpickled
 
     return op.stateful_batch("steps", keyed, build)

@@ -17,7 +17,9 @@ rolled up from the closed base candles (``operators.candles.roll_up``), so each 
 is folded once whatever the number of intervals. With ``wall_clock=False`` (replays,
 tests) the watermark moves only with event time, so a replay gives the same candles
 and the same late trades every time; live, the wall clock also advances it, so quiet
-windows close on time.
+windows close on time, and a longer candle whose last base window had no trade
+closes by the clock ``CLOCK_MARGIN_US`` after its end plus the lateness (a base
+candle that still comes for it then revises it).
 
 Trades the connector fetched back after a gap (``BackfilledTrade``, with
 ``source.backfill``) fold like any other while their window is open; after it closed,
@@ -62,6 +64,8 @@ from ..operators.candles import (
     KlineResolved,
     TradeGap,
     candle_book,
+    candle_book_close_at,
+    candle_book_on_time,
     check_ids,
     check_klines,
     finish,
@@ -163,6 +167,22 @@ def _book(config: CandleBookConfig, state: Any, item: Any) -> tuple[Any, list[Ca
     return candle_book(state, item, config)
 
 
+# Live: how long after a base window may close (its end plus the lateness) the clock
+# closes a longer candle ending with it. The base candle normally reaches the
+# candle book within milliseconds of its close; one that comes later revises.
+CLOCK_MARGIN_US = 50_000
+
+
+def _close_at(config: CandleBookConfig, state: Any) -> int | None:
+    return candle_book_close_at(state, config)
+
+
+def _on_time(
+    config: CandleBookConfig, state: Any, now_us: int
+) -> tuple[Any, list[Any]]:
+    return candle_book_on_time(state, now_us, config)
+
+
 def _backfill_reports(batch: list[Any]) -> list[TradeBackfill]:
     return [r for r in batch if type(r) is TradeBackfill]
 
@@ -229,7 +249,19 @@ def roll_candles(
     fetched = op.branch("fetched_back", late_trades, _is_fetched)
     book = _book_config(config)
     into_book = op.merge("closed_and_fetched", base, fetched.trues, split.falses)
-    candles = stateful_steps("candle_book", into_book, functools.partial(_book, book))
+    # Live, the clock also closes longer candles whose last base window had no
+    # trades (a quiet market): see CandleBookConfig.close_after_us.
+    clock = (
+        (
+            functools.partial(_close_at, book),
+            functools.partial(_on_time, book),
+        )
+        if book.close_after_us is not None
+        else None
+    )
+    candles = stateful_steps(
+        "candle_book", into_book, functools.partial(_book, book), clock
+    )
     # Klines, live and fetched at start (few): the history is candles already.
     kline_frames = keyed_frames(
         "klines_by_symbol", records, (Kline, HistoricalKline), route
@@ -285,6 +317,9 @@ def _book_config(config: CandleConfig) -> CandleBookConfig:
         config.forward_fill,
         horizon_us=config.revise_horizon_us,
         keep_us=30_000_000 if config.wall_clock else config.revise_horizon_us,
+        close_after_us=(
+            config.allowed_lateness_us + CLOCK_MARGIN_US if config.wall_clock else None
+        ),
     )
 
 

@@ -7,7 +7,13 @@
 - ``kline_check``: our closed candles against the exchange's closed klines.
 """
 
-from .book import CandleBookConfig, CandleBookState, candle_book
+from .book import (
+    CandleBookConfig,
+    CandleBookState,
+    candle_book,
+    candle_book_close_at,
+    candle_book_on_time,
+)
 from .fold import (
     Candle,
     CandleAcc,
@@ -20,7 +26,7 @@ from .fold import (
     new_acc,
 )
 from .kline_check import KlineCheckState, KlineMismatch, KlineResolved, check_klines
-from .rollup import RollUpState, roll_up
+from .rollup import RollUpState, next_close_us, roll_up, roll_up_until
 from .trade_ids import IdState, TradeGap, check_ids
 
 __all__ = [
@@ -37,6 +43,8 @@ __all__ = [
     "TradeGap",
     "acc_of",
     "candle_book",
+    "candle_book_close_at",
+    "candle_book_on_time",
     "check_ids",
     "check_klines",
     "finish",
@@ -44,5 +52,7 @@ __all__ = [
     "historical_candle",
     "merge",
     "new_acc",
+    "next_close_us",
     "roll_up",
+    "roll_up_until",
 ]

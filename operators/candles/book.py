@@ -11,10 +11,16 @@ from ...connectors.backpack.klines import interval_start_us
 from ...connectors.backpack.streams import KlineInterval
 from ...connectors.backpack.wire import Trade
 from .fold import Candle, CandleAcc, acc_of, finish, fold, merge, new_acc
-from .rollup import RollUpState, roll_up
+from .rollup import RollUpState, next_close_us, roll_up, roll_up_until
 from .trade_ids import TradeGap
 
-__all__ = ["CandleBookConfig", "CandleBookState", "candle_book"]
+__all__ = [
+    "CandleBookConfig",
+    "CandleBookState",
+    "candle_book",
+    "candle_book_close_at",
+    "candle_book_on_time",
+]
 
 
 @dataclass
@@ -47,6 +53,8 @@ class CandleBookConfig:
     forward_fill: bool = False
     horizon_us: int = 360_000_000  # a gap's windows stay correctable this long
     keep_us: int = 30_000_000  # windows kept without a gap (late paths, in order)
+    close_after_us: int | None = None  # live: longer candles close this long after
+    # their end by the clock (the allowed lateness and a margin); None: event time only
 
 
 def candle_book(
@@ -79,6 +87,30 @@ def candle_book(
             state.holds.append((start, item.detected_us + config.horizon_us))
         return state, []
     return state, _correct(state, item, config)
+
+
+def candle_book_close_at(
+    state: CandleBookState | None, config: CandleBookConfig
+) -> int | None:
+    """When (wall clock, µs) the clock should next close a longer candle."""
+    if config.close_after_us is None or state is None:
+        return None
+    end = next_close_us(state.roll)
+    return None if end is None else end + config.close_after_us
+
+
+def candle_book_on_time(
+    state: CandleBookState | None, now_us: int, config: CandleBookConfig
+) -> tuple[CandleBookState | None, list[Candle]]:
+    """The longer candles whose end plus ``close_after_us`` passed by ``now_us``."""
+    if state is None or config.close_after_us is None:
+        return state, []
+    until = now_us - config.close_after_us
+    state.roll, closed = roll_up_until(
+        state.roll, until, config.intervals, config.forward_fill
+    )
+    _remember(state, closed)
+    return state, closed
 
 
 def _correct(

@@ -11,7 +11,7 @@ from ...connectors.backpack.klines import interval_end_us, interval_start_us
 from ...connectors.backpack.streams import KlineInterval
 from .fold import Candle, CandleAcc, acc_of, finish, merge
 
-__all__ = ["RollUpState", "roll_up"]
+__all__ = ["RollUpState", "next_close_us", "roll_up", "roll_up_until"]
 
 _ZERO = Decimal(0)
 _MAX_FILL = 10_000  # forward-filled candles per gap, at most
@@ -42,7 +42,9 @@ def roll_up(
     """Fold a closed base candle into each interval; returns the candles that closed.
 
     A longer candle closes when a base candle of a later window arrives (event time:
-    its end has passed). The base candle itself is emitted for the base interval.
+    its end has passed), or live when ``roll_up_until`` says its time has come. The
+    base candle itself is emitted for the base interval. A base candle of a window
+    that time closed already (it came later than the clock allowed) revises it.
     """
     state = state or RollUpState()
     out: list[Candle] = []
@@ -51,6 +53,16 @@ def roll_up(
             out.extend(_emit(state, interval, base, forward_fill))
             continue
         start = interval_start_us(interval, base.start_us)
+        last = state.last_close.get(interval)
+        if last is not None and start < last.end_us:
+            if last.start_us == start:  # closed by time: this base candle revises it
+                revised = finish(merge(acc_of(last), acc_of(base)), interval)
+                revised = msgspec.structs.replace(
+                    revised, partial=last.partial, revision=last.revision + 1
+                )
+                state.last_close[interval] = revised
+                out.append(revised)
+            continue
         current = state.open.get(interval)
         if current is not None and current.start_us != start:
             closed = finish(current.acc, interval, partial=interval not in state.seen)
@@ -62,6 +74,38 @@ def roll_up(
         else:
             current.acc = merge(current.acc, acc_of(base))
     return state, out
+
+
+def roll_up_until(
+    state: RollUpState | None,
+    until_us: int,
+    intervals: tuple[KlineInterval, ...],
+    forward_fill: bool = False,
+) -> tuple[RollUpState, list[Candle]]:
+    """Close every longer candle whose window ended by ``until_us``.
+
+    Live, a quiet market's last base window may have no trades (no base candle),
+    so no later base candle would close the longer one for a long while: the clock
+    closes it once its end plus the allowed lateness has passed.
+    """
+    state = state or RollUpState()
+    out: list[Candle] = []
+    for interval in intervals:
+        current = state.open.get(interval)
+        if current is None or interval_end_us(interval, current.start_us) > until_us:
+            continue
+        del state.open[interval]
+        closed = finish(current.acc, interval, partial=interval not in state.seen)
+        state.seen.add(interval)
+        out.extend(_emit(state, interval, closed, forward_fill))
+    return state, out
+
+
+def next_close_us(state: RollUpState | None) -> int | None:
+    """The earliest end of a longer candle still open (``None``: none is open)."""
+    if state is None or not state.open:
+        return None
+    return min(interval_end_us(i, o.start_us) for i, o in state.open.items())
 
 
 def _emit(
