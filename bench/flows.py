@@ -98,6 +98,12 @@ def case_replay(
         process_id=pid,
         **({"batch": int(batch)} if batch else {}),
     )
+    if os.environ.get("BENCH_TOP_SETTINGS"):  # as bpx-flows top runs the flow
+        from bpx_flows.settings import merge_overrides
+
+        settings = merge_overrides(
+            settings, {"book.ladder": 12, "book.every_ms": 250.0}
+        )
     sink = LatencySink()
     # As bpx-flows run does: symbols spread evenly over the workers, each worker
     # reading the symbols whose state it owns.
@@ -124,7 +130,14 @@ def case_replay(
             paths, batch_size=settings.source.batch, restamp=True, plan=plan
         )
         counted = list(paths)
-    flow = build_flow(settings, source, Sinks(sink, sink), key_function(route))
+    out: Any = sink
+    if os.environ.get("BENCH_VIEW"):  # top's sink beside it: what the screen costs
+        from bpx_flows.connectors.sinks.tee import TeeSink
+        from bpx_flows.top import ViewSink
+        from bpx_flows.top.state import TopState
+
+        out = TeeSink(sink, ViewSink(TopState()))
+    flow = build_flow(settings, source, Sinks(out, out), key_function(route))
     frames = sum(frame_count(p) for p in counted) if not pid else 0  # counted once
     cpu0, start = cpu_seconds(), time.time()
     run_bytewax(flow, int(workers), pid, peers)
@@ -169,13 +182,21 @@ def _env(symbols: list[str], batch: int | None) -> dict[str, str]:
 
 
 def _case(
-    *args: str, symbols: list[str], batch: int | None = None, policy: bool = True
+    *args: str,
+    symbols: list[str],
+    batch: int | None = None,
+    policy: bool = True,
+    top: str = "",
 ) -> Any:
     import subprocess
 
     env = _env(symbols, batch)
     if not policy:
         env["BENCH_NO_RANGE_POLICY"] = "1"
+    if top:  # "settings": as top runs the flow; "view": and with its sink too
+        env["BENCH_TOP_SETTINGS"] = "1"
+        if top == "view":
+            env["BENCH_VIEW"] = "1"
     proc = subprocess.run(
         [sys.executable, "-m", "bench.flows", *args],
         capture_output=True,
@@ -320,6 +341,19 @@ def _flow_cases(session: str, session_100: str) -> list[tuple[str, Any]]:
             lambda: _row(_case(*no_policy, symbols=MARKETS, policy=False)),
         )
     )
+    # The flow as bpx-flows top runs it (book stats 4 a second, a 12-level ladder),
+    # without and with top's sink beside: what drawing the flow costs the flow.
+    plain = ("replay", "market", "1", "-", "-", session)
+    cases += [
+        (
+            "market, 1 worker, top's settings",
+            lambda: _row(_case(*plain, symbols=MARKETS, top="settings")),
+        ),
+        (
+            "market, 1 worker, top's settings and view sink",
+            lambda: _row(_case(*plain, symbols=MARKETS, top="view")),
+        ),
+    ]
     cases += [
         ("market, 2 workers", one_process("market", 2, session, MARKETS)),
         ("market, 2 processes", cluster(session, MARKETS)),
