@@ -9,7 +9,8 @@ a price band scans only the levels inside the band.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterable
 from decimal import Decimal, InvalidOperation
 from operator import mul
 
@@ -120,8 +121,9 @@ class L2Book:
         """The best ``depth`` levels of each side, best first."""
         bid_prices = self.bids.keys()[-depth:] if depth > 0 else []
         ask_prices = self.asks.keys()[:depth] if depth > 0 else []
-        bids = [(price, self.bids[price]) for price in reversed(bid_prices)]
-        asks = [(price, self.asks[price]) for price in ask_prices]
+        bid_qty, ask_qty = _dict_get(self.bids), _dict_get(self.asks)
+        bids = [(price, bid_qty(price)) for price in reversed(bid_prices)]
+        asks = [(price, ask_qty(price)) for price in ask_prices]
         return bids, asks
 
     def depth_within(
@@ -159,12 +161,17 @@ class L2Book:
             return []
         halves = [mid * bps / _BPS for bps in ordered]
         bids, asks = self.bids, self.asks
-        # Bids at or above mid - h: from bisect_left to the end (best bid last).
-        bid_edges = [bids.bisect_left(mid - h) for h in halves]
-        bid_sums = _band_sums(bids, bid_edges, len(bids), inward=True)
-        # Asks at or below mid + h: from the start (best ask first) to bisect_right.
-        ask_edges = [asks.bisect_right(mid + h) for h in halves]
-        ask_sums = _band_sums(asks, ask_edges, 0, inward=False)
+        # Bids at or above mid - h, asks at or below mid + h. The widest band's edge
+        # is found in the sorted book; the narrower ones in the levels it spans (a
+        # plain list: C bisection).
+        low = mid - halves[-1]
+        bid_far = bids.bisect_left(low)
+        bid_prices = bids.keys()[bid_far:]
+        bid_edges = [bid_far + bisect_left(bid_prices, mid - h) for h in halves]
+        bid_sums = _band_sums(bids, bid_prices, bid_edges, len(bids), inward=True)
+        ask_prices = asks.keys()[: asks.bisect_right(mid + halves[-1])]
+        ask_edges = [bisect_right(ask_prices, mid + h) for h in halves]
+        ask_sums = _band_sums(asks, ask_prices, ask_edges, 0, inward=False)
         return [
             (bps, bid[0], bid[1], ask[0], ask[1])
             for bps, bid, ask in zip(ordered, bid_sums, ask_sums, strict=True)
@@ -228,19 +235,33 @@ class L2Book:
 
 
 def _band_sums(
-    side: SortedDict, edges: list[int], touch: int, inward: bool
+    side: SortedDict, prices: list[Decimal], edges: list[int], touch: int, inward: bool
 ) -> list[tuple[Decimal, Decimal]]:
-    """Cumulative (base, quote) from the touch index out to each edge index."""
+    """Cumulative (base, quote) from the touch index out to each edge index.
+
+    ``prices`` are the side's levels out to the widest edge (read once); their
+    quantities come from plain dict lookups in C, and each band adds its ring of
+    them, in the same order as summing ring by ring from the book, so the sums are
+    the same to the last digit.
+    """
+    if not edges:
+        return []
+    start = edges[-1] if inward else touch
+    qtys = list(map(_dict_get(side), prices))
+    quotes = list(map(mul, prices, qtys))
     sums: list[tuple[Decimal, Decimal]] = []
     base = quote = _ZERO
-    keys = side.keys()
     near = touch
     for edge in edges:
-        prices = keys[edge:near] if inward else keys[near:edge]
-        if prices:
-            qtys = list(map(side.__getitem__, prices))
-            base += sum(qtys, _ZERO)
-            quote += sum(map(mul, prices, qtys), _ZERO)
+        low, high = (edge, near) if inward else (near, edge)
+        if high > low:
+            base += sum(qtys[low - start : high - start], _ZERO)
+            quote += sum(quotes[low - start : high - start], _ZERO)
         sums.append((base, quote))
         near = edge
     return sums
+
+
+def _dict_get(side: SortedDict) -> Callable[[Decimal], Decimal]:
+    """``side[price]`` as the plain dict's C lookup (SortedDict's is Python)."""
+    return dict.__getitem__.__get__(side)  # type: ignore[no-any-return]
