@@ -506,6 +506,12 @@ def top_settings(args: argparse.Namespace) -> Settings:
         for key, value in defaults.items()
         if getattr(args, _dest(key), None) is None
     }
+    if settings.run.processes > 1 or settings.run.addresses:
+        msg = (
+            "top draws the flow of its own process: no --processes or --addresses "
+            "(--workers N runs N threads here)"
+        )
+        raise ConfigError(msg)
     return merge_overrides(settings, {**chosen, "outputs.quiet": True})
 
 

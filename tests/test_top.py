@@ -254,3 +254,10 @@ def test_the_market_flow_tracks_the_account_as_the_account_flow_does(
         )
     assert len(found["account"]) > 10
     assert found["market"] == found["account"]
+
+
+def test_top_refuses_a_cluster_in_one_line() -> None:
+    result = run_cli("top", "--processes", "2", "--seconds", "1")
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "top draws the flow of its own process" in lines[0]
