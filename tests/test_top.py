@@ -261,3 +261,19 @@ def test_top_refuses_a_cluster_in_one_line() -> None:
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "top draws the flow of its own process" in lines[0]
+
+
+def test_the_feed_panel_says_what_waits_and_what_is_missing() -> None:
+    health = {
+        "connections": 2, "connections_up": 1, "frames_per_s": 1234.0,
+        "resyncs": 2, "reconnects": 1, "backlog": 3, "queued": 5, "trade_gaps": 1,
+        "records_per_s": 99.0, "integrity": 4, "latency_ms": (1.5, 9.25),
+        "warnings": ["kafka: broker down"],
+    }  # fmt: skip
+    text = health_panel(health, 60, 12).plain
+    for shown in (
+        "connections 1/2 up", "frames/s 1,234", "resyncs 2  reconnects 1",
+        "REST backlog 3  queued 5", "trade gaps open 1", "gaps/integrity 4",
+        "receive latency p50 1.5 p99 9.2 ms", "kafka: broker down",
+    ):  # fmt: skip
+        assert shown in text, (shown, text)

@@ -51,7 +51,11 @@ class Health:
                     for s in dict.copy(c.books.syncs).values()
                 ),
                 reconnects=sum(sum(c.stats.disconnects.values()) for c in connections),
-                backlog=sum(c.pending for c in connections),
+                queued=sum(c.pending for c in connections),
+                trade_gaps=sum(
+                    c.gaps.open for c in connections if getattr(c, "gaps", None)
+                ),
+                backlog=_rest_backlog(),
             )
         if elapsed >= 0.2:  # rates over a fifth of a second at least
             self.frames_per_s = (frames - self._frames) / elapsed
@@ -75,3 +79,10 @@ class Health:
             return []
         found = source.connections()
         return list(found.values()) if isinstance(found, dict) else list(found)
+
+
+def _rest_backlog() -> int:
+    """REST requests waiting for the process's budgets (snapshots, history)."""
+    from bpx_flows.connectors.rest import HISTORY_BUDGET, PROCESS_BUDGET
+
+    return int(PROCESS_BUDGET.waiting + HISTORY_BUDGET.waiting)

@@ -196,7 +196,10 @@ def health_panel(health: dict[str, Any], width: int, height: int) -> Text:
         out.append(f"frames/s {health.get('frames_per_s', 0):,.0f}\n")
         out.append(f"resyncs {health.get('resyncs', 0)}  reconnects ")
         out.append(f"{health.get('reconnects', 0)}\n")
-        out.append(f"REST backlog {health.get('backlog', 0)}\n")
+        out.append(f"REST backlog {health.get('backlog', 0)}  ")
+        out.append(f"queued {health.get('queued', 0)}\n")
+        gaps = health.get("trade_gaps", 0)
+        out.append(f"trade gaps open {gaps}\n", style=WARN if gaps else "")
     else:
         out.append(f"{health.get('source', 'replay')}\n", style=DIM)
     out.append(f"records/s {health.get('records_per_s', 0):,.0f}\n")
