@@ -107,3 +107,40 @@ def consume(address: str, topic: str, expected: int, timeout_s: float = 30) -> l
         return got
     finally:
         consumer.close()
+
+
+@dataclass
+class Ended:
+    """How a command ended after its broker was killed."""
+
+    code: int
+    stderr: str
+    after_kill_s: float  # from the kill to the command's end
+
+    def errors(self) -> list[str]:
+        return [line for line in self.stderr.splitlines() if line.startswith("error:")]
+
+
+def killed_mid_run(broker: Broker, args: list[str], after_s: float) -> Ended:
+    """``bpx-flows ARGS`` started; ``after_s`` later (still running) the broker is
+    killed; how the command ended (the test bounds it: 60 s at most)."""
+    from tests.cli import CLI, ENV
+
+    process = subprocess.Popen(
+        [*CLI, *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
+    try:
+        time.sleep(after_s)
+        assert process.poll() is None, process.communicate()[1][-3000:]
+        broker.kill()
+        killed = time.monotonic()
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+    return Ended(process.returncode, stderr, time.monotonic() - killed)

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -12,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from tests.cli import CLI, ENV, run_cli
-from tests.e2e.kafka_broker import Broker, broker, consume, free_port
+from tests.cli import run_cli
+from tests.e2e.kafka_broker import Broker, broker, consume, free_port, killed_mid_run
 
 __all__ = ["broker"]  # the fixture, imported for the tests here
 
@@ -98,38 +97,15 @@ def test_a_broker_killed_mid_run_ends_the_run_non_zero_in_one_line(
     broker: Broker,
 ) -> None:
     """The records it never took are counted, and the run ends within its timeout."""
-    process = subprocess.Popen(
-        [
-            *CLI,
-            "run",
-            "candles",
-            "SOL_USDC",
-            "BTC_USDC",
-            "--seconds",
-            "60",
-            "--sink",
-            f"kafka:{broker.address}/live,timeout_s=3",
-            "--quiet",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=ENV,
-    )
-    try:
-        time.sleep(6)  # the simulator starts, candles flow to the broker
-        assert process.poll() is None, process.communicate()[1][-3000:]
-        broker.kill()
-        started = time.monotonic()
-        _, stderr = process.communicate(timeout=45)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
-    assert time.monotonic() - started < 30
-    assert process.returncode == 2, stderr[-3000:]
+    args = ["run", "candles", "SOL_USDC", "BTC_USDC", "--seconds", "60"]
+    sink = ["--sink", f"kafka:{broker.address}/live,timeout_s=3", "--quiet"]
+    # 6 s: the simulator starts, candles flow to the broker.
+    ended = killed_mid_run(broker, [*args, *sink], after_s=6)
+    stderr = ended.stderr
+    assert ended.after_kill_s < 30
+    assert ended.code == 2, stderr[-3000:]
     assert "Traceback" not in stderr and "panic" not in stderr.lower()
-    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    errors = ended.errors()
     assert len(errors) == 1, stderr
     assert "records were not delivered to live" in errors[0]
     assert stderr.count("rdkafka") <= 1, stderr  # once per episode, at most

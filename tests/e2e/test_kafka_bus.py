@@ -21,7 +21,7 @@ import pytest
 from bpx_flows.connectors.sim import SimConfig
 from bpx_flows.connectors.sim.session import write_session
 from tests.cli import CLI, ENV, outputs, run_cli
-from tests.e2e.kafka_broker import Broker, broker, consume, free_port
+from tests.e2e.kafka_broker import Broker, broker, consume, free_port, killed_mid_run
 
 __all__ = ["broker"]  # the fixture, imported for the tests here
 
@@ -222,67 +222,27 @@ def test_no_broker_no_topic_and_an_empty_topic_are_one_line_and_exit_2(
 
 
 def test_a_broker_killed_mid_replay_ends_the_run_in_one_line(
-    broker: Broker, tmp_path: Path, long_session: Path
+    broker: Broker, long_session: Path
 ) -> None:
     topic = copy_into(broker, "long", long_session)
-    process = subprocess.Popen(
-        [
-            *CLI,
-            "run",
-            "market",
-            "--replay",
-            f"{topic},timeout_s=3",
-            "--follow",
-            "--quiet",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=ENV,
-    )
-    try:
-        time.sleep(4)
-        assert process.poll() is None, process.communicate()[1][-3000:]
-        broker.kill()
-        started = time.monotonic()
-        _, stderr = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
-    assert time.monotonic() - started < 30
-    assert process.returncode == 2, stderr[-3000:]
-    assert "Traceback" not in stderr and "panic" not in stderr.lower()
-    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, stderr
-    assert "kafka: no answer from" in errors[0], errors
+    args = ["run", "market", "--replay", f"{topic},timeout_s=3", "--follow", "--quiet"]
+    ended = killed_mid_run(broker, args, after_s=4)
+    assert ended.after_kill_s < 30
+    assert ended.code == 2, ended.stderr[-3000:]
+    assert "Traceback" not in ended.stderr and "panic" not in ended.stderr.lower()
+    assert len(ended.errors()) == 1, ended.stderr
+    assert "kafka: no answer from" in ended.errors()[0]
 
 
 def test_a_broker_killed_mid_record_ends_it_in_one_line(broker: Broker) -> None:
     topic = f"kafka:{broker.address}/rec,timeout_s=3"
-    process = subprocess.Popen(
-        [*CLI, "record", "trade.SOL_USDC", "depth.SOL_USDC", "--out", topic],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=ENV,
-    )
-    try:
-        time.sleep(5)
-        assert process.poll() is None, process.communicate()[1][-3000:]
-        broker.kill()
-        started = time.monotonic()
-        _, stderr = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
-    assert time.monotonic() - started < 30
-    assert process.returncode == 2, stderr[-3000:]
-    assert "Traceback" not in stderr
-    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, stderr
-    assert "messages were not delivered to rec" in errors[0], errors
+    args = ["record", "trade.SOL_USDC", "depth.SOL_USDC", "--out", topic]
+    ended = killed_mid_run(broker, args, after_s=5)
+    assert ended.after_kill_s < 30
+    assert ended.code == 2, ended.stderr[-3000:]
+    assert "Traceback" not in ended.stderr
+    assert len(ended.errors()) == 1, ended.stderr
+    assert "messages were not delivered to rec" in ended.errors()[0]
 
 
 def test_speed_paces_a_topic_as_a_file(broker: Broker, tmp_path: Path) -> None:
