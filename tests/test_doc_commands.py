@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -198,27 +199,36 @@ def test_a_command_the_docs_show_runs(
 ) -> None:
     """On the built-in simulator for 2 s (or over the shipped recording): exit 0,
     records on stdout (or, quiet, a summary on stderr), no traceback."""
-    import subprocess
-    import sys
-
-    from tests.cli import ENV
 
     args = _bounded(argv, tmp_path)
     if _command_of(args) in SERVES:
         _serves(doc, args, tmp_path)
         return
+    result = _ran_cleanly(doc, args, tmp_path)
+    assert result.stdout.strip() or "summary:" in result.stderr, result.stderr[-2000:]
+
+
+def _ran_cleanly(
+    doc: str, args: list[str], cwd: Path
+) -> subprocess.CompletedProcess[str]:
+    """``bpx-flows ARGS`` run in ``cwd``: exit code 0 and no traceback."""
+    import subprocess
+    import sys
+
+    from tests.cli import ENV
+
     result = subprocess.run(
         [sys.executable, "-m", "bpx_flows", *args],
         capture_output=True,
         text=True,
         timeout=120,
         env=ENV,
-        cwd=tmp_path,
+        cwd=cwd,
         check=False,
     )
     assert result.returncode == 0, f"{doc}: {args}\n{result.stderr[-3000:]}"
     assert "Traceback" not in result.stderr
-    assert result.stdout.strip() or "summary:" in result.stderr, result.stderr[-2000:]
+    return result
 
 
 def _serves(doc: str, args: list[str], tmp_path: Path) -> None:
@@ -307,10 +317,6 @@ def test_a_fenced_block_runs_as_written(
 ) -> None:
     """In order, in one folder that has the project's ``data/`` (as a clone does),
     unchanged but for a 2 s bound on a live run; what a doc shows printed, printed."""
-    import subprocess
-    import sys
-
-    from tests.cli import ENV
 
     (tmp_path / "data").symlink_to(ROOT / "data")
     ran = 0
@@ -325,17 +331,7 @@ def test_a_fenced_block_runs_as_written(
             and "--replay" not in args
         ):
             args += ["--seconds", "2"]
-        result = subprocess.run(
-            [sys.executable, "-m", "bpx_flows", *args],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env=ENV,
-            cwd=tmp_path,
-            check=False,
-        )
-        assert result.returncode == 0, f"{doc}: {args}\n{result.stderr[-3000:]}"
-        assert "Traceback" not in result.stderr
+        result = _ran_cleanly(doc, args, tmp_path)
         says = SAYS.get(_command_of(args))
         if says is not None:
             assert re.search(says, result.stderr), result.stderr[-2000:]
