@@ -19,7 +19,6 @@ from typing import Any
 
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
-from bpx_flows.connectors.errors import BpxError
 from bpx_flows.connectors.sources import StopSignal
 from bpx_flows.flows.account import AccountSettings
 from bpx_flows.settings import Settings
@@ -115,10 +114,8 @@ def run_top(settings: Settings, seconds: float | None, source: str) -> int:
     finally:
         flow.stop.set()
         flow.join(JOIN_S)
-    if isinstance(flow.error, BpxError):
-        raise flow.error
     if flow.error is not None:
-        raise flow.error
+        raise flow.error  # a BpxError is one line and exit 2 in the CLI
     records, _, _ = state.totals()
     took = time.monotonic() - started
     print(f"top: {records:,} records in {took:.1f} s", file=sys.stderr)

@@ -63,9 +63,7 @@ class Health:
             self._frames, self._records, self._last = frames, records, now
         found["frames_per_s"] = self.frames_per_s
         found["records_per_s"] = self.records_per_s
-        found["integrity"] = sum(
-            sum(m.integrity.values()) for m in list(self.state.markets.values())
-        )
+        found["integrity"] = self.state.integrity_events()
         if latencies:
             ordered = sorted(latencies)
             p50 = ordered[len(ordered) // 2] / 1000

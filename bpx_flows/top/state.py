@@ -189,3 +189,8 @@ class TopState:
         """Records so far, recent receive latencies (µs) and recent warnings."""
         with self._lock:
             return self.records, list(self.latencies_us), list(self.warnings)
+
+    def integrity_events(self) -> int:
+        """Integrity events of every market so far (read under the sink's lock)."""
+        with self._lock:
+            return sum(sum(m.integrity.values()) for m in self.markets.values())
