@@ -34,3 +34,24 @@ def outputs(path: Path) -> collections.Counter[str]:
         record.pop("emit_us", None)
         lines[json.dumps(record, sort_keys=True)] += 1
     return lines
+
+
+def kill_once_written(args: list[str], out: Path, at_least: int = 20_000) -> int:
+    """``bpx-flows ARGS`` killed with SIGKILL once ``out`` holds ``at_least`` bytes
+    (mid-run: it must still be running then); its exit code."""
+    import signal
+    import time
+
+    with subprocess.Popen(
+        [*CLI, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV
+    ) as process:
+        try:
+            deadline = time.monotonic() + 60
+            while not out.exists() or out.stat().st_size < at_least:
+                assert process.poll() is None, "the run ended before the kill"
+                assert time.monotonic() < deadline, "no output from the run"
+                time.sleep(0.05)
+            process.send_signal(signal.SIGKILL)
+        finally:
+            process.wait(timeout=30)
+    return process.returncode

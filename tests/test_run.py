@@ -17,7 +17,7 @@ from bpx_flows.connectors.sim import SimConfig
 from bpx_flows.connectors.sim.session import write_session
 from bpx_flows.flows.book import BookSettings
 from bpx_flows.settings import Settings, load_settings, merge_overrides
-from tests.cli import CLI, ENV, outputs, run_cli
+from tests.cli import CLI, ENV, kill_once_written, outputs, run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -127,24 +127,9 @@ def test_killed_run_resumes_from_the_recovery_dir_without_loss_or_duplicates(
     out = tmp_path / "resumed.jsonl"
     state = tmp_path / "state"
     recovery = ["--recovery-dir", str(state), "--snapshot-every", "0.3"]
-    paced = [*CLI, "run", "--config", str(config), "--out", str(out), *recovery]
-    with subprocess.Popen(
-        [*paced, "--speed", "30"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=ENV,
-    ) as proc:
-        try:
-            # Kill once part of the output is written: mid-way through the session.
-            deadline = time.monotonic() + 60
-            while not out.exists() or out.stat().st_size < 20_000:
-                assert proc.poll() is None, "the paced run ended before the kill"
-                assert time.monotonic() < deadline, "no output from the paced run"
-                time.sleep(0.05)
-            proc.send_signal(signal.SIGKILL)
-        finally:
-            proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL
+    paced = ["run", "--config", str(config), "--out", str(out), *recovery]
+    # Killed once part of the output is written: mid-way through the session.
+    assert kill_once_written([*paced, "--speed", "30"], out) == -signal.SIGKILL
     partial = sum(outputs(out).values())
     result = run_cli("run", "--config", str(config), "--out", str(out), *recovery)
     assert result.returncode == 0, result.stderr[-3000:]

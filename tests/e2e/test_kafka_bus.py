@@ -10,7 +10,6 @@ from __future__ import annotations
 import gzip
 import json
 import signal
-import subprocess
 import threading
 import time
 from collections import Counter
@@ -20,7 +19,7 @@ import pytest
 
 from bpx_flows.connectors.sim import SimConfig
 from bpx_flows.connectors.sim.session import write_session
-from tests.cli import CLI, ENV, outputs, run_cli
+from tests.cli import kill_once_written, outputs, run_cli
 from tests.e2e.kafka_broker import Broker, broker, consume, free_port, killed_mid_run
 
 __all__ = ["broker"]  # the fixture, imported for the tests here
@@ -153,23 +152,9 @@ def test_kill_9_then_resume_gives_every_record_exactly_once(
     out = tmp_path / "resumed.jsonl"
     state = tmp_path / "state"
     recovery = ["--recovery-dir", str(state), "--snapshot-every", "0.3"]
-    paced = [*CLI, "run", "market", "--replay", topic, "--out", str(out), *recovery]
-    with subprocess.Popen(
-        [*paced, "--speed", "30", "--quiet"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=ENV,
-    ) as proc:
-        try:
-            deadline = time.monotonic() + 60
-            while not out.exists() or out.stat().st_size < 20_000:
-                assert proc.poll() is None, "the paced run ended before the kill"
-                assert time.monotonic() < deadline, "no output from the paced run"
-                time.sleep(0.05)
-            proc.send_signal(signal.SIGKILL)
-        finally:
-            proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL
+    paced = ["run", "market", "--replay", topic, "--out", str(out), *recovery]
+    code = kill_once_written([*paced, "--speed", "30", "--quiet"], out)
+    assert code == -signal.SIGKILL
     partial = sum(outputs(out).values())
     resumed = run_flow("market", topic, out, *recovery)
     assert 0 < partial < sum(whole.values())
