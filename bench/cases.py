@@ -181,20 +181,30 @@ def wired(
     return wire(FLOWS[name], context, source, Sinks(sink, sink))
 
 
-def case_book_replay(path: str) -> None:
+def case_book_replay(path: str, every_ms: str = "1000") -> None:
+    """The book flow from replay; stats once per ``every_ms`` (0: every update)."""
     from bytewax.testing import run_main
 
     from bpx_flows.connectors.sources import ReplaySource
     from bpx_flows.flows.book import BookSettings
+    from bpx_flows.memory import tune_gc
 
     clock = _Clock()
     sink = TimingSink(clock)
-    section = BookSettings(every_ms=1000)
+    section = BookSettings(every_ms=float(every_ms))
     flow = wired("book", ReplaySource([path]), sink, (section,))
+    tune_gc()  # as ``bpx-flows run`` does
     start = time.perf_counter()  # after the imports and the flow's construction
+    cpu = time.process_time()
     run_main(flow)
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     frames = frame_count(path)
-    report(frames, time.perf_counter() - start, outputs=clock.records)
+    report(
+        frames,
+        seconds,
+        outputs=clock.records,
+        cpu_us_per_frame=round(cpu / frames * 1e6, 2),
+    )
 
 
 CASES = {

@@ -16,6 +16,7 @@ from __future__ import annotations
 import pickle
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,7 +28,13 @@ from ..connectors.backpack.wire import Frame
 from ..connectors.connection import Record as SourceRecord
 from .keys import Route
 
-__all__ = ["frames_selector", "keyed_frames", "stateful_steps"]
+__all__ = [
+    "Split",
+    "frames_selector",
+    "keyed_frames",
+    "split_outputs",
+    "stateful_steps",
+]
 
 Step = Callable[[Any, Any], tuple[Any, Iterable[Any]]]
 # (when the key wants waking, wall-clock µs or None; what it emits then at now µs)
@@ -133,3 +140,38 @@ def stateful_steps(
         return _Steps(step, resume, clock)  # None, or a state snapshotted unpickled
 
     return op.stateful_batch("steps", keyed, build)
+
+
+@dataclass(frozen=True)
+class Split:
+    """``split_outputs``' two streams."""
+
+    matching: Stream[Any]
+    others: Stream[Any]
+
+
+@operator
+def split_outputs(
+    step_id: str,
+    keyed: Stream[tuple[str, Any]],
+    kind: type,
+    stamp: Callable[[list[Any]], list[Any]] | None = None,
+) -> Split:
+    """The values of ``(key, value)`` pairs split by type: ``kind`` or not.
+
+    ``stamp`` maps each batch of ``kind`` values (e.g. one clock reading for the
+    whole batch). Two calls per batch, where ``map`` + ``branch`` + ``map`` made three
+    per item.
+    """
+
+    def matching(batch: list[tuple[str, Any]]) -> list[Any]:
+        values = [value for _, value in batch if type(value) is kind]
+        return stamp(values) if stamp is not None and values else values
+
+    def others(batch: list[tuple[str, Any]]) -> list[Any]:
+        return [value for _, value in batch if type(value) is not kind]
+
+    return Split(
+        op.flat_map_batch("matching", keyed, matching),
+        op.flat_map_batch("others", keyed, others),
+    )

@@ -33,7 +33,7 @@ from ..operators.book_state import (
     SymbolBooks,
     step,
 )
-from .batching import stateful_steps
+from .batching import split_outputs, stateful_steps
 from .keys import Route
 from .spec import FlowContext, FlowSpec, Outputs, Section
 
@@ -140,8 +140,11 @@ def _apply(
     return step(state, record, config)
 
 
-def _stamp(stats: BookStats) -> BookStats:
-    return msgspec.structs.replace(stats, emit_us=now_us())
+def _stamp(batch: list[BookStats]) -> list[BookStats]:
+    """The time the batch leaves the book step, on each of its stats."""
+    emit_us = now_us()
+    replace = msgspec.structs.replace
+    return [replace(stats, emit_us=emit_us) for stats in batch]
 
 
 def book_streams(symbols: list[str], window: str = "") -> list[str]:
@@ -169,9 +172,8 @@ def analyze_books(
     select = functools.partial(book_records, route or str)
     keyed: Any = op.flat_map_batch("book_records_by_symbol", records, select)
     outputs = stateful_steps("apply_book", keyed, functools.partial(_apply, config))
-    unkeyed = op.map("unkey", outputs, lambda key_output: key_output[1])
-    split = op.branch("split", unkeyed, lambda r: isinstance(r, BookStats))
-    return BookOut(op.map("stamp_emit", split.trues, _stamp), split.falses)
+    split = split_outputs("split", outputs, BookStats, _stamp)
+    return BookOut(split.matching, split.others)
 
 
 def _streams(context: FlowContext) -> list[str]:

@@ -1,27 +1,117 @@
-"""An exact L2 order book: levels keyed by ``Decimal`` value, quantities absolute.
+"""An exact L2 order book in integers, with depth bands kept as levels change.
 
-``"86700"`` and ``"86700.0"`` are the same level (the REST snapshot and the stream
-format prices differently), and ``"0.00000"`` removes a level. Sides are sorted maps
-(chosen by measurement over a dict with a lazily kept best price: the bands need
-ordered range scans), so the best price is O(1), an update O(log n), and depth within
-a price band scans only the levels inside the band.
+Prices and quantities are integers in units of ``10**-decimals``, the most decimals
+the book has seen on each (``"86700"`` and ``"86700.0"`` are the same level; a level
+with more decimals rescales the book once). Every sum is then an exact integer and a
+band edge an integer tick, computed from the mid without rounding; ``Decimal``
+appears only where a value leaves the book (the level as the exchange printed it, a
+band's sums). ``"0.00000"`` removes a level.
+
+Depth bands (resting quantity within ``bps`` of the mid) cost what changed: while
+they are read, each level change adds its difference to the bands it lies in, and a
+moved mid walks only the ticks between each band's old and new edge. Nobody reading
+them (stats once a second), the book stops keeping them and the next read sums the
+bands afresh. ``tests/operators/test_book.py`` holds both to a plain scan.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterable
-from decimal import Decimal, InvalidOperation
-from operator import mul
+from collections.abc import Callable, Iterable, Iterator
+from decimal import Context, Decimal, InvalidOperation
+from math import gcd
+from typing import Any, TypeVar
 
-from sortedcontainers import SortedDict
+from sortedcontainers import SortedList
 
-__all__ = ["L2Book", "Level"]
+__all__ = ["Band", "L2Book", "Level"]
 
 Level = tuple[Decimal, Decimal]  # (price, quantity)
+Band = tuple[int, Decimal, Decimal, Decimal, Decimal]  # bps, bid/ask base and quote
+T = TypeVar("T")
 _ZERO = Decimal(0)
-_BPS = Decimal(10_000)
 _EXP = 40  # decimal exponent bound of a level's price and quantity
+_MAX_DENOMINATOR = 10**_EXP  # more than 40 decimals: no exchange quotes that
+_EXACT = 10**27  # Decimal(n) * 10**-k is exact below 28 digits (the context's)
+_WIDE = Context(prec=200)  # for larger sums (the range policy bounds them far below)
+_WALK = 512  # edge moves of more ticks than this re-sum the band instead
+_STALE_READS = 32  # applies without a band read before the book stops keeping them
+# A level: (quantity in units, price and quantity as the exchange printed them).
+_Entry = tuple[int, Decimal, Decimal]
+
+
+def _band_row(*values: Any) -> Band:
+    return values
+
+
+class _Side:
+    """One side's levels: tick -> entry, the sorted ticks, and its band sums."""
+
+    __slots__ = (
+        "base",
+        "best",
+        "edges",
+        "is_bid",
+        "levels",
+        "quote",
+        "sums_out",
+        "ticks",
+        "top_edge",
+        "top_units",
+    )
+
+    def __init__(self, is_bid: bool) -> None:
+        self.is_bid = is_bid
+        self.levels: dict[int, _Entry] = {}
+        self.ticks = SortedList()
+        # The best tick, kept lazily: None means "look it up" after it was removed.
+        self.best: int | None = None
+        # Per band (ascending bps): its edge tick (bids at or above, asks at or
+        # below) and the sums of the levels inside, base units and ticks x units.
+        self.edges: list[int] = []
+        self.base: list[int] = []
+        self.quote: list[int] = []
+        # The last sums read out, as decimals: (base, quote) -> [(base, quote)...].
+        self.sums_out: tuple[
+            list[int], list[int], tuple[list[Decimal], list[Decimal]]
+        ] = ([], [], ([], []))
+        # The best levels' summed units, valid until a level at or inside the
+        # farthest of them changes (top_edge None: sum again).
+        self.top_edge: float | None = None
+        self.top_units = (0, 0)  # (depth, units)
+
+    def best_tick(self) -> int | None:
+        best = self.best
+        if best is None and self.ticks:
+            best = self.best = self.ticks[-1] if self.is_bid else self.ticks[0]
+        return best
+
+    def inside(self, tick: int, edge: int) -> bool:
+        return tick >= edge if self.is_bid else tick <= edge
+
+    def add(self, tick: int, units: int, band_count: int) -> None:
+        """Add ``units`` at ``tick`` to the band sums it lies in."""
+        edges, base, quote = self.edges, self.base, self.quote
+        quote_units = units * tick
+        # Bands ascend in bps, so a level inside a band is inside every wider one.
+        for band in range(band_count - 1, -1, -1):
+            if not self.inside(tick, edges[band]):
+                return
+            base[band] += units
+            quote[band] += quote_units
+
+    def sum_from(self, edge: int) -> tuple[int, int]:
+        """Base and quote sums of the levels inside ``edge`` (a scan of them)."""
+        ticks, levels = self.ticks, self.levels
+        if self.is_bid:
+            inside = ticks.islice(ticks.bisect_left(edge))
+        else:
+            inside = ticks.islice(0, ticks.bisect_right(edge))
+        base = quote = 0
+        for tick in inside:
+            units = levels[tick][0]
+            base += units
+            quote += units * tick
+        return base, quote
 
 
 class L2Book:
@@ -30,38 +120,57 @@ class L2Book:
     Args:
         max_levels: levels kept per side; beyond it the levels farthest from the touch
             are trimmed (and counted). ``None`` keeps everything.
+        bands_bps: half-widths around the mid that ``bands()`` reports, basis points.
 
     Attributes:
-        bids: price -> quantity, ascending (best bid last).
-        asks: price -> quantity, ascending (best ask first).
         update_id: the last update id applied.
         invalid_levels: levels skipped: price or quantity not a finite decimal, a
-            negative quantity or a non-positive price.
+            negative quantity or a non-positive price, or one no exchange could
+            quote (1e40 or 1e-40 away from 1, or over 40 decimals: the range policy
+            of ``connectors/backpack/limits.py``, for levels).
         trimmed_levels: levels dropped to keep ``max_levels`` per side.
     """
 
     __slots__ = (
-        "_best_ask",
-        "_best_bid",
-        "asks",
-        "bids",
+        "_asks",
+        "_bands",
+        "_bids",
+        "_mid2",
+        "_price_decimals",
+        "_price_scale",
+        "_qty_decimals",
+        "_qty_scale",
+        "_qty_unit",
+        "_quote_unit",
+        "_reads_ago",
+        "_rows",
+        "_step",
         "invalid_levels",
         "max_levels",
         "trimmed_levels",
         "update_id",
     )
 
-    def __init__(self, max_levels: int | None = None) -> None:
-        self.bids: SortedDict = SortedDict()
-        self.asks: SortedDict = SortedDict()
+    def __init__(
+        self, max_levels: int | None = None, bands_bps: Iterable[int] = ()
+    ) -> None:
+        self._bids = _Side(True)
+        self._asks = _Side(False)
+        self._bands = sorted(bands_bps)
         self.update_id = 0
         self.invalid_levels = 0
         self.trimmed_levels = 0
         self.max_levels = max_levels
-        # The best prices, kept lazily: None means "look it up" (after the best
-        # level was removed); most updates then cost no sorted-list access at all.
-        self._best_bid: Decimal | None = None
-        self._best_ask: Decimal | None = None
+        # Units: a tick is 10**-price_decimals, a quantity unit 10**-qty_decimals.
+        self._price_decimals = self._qty_decimals = 0
+        self._price_scale = self._qty_scale = 1  # 10**decimals
+        self._qty_unit = self._quote_unit = Decimal(1)
+        self._step = 0  # gcd of every tick seen: the walk's stride (0: none yet)
+        # Doubled mid (bid + ask ticks) the band edges belong to; None: the band
+        # sums are not kept (never read, a side empty, or not read for a while).
+        self._mid2: int | None = None
+        self._reads_ago = 0
+        self._rows: tuple[Any, ...] = (None, None, None, ())  # bands()' last answer
 
     # Changing the book.
 
@@ -82,186 +191,379 @@ class L2Book:
         update_id: int,
     ) -> None:
         """Set absolute quantities; a zero quantity removes the level."""
+        if self._mid2 is not None:
+            self._reads_ago += 1
+            if self._reads_ago > _STALE_READS:
+                self._mid2 = None  # nobody reads the bands: stop keeping them
         if bids:
-            self._best_bid = self._apply_side(self.bids, bids, self._best_bid, True)
+            self._apply_side(self._bids, bids)
         if asks:
-            self._best_ask = self._apply_side(self.asks, asks, self._best_ask, False)
+            self._apply_side(self._asks, asks)
         self.update_id = update_id
         most = self.max_levels
-        if most is not None and (len(self.bids) > most or len(self.asks) > most):
+        if most is not None and (
+            len(self._bids.levels) > most or len(self._asks.levels) > most
+        ):
             self._trim(most)
 
     def clear(self) -> None:
         """Forget every level (the book is invalid until the next snapshot)."""
-        self.bids.clear()
-        self.asks.clear()
-        self._best_bid = self._best_ask = None
+        for side in (self._bids, self._asks):
+            side.levels.clear()
+            side.ticks.clear()
+            side.best = side.top_edge = None
+        self._mid2 = None
 
     # Reading the book.
 
+    @property
+    def bids(self) -> dict[Decimal, Decimal]:
+        """Price -> quantity of every bid, ascending (a copy: O(levels))."""
+        return dict(self._levels(self._bids))
+
+    @property
+    def asks(self) -> dict[Decimal, Decimal]:
+        """Price -> quantity of every ask, ascending (a copy: O(levels))."""
+        return dict(self._levels(self._asks))
+
+    @property
+    def bid_count(self) -> int:
+        """Number of bid levels."""
+        return len(self._bids.levels)
+
+    @property
+    def ask_count(self) -> int:
+        """Number of ask levels."""
+        return len(self._asks.levels)
+
+    @property
+    def qty_unit(self) -> Decimal:
+        """The quantity one unit of ``top_sums`` stands for."""
+        return self._qty_unit
+
     def best_bid(self) -> Level | None:
         """``(price, quantity)`` of the best bid, or ``None`` if there are no bids."""
-        price = self._best_bid
-        if price is None:
-            if not self.bids:
-                return None
-            price = self._best_bid = self.bids.peekitem(-1)[0]
-        return price, self.bids[price]
+        tick = self._bids.best_tick()
+        if tick is None:
+            return None
+        _, price, qty = self._bids.levels[tick]
+        return price, qty
 
     def best_ask(self) -> Level | None:
         """``(price, quantity)`` of the best ask, or ``None`` if there are no asks."""
-        price = self._best_ask
-        if price is None:
-            if not self.asks:
-                return None
-            price = self._best_ask = self.asks.peekitem(0)[0]
-        return price, self.asks[price]
+        tick = self._asks.best_tick()
+        if tick is None:
+            return None
+        _, price, qty = self._asks.levels[tick]
+        return price, qty
 
     def top(self, depth: int) -> tuple[list[Level], list[Level]]:
         """The best ``depth`` levels of each side, best first."""
-        bid_prices = self.bids.keys()[-depth:] if depth > 0 else []
-        ask_prices = self.asks.keys()[:depth] if depth > 0 else []
-        bid_qty, ask_qty = _dict_get(self.bids), _dict_get(self.asks)
-        bids = [(price, bid_qty(price)) for price in reversed(bid_prices)]
-        asks = [(price, ask_qty(price)) for price in ask_prices]
-        return bids, asks
+        return self._top(self._bids, depth), self._top(self._asks, depth)
+
+    def top_sums(self, depth: int) -> tuple[int, int]:
+        """Quantity of the best ``depth`` levels of each side, in units of ``qty_unit``.
+
+        (Integers: their ratio is the decimals' ratio, exactly.)
+        """
+        return self._top_units(self._bids, depth), self._top_units(self._asks, depth)
+
+    def bands(self, make: Callable[..., T] = _band_row) -> tuple[T, ...]:  # type: ignore[assignment]
+        """``make(bps, bid_base, bid_quote, ask_base, ask_quote)`` per configured band.
+
+        Bids at or above ``mid - mid * bps / 10000`` and asks at or below
+        ``mid + mid * bps / 10000``, ascending by ``bps``; ``()`` without a mid. The
+        same tuple again while nothing in the bands changed.
+        """
+        bids, asks = self._bids, self._asks
+        bid, ask = bids.best_tick(), asks.best_tick()
+        if bid is None or ask is None or not self._bands:
+            return ()
+        self._reads_ago = 0
+        self._move_edges(bid + ask)
+        bid_sums, ask_sums = self._sums_out(bids), self._sums_out(asks)
+        last = self._rows
+        if last[0] is make and last[1] is bid_sums and last[2] is ask_sums:
+            return last[3]  # type: ignore[no-any-return]
+        rows = tuple(
+            [make(*row) for row in zip(self._bands, *bid_sums, *ask_sums, strict=True)]
+        )
+        self._rows = (make, bid_sums, ask_sums, rows)
+        return rows
 
     def depth_within(
         self, low: Decimal, high: Decimal
     ) -> tuple[Decimal, Decimal, Decimal, Decimal]:
         """Resting quantity of bids at or above ``low`` and asks at or below ``high``.
 
-        Returns ``(bid_base, bid_quote, ask_base, ask_quote)``. Scans only the levels
-        inside the band (a range query on each side).
+        Returns ``(bid_base, bid_quote, ask_base, ask_quote)``: a plain scan of every
+        level in ``Decimal`` (the reference ``bands()`` is tested against).
         """
         bid_base = bid_quote = ask_base = ask_quote = _ZERO
-        bids, asks = self.bids, self.asks
-        for price in bids.irange(minimum=low):
-            qty = bids[price]
-            bid_base += qty
-            bid_quote += qty * price
-        for price in asks.irange(maximum=high):
-            qty = asks[price]
-            ask_base += qty
-            ask_quote += qty * price
+        for price, qty in self._levels(self._bids):
+            if price >= low:
+                bid_base += qty
+                bid_quote += qty * price
+        for price, qty in self._levels(self._asks):
+            if price <= high:
+                ask_base += qty
+                ask_quote += qty * price
         return bid_base, bid_quote, ask_base, ask_quote
 
-    def depth_bands(
-        self, mid: Decimal, bands_bps: tuple[int, ...]
-    ) -> list[tuple[int, Decimal, Decimal, Decimal, Decimal]]:
-        """``depth_within`` for several half-widths around ``mid``.
+    # Private helpers: levels.
 
-        Returns ``(bps, bid_base, bid_quote, ask_base, ask_quote)`` per band, ascending
-        by ``bps``. One bisection per band edge, then each level inside the widest band
-        is summed once (in C: ``sum`` over slices), so the cost is the number of levels
-        inside the widest band plus O(log n) per band.
-        """
-        ordered = sorted(bands_bps)
-        if not ordered:
-            return []
-        halves = [mid * bps / _BPS for bps in ordered]
-        bids, asks = self.bids, self.asks
-        # Bids at or above mid - h, asks at or below mid + h. The widest band's edge
-        # is found in the sorted book; the narrower ones in the levels it spans (a
-        # plain list: C bisection).
-        low = mid - halves[-1]
-        bid_far = bids.bisect_left(low)
-        bid_prices = bids.keys()[bid_far:]
-        bid_edges = [bid_far + bisect_left(bid_prices, mid - h) for h in halves]
-        bid_sums = _band_sums(bids, bid_prices, bid_edges, len(bids), inward=True)
-        ask_prices = asks.keys()[: asks.bisect_right(mid + halves[-1])]
-        ask_edges = [bisect_right(ask_prices, mid + h) for h in halves]
-        ask_sums = _band_sums(asks, ask_prices, ask_edges, 0, inward=False)
-        return [
-            (bps, bid[0], bid[1], ask[0], ask[1])
-            for bps, bid, ask in zip(ordered, bid_sums, ask_sums, strict=True)
-        ]
-
-    # Private helpers.
-
-    def _apply_side(
-        self,
-        side: SortedDict,
-        levels: Iterable[tuple[str, str]],
-        best: Decimal | None,
-        is_bid: bool,
-    ) -> Decimal | None:
-        """Apply levels to one side; returns its best price, or None if unknown."""
-        known = best is not None or not side  # an empty side has no best to lose
+    def _apply_side(self, side: _Side, levels: Iterable[tuple[str, str]]) -> None:
+        book_levels, ticks = side.levels, side.ticks
+        keeping = self._mid2 is not None
         for price_text, qty_text in levels:
-            try:
-                price, qty = Decimal(price_text), Decimal(qty_text)
-            except (InvalidOperation, TypeError, ValueError):
+            parsed = self._parse(price_text, qty_text)
+            if parsed is None:
                 self.invalid_levels += 1
                 continue
-            if (
-                not price.is_finite()
-                or not qty.is_finite()
-                or qty < 0
-                or price <= 0
-                # The range policy of connectors/backpack/limits.py, for levels:
-                # no value an exchange could quote is 1e40 or 1e-40 away from 1.
-                or not -_EXP < price.adjusted() < _EXP
-                or not -_EXP < qty.adjusted() < _EXP
-            ):
-                self.invalid_levels += 1
-                continue
-            if qty:
-                if price in side:
-                    # A new quantity at a known price leaves the order as it is:
-                    # set it in the dict SortedDict is, skipping its Python layer.
-                    dict.__setitem__(side, price, qty)
-                    continue
-                side[price] = qty
-                if known and (
-                    best is None or (price > best if is_bid else price < best)
-                ):
-                    best = price
+            tick, units, price, qty = parsed
+            old = book_levels.get(tick)
+            if units:
+                if old is None:
+                    book_levels[tick] = (units, price, qty)
+                    ticks.add(tick)
+                    best = side.best
+                    # Unknown (None) after the best left: looked up when asked.
+                    if (best is not None or len(book_levels) == 1) and (
+                        best is None or (tick > best if side.is_bid else tick < best)
+                    ):
+                        side.best = tick
+                    self._step = gcd(self._step, tick)
+                    change = units
+                else:
+                    # A known price keeps the text it was first seen with.
+                    book_levels[tick] = (units, old[1], qty)
+                    change = units - old[0]
+            elif old is not None:
+                del book_levels[tick]
+                ticks.remove(tick)
+                if tick == side.best:
+                    side.best = None
+                change = -old[0]
             else:
-                side.pop(price, None)
-                if price == best:
-                    best, known = None, False
-        return best if known else None
+                continue
+            top_edge = side.top_edge
+            if top_edge is not None and (
+                tick >= top_edge if side.is_bid else tick <= top_edge
+            ):
+                side.top_edge = None
+            if keeping and change:
+                side.add(tick, change, len(self._bands))
+
+    def _parse(
+        self, price_text: str, qty_text: str
+    ) -> tuple[int, int, Decimal, Decimal] | None:
+        """``(tick, units, price, qty)`` of a level, or ``None`` if it is not one."""
+        try:
+            price, qty = Decimal(price_text), Decimal(qty_text)
+        except (InvalidOperation, TypeError, ValueError):
+            return None
+        if (
+            not price.is_finite()
+            or not qty.is_finite()
+            or qty < 0
+            or price <= 0
+            or not -_EXP < price.adjusted() < _EXP
+            or not -_EXP < qty.adjusted() < _EXP
+        ):
+            return None
+        price_n, price_d = price.as_integer_ratio()
+        qty_n, qty_d = qty.as_integer_ratio()
+        if price_d > _MAX_DENOMINATOR or qty_d > _MAX_DENOMINATOR:
+            return None
+        price_scale, qty_scale = self._price_scale, self._qty_scale
+        if price_scale % price_d or qty_scale % qty_d:
+            self._rescale(_decimals_of(price_d), _decimals_of(qty_d))
+            price_scale, qty_scale = self._price_scale, self._qty_scale
+        return (
+            price_n * (price_scale // price_d),
+            qty_n * (qty_scale // qty_d),
+            price,
+            qty,
+        )
+
+    def _rescale(self, price_decimals: int, qty_decimals: int) -> None:
+        """Units of more decimals: every tick and quantity multiplied (rare)."""
+        price_decimals = max(price_decimals, self._price_decimals)
+        qty_decimals = max(qty_decimals, self._qty_decimals)
+        price_factor = 10 ** (price_decimals - self._price_decimals)
+        qty_factor = 10 ** (qty_decimals - self._qty_decimals)
+        for side in (self._bids, self._asks):
+            # In place: a side being applied holds these containers.
+            levels = {
+                tick * price_factor: (units * qty_factor, price, qty)
+                for tick, (units, price, qty) in side.levels.items()
+            }
+            side.levels.clear()
+            side.levels.update(levels)
+            side.ticks.clear()
+            side.ticks.update(levels)
+            side.best = side.top_edge = None
+        self._step *= price_factor
+        self._price_decimals, self._qty_decimals = price_decimals, qty_decimals
+        self._price_scale, self._qty_scale = 10**price_decimals, 10**qty_decimals
+        self._qty_unit = Decimal(1).scaleb(-qty_decimals)
+        self._quote_unit = Decimal(1).scaleb(-price_decimals - qty_decimals)
+        self._mid2 = None  # the band sums are re-summed at the next read
 
     def _trim(self, max_levels: int) -> None:
         # Far from the touch: the lowest bids and the highest asks.
         # (The best prices are at the other end, so they stay valid.)
-        while len(self.bids) > max_levels:
-            self.bids.popitem(0)
-            self.trimmed_levels += 1
-        while len(self.asks) > max_levels:
-            self.asks.popitem(-1)
-            self.trimmed_levels += 1
+        keeping = self._mid2 is not None
+        for side, far in ((self._bids, 0), (self._asks, -1)):
+            while len(side.levels) > max_levels:
+                tick = side.ticks.pop(far)
+                units = side.levels.pop(tick)[0]
+                self.trimmed_levels += 1
+                side.top_edge = None
+                if keeping:
+                    side.add(tick, -units, len(self._bands))
+
+    def _levels(self, side: _Side) -> Iterator[Level]:
+        levels = side.levels
+        for tick in side.ticks:
+            _, price, qty = levels[tick]
+            yield price, qty
+
+    def _best_ticks(self, side: _Side, depth: int) -> list[int]:
+        """The best ``depth`` ticks of a side, best first."""
+        if depth <= 0 or not side.levels:
+            return []
+        levels, step = side.levels, self._step or 1
+        tick = side.best_tick()
+        assert tick is not None
+        found: list[int] = []
+        wanted = min(depth, len(levels))
+        # Dense books: step tick by tick from the touch; sparse ones: the sorted list.
+        direction = -step if side.is_bid else step
+        for _ in range(4 * depth + 8):
+            if tick in levels:
+                found.append(tick)
+                if len(found) == wanted:
+                    return found
+            tick += direction
+        ticks = side.ticks
+        return list(reversed(ticks[-wanted:])) if side.is_bid else list(ticks[:wanted])
+
+    def _top(self, side: _Side, depth: int) -> list[Level]:
+        levels = side.levels
+        return [levels[tick][1:] for tick in self._best_ticks(side, depth)]
+
+    def _top_units(self, side: _Side, depth: int) -> int:
+        if side.top_edge is None or side.top_units[0] != depth:
+            units, side.top_edge = self._sum_top(side, depth)
+            side.top_units = (depth, units)
+        return side.top_units[1]
+
+    def _sum_top(self, side: _Side, depth: int) -> tuple[int, float]:
+        """The best ``depth`` levels' units, and the tick of the farthest of them.
+
+        With fewer levels than ``depth``, the edge is one every change is inside.
+        """
+        levels = side.levels
+        tick = side.best_tick()
+        everything = -1.0 if side.is_bid else float("inf")
+        if tick is None or depth <= 0:
+            return 0, everything
+        # As _best_ticks, summing as it goes (this runs with every stats record).
+        wanted = min(depth, len(levels))
+        direction = -(self._step or 1) if side.is_bid else self._step or 1
+        total = found = 0
+        for _ in range(4 * depth + 8):
+            entry = levels.get(tick)
+            if entry is not None:
+                total += entry[0]
+                found += 1
+                if found == wanted:
+                    return total, tick if wanted == depth else everything
+            tick += direction
+        best = self._best_ticks(side, depth)
+        edge = best[-1] if len(best) == depth else everything
+        return sum(levels[tick][0] for tick in best), edge
+
+    # Private helpers: bands.
+
+    def _sums_out(self, side: _Side) -> tuple[list[Decimal], list[Decimal]]:
+        """A side's band sums as decimals; the same lists again if unchanged.
+
+        (Most updates change one side only.)
+        """
+        base, quote, out = side.sums_out
+        if base == side.base and quote == side.quote:
+            return out
+        out = (
+            _decimals(side.base, self._qty_unit),
+            _decimals(side.quote, self._quote_unit),
+        )
+        side.sums_out = (list(side.base), list(side.quote), out)
+        return out
+
+    def _move_edges(self, mid2: int) -> None:
+        """Band edges for the doubled mid ``mid2``: walked there, or summed afresh."""
+        if mid2 == self._mid2:
+            return
+        # price >= mid * (1 - bps/10000), in ticks: tick * 20000 >= mid2 * (10000 -
+        # bps); asks mirrored. Integers: the edges are exact, as the Decimal ones were.
+        fresh = self._mid2 is None
+        self._mid2 = mid2
+        step = self._step or 1
+        most = _WALK * step
+        for side in (self._bids, self._asks):
+            if side.is_bid:
+                edges = [-((-mid2 * (10_000 - bps)) // 20_000) for bps in self._bands]
+            else:
+                edges = [(mid2 * (10_000 + bps)) // 20_000 for bps in self._bands]
+            if fresh:
+                sums = [side.sum_from(edge) for edge in edges]
+                side.base = [base for base, _ in sums]
+                side.quote = [quote for _, quote in sums]
+                side.edges = edges
+                continue
+            levels, is_bid = side.levels, side.is_bid
+            base, quote = side.base, side.quote
+            for band, (old, new) in enumerate(zip(side.edges, edges, strict=True)):
+                if old == new:
+                    continue
+                if abs(new - old) > most:
+                    base[band], quote[band] = side.sum_from(new)
+                    continue
+                # Bids take in [new, old) or leave [old, new); asks take in (old, new]
+                # or leave (new, old]. Only multiples of the stride hold levels.
+                low, high = (old, new) if old < new else (new, old)
+                if not is_bid:
+                    low += 1
+                    high += 1
+                moved_base = moved_quote = 0
+                for tick in range(low + (-low) % step, high, step):
+                    entry = levels.get(tick)
+                    if entry is not None:
+                        moved_base += entry[0]
+                        moved_quote += entry[0] * tick
+                if moved_base:
+                    if (new > old) is is_bid:  # the band shrank
+                        moved_base, moved_quote = -moved_base, -moved_quote
+                    base[band] += moved_base
+                    quote[band] += moved_quote
+            side.edges = edges
 
 
-def _band_sums(
-    side: SortedDict, prices: list[Decimal], edges: list[int], touch: int, inward: bool
-) -> list[tuple[Decimal, Decimal]]:
-    """Cumulative (base, quote) from the touch index out to each edge index.
-
-    ``prices`` are the side's levels out to the widest edge (read once); their
-    quantities come from plain dict lookups in C, and each band adds its ring of
-    them, in the same order as summing ring by ring from the book, so the sums are
-    the same to the last digit.
-    """
-    if not edges:
-        return []
-    start = edges[-1] if inward else touch
-    qtys = list(map(_dict_get(side), prices))
-    quotes = list(map(mul, prices, qtys))
-    sums: list[tuple[Decimal, Decimal]] = []
-    base = quote = _ZERO
-    near = touch
-    for edge in edges:
-        low, high = (edge, near) if inward else (near, edge)
-        if high > low:
-            base += sum(qtys[low - start : high - start], _ZERO)
-            quote += sum(quotes[low - start : high - start], _ZERO)
-        sums.append((base, quote))
-        near = edge
-    return sums
+def _decimals_of(denominator: int) -> int:
+    """Fewest decimals whose unit divides into ``denominator`` (a 2^a 5^b)."""
+    decimals = 0
+    while 10**decimals % denominator:
+        decimals += 1
+    return decimals
 
 
-def _dict_get(side: SortedDict) -> Callable[[Decimal], Decimal]:
-    """``side[price]`` as the plain dict's C lookup (SortedDict's is Python)."""
-    return dict.__getitem__.__get__(side)  # type: ignore[no-any-return]
+def _decimals(sums: list[int], unit: Decimal) -> list[Decimal]:
+    """``sum * unit`` for each, exactly; 0 as ``Decimal(0)`` (an empty band)."""
+    if max(sums, default=0) < _EXACT:  # sums are never negative
+        return [Decimal(units) * unit if units else _ZERO for units in sums]
+    return [
+        Decimal(units).scaleb(unit.adjusted(), _WIDE) if units else _ZERO
+        for units in sums
+    ]

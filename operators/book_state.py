@@ -23,7 +23,7 @@ import msgspec
 from ..connectors.backpack.booksync import BookSnapshot, Resync, ResyncReason
 from ..connectors.backpack.wire import BookTicker, Depth, Frame
 from .book import L2Book, Level
-from .numbers import bps, price_like, ratio, to_decimal
+from .numbers import bps, price_quantum, ratio, to_decimal, to_quantum
 
 __all__ = [
     "BandDepth",
@@ -205,6 +205,7 @@ class _Book:
     tops: dict[int, _Top] = field(default_factory=dict)
     order: deque[int] = field(default_factory=deque)
     cross: IntegrityKind | None = None  # CROSSED or LOCKED while the book is
+    quantum: tuple[Decimal | None, Decimal | None] = (None, None)  # price -> its tick
     invalid_seen: int = 0
 
 
@@ -281,7 +282,7 @@ def _on_snapshot(
     entry = state.books.get(snap.stream)
     if entry is None:
         entry = state.books[snap.stream] = _Book(
-            snap.stream, snap.symbol, L2Book(config.max_levels)
+            snap.stream, snap.symbol, L2Book(config.max_levels, config.bands_bps)
         )
     was_resyncing = not entry.live and entry.book.update_id > 0
     entry.book.reset(snap.bids, snap.asks, snap.lastUpdateId)
@@ -545,19 +546,18 @@ def _stats(
         mid = (ask[0] + bid[0]) / 2
         spread_bps = bps(spread / mid * _BPS) if mid else None
         weight = bid[1] + ask[1]
-        micro = (
-            price_like((bid[0] * ask[1] + ask[0] * bid[1]) / weight, bid[0])
-            if weight
-            else None
-        )
-        bands = tuple(
-            BandDepth(*row) for row in book.depth_bands(mid, config.bands_bps)
-        )
-    top_bids, top_asks = book.top(config.top_n)
-    bid_sum = sum((q for _, q in top_bids), Decimal(0))
-    ask_sum = sum((q for _, q in top_asks), Decimal(0))
+        if weight:
+            if entry.quantum[0] is not bid[0]:  # the market's decimals, per best bid
+                entry.quantum = (bid[0], price_quantum(bid[0]))
+            micro = to_quantum(
+                (bid[0] * ask[1] + ask[0] * bid[1]) / weight, entry.quantum[1]
+            )
+        bands = book.bands(BandDepth)
+    # Quantities of the top levels in the book's integer units: their ratio is the
+    # ratio of the decimals (the unit cancels), rounded once as before.
+    bid_sum, ask_sum = book.top_sums(config.top_n)
     total = bid_sum + ask_sum
-    imbalance = ratio((bid_sum - ask_sum) / total) if total else None
+    imbalance = ratio(Decimal(bid_sum - ask_sum) / Decimal(total)) if total else None
     checksum = _checksum(book) if config.checksum else None
     return BookStats(
         stream=entry.stream,
@@ -575,8 +575,8 @@ def _stats(
         microprice=micro,
         imbalance=imbalance,
         bands=bands,
-        bid_levels=len(book.bids),
-        ask_levels=len(book.asks),
+        bid_levels=book.bid_count,
+        ask_levels=book.ask_count,
         trimmed_levels=book.trimmed_levels,
         latency_us=recv_us - engine_us,
         tickers_checked=state.tickers_checked,

@@ -18,13 +18,14 @@ from __future__ import annotations
 import decimal
 from decimal import Decimal, InvalidOperation
 
-__all__ = ["bps", "price_like", "ratio", "to_decimal"]
+__all__ = ["bps", "price_like", "price_quantum", "ratio", "to_decimal", "to_quantum"]
 
 _TWO_PLACES = Decimal("0.01")
 _SIX_PLACES = Decimal("0.000001")
 # Wide enough that quantizing any finite value of the range policy (40 digits each
 # side) cannot fail; rounding half to even, as Decimal does by default.
 _ROUND = decimal.Context(prec=100, rounding=decimal.ROUND_HALF_EVEN)
+_QUANTA: dict[int, Decimal] = {}  # decimal places -> their unit (a few, by exponent)
 
 
 def to_decimal(text: str | None) -> Decimal | None:
@@ -62,7 +63,28 @@ def price_like(value: Decimal | None, market_price: Decimal | None) -> Decimal |
 
     Unrounded when no market price is known.
     """
-    if value is None or market_price is None or not market_price.is_finite():
-        return value
+    return to_quantum(value, price_quantum(market_price))
+
+
+def price_quantum(market_price: Decimal | None) -> Decimal | None:
+    """The unit of ``market_price``'s last decimal (1 for whole numbers).
+
+    ``None`` when no finite price is known. (For callers that round many values
+    alike: ``to_quantum``.)
+    """
+    if market_price is None or not market_price.is_finite():
+        return None
     places = min(int(market_price.as_tuple().exponent), 0)
-    return _quantize(value, Decimal(1).scaleb(places))
+    quantum = _QUANTA.get(places)
+    if quantum is None:
+        quantum = Decimal(1).scaleb(places)
+        if len(_QUANTA) < 64:  # bounded: a hostile price's exponent is not kept
+            _QUANTA[places] = quantum
+    return quantum
+
+
+def to_quantum(value: Decimal | None, quantum: Decimal | None) -> Decimal | None:
+    """``value`` rounded to ``quantum`` (from ``price_quantum``; ``None``: as is)."""
+    if value is None or quantum is None:
+        return value
+    return _quantize(value, quantum)

@@ -1,3 +1,4 @@
+import pickle
 from decimal import Decimal
 
 from hypothesis import given, settings, strategies as st
@@ -39,21 +40,73 @@ def test_invalid_levels_are_skipped_and_counted() -> None:
     assert book.invalid_levels == 4
 
 
-@settings(max_examples=200, deadline=None)
-@given(
-    levels,
-    levels,
-    st.integers(90, 110),
-    st.lists(st.integers(1, 3000), min_size=1, max_size=4),
+prices_any = st.one_of(
+    prices,
+    st.integers(1, 400).map(lambda t: f"{t / 4:.2f}"),  # quarters: another stride
+    st.integers(1, 10**6).map(str),  # far apart: edges that jump instead of walk
 )
-def test_depth_bands_equal_separate_range_sums(bids, asks, mid_ticks, bands) -> None:
-    book = L2Book()
-    book.apply(bids, asks, 1)
-    mid = Decimal(mid_ticks) / 20
-    for bps, bid_base, bid_quote, ask_base, ask_quote in book.depth_bands(
-        mid, tuple(bands)
-    ):
+changes = st.lists(st.tuples(prices_any, quantities), max_size=6)
+
+
+def _plain_bands(book: L2Book, bands: list[int]) -> list[tuple]:
+    bid, ask = book.best_bid(), book.best_ask()
+    if bid is None or ask is None:
+        return []
+    mid = (bid[0] + ask[0]) / 2
+    rows = []
+    for bps in sorted(bands):
         half = mid * bps / 10_000
-        assert (bid_base, bid_quote, ask_base, ask_quote) == book.depth_within(
-            mid - half, mid + half
-        )
+        rows.append((bps, *book.depth_within(mid - half, mid + half)))
+    return rows
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(changes, changes, st.booleans()), max_size=60),
+    st.lists(st.integers(1, 3000), min_size=1, max_size=4),
+    st.one_of(st.none(), st.integers(1, 8)),
+)
+def test_bands_kept_as_levels_change_equal_a_plain_scan(
+    updates: list, bands: list[int], max_levels: int | None
+) -> None:
+    """Read after some updates (kept incrementally) or after many (summed afresh)."""
+    book = L2Book(max_levels, bands)
+    for uid, (bids, asks, read) in enumerate(updates, 1):
+        book.apply(bids, asks, uid)
+        if read:
+            assert list(book.bands()) == _plain_bands(book, bands)
+    assert list(book.bands()) == _plain_bands(book, bands)
+
+
+def test_bands_survive_a_stale_spell_and_a_rescale() -> None:
+    book = L2Book(None, (10, 100))
+    book.apply([("99", "1"), ("98", "2")], [("101", "1"), ("102", "3")], 1)
+    assert list(book.bands()) == _plain_bands(book, [10, 100])
+    for uid in range(2, 80):  # no reads: the book stops keeping the sums
+        book.apply([("98", str(uid))], [], uid)
+    book.apply([("99.5", "0.25")], [("100.75", "1.125")], 80)  # more decimals
+    assert list(book.bands()) == _plain_bands(book, [10, 100])
+    book.apply([("99.5", "0")], [], 81)  # the best bid leaves: the mid moves
+    assert list(book.bands()) == _plain_bands(book, [10, 100])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(changes, changes), max_size=40), st.integers(1, 6))
+def test_top_sums_equal_the_decimals_of_the_best_levels(updates, depth) -> None:
+    book = L2Book()
+    for uid, (bids, asks) in enumerate(updates, 1):
+        book.apply(bids, asks, uid)
+        top_bids, top_asks = book.top(depth)
+        bid_units, ask_units = book.top_sums(depth)
+        assert bid_units * book.qty_unit == sum((q for _, q in top_bids), Decimal(0))
+        assert ask_units * book.qty_unit == sum((q for _, q in top_asks), Decimal(0))
+
+
+def test_a_pickled_book_carries_on_alike() -> None:
+    book = L2Book(None, (25,))
+    book.apply([("10.0", "1"), ("9.9", "2")], [("10.1", "1.5")], 1)
+    book.bands()
+    copy = pickle.loads(pickle.dumps(book))
+    for target in (book, copy):
+        target.apply([("10.05", "0.5")], [("10.1", "0")], 2)
+    assert copy.bands() == book.bands() and copy.bids == book.bids
