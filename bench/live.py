@@ -483,13 +483,19 @@ def _compared(feed: str, rows: dict[str, Any]) -> dict[str, Any]:
     bare = rows["bare websockets + orjson"]
     market = rows["bpx-flows market flow"]
     rows["book_vs_ccxt_cpu"] = round(book / ccxt, 3)
+    # What each costs above the bare loop (receiving and parsing alone), compared.
+    floor = bare["cpu_us_per_frame"]
+    rows["book_excess_vs_ccxt_excess"] = (
+        round((book - floor) / (ccxt - floor), 3) if ccxt > floor else None
+    )
     rows["market_vs_bare_rate"] = round(
         (market["frames_per_s"] or 0) / (bare["frames_per_s"] or 1), 3
     )
     deflate = rows["bpx-flows book flow, permessage-deflate"]["cpu_us_per_frame"]
     rows["deflate_extra_us_per_frame"] = round(deflate - book, 2)
     print(
-        f"  {feed}: book flow {rows['book_vs_ccxt_cpu']}x ccxt's CPU per frame; "
+        f"  {feed}: book flow {rows['book_vs_ccxt_cpu']}x ccxt's CPU per frame "
+        f"({rows['book_excess_vs_ccxt_excess']}x ccxt's above the bare loop); "
         f"market flow {rows['market_vs_bare_rate']}x the bare loop's rate; "
         f"permessage-deflate {rows['deflate_extra_us_per_frame']:+} µs per frame",
         flush=True,

@@ -315,12 +315,24 @@ class L2Book:
     def _apply_side(self, side: _Side, levels: Iterable[tuple[str, str]]) -> None:
         book_levels, ticks = side.levels, side.ticks
         keeping = self._mid2 is not None
+        prices, quantities = _PRICES[self._price_decimals], _QTYS[self._qty_decimals]
         for price_text, qty_text in levels:
-            parsed = self._parse(price_text, qty_text)
-            if parsed is None:
-                self.invalid_levels += 1
-                continue
-            tick, units, price, qty = parsed
+            try:
+                known_price = prices.get(price_text)
+                known_qty = quantities.get(qty_text)
+            except TypeError:  # not even hashable: the parser says why not
+                known_price = known_qty = None
+            if known_price is not None and known_qty is not None:
+                tick, price = known_price
+                units, qty = known_qty
+            else:
+                parsed = self._parse(price_text, qty_text)
+                if parsed is None:
+                    self.invalid_levels += 1
+                    continue
+                tick, units, price, qty = parsed
+                prices = _PRICES[self._price_decimals]  # after a rescale: others
+                quantities = _QTYS[self._qty_decimals]
             old = book_levels.get(tick)
             if units:
                 if old is None:
@@ -379,12 +391,10 @@ class L2Book:
         if price_scale % price_d or qty_scale % qty_d:
             self._rescale(_decimals_of(price_d), _decimals_of(qty_d))
             price_scale, qty_scale = self._price_scale, self._qty_scale
-        return (
-            price_n * (price_scale // price_d),
-            qty_n * (qty_scale // qty_d),
-            price,
-            qty,
-        )
+        tick, units = price_n * (price_scale // price_d), qty_n * (qty_scale // qty_d)
+        _remember(_PRICES[self._price_decimals], price_text, (tick, price))
+        _remember(_QTYS[self._qty_decimals], qty_text, (units, qty))
+        return tick, units, price, qty
 
     def _rescale(self, price_decimals: int, qty_decimals: int) -> None:
         """Units of more decimals: every tick and quantity multiplied (rare)."""
@@ -549,6 +559,35 @@ class L2Book:
                     base[band] += moved_base
                     quote[band] += moved_quote
             side.edges = edges
+
+
+class _Parsed(dict[int, dict[str, tuple[int, Decimal]]]):
+    """Texts already parsed, per unit (decimals): text -> (integer, decimal).
+
+    Books see the same few prices and sizes again and again; a dict lookup of the
+    text replaces parsing, checking and scaling it (only valid levels are kept).
+    Shared by every book of the process, whatever its market: the integer depends
+    only on the text and the unit.
+    """
+
+    def __missing__(self, decimals: int) -> dict[str, tuple[int, Decimal]]:
+        texts: dict[str, tuple[int, Decimal]] = {}
+        if len(self) < _UNITS_KEPT:  # a hostile book's many rescales are not kept
+            self[decimals] = texts
+        return texts
+
+
+_UNITS_KEPT = 64
+_TEXTS_KEPT = 1 << 16  # per unit; then forgotten all at once (bounded memory)
+_PRICES = _Parsed()
+_QTYS = _Parsed()
+
+
+def _remember(texts: dict[str, tuple[int, Decimal]], text: str, value: Any) -> None:
+    if len(texts) >= _TEXTS_KEPT:
+        texts.clear()
+    if type(text) is str:
+        texts[text] = value
 
 
 def _decimals_of(denominator: int) -> int:
