@@ -206,6 +206,10 @@ class _Book:
     order: deque[int] = field(default_factory=deque)
     cross: IntegrityKind | None = None  # CROSSED or LOCKED while the book is
     quantum: tuple[Decimal | None, Decimal | None] = (None, None)  # price -> its tick
+    # The last stats' inputs and results, for updates that did not change them:
+    # (bid, ask, spread, spread_bps, mid, microprice); ((bid, ask units), imbalance).
+    top_stats: tuple[Any, ...] = (None, None, None, None, None, None)
+    imbalance: tuple[tuple[int, int] | None, Decimal | None] = (None, None)
     invalid_seen: int = 0
 
 
@@ -542,22 +546,22 @@ def _stats(
     spread = spread_bps = mid = micro = None
     bands: tuple[BandDepth, ...] = ()
     if bid is not None and ask is not None:
-        spread = ask[0] - bid[0]
-        mid = (ask[0] + bid[0]) / 2
-        spread_bps = bps(spread / mid * _BPS) if mid else None
-        weight = bid[1] + ask[1]
-        if weight:
-            if entry.quantum[0] is not bid[0]:  # the market's decimals, per best bid
-                entry.quantum = (bid[0], price_quantum(bid[0]))
-            micro = to_quantum(
-                (bid[0] * ask[1] + ask[0] * bid[1]) / weight, entry.quantum[1]
-            )
+        top = entry.top_stats
+        if top[0] == bid and top[1] == ask:  # most updates leave the top as it was
+            spread, spread_bps, mid, micro = top[2:]
+        else:
+            spread, spread_bps, mid, micro = _top_stats(entry, bid, ask)
+            entry.top_stats = (bid, ask, spread, spread_bps, mid, micro)
         bands = book.bands(BandDepth)
     # Quantities of the top levels in the book's integer units: their ratio is the
     # ratio of the decimals (the unit cancels), rounded once as before.
-    bid_sum, ask_sum = book.top_sums(config.top_n)
-    total = bid_sum + ask_sum
-    imbalance = ratio(Decimal(bid_sum - ask_sum) / Decimal(total)) if total else None
+    sums = book.top_sums(config.top_n)
+    imbalance = entry.imbalance
+    if sums != imbalance[0]:
+        bid_sum, ask_sum = sums
+        total = bid_sum + ask_sum
+        value = ratio(Decimal(bid_sum - ask_sum) / Decimal(total)) if total else None
+        imbalance = entry.imbalance = (sums, value)
     checksum = _checksum(book) if config.checksum else None
     return BookStats(
         stream=entry.stream,
@@ -573,7 +577,7 @@ def _stats(
         spread_bps=spread_bps,
         mid=mid,
         microprice=micro,
-        imbalance=imbalance,
+        imbalance=imbalance[1],
         bands=bands,
         bid_levels=book.bid_count,
         ask_levels=book.ask_count,
@@ -584,6 +588,24 @@ def _stats(
         checksum=checksum,
         valid=entry.live and entry.cross is None,
     )
+
+
+def _top_stats(
+    entry: _Book, bid: Level, ask: Level
+) -> tuple[Decimal, Decimal | None, Decimal, Decimal | None]:
+    """Spread, spread in bps, mid and microprice of a top of book."""
+    spread = ask[0] - bid[0]
+    mid = (ask[0] + bid[0]) / 2
+    spread_bps = bps(spread / mid * _BPS) if mid else None
+    weight = bid[1] + ask[1]
+    micro = None
+    if weight:
+        if entry.quantum[0] is not bid[0]:  # the market's decimals, per best bid
+            entry.quantum = (bid[0], price_quantum(bid[0]))
+        micro = to_quantum(
+            (bid[0] * ask[1] + ask[0] * bid[1]) / weight, entry.quantum[1]
+        )
+    return spread, spread_bps, mid, micro
 
 
 def _checksum(book: L2Book) -> int:
