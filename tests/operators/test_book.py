@@ -110,3 +110,27 @@ def test_a_pickled_book_carries_on_alike() -> None:
     for target in (book, copy):
         target.apply([("10.05", "0.5")], [("10.1", "0")], 2)
     assert copy.bands() == book.bands() and copy.bids == book.bids
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), changes, changes), max_size=40))
+def test_books_of_different_units_share_parsed_texts_safely(updates) -> None:
+    """One book sees quarters ("0.25"), the other tenths: the texts both parse mean
+    different integers in each, and each book still equals its own plain model."""
+    books = {True: L2Book(None, (50,)), False: L2Book(None, (50,))}
+    books[True].apply([("0.25", "1.125")], [], 0)
+    models: dict[bool, dict[str, dict[Decimal, Decimal]]] = {
+        True: {"b": {Decimal("0.25"): Decimal("1.125")}, "a": {}},
+        False: {"b": {}, "a": {}},
+    }
+    for uid, (which, bids, asks) in enumerate(updates, 1):
+        books[which].apply(bids, asks, uid)
+        for side, levels in (("b", bids), ("a", asks)):
+            for price, qty in levels:
+                if Decimal(qty):
+                    models[which][side][Decimal(price)] = Decimal(qty)
+                else:
+                    models[which][side].pop(Decimal(price), None)
+        for key, book in books.items():
+            assert book.bids == models[key]["b"] and book.asks == models[key]["a"]
+            assert list(book.bands()) == _plain_bands(book, [50])
