@@ -601,7 +601,14 @@ def _decimals_of(denominator: int) -> int:
 def _decimals(sums: list[int], unit: Decimal) -> list[Decimal]:
     """``sum * unit`` for each, exactly; 0 as ``Decimal(0)`` (an empty band)."""
     if max(sums, default=0) < _EXACT:  # sums are never negative
-        return [Decimal(units) * unit if units else _ZERO for units in sums]
+        out: list[Decimal] = []
+        last_units, last = 0, _ZERO
+        for units in sums:
+            # Wide bands often hold the same levels as the next narrower one.
+            if units != last_units:
+                last_units, last = units, Decimal(units) * unit
+            out.append(last)
+        return out
     return [
         Decimal(units).scaleb(unit.adjusted(), _WIDE) if units else _ZERO
         for units in sums
