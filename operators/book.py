@@ -392,8 +392,8 @@ class L2Book:
             self._rescale(_decimals_of(price_d), _decimals_of(qty_d))
             price_scale, qty_scale = self._price_scale, self._qty_scale
         tick, units = price_n * (price_scale // price_d), qty_n * (qty_scale // qty_d)
-        _remember(_PRICES[self._price_decimals], price_text, (tick, price))
-        _remember(_QTYS[self._qty_decimals], qty_text, (units, qty))
+        _PRICES.remember(self._price_decimals, price_text, (tick, price))
+        _QTYS.remember(self._qty_decimals, qty_text, (units, qty))
         return tick, units, price, qty
 
     def _rescale(self, price_decimals: int, qty_decimals: int) -> None:
@@ -567,27 +567,34 @@ class _Parsed(dict[int, dict[str, tuple[int, Decimal]]]):
     Books see the same few prices and sizes again and again; a dict lookup of the
     text replaces parsing, checking and scaling it (only valid levels are kept).
     Shared by every book of the process, whatever its market: the integer depends
-    only on the text and the unit.
+    only on the text and the unit. Bounded: past ``_TEXTS_KEPT`` texts (all units
+    together, some 350 kB) it forgets them all and fills again with what recurs.
     """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
 
     def __missing__(self, decimals: int) -> dict[str, tuple[int, Decimal]]:
         texts: dict[str, tuple[int, Decimal]] = {}
-        if len(self) < _UNITS_KEPT:  # a hostile book's many rescales are not kept
-            self[decimals] = texts
+        self[decimals] = texts
         return texts
 
+    def remember(self, decimals: int, text: str, value: tuple[int, Decimal]) -> None:
+        if type(text) is not str:
+            return
+        if self.count >= _TEXTS_KEPT:
+            self.clear()  # every unit's texts (the books look their own up again)
+            self.count = 0
+        texts = self[decimals]
+        if text not in texts:
+            texts[text] = value
+            self.count += 1
 
-_UNITS_KEPT = 64
-_TEXTS_KEPT = 1 << 16  # per unit; then forgotten all at once (bounded memory)
+
+_TEXTS_KEPT = 1_024  # per table, ~350 bytes each (text, integer, decimal, slot)
 _PRICES = _Parsed()
 _QTYS = _Parsed()
-
-
-def _remember(texts: dict[str, tuple[int, Decimal]], text: str, value: Any) -> None:
-    if len(texts) >= _TEXTS_KEPT:
-        texts.clear()
-    if type(text) is str:
-        texts[text] = value
 
 
 def _decimals_of(denominator: int) -> int:

@@ -134,3 +134,17 @@ def test_books_of_different_units_share_parsed_texts_safely(updates) -> None:
         for key, book in books.items():
             assert book.bids == models[key]["b"] and book.asks == models[key]["a"]
             assert list(book.bands()) == _plain_bands(book, [50])
+
+
+def test_parsed_texts_stay_bounded_and_books_stay_exact() -> None:
+    from bpx_flows.operators import book as book_module
+
+    book = L2Book()
+    count = book_module._TEXTS_KEPT * 3
+    for i in range(1, count + 1):  # every price a new text
+        book.apply([(f"{i}.5", "1")], [], i)
+    for table in (book_module._PRICES, book_module._QTYS):
+        assert sum(map(len, table.values())) <= book_module._TEXTS_KEPT
+    assert book.bid_count == count
+    assert book.best_bid() == (Decimal(f"{count}.5"), Decimal(1))
+    assert book.top_sums(3) == (3, 0)  # units of 1: every size was "1"
