@@ -37,6 +37,13 @@ _WALK = 512  # edge moves of more ticks than this re-sum the band instead
 _STALE_READS = 32  # applies without a band read before the book stops keeping them
 # A level: (quantity in units, price and quantity as the exchange printed them).
 _Entry = tuple[int, Decimal, Decimal]
+# Band sums never read out (equal to no sums): after a rescale the same integers
+# stand for other quantities.
+_NOT_READ: tuple[None, None, tuple[list[Decimal], list[Decimal]]] = (
+    None,
+    None,
+    ([], []),
+)
 
 
 def _band_row(*values: Any) -> Band:
@@ -70,10 +77,10 @@ class _Side:
         self.edges: list[int] = []
         self.base: list[int] = []
         self.quote: list[int] = []
-        # The last sums read out, as decimals: (base, quote) -> [(base, quote)...].
+        # The last sums read out and their decimals: (base, quote, (bases, quotes)).
         self.sums_out: tuple[
-            list[int], list[int], tuple[list[Decimal], list[Decimal]]
-        ] = ([], [], ([], []))
+            list[int] | None, list[int] | None, tuple[list[Decimal], list[Decimal]]
+        ] = _NOT_READ
         # The best levels' summed units, valid until a level at or inside the
         # farthest of them changes (top_edge None: sum again).
         self.top_edge: float | None = None
@@ -413,6 +420,7 @@ class L2Book:
             side.ticks.clear()
             side.ticks.update(levels)
             side.best = side.top_edge = None
+            side.sums_out = _NOT_READ
         self._step *= price_factor
         self._price_decimals, self._qty_decimals = price_decimals, qty_decimals
         self._price_scale, self._qty_scale = 10**price_decimals, 10**qty_decimals

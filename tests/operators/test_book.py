@@ -45,7 +45,9 @@ prices_any = st.one_of(
     st.integers(1, 400).map(lambda t: f"{t / 4:.2f}"),  # quarters: another stride
     st.integers(1, 10**6).map(str),  # far apart: edges that jump instead of walk
 )
-changes = st.lists(st.tuples(prices_any, quantities), max_size=6)
+# Sizes whose integers repeat across units ("5" and "0.5" are both 5 units in turn).
+sizes_any = st.one_of(quantities, st.sampled_from(["5", "0.5", "0.05", "50"]))
+changes = st.lists(st.tuples(prices_any, sizes_any), max_size=6)
 
 
 def _plain_bands(book: L2Book, bands: list[int]) -> list[tuple]:
@@ -148,3 +150,14 @@ def test_parsed_texts_stay_bounded_and_books_stay_exact() -> None:
     assert book.bid_count == count
     assert book.best_bid() == (Decimal(f"{count}.5"), Decimal(1))
     assert book.top_sums(3) == (3, 0)  # units of 1: every size was "1"
+
+
+def test_bands_read_after_a_rescale_are_in_the_new_units() -> None:
+    """Sums of 5 units before and after sizes gained a decimal are not the same."""
+    book = L2Book(None, (100,))
+    book.apply([("100", "5")], [("101", "1")], 1)
+    assert book.bands()[0][1] == Decimal(5)
+    book.apply([("50", "0.5")], [], 2)  # far outside the band: sizes now in 0.1
+    book.apply([("100", "0.5")], [], 3)  # 5 units again, of 0.1
+    assert book.bands()[0][1] == Decimal("0.5")
+    assert list(book.bands()) == _plain_bands(book, [100])
