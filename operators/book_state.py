@@ -207,8 +207,9 @@ class _Book:
     cross: IntegrityKind | None = None  # CROSSED or LOCKED while the book is
     quantum: tuple[Decimal | None, Decimal | None] = (None, None)  # price -> its tick
     # The last stats' inputs and results, for updates that did not change them:
-    # (bid, ask, spread, spread_bps, mid, microprice); ((bid, ask units), imbalance).
-    top_stats: tuple[Any, ...] = (None, None, None, None, None, None)
+    # (bid, bid qty, ask, ask qty, spread, spread_bps, mid, microprice);
+    # ((bid, ask units), imbalance).
+    top_stats: tuple[Any, ...] = (None,) * 8
     imbalance: tuple[tuple[int, int] | None, Decimal | None] = (None, None)
     invalid_seen: int = 0
 
@@ -547,11 +548,18 @@ def _stats(
     bands: tuple[BandDepth, ...] = ()
     if bid is not None and ask is not None:
         top = entry.top_stats
-        if top[0] == bid and top[1] == ask:  # most updates leave the top as it was
-            spread, spread_bps, mid, micro = top[2:]
+        # Most updates leave the top as it was: the same level objects (identity,
+        # not value: "100" and "100.0" round the microprice differently).
+        if (
+            top[0] is bid[0]
+            and top[1] is bid[1]
+            and top[2] is ask[0]
+            and top[3] is ask[1]
+        ):
+            spread, spread_bps, mid, micro = top[4:]
         else:
             spread, spread_bps, mid, micro = _top_stats(entry, bid, ask)
-            entry.top_stats = (bid, ask, spread, spread_bps, mid, micro)
+            entry.top_stats = (*bid, *ask, spread, spread_bps, mid, micro)
         bands = book.bands(BandDepth)
     # Quantities of the top levels in the book's integer units: their ratio is the
     # ratio of the decimals (the unit cancels), rounded once as before.

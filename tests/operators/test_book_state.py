@@ -82,6 +82,22 @@ def test_stats_are_exact() -> None:
     assert (stats.bid_levels, stats.ask_levels, stats.update_id) == (2, 2, 100)
 
 
+def test_stats_kept_between_updates_follow_the_level_as_printed() -> None:
+    """The best bid leaves and comes back printed with another exponent: the
+    microprice is rounded to the new one, as a fresh book would round it."""
+    records = [snap(100, bids=[("10", "1")], asks=[("11", "3")])]
+    records.append(diff(101, 101, bids=[("9", "1")]))  # top unchanged: stats reused
+    # In one diff: gone, and back printed with one decimal (same value, same size).
+    records.append(diff(102, 103, bids=[("10", "0"), ("10.0", "1")]))
+    _, outs = run(records, BookConfig(emit_every_us=0))
+    stats = [o for o in outs if isinstance(o, BookStats)]
+    assert stats[0].microprice == D("10") and stats[1].microprice == D("10")
+    assert str(stats[-1].microprice) == "10.2"  # 41 / 4 = 10.25, at 0.1, half even
+    assert str(stats[-1].best_bid) == "10.0"
+    fresh = run([snap(103, bids=[("10.0", "1"), ("9", "1")], asks=[("11", "3")])])
+    assert str(fresh[1][-1].microprice) == str(stats[-1].microprice)
+
+
 def test_diffs_update_the_book_and_zero_removes_levels() -> None:
     state, outs = run(
         [
