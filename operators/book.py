@@ -12,6 +12,9 @@ they are read, each level change adds its difference to the bands it lies in, an
 moved mid walks only the ticks between each band's old and new edge. Nobody reading
 them (stats once a second), the book stops keeping them and the next read sums the
 bands afresh. ``tests/operators/test_book.py`` holds both to a plain scan.
+
+(Over 450 lines: the levels, the kept bands and the parsed-text tables share the
+integer units, which change together on a rescale.)
 """
 
 from __future__ import annotations

@@ -561,15 +561,7 @@ def _stats(
             spread, spread_bps, mid, micro = _top_stats(entry, bid, ask)
             entry.top_stats = (*bid, *ask, spread, spread_bps, mid, micro)
         bands = book.bands(BandDepth)
-    # Quantities of the top levels in the book's integer units: their ratio is the
-    # ratio of the decimals (the unit cancels), rounded once as before.
-    sums = book.top_sums(config.top_n)
-    imbalance = entry.imbalance
-    if sums != imbalance[0]:
-        bid_sum, ask_sum = sums
-        total = bid_sum + ask_sum
-        value = ratio(Decimal(bid_sum - ask_sum) / Decimal(total)) if total else None
-        imbalance = entry.imbalance = (sums, value)
+    imbalance = _imbalance(entry, config.top_n)
     checksum = _checksum(book) if config.checksum else None
     return BookStats(
         stream=entry.stream,
@@ -585,7 +577,7 @@ def _stats(
         spread_bps=spread_bps,
         mid=mid,
         microprice=micro,
-        imbalance=imbalance[1],
+        imbalance=imbalance,
         bands=bands,
         bid_levels=book.bid_count,
         ask_levels=book.ask_count,
@@ -596,6 +588,21 @@ def _stats(
         checksum=checksum,
         valid=entry.live and entry.cross is None,
     )
+
+
+def _imbalance(entry: _Book, top_n: int) -> Decimal | None:
+    """(bid - ask) / (bid + ask) quantity over the top ``top_n`` levels, 6 places.
+
+    The sums are in the book's integer units: their ratio is the decimals' ratio
+    (the unit cancels), rounded once as before; kept while the sums are equal.
+    """
+    sums = entry.book.top_sums(top_n)
+    if sums != entry.imbalance[0]:
+        bid_sum, ask_sum = sums
+        total = bid_sum + ask_sum
+        value = ratio(Decimal(bid_sum - ask_sum) / Decimal(total)) if total else None
+        entry.imbalance = (sums, value)
+    return entry.imbalance[1]
 
 
 def _top_stats(
