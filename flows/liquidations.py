@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Annotated, Any
 
-import bytewax.operators as op
 import msgspec
 from bytewax.dataflow import Stream, operator
 
@@ -34,7 +33,7 @@ from ..operators.bursts import (
     LiquidationStats,
     step,
 )
-from .batching import keyed_frames, stateful_steps
+from .batching import keyed_frames, split_outputs, stateful_steps
 from .keys import Route
 from .spec import FlowContext, FlowSpec, Outputs, Section
 
@@ -165,9 +164,8 @@ def detect_bursts(
     # Mark prices are the heartbeat: a burst ends on time when liquidations stop.
     keyed = keyed_frames("by_symbol", records, (Liquidation, MarkPrice), route)
     detected = stateful_steps("detect", keyed, functools.partial(_detect, config))
-    unkeyed = op.map("unkey", detected, lambda kv: kv[1])
-    split = op.branch("split", unkeyed, lambda r: isinstance(r, BurstAlert))
-    return BurstOut(split.trues, split.falses)
+    split = split_outputs("split", detected, BurstAlert)
+    return BurstOut(split.matching, split.others)
 
 
 def _streams(context: FlowContext) -> list[str]:

@@ -485,26 +485,12 @@ class L2Book:
 
         With fewer levels than ``depth``, the edge is one every change is inside.
         """
-        levels = side.levels
-        tick = side.best_tick()
-        everything = -1.0 if side.is_bid else float("inf")
-        if tick is None or depth <= 0:
-            return 0, everything
-        # As _best_ticks, summing as it goes (this runs with every stats record).
-        wanted = min(depth, len(levels))
-        direction = -(self._step or 1) if side.is_bid else self._step or 1
-        total = found = 0
-        for _ in range(4 * depth + 8):
-            entry = levels.get(tick)
-            if entry is not None:
-                total += entry[0]
-                found += 1
-                if found == wanted:
-                    return total, tick if wanted == depth else everything
-            tick += direction
         best = self._best_ticks(side, depth)
-        edge = best[-1] if len(best) == depth else everything
-        return sum(levels[tick][0] for tick in best), edge
+        levels = side.levels
+        units = sum(levels[tick][0] for tick in best)
+        if depth > 0 and len(best) == depth:
+            return units, best[-1]
+        return units, -1.0 if side.is_bid else float("inf")
 
     # Private helpers: bands.
 
