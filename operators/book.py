@@ -36,7 +36,10 @@ _EXP = 40  # decimal exponent bound of a level's price and quantity
 _MAX_DENOMINATOR = 10**_EXP  # more than 40 decimals: no exchange quotes that
 _EXACT = 10**27  # Decimal(n) * 10**-k is exact below 28 digits (the context's)
 _WIDE = Context(prec=200)  # for larger sums (the range policy bounds them far below)
-_WALK = 512  # edge moves of more ticks than this re-sum the band instead
+# An edge moving over more ticks than this, or than the side has levels, re-sums the
+# band instead: a walked tick costs a dict lookup, a re-sum a bisection and a pass
+# over the band's levels.
+_WALK = 512
 _STALE_READS = 32  # applies without a band read before the book stops keeping them
 # A level: (quantity in units, price and quantity as the exchange printed them).
 _Entry = tuple[int, Decimal, Decimal]
@@ -372,7 +375,11 @@ class L2Book:
             if top_edge is not None and (
                 tick >= top_edge if side.is_bid else tick <= top_edge
             ):
-                side.top_edge = None
+                if old is not None and units:  # resized in place: the same levels
+                    depth, summed = side.top_units
+                    side.top_units = (depth, summed + change)
+                else:  # one came or went: the farthest of them is another
+                    side.top_edge = None
             if keeping and change:
                 side.add(tick, change, len(self._bands))
 
@@ -518,8 +525,8 @@ class L2Book:
         fresh = self._mid2 is None
         self._mid2 = mid2
         step = self._step or 1
-        most = _WALK * step
         for side in (self._bids, self._asks):
+            most = min(_WALK, len(side.levels) + 8) * step
             if side.is_bid:
                 edges = [-((-mid2 * (10_000 - bps)) // 20_000) for bps in self._bands]
             else:

@@ -83,7 +83,7 @@ class BandDepth(msgspec.Struct, frozen=True):
     ask_quote: Decimal
 
 
-class BookStats(msgspec.Struct, frozen=True, kw_only=True):
+class BookStats(msgspec.Struct, frozen=True):
     """The state of one book after an update. Prices exact; ``None`` if a side is empty.
 
     ``spread_bps`` is relative to the mid; ``imbalance`` is
@@ -207,9 +207,11 @@ class _Book:
     cross: IntegrityKind | None = None  # CROSSED or LOCKED while the book is
     quantum: tuple[Decimal | None, Decimal | None] = (None, None)  # price -> its tick
     # The last stats' inputs and results, for updates that did not change them:
-    # (bid, bid qty, ask, ask qty, spread, spread_bps, mid, microprice);
-    # ((bid, ask units), imbalance).
-    top_stats: tuple[Any, ...] = (None,) * 8
+    # (bid, ask, spread, spread_bps, mid); (bid, bid qty, ask, ask qty, microprice);
+    # ((bid, ask units), imbalance). A change of quantity at the touch (the most
+    # common update) leaves the first as it was.
+    spread_mid: tuple[Any, ...] = (None,) * 5
+    microprice: tuple[Any, ...] = (None,) * 5
     imbalance: tuple[tuple[int, int] | None, Decimal | None] = (None, None)
     invalid_seen: int = 0
 
@@ -547,46 +549,57 @@ def _stats(
     spread = spread_bps = mid = micro = None
     bands: tuple[BandDepth, ...] = ()
     if bid is not None and ask is not None:
-        top = entry.top_stats
-        # Most updates leave the top as it was: the same level objects (identity,
-        # not value: "100" and "100.0" round the microprice differently).
+        # Identity, not value: "100" and "100.0" give a spread and a mid of other
+        # exponents and round the microprice to other ticks.
+        bid_price, bid_qty = bid
+        ask_price, ask_qty = ask
+        kept = entry.spread_mid
+        if kept[0] is not bid_price or kept[1] is not ask_price:
+            kept = entry.spread_mid = (
+                bid_price,
+                ask_price,
+                *_spread_mid(bid_price, ask_price),
+            )
+        spread, spread_bps, mid = kept[2:]
+        kept = entry.microprice
         if (
-            top[0] is bid[0]
-            and top[1] is bid[1]
-            and top[2] is ask[0]
-            and top[3] is ask[1]
+            kept[0] is not bid_price
+            or kept[1] is not bid_qty
+            or kept[2] is not ask_price
+            or kept[3] is not ask_qty
         ):
-            spread, spread_bps, mid, micro = top[4:]
-        else:
-            spread, spread_bps, mid, micro = _top_stats(entry, bid, ask)
-            entry.top_stats = (*bid, *ask, spread, spread_bps, mid, micro)
+            kept = entry.microprice = (*bid, *ask, _microprice(entry, bid, ask))
+        micro = kept[4]
         bands = book.bands(BandDepth)
     imbalance = _imbalance(entry, config.top_n)
     checksum = _checksum(book) if config.checksum else None
+    # Positional: msgspec takes 23 keywords ~6x slower than 23 arguments (1.5 µs per
+    # record, a tenth of the stats' cost on every update). In field order.
     return BookStats(
-        stream=entry.stream,
-        symbol=entry.symbol,
-        update_id=book.update_id,
-        engine_us=engine_us,
-        recv_us=recv_us,
-        best_bid=None if bid is None else bid[0],
-        bid_qty=None if bid is None else bid[1],
-        best_ask=None if ask is None else ask[0],
-        ask_qty=None if ask is None else ask[1],
-        spread=spread,
-        spread_bps=spread_bps,
-        mid=mid,
-        microprice=micro,
-        imbalance=imbalance,
-        bands=bands,
-        bid_levels=book.bid_count,
-        ask_levels=book.ask_count,
-        trimmed_levels=book.trimmed_levels,
-        latency_us=recv_us - engine_us,
-        tickers_checked=state.tickers_checked,
-        tickers_mismatched=state.tickers_mismatched,
-        checksum=checksum,
-        valid=entry.live and entry.cross is None,
+        entry.stream,
+        entry.symbol,
+        book.update_id,
+        engine_us,
+        recv_us,
+        None if bid is None else bid[0],
+        None if bid is None else bid[1],
+        None if ask is None else ask[0],
+        None if ask is None else ask[1],
+        spread,
+        spread_bps,
+        mid,
+        micro,
+        imbalance,
+        bands,
+        book.bid_count,
+        book.ask_count,
+        book.trimmed_levels,
+        recv_us - engine_us,
+        state.tickers_checked,
+        state.tickers_mismatched,
+        checksum,
+        0,
+        entry.live and entry.cross is None,
     )
 
 
@@ -605,22 +618,24 @@ def _imbalance(entry: _Book, top_n: int) -> Decimal | None:
     return entry.imbalance[1]
 
 
-def _top_stats(
-    entry: _Book, bid: Level, ask: Level
-) -> tuple[Decimal, Decimal | None, Decimal, Decimal | None]:
-    """Spread, spread in bps, mid and microprice of a top of book."""
-    spread = ask[0] - bid[0]
-    mid = (ask[0] + bid[0]) / 2
+def _spread_mid(
+    bid_price: Decimal, ask_price: Decimal
+) -> tuple[Decimal, Decimal | None, Decimal]:
+    """Spread, spread in bps and mid of a top of book."""
+    spread = ask_price - bid_price
+    mid = (ask_price + bid_price) / 2
     spread_bps = bps(spread / mid * _BPS) if mid else None
+    return spread, spread_bps, mid
+
+
+def _microprice(entry: _Book, bid: Level, ask: Level) -> Decimal | None:
+    """The best prices weighed by the opposite side's quantity, in the price's tick."""
     weight = bid[1] + ask[1]
-    micro = None
-    if weight:
-        if entry.quantum[0] is not bid[0]:  # the market's decimals, per best bid
-            entry.quantum = (bid[0], price_quantum(bid[0]))
-        micro = to_quantum(
-            (bid[0] * ask[1] + ask[0] * bid[1]) / weight, entry.quantum[1]
-        )
-    return spread, spread_bps, mid, micro
+    if not weight:
+        return None
+    if entry.quantum[0] is not bid[0]:  # the market's decimals, per best bid
+        entry.quantum = (bid[0], price_quantum(bid[0]))
+    return to_quantum((bid[0] * ask[1] + ask[0] * bid[1]) / weight, entry.quantum[1])
 
 
 def _checksum(book: L2Book) -> int:

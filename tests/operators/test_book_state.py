@@ -329,3 +329,73 @@ def test_book_equals_the_reference_after_resyncs_and_top_after_every_update(
         bids, asks = history[final.book.update_id]
         assert dict(final.book.bids) == bids
         assert dict(final.book.asks) == asks
+
+
+_STATS_OF_THE_BOOK = (
+    "best_bid",
+    "bid_qty",
+    "best_ask",
+    "ask_qty",
+    "spread",
+    "spread_bps",
+    "mid",
+    "microprice",
+    "imbalance",
+    "bid_levels",
+    "ask_levels",
+    "valid",
+)
+
+
+def _as_printed(stats: BookStats) -> tuple[object, ...]:
+    # str, not ==: "10.1" and "10.10" are equal values printed differently. The
+    # bands by value: their sums are in the units of the most decimals the book
+    # has seen, which a fresh book may not have seen.
+    printed = tuple(str(getattr(stats, name)) for name in _STATS_OF_THE_BOOK)
+    return (*printed, stats.bands)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 100_000), n_updates=st.integers(20, 300))
+def test_stats_on_every_update_equal_a_fresh_books(seed: int, n_updates: int) -> None:
+    """Every cache the stats keep between updates (spread and mid, microprice, top
+    sums, imbalance, bands) gives what a book fresh from a snapshot of the same
+    levels, as printed, gives: sizes changed in place at the touch, levels coming
+    and going, prices printed with another exponent."""
+    rng = random.Random(seed)
+    # Near the touch, a few prices each printed two or three ways; farther, more.
+    bid_pool = [*PRICES[:10], "9.8", "9.9", "9.90", "10", "10.0", "10.00"]
+    ask_pool = [*PRICES[30:], "10.1", "10.10", "10.2", "10.25", "11", "11.0"]
+    config = BookConfig(emit_every_us=0, top_n=3)
+    state, _ = step(None, snap(1), config)
+    for uid in range(2, n_updates + 2):
+        bids, asks = [], []
+        for _ in range(rng.randint(1, 3)):
+            side = rng.choice("ba")
+            price = rng.choice(bid_pool if side == "b" else ask_pool)
+            qty = rng.choice(["0", "0.5", "1", "1.50", "2.5", "7"])
+            (bids if side == "b" else asks).append((price, qty))
+        book = state.books[STREAM].book
+        if book.bid_count and rng.random() < 0.2:
+            # The best bid gone and back in one diff, printed with one more zero.
+            price, qty = book.best_bid()
+            more = f"{price}0" if "." in str(price) else f"{price}.0"
+            if len(more) < 10:
+                bids += [(str(price), "0"), (more, str(qty))]
+        state, outs = step(state, diff(uid, uid, bids=bids, asks=asks), config)
+        kept = [o for o in outs if isinstance(o, BookStats)]
+        _, fresh = step(
+            None,
+            BookSnapshot(
+                STREAM,
+                "SOL_USDC",
+                uid,
+                [(str(p), str(q)) for p, q in book.bids.items()],
+                [(str(p), str(q)) for p, q in book.asks.items()],
+                recv_us=1_000,
+            ),
+            config,
+        )
+        expected = [o for o in fresh if isinstance(o, BookStats)]
+        assert len(kept) == len(expected) == 1
+        assert _as_printed(kept[0]) == _as_printed(expected[0])
