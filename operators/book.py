@@ -40,6 +40,10 @@ _WIDE = Context(prec=200)  # for larger sums (the range policy bounds them far b
 # band instead: a walked tick costs a dict lookup, a re-sum a bisection and a pass
 # over the band's levels.
 _WALK = 512
+# A plain decimal text of at most this many digits before and after the point parses
+# straight to integers (well inside the range policy); others go through Decimal.
+_PLAIN_DIGITS = 18
+_POWERS = tuple(10**i for i in range(_EXP + 1))
 _STALE_READS = 32  # applies without a band read before the book stops keeping them
 # A level: (quantity in units, price and quantity as the exchange printed them).
 _Entry = tuple[int, Decimal, Decimal]
@@ -111,6 +115,32 @@ class _Side:
                 return
             base[band] += units
             quote[band] += quote_units
+
+    def sums_within(self, edges: list[int]) -> list[tuple[int, int]]:
+        """``sum_from`` of each of ``edges`` (nested bands, narrowest first).
+
+        One pass over the widest band's levels, not one pass per band.
+        """
+        if not edges:
+            return []
+        ticks, levels, is_bid = self.ticks, self.levels, self.is_bid
+        if is_bid:
+            inside = ticks.irange(minimum=edges[-1], reverse=True)
+        else:
+            inside = ticks.irange(maximum=edges[-1])
+        sums: list[tuple[int, int]] = []
+        edge = edges[0]
+        base = quote = 0
+        for tick in inside:  # best first: a tick past a band's edge closes it
+            while tick < edge if is_bid else tick > edge:
+                sums.append((base, quote))
+                edge = edges[len(sums)]  # the widest band holds every tick here
+            units = levels[tick][0]
+            base += units
+            quote += units * tick
+        while len(sums) < len(edges):
+            sums.append((base, quote))
+        return sums
 
     def sum_from(self, edge: int) -> tuple[int, int]:
         """Base and quote sums of the levels inside ``edge`` (a scan of them)."""
@@ -387,6 +417,22 @@ class L2Book:
         self, price_text: str, qty_text: str
     ) -> tuple[int, int, Decimal, Decimal] | None:
         """``(tick, units, price, qty)`` of a level, or ``None`` if it is not one."""
+        plain_price, plain_qty = _plain(price_text), _plain(qty_text)
+        if plain_price is not None and plain_qty is not None:
+            # What the exchange prints: the integers straight from the digits.
+            price_n, price_k = plain_price
+            qty_n, qty_k = plain_qty
+            if not price_n:
+                return None  # a zero price
+            if price_k > self._price_decimals or qty_k > self._qty_decimals:
+                self._rescale(price_k, qty_k)
+            tick = price_n * _POWERS[self._price_decimals - price_k]
+            units = qty_n * _POWERS[self._qty_decimals - qty_k]
+            price, qty = Decimal(price_text), Decimal(qty_text)
+            _PRICES.remember(self._price_decimals, price_text, (tick, price))
+            _QTYS.remember(self._qty_decimals, qty_text, (units, qty))
+            return tick, units, price, qty
+        # Anything else (exponents, signs, spaces, NaN, very long): Decimal decides.
         try:
             price, qty = Decimal(price_text), Decimal(qty_text)
         except (InvalidOperation, TypeError, ValueError):
@@ -532,7 +578,7 @@ class L2Book:
             else:
                 edges = [(mid2 * (10_000 + bps)) // 20_000 for bps in self._bands]
             if fresh:
-                sums = [side.sum_from(edge) for edge in edges]
+                sums = side.sums_within(edges)
                 side.base = [base for base, _ in sums]
                 side.quote = [quote for _, quote in sums]
                 side.edges = edges
@@ -599,6 +645,28 @@ class _Parsed(dict[int, dict[str, tuple[int, Decimal]]]):
 _TEXTS_KEPT = 1_024  # per table, ~350 bytes each (text, integer, decimal, slot)
 _PRICES = _Parsed()
 _QTYS = _Parsed()
+
+
+def _plain(text: object) -> tuple[int, int] | None:
+    """``(digits, decimals)`` of a text like ``"86649.90"``, or ``None``.
+
+    ``(866499, 1)`` there: trailing zeros add no decimal, as for
+    ``Decimal.as_integer_ratio``.
+    """
+    if type(text) is not str:
+        return None
+    head, _, tail = text.partition(".")
+    tail = tail.rstrip("0")
+    digits = head + tail
+    if (
+        not head
+        or len(head) > _PLAIN_DIGITS
+        or len(tail) > _PLAIN_DIGITS
+        or not digits.isdigit()  # no sign, exponent, space, second point, "_"
+        or not digits.isascii()  # and no other script's digits
+    ):
+        return None
+    return int(digits), len(tail)
 
 
 def _decimals_of(denominator: int) -> int:

@@ -161,3 +161,56 @@ def test_bands_read_after_a_rescale_are_in_the_new_units() -> None:
     book.apply([("100", "0.5")], [], 3)  # 5 units again, of 0.1
     assert book.bands()[0][1] == Decimal("0.5")
     assert list(book.bands()) == _plain_bands(book, [100])
+
+
+_ODD_TEXTS = ["+1", " 1", "1 ", "1_0", "١٢", "\uff11", "1e2", "1E-3", ".5", "5.", "0.0"]
+texts = st.one_of(
+    st.decimals(min_value=0, max_value=10**12, places=6).map(lambda d: f"{d:f}"),
+    st.decimals(min_value=0, max_value=10**6, places=3).map(lambda d: f"00{d:f}00"),
+    st.decimals(allow_nan=True, allow_infinity=True).map(str),  # exponents, NaN
+    st.integers(0, 10**25).map(str),  # past the plain parse's 18 digits
+    st.sampled_from(_ODD_TEXTS),
+)
+
+
+def _reference_level(price: str, qty: str) -> tuple[Decimal, Decimal, int] | None:
+    """The level as Decimal reads it under the range policy, and its decimals."""
+    try:
+        p, q = Decimal(price), Decimal(qty)
+    except ArithmeticError:
+        return None
+    if not (p.is_finite() and q.is_finite()) or q < 0 or p <= 0:
+        return None
+    if not (-40 < p.adjusted() < 40 and -40 < q.adjusted() < 40):
+        return None
+    if p.as_integer_ratio()[1] > 10**40 or q.as_integer_ratio()[1] > 10**40:
+        return None
+    denominator, decimals = q.as_integer_ratio()[1], 0
+    while 10**decimals % denominator:  # normalize() would round to 28 digits
+        decimals += 1
+    return p, q, decimals
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(texts, texts), max_size=12))
+def test_level_texts_read_as_decimal_reads_them(pairs: list) -> None:
+    """The plain-digits parse and Decimal's agree: same levels, same invalid ones,
+    the same unit (trailing zeros add no decimal)."""
+    book = L2Book()
+    model: dict[Decimal, Decimal] = {}
+    invalid = qty_decimals = 0
+    for uid, (price, qty) in enumerate(pairs, 1):
+        book.apply([(price, qty)], [], uid)
+        level = _reference_level(price, qty)
+        if level is None:
+            invalid += 1
+            continue
+        p, q, decimals = level
+        qty_decimals = max(qty_decimals, decimals)
+        if q:
+            model[p] = q
+        else:
+            model.pop(p, None)
+    assert dict(book.bids) == model
+    assert book.invalid_levels == invalid
+    assert book.qty_unit == Decimal(1).scaleb(-qty_decimals)
