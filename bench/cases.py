@@ -173,12 +173,14 @@ def wired(
     replay: bool = True,
 ) -> Any:
     """Flow ``name`` as ``bpx-flows run`` wires it, every output into ``sink``."""
+    from bpx_flows.flows.batching import without_snapshots
     from bpx_flows.flows.spec import FlowContext
     from bpx_flows.registry import FLOWS
     from bpx_flows.wiring import Sinks, wire
 
     context = FlowContext(sections={type(s): s for s in sections}, replay=replay)
-    return wire(FLOWS[name], context, source, Sinks(sink, sink))
+    with without_snapshots():  # as the runner builds it without a recovery dir
+        return wire(FLOWS[name], context, source, Sinks(sink, sink))
 
 
 def case_book_replay(path: str, every_ms: str = "1000") -> None:

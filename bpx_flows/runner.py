@@ -57,6 +57,7 @@ from bpx_flows.connectors.recording import Recorder
 from bpx_flows.connectors.sinks.jsonl import ResumableJsonLinesSink
 from bpx_flows.connectors.sources import StopSignal
 from bpx_flows.console import alert_sink, console_sink, metered
+from bpx_flows.flows.batching import without_snapshots
 from bpx_flows.inputs import (
     kafka_replay,
     key_function,
@@ -262,8 +263,10 @@ def _run_process(
     sinks = sinks_for(settings, source, counts, stop, made, view)
     if view is not None and view.on_source is not None:
         view.on_source(source)
-    flow = build_flow(settings, source, sinks, key_function(route))
     recovery = init_recovery(settings, settings.workers_total)
+    # Without a recovery directory no snapshot is ever read: none is taken.
+    with contextlib.nullcontext() if recovery is not None else without_snapshots():
+        flow = build_flow(settings, source, sinks, key_function(route))
     _announce(settings, recovery is not None)
     started = time.monotonic()
     tune_gc()

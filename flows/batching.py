@@ -13,9 +13,11 @@ much as the analytics. These two steps do the same with one call per batch:
 
 from __future__ import annotations
 
+import contextlib
 import pickle
+import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -34,6 +36,7 @@ __all__ = [
     "keyed_frames",
     "split_outputs",
     "stateful_steps",
+    "without_snapshots",
 ]
 
 Step = Callable[[Any, Any], tuple[Any, Iterable[Any]]]
@@ -84,7 +87,28 @@ def keyed_frames(
     return op.flat_map_batch("select", records, frames_selector(kinds, route, events))
 
 
-class _Steps(StatefulBatchLogic[Any, Any, bytes]):
+_BUILDING = threading.local()  # what the flow being built in this thread wants
+
+
+@contextlib.contextmanager
+def without_snapshots() -> Iterator[None]:
+    """Steps of flows built inside keep no snapshots: nothing will recover from them.
+
+    Bytewax asks every stateful step for a snapshot at each epoch's end, with
+    recovery or without. Pickling a 1,000-level book takes ~7 ms, and every key's
+    state is pickled at once: a stall of the worker each epoch, in the latency tail,
+    for nothing when no recovery directory keeps them. The runner builds its flow
+    inside this unless it has one.
+    """
+    before = getattr(_BUILDING, "snapshots", True)
+    _BUILDING.snapshots = False
+    try:
+        yield
+    finally:
+        _BUILDING.snapshots = before
+
+
+class _Steps(StatefulBatchLogic[Any, Any, bytes | None]):
     """Runs a pure step over each batch of one key's values.
 
     With a ``clock`` (``(when, on_time)``), ``when(state)`` is the wall-clock time
@@ -92,10 +116,17 @@ class _Steps(StatefulBatchLogic[Any, Any, bytes]):
     emits then: Bytewax wakes the key at that time even if no value comes.
     """
 
-    def __init__(self, step: Step, state: Any, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        step: Step,
+        state: Any,
+        clock: Clock | None = None,
+        snapshots: bool = True,
+    ) -> None:
         self._step = step
         self._state = state
         self._clock = clock
+        self._snapshots = snapshots
 
     def on_batch(self, values: list[Any]) -> tuple[list[Any], bool]:
         step, state = self._step, self._state
@@ -117,7 +148,9 @@ class _Steps(StatefulBatchLogic[Any, Any, bytes]):
         self._state, out = self._clock[1](self._state, time.time_ns() // 1000)
         return out, self._state is None
 
-    def snapshot(self) -> bytes:
+    def snapshot(self) -> bytes | None:
+        if not self._snapshots:
+            return None  # built without_snapshots(): no recovery reads it
         # Bytes are immutable, so later steps cannot change what was snapshotted.
         return pickle.dumps(self._state, pickle.HIGHEST_PROTOCOL)
 
@@ -133,11 +166,13 @@ def stateful_steps(
 
     ``clock``: also wake each key when it asks (see ``_Steps``).
     """
+    snapshots = getattr(_BUILDING, "snapshots", True)
 
     def build(resume: bytes | None) -> _Steps:
         if isinstance(resume, bytes):
-            return _Steps(step, pickle.loads(resume), clock)
-        return _Steps(step, resume, clock)  # None, or a state snapshotted unpickled
+            return _Steps(step, pickle.loads(resume), clock, snapshots)
+        # None, or a state snapshotted unpickled
+        return _Steps(step, resume, clock, snapshots)
 
     return op.stateful_batch("steps", keyed, build)
 

@@ -215,6 +215,30 @@ class L2Book:
         self._reads_ago = 0
         self._rows: tuple[Any, ...] = (None, None, None, ())  # bands()' last answer
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled compactly: Bytewax snapshots every book at each epoch's end.
+
+        The levels as four flat values a side (ticks, units, the prices and the sizes
+        as printed, in one text each), not a dict of tuples of ``Decimal`` objects:
+        ~8x faster. The caches are left behind (the next read rebuilds them).
+        """
+        return (
+            _restore_book,
+            (
+                _PICKLE_FORMAT,
+                self.max_levels,
+                tuple(self._bands),
+                self.update_id,
+                self.invalid_levels,
+                self.trimmed_levels,
+                self._price_decimals,
+                self._qty_decimals,
+                self._step,
+                _packed(self._bids),
+                _packed(self._asks),
+            ),
+        )
+
     # Changing the book.
 
     def reset(
@@ -645,6 +669,64 @@ class _Parsed(dict[int, dict[str, tuple[int, Decimal]]]):
 _TEXTS_KEPT = 1_024  # per table, ~350 bytes each (text, integer, decimal, slot)
 _PRICES = _Parsed()
 _QTYS = _Parsed()
+
+
+_PICKLE_FORMAT = 1  # of __reduce__'s arguments; another one is refused when loaded
+_Packed = tuple[list[int], list[int], str, str]
+
+
+def _packed(side: _Side) -> _Packed:
+    levels = side.levels
+    ticks = list(side.ticks)
+    entries = [levels[tick] for tick in ticks]
+    return (
+        ticks,
+        [units for units, _, _ in entries],
+        " ".join([str(price) for _, price, _ in entries]),  # str: the text as printed
+        " ".join([str(qty) for _, _, qty in entries]),
+    )
+
+
+def _unpacked(side: _Side, packed: _Packed) -> None:
+    ticks, units, prices, qtys = packed
+    if not ticks:
+        return
+    entries = zip(
+        units,
+        map(Decimal, prices.split(" ")),
+        map(Decimal, qtys.split(" ")),
+        strict=True,
+    )
+    side.levels.update(zip(ticks, entries, strict=True))
+    side.ticks.update(ticks)
+
+
+def _restore_book(
+    form: int,
+    max_levels: int | None,
+    bands: tuple[int, ...],
+    update_id: int,
+    invalid_levels: int,
+    trimmed_levels: int,
+    price_decimals: int,
+    qty_decimals: int,
+    step: int,
+    bids: _Packed,
+    asks: _Packed,
+) -> L2Book:
+    """The book ``L2Book.__reduce__`` pickled."""
+    if form != _PICKLE_FORMAT:
+        msg = f"a book pickled in format {form}; this version reads {_PICKLE_FORMAT}"
+        raise ValueError(msg)
+    book = L2Book(max_levels, bands)
+    book.update_id = update_id
+    book.invalid_levels = invalid_levels
+    book.trimmed_levels = trimmed_levels
+    book._rescale(price_decimals, qty_decimals)  # the units (of an empty book)
+    book._step = step
+    _unpacked(book._bids, bids)
+    _unpacked(book._asks, asks)
+    return book
 
 
 def _plain(text: object) -> tuple[int, int] | None:

@@ -138,6 +138,44 @@ def test_killed_run_resumes_from_the_recovery_dir_without_loss_or_duplicates(
     assert outputs(out) == expected
 
 
+@pytest.mark.parametrize("recovering", [False, True])
+def test_state_is_snapshotted_only_when_a_recovery_dir_keeps_it(
+    tmp_path: Path, session: Path, monkeypatch: pytest.MonkeyPatch, recovering: bool
+) -> None:
+    """Bytewax asks every key for a snapshot at each epoch's end, recovery or not:
+    the runner's flows pickle their state only when a recovery directory keeps it."""
+    from bpx_flows import runner
+    from bpx_flows.flows import batching
+
+    snapshots: list[bytes | None] = []
+    take = batching._Steps.snapshot
+
+    def counted(self: batching._Steps) -> bytes | None:
+        snapshot = take(self)
+        snapshots.append(snapshot)
+        return snapshot
+
+    monkeypatch.setattr(batching._Steps, "snapshot", counted)
+    overrides: dict[str, object] = {
+        "flow": "book",
+        "symbols": ["SOL_USDC"],
+        "source.kind": "replay",
+        "source.replay": [str(session)],
+        "source.speed": 30.0,  # 3 s: epochs of 0.2 s end on the way
+        "run.snapshot_every_s": 0.2,
+        "outputs.quiet": True,
+    }
+    if recovering:
+        overrides["run.recovery_dir"] = str(tmp_path / "state")
+    outcome = runner.run(merge_overrides(Settings(), overrides))
+    assert outcome.code == 0
+    assert len(snapshots) > 5  # asked either way
+    if recovering:
+        assert all(isinstance(s, bytes) for s in snapshots)
+    else:
+        assert snapshots == [None] * len(snapshots)
+
+
 def test_bytewax_run_runs_a_settings_file(tmp_path: Path, session: Path) -> None:
     config = settings_file(tmp_path, session)
     config.write_text(config.read_text().replace("quiet = true", "quiet = false"))

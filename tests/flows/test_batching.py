@@ -6,6 +6,7 @@ import pickle
 from typing import Any
 
 import bytewax.operators as op
+import pytest
 from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSink, TestingSource, run_main
 
@@ -16,6 +17,7 @@ from bpx_flows.flows.batching import (
     frames_selector,
     keyed_frames,
     stateful_steps,
+    without_snapshots,
 )
 
 
@@ -88,3 +90,21 @@ def test_in_a_dataflow_the_steps_equal_stateful_flat_map() -> None:
         run_main(flow)
     assert sorted(ours, key=repr) == sorted(theirs, key=repr)
     assert len(ours) == 6
+
+
+def test_snapshots_are_off_only_for_flows_built_inside_without_snapshots() -> None:
+    def built() -> _Steps:
+        flow = Dataflow("snapshots")
+        keyed = op.key_on("key", op.input("in", flow, TestingSource(["a"])), str)
+        stateful_steps("count", keyed, _count)
+        # The builder Bytewax calls per key, as the operator registered it.
+        (step,) = [s for s in flow.substeps[-1].substeps if hasattr(s, "builder")]
+        return step.builder(None)
+
+    assert built().snapshot() is not None
+    with without_snapshots():
+        assert built().snapshot() is None
+        with pytest.raises(RuntimeError), without_snapshots():
+            raise RuntimeError
+        assert built().snapshot() is None  # a nested exit leaves the outer as it was
+    assert built().snapshot() is not None
