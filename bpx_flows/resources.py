@@ -21,12 +21,16 @@ from bpx_flows.connectors.backpack.signing import SECRET_ENV, Credentials
 from bpx_flows.connectors.connection import DEFAULT_WS_URL
 from bpx_flows.connectors.errors import ConfigError
 from bpx_flows.connectors.rest import DEFAULT_REST_URL
+from bpx_flows.flows.batching import STATE_FORMAT
 from bpx_flows.settings import Settings, history_s
 
 __all__ = [
     "LOCK_HELD_ENV",
+    "STATE_MARK",
     "STOP_GRACE_S",
     "Endpoint",
+    "StateMark",
+    "check_recovery_dir",
     "endpoint_for",
     "init_recovery",
     "recovery_lock",
@@ -118,8 +122,57 @@ def init_recovery(settings: Settings, partitions: int) -> Any:
     if not any(path.glob("part-*.sqlite3")):
         path.mkdir(parents=True, exist_ok=True)
         init_db_dir(path, partitions)  # type: ignore[no-untyped-call]
+        mark = StateMark(STATE_FORMAT, settings.flow, partitions)
+        (path / STATE_MARK).write_bytes(msgspec.json.encode(mark) + b"\n")
         log.info("initialised %d recovery partition(s) in %s", partitions, path)
     return RecoveryConfig(path)  # type: ignore[no-untyped-call]
+
+
+STATE_MARK = "bpx-flows-state.json"  # what wrote a recovery directory's snapshots
+
+
+class StateMark(msgspec.Struct, frozen=True):
+    """Written beside the partitions when a recovery directory is created."""
+
+    state_format: int
+    flow: str
+    partitions: int
+
+
+def check_recovery_dir(settings: Settings) -> None:
+    """Refuse a recovery directory whose snapshots this run cannot resume.
+
+    Raises:
+        ConfigError: it holds another flow's state, or state in another format (a
+            directory written by another bpx-flows version).
+    """
+    directory = settings.run.recovery_dir
+    if directory is None or not any(Path(directory).glob("part-*.sqlite3")):
+        return  # nothing to resume yet: the run creates it
+    where = f"run.recovery_dir: {directory}"
+    again = "resume it with the version that wrote it, or give a new directory"
+    try:
+        raw = (Path(directory) / STATE_MARK).read_bytes()
+    except FileNotFoundError:
+        msg = f"{where} holds state of an older bpx-flows (no {STATE_MARK}); {again}"
+        raise ConfigError(msg) from None
+    try:
+        mark = msgspec.json.decode(raw, type=StateMark)
+    except msgspec.DecodeError as exc:
+        msg = f"{where}: {STATE_MARK} is unreadable ({exc}); {again}"
+        raise ConfigError(msg) from None
+    if mark.state_format != STATE_FORMAT:
+        msg = (
+            f"{where} holds state in format {mark.state_format}, this bpx-flows "
+            f"reads format {STATE_FORMAT}; {again}"
+        )
+        raise ConfigError(msg)
+    if mark.flow != settings.flow:
+        msg = (
+            f"{where} holds the state of the {mark.flow} flow, not {settings.flow}; "
+            "run that flow, or give a new directory"
+        )
+        raise ConfigError(msg)
 
 
 LOCK_HELD_ENV = "BPX_RECOVERY_LOCK_HELD"  # set by a cluster's parent for its children
@@ -156,6 +209,7 @@ def recovery_lock(settings: Settings) -> Iterator[None]:
         handle.truncate()
         handle.write(f"pid {os.getpid()}\n")
         handle.flush()
+        check_recovery_dir(settings)  # held: nobody changes it meanwhile
         yield
     finally:
         handle.close()

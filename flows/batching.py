@@ -31,6 +31,7 @@ from ..connectors.connection import Record as SourceRecord
 from .keys import Route
 
 __all__ = [
+    "STATE_FORMAT",
     "Split",
     "frames_selector",
     "keyed_frames",
@@ -86,6 +87,12 @@ def keyed_frames(
     """
     return op.flat_map_batch("select", records, frames_selector(kinds, route, events))
 
+
+# What the steps' snapshots hold: the operators' state objects, pickled. Bump it when
+# one of them changes shape (fields, a class's pickled form): a recovery directory
+# written in another format is refused, not loaded into state it does not fit.
+# 2: integer books pickled compactly (1: every directory before this mark existed).
+STATE_FORMAT = 2
 
 _BUILDING = threading.local()  # what the flow being built in this thread wants
 

@@ -176,6 +176,68 @@ def test_state_is_snapshotted_only_when_a_recovery_dir_keeps_it(
         assert snapshots == [None] * len(snapshots)
 
 
+def test_a_recovery_dir_of_another_format_or_flow_is_refused_in_one_line(
+    tmp_path: Path, session: Path
+) -> None:
+    """Resuming loads pickled state: a directory another version or another flow
+    wrote is refused before anything runs (exit code 2), not half-loaded."""
+    from bytewax.recovery import init_db_dir
+
+    from bpx_flows.flows.batching import STATE_FORMAT
+    from bpx_flows.resources import STATE_MARK, init_recovery, recovery_lock
+
+    def settings(flow: str, state: Path) -> Settings:
+        return merge_overrides(
+            Settings(),
+            {
+                "flow": flow,
+                "symbols": ["SOL_USDC"],
+                "source.kind": "replay",
+                "source.replay": [str(session)],
+                "run.recovery_dir": str(state),
+            },
+        )
+
+    fresh = tmp_path / "fresh"
+    init_recovery(settings("book", fresh), 1)  # as a first run creates it
+    with recovery_lock(settings("book", fresh)):
+        pass  # the same flow in the same format: resumable
+    mark = json.loads((fresh / STATE_MARK).read_text())
+    assert mark == {"state_format": STATE_FORMAT, "flow": "book", "partitions": 1}
+    with (
+        pytest.raises(
+            ConfigError, match="holds the state of the book flow, not candles"
+        ),
+        recovery_lock(settings("candles", fresh)),
+    ):
+        pass
+
+    older = tmp_path / "older"
+    older.mkdir()
+    init_db_dir(older, 1)  # partitions, no mark: a version before the mark
+    with (
+        pytest.raises(ConfigError, match="state of an older bpx-flows"),
+        recovery_lock(settings("book", older)),
+    ):
+        pass
+    (older / STATE_MARK).write_text(
+        json.dumps({"state_format": 1, "flow": "book", "partitions": 1})
+    )
+    with (
+        pytest.raises(
+            ConfigError, match=f"format 1, this bpx-flows reads format {STATE_FORMAT}"
+        ),
+        recovery_lock(settings("book", older)),
+    ):
+        pass
+    result = run_cli(
+        "book", "SOL_USDC", "--replay", str(session), "--recovery-dir", str(older)
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+    assert "format 1" in result.stderr
+
+
 def test_bytewax_run_runs_a_settings_file(tmp_path: Path, session: Path) -> None:
     config = settings_file(tmp_path, session)
     config.write_text(config.read_text().replace("quiet = true", "quiet = false"))
