@@ -195,3 +195,17 @@ def test_the_server_time_is_the_date_less_the_age() -> None:
     assert server_time_us(httpx.Headers({"Date": date, "Age": "3"})) == at - 3_000_000
     for bad in ({}, {"Date": "yesterday"}, {"Date": date, "Age": "-1"}):
         assert server_time_us(httpx.Headers(bad)) is None
+
+
+def test_plain_http_clients_skip_the_ca_bundle_and_fail_closed_on_tls() -> None:
+    """The simulator's http endpoint needs no CA bundle (40-70 ms of CPU a client);
+    the context it gets instead still verifies and trusts nothing."""
+    import ssl
+
+    from bpx_flows.connectors.rest import _tls_for
+
+    plain = _tls_for("http://127.0.0.1:9")
+    assert isinstance(plain, ssl.SSLContext)
+    assert plain.verify_mode is ssl.CERT_REQUIRED and plain.check_hostname
+    assert plain.get_ca_certs() == []
+    assert _tls_for("https://api.backpack.exchange") is True  # the CA bundle
