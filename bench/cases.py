@@ -173,14 +173,13 @@ def wired(
     replay: bool = True,
 ) -> Any:
     """Flow ``name`` as ``bpx-flows run`` wires it, every output into ``sink``."""
-    from bpx_flows.flows.batching import without_snapshots
     from bpx_flows.flows.spec import FlowContext
     from bpx_flows.registry import FLOWS
     from bpx_flows.wiring import Sinks, wire
 
     context = FlowContext(sections={type(s): s for s in sections}, replay=replay)
-    with without_snapshots():  # as the runner builds it without a recovery dir
-        return wire(FLOWS[name], context, source, Sinks(sink, sink))
+    # As the runner builds it without a recovery dir.
+    return wire(FLOWS[name], context, source, Sinks(sink, sink), snapshots=False)
 
 
 def case_book_replay(path: str, every_ms: str = "1000") -> None:

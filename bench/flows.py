@@ -77,7 +77,6 @@ def case_replay(
 ) -> None:
     from bpx_flows.connectors.routing import replay_plan
     from bpx_flows.connectors.sources import ReplaySource
-    from bpx_flows.flows.batching import without_snapshots
     from bpx_flows.inputs import key_function, routes_for
     from bpx_flows.wiring import Sinks, build_flow
 
@@ -138,8 +137,10 @@ def case_replay(
         from bpx_flows.top.state import TopState
 
         out = TeeSink(sink, ViewSink(TopState()))
-    with without_snapshots():  # as the runner builds it without a recovery dir
-        flow = build_flow(settings, source, Sinks(out, out), key_function(route))
+    # As the runner builds it without a recovery dir.
+    flow = build_flow(
+        settings, source, Sinks(out, out), key_function(route), snapshots=False
+    )
     frames = sum(frame_count(p) for p in counted) if not pid else 0  # counted once
     cpu0, start = cpu_seconds(), time.time()
     run_bytewax(flow, int(workers), pid, peers)
@@ -147,7 +148,6 @@ def case_replay(
 
 
 def case_live(flow_name: str, ws: str, rest: str, seconds: str, *symbols: str) -> None:
-    from bpx_flows.flows.batching import without_snapshots
     from bpx_flows.inputs import source_for
     from bpx_flows.resources import Endpoint
     from bpx_flows.wiring import Sinks, build_flow
@@ -155,8 +155,8 @@ def case_live(flow_name: str, ws: str, rest: str, seconds: str, *symbols: str) -
     settings = settings_for(flow_name, list(symbols), seconds=float(seconds))
     source: Any = source_for(settings, Endpoint(ws, rest))
     sink = LatencySink()
-    with without_snapshots():  # as the runner builds it without a recovery dir
-        flow = build_flow(settings, source, Sinks(sink, sink))
+    # As the runner builds it without a recovery dir.
+    flow = build_flow(settings, source, Sinks(sink, sink), snapshots=False)
     cpu0, start = cpu_seconds(), time.time()
     COUNT_FROM_US[0] = int((start + WARM_UP_S) * 1e6)
     run_bytewax(flow, 1, None, [])

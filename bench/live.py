@@ -225,7 +225,6 @@ def client_flow(
     flow_name: str, ws: str, rest: str, symbols: list[str], expected: int
 ) -> None:
     from bench.harness import LatencySink, run_bytewax
-    from bpx_flows.flows.batching import without_snapshots
     from bpx_flows.inputs import source_for
     from bpx_flows.resources import Endpoint
     from bpx_flows.wiring import Sinks, build_flow
@@ -234,8 +233,8 @@ def client_flow(
     settings = _client_settings(flow_name, symbols, every_update)
     source: Any = source_for(settings, Endpoint(ws, rest))
     sink = LatencySink()
-    with without_snapshots():  # as the runner builds it without a recovery dir
-        flow = build_flow(settings, source, Sinks(sink, sink))
+    # As the runner builds it without a recovery dir.
+    flow = build_flow(settings, source, Sinks(sink, sink), snapshots=False)
     meter = Meter(expected)
     idle_s = float(os.environ.get("BENCH_IDLE_S", "0"))
 

@@ -128,7 +128,6 @@ def run_soak(
     from bytewax.testing import run_main
 
     from bpx_flows.connectors.sinks import CountingSink
-    from bpx_flows.flows.batching import without_snapshots
     from bpx_flows.inputs import source_for
     from bpx_flows.resources import Endpoint
     from bpx_flows.settings import Settings, merge_overrides
@@ -149,8 +148,8 @@ def run_soak(
         source: Any = source_for(settings, Endpoint(ws, rest))
         sink = CountingSink(lambda record: type(record).__name__)
         counts = sink.counts
-        with without_snapshots():  # as the runner builds it without a recovery dir
-            flow = build_flow(settings, source, Sinks(sink, sink))
+        # As the runner builds it without a recovery dir.
+        flow = build_flow(settings, source, Sinks(sink, sink), snapshots=False)
         result = SoakResult(sim_minutes, wall_s, symbols, 0, 0, 0, {}, 0)
         runner = threading.Thread(target=run_main, args=(flow,), daemon=True)
         runner.start()

@@ -57,7 +57,6 @@ from bpx_flows.connectors.recording import Recorder
 from bpx_flows.connectors.sinks.jsonl import ResumableJsonLinesSink
 from bpx_flows.connectors.sources import StopSignal
 from bpx_flows.console import alert_sink, console_sink, metered
-from bpx_flows.flows.batching import without_snapshots
 from bpx_flows.inputs import (
     kafka_replay,
     key_function,
@@ -265,8 +264,8 @@ def _run_process(
         view.on_source(source)
     recovery = init_recovery(settings, settings.workers_total)
     # Without a recovery directory no snapshot is ever read: none is taken.
-    with contextlib.nullcontext() if recovery is not None else without_snapshots():
-        flow = build_flow(settings, source, sinks, key_function(route))
+    snapshots = recovery is not None
+    flow = build_flow(settings, source, sinks, key_function(route), snapshots=snapshots)
     _announce(settings, recovery is not None)
     started = time.monotonic()
     tune_gc()

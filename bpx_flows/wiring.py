@@ -6,6 +6,7 @@ a flow with ``build_flow``; tests and benchmarks inject their own source and sin
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from typing import Any
 
@@ -14,6 +15,7 @@ from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
+from bpx_flows.flows.batching import without_snapshots
 from bpx_flows.flows.keys import Route
 from bpx_flows.flows.spec import FlowContext, FlowSpec
 from bpx_flows.registry import FLOWS
@@ -42,23 +44,44 @@ class Sinks:
 
 
 def build_flow(
-    settings: Settings, source: Source[Any], sinks: Sinks, route: Route | None = None
+    settings: Settings,
+    source: Source[Any],
+    sinks: Sinks,
+    route: Route | None = None,
+    *,
+    snapshots: bool = True,
 ) -> Dataflow:
     """The flow of ``settings`` between ``source`` and ``sinks``.
 
-    ``route`` maps a symbol to the key its state is stored under (``flows.keys``).
+    ``route`` maps a symbol to the key its state is stored under (``flows.keys``);
+    ``snapshots``: see ``wire``.
     """
-    return wire(FLOWS[settings.flow], flow_context(settings, route), source, sinks)
+    context = flow_context(settings, route)
+    return wire(FLOWS[settings.flow], context, source, sinks, snapshots=snapshots)
 
 
 def wire(
-    spec: FlowSpec, context: FlowContext, source: Source[Any], sinks: Sinks
+    spec: FlowSpec,
+    context: FlowContext,
+    source: Source[Any],
+    sinks: Sinks,
+    *,
+    snapshots: bool = True,
 ) -> Dataflow:
     """Flow ``spec`` for ``context`` between ``source`` and ``sinks``.
 
     Step ids are fixed per flow, so a recovery directory written by one run resumes
     in the next. Tests and benchmarks call this with their own source and sinks.
+    ``snapshots=False``: the steps pickle no state when Bytewax asks at an epoch's
+    end, for runs no recovery directory keeps (``flows.batching.without_snapshots``).
     """
+    with contextlib.nullcontext() if snapshots else without_snapshots():
+        return _wired(spec, context, source, sinks)
+
+
+def _wired(
+    spec: FlowSpec, context: FlowContext, source: Source[Any], sinks: Sinks
+) -> Dataflow:
     flow = Dataflow(spec.name)
     records = op.input("feed", flow, source)
     outputs, alerts = spec.wire(records, context)

@@ -104,8 +104,8 @@ def without_snapshots() -> Iterator[None]:
     Bytewax asks every stateful step for a snapshot at each epoch's end, with
     recovery or without. Pickling a 1,000-level book takes ~7 ms, and every key's
     state is pickled at once: a stall of the worker each epoch, in the latency tail,
-    for nothing when no recovery directory keeps them. The runner builds its flow
-    inside this unless it has one.
+    for nothing when no recovery directory keeps them. ``wiring.wire(...,
+    snapshots=False)`` builds inside this: the runner's flow, unless it has one.
     """
     before = getattr(_BUILDING, "snapshots", True)
     _BUILDING.snapshots = False
