@@ -228,6 +228,63 @@ def bench_sources() -> dict[str, Any]:
     return results
 
 
+def _best_cpu_ms(work: Any, repeats: int = 5) -> float:
+    """The least CPU time of ``repeats`` calls of ``work``, milliseconds."""
+    times = []
+    for _ in range(repeats):
+        start = time.process_time()
+        work()
+        times.append(time.process_time() - start)
+    return round(min(times) * 1e3, 3)
+
+
+def bench_state_and_start() -> dict[str, Any]:
+    """A 1,000-level book's snapshot, and a REST client's start, each beside its
+    baseline: the same levels pickled as objects (a dict of tuples of ``Decimal``s
+    and the sorted ticks, as books were pickled before), and an https client."""
+    import pickle
+    import random
+
+    from bpx_flows.connectors.rest import RestClient
+    from bpx_flows.operators.book import L2Book
+
+    rng = random.Random(7)
+    book = L2Book(None, (10, 25, 50, 100))
+    book.apply(
+        [(f"{100 - i / 100:.2f}", f"{rng.random() * 10:.4f}") for i in range(1000)],
+        [(f"{100.01 + i / 100:.2f}", f"{rng.random() * 10:.4f}") for i in range(1000)],
+        1,
+    )
+    sides = (book._bids, book._asks)  # the objects the old pickle held
+    as_objects = tuple((side.levels, side.ticks) for side in sides)
+    compact = pickle.dumps(book, pickle.HIGHEST_PROTOCOL)
+    objects = pickle.dumps(as_objects, pickle.HIGHEST_PROTOCOL)
+    row = {
+        "book_pickle_ms": _best_cpu_ms(
+            lambda: pickle.dumps(book, pickle.HIGHEST_PROTOCOL)
+        ),
+        "objects_pickle_ms": _best_cpu_ms(
+            lambda: pickle.dumps(as_objects, pickle.HIGHEST_PROTOCOL)
+        ),
+        "book_load_ms": _best_cpu_ms(lambda: pickle.loads(compact)),
+        "objects_load_ms": _best_cpu_ms(lambda: pickle.loads(objects)),
+        "book_bytes": len(compact),
+        "objects_bytes": len(objects),
+        "rest_client_http_ms": _best_cpu_ms(lambda: RestClient("http://127.0.0.1:9")),
+        "rest_client_https_ms": _best_cpu_ms(lambda: RestClient("https://127.0.0.1:9")),
+    }
+    print(
+        f"book snapshot, 1,000 levels a side: pickle {row['book_pickle_ms']} ms "
+        f"(the same levels as objects: {row['objects_pickle_ms']} ms), load "
+        f"{row['book_load_ms']} ms ({row['objects_load_ms']} ms), "
+        f"{row['book_bytes']:,} bytes ({row['objects_bytes']:,}); REST client start, "
+        f"CPU: http {row['rest_client_http_ms']} ms, https (CA bundle) "
+        f"{row['rest_client_https_ms']} ms",
+        flush=True,
+    )
+    return row
+
+
 def main() -> int:
     ensure_session()
     frames = raw_frames()
@@ -255,6 +312,7 @@ def main() -> int:
     )
     results.update(bench_sources())
     results["books"] = bench_books()
+    results["state_and_start"] = bench_state_and_start()
     results["derivative_flows"] = bench_derivative_flows()
     results["candles"] = bench_candles()
     from bench.books import session_for
