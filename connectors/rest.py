@@ -110,7 +110,7 @@ def _tls_for(base_url: str) -> ssl.SSLContext | bool:
     """The TLS settings of a client of ``base_url``: the CA bundle for https.
 
     A plain-http endpoint (the simulator, a local proxy) never speaks TLS, and
-    loading the CA bundle costs 40-70 ms of CPU per client: it gets a context that
+    loading the CA bundle costs 30-70 ms of CPU per client: it gets a context that
     still verifies but trusts nothing, so TLS through it would fail, never pass
     unchecked (redirects are not followed either).
     """

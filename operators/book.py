@@ -220,7 +220,7 @@ class L2Book:
 
         The levels as four flat values a side (ticks, units, the prices and the sizes
         as printed, in one text each), not a dict of tuples of ``Decimal`` objects:
-        ~10x faster. The caches are left behind (the next read rebuilds them).
+        6-10x faster (``make bench``). The caches are left behind (rebuilt when read).
         """
         return (
             _restore_book,

@@ -198,7 +198,7 @@ def test_the_server_time_is_the_date_less_the_age() -> None:
 
 
 def test_plain_http_clients_skip_the_ca_bundle_and_fail_closed_on_tls() -> None:
-    """The simulator's http endpoint needs no CA bundle (40-70 ms of CPU a client);
+    """The simulator's http endpoint needs no CA bundle (30-70 ms of CPU a client);
     the context it gets instead still verifies and trusts nothing."""
     import ssl
 
