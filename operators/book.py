@@ -117,9 +117,9 @@ class _Side:
             quote[band] += quote_units
 
     def sums_within(self, edges: list[int]) -> list[tuple[int, int]]:
-        """``sum_from`` of each of ``edges`` (nested bands, narrowest first).
+        """Base and quote sums of the levels inside each of ``edges``.
 
-        One pass over the widest band's levels, not one pass per band.
+        Nested bands, narrowest first: one pass over the widest band's levels.
         """
         if not edges:
             return []
@@ -141,20 +141,6 @@ class _Side:
         while len(sums) < len(edges):
             sums.append((base, quote))
         return sums
-
-    def sum_from(self, edge: int) -> tuple[int, int]:
-        """Base and quote sums of the levels inside ``edge`` (a scan of them)."""
-        ticks, levels = self.ticks, self.levels
-        if self.is_bid:
-            inside = ticks.islice(ticks.bisect_left(edge))
-        else:
-            inside = ticks.islice(0, ticks.bisect_right(edge))
-        base = quote = 0
-        for tick in inside:
-            units = levels[tick][0]
-            base += units
-            quote += units * tick
-        return base, quote
 
 
 class L2Book:
@@ -453,10 +439,20 @@ class L2Book:
             tick = price_n * _POWERS[self._price_decimals - price_k]
             units = qty_n * _POWERS[self._qty_decimals - qty_k]
             price, qty = Decimal(price_text), Decimal(qty_text)
-            _PRICES.remember(self._price_decimals, price_text, (tick, price))
-            _QTYS.remember(self._qty_decimals, qty_text, (units, qty))
-            return tick, units, price, qty
-        # Anything else (exponents, signs, spaces, NaN, very long): Decimal decides.
+        else:
+            # Anything else (exponents, signs, spaces, NaN, very long): Decimal decides.
+            read = self._read_decimals(price_text, qty_text)
+            if read is None:
+                return None
+            tick, units, price, qty = read
+        _PRICES.remember(self._price_decimals, price_text, (tick, price))
+        _QTYS.remember(self._qty_decimals, qty_text, (units, qty))
+        return tick, units, price, qty
+
+    def _read_decimals(
+        self, price_text: str, qty_text: str
+    ) -> tuple[int, int, Decimal, Decimal] | None:
+        """``_parse`` of texts that are not plain: ``Decimal`` and its checks."""
         try:
             price, qty = Decimal(price_text), Decimal(qty_text)
         except (InvalidOperation, TypeError, ValueError):
@@ -479,8 +475,6 @@ class L2Book:
             self._rescale(_decimals_of(price_d), _decimals_of(qty_d))
             price_scale, qty_scale = self._price_scale, self._qty_scale
         tick, units = price_n * (price_scale // price_d), qty_n * (qty_scale // qty_d)
-        _PRICES.remember(self._price_decimals, price_text, (tick, price))
-        _QTYS.remember(self._qty_decimals, qty_text, (units, qty))
         return tick, units, price, qty
 
     def _rescale(self, price_decimals: int, qty_decimals: int) -> None:
@@ -613,7 +607,7 @@ class L2Book:
                 if old == new:
                     continue
                 if abs(new - old) > most:
-                    base[band], quote[band] = side.sum_from(new)
+                    ((base[band], quote[band]),) = side.sums_within([new])
                     continue
                 # Bids take in [new, old) or leave [old, new); asks take in (old, new]
                 # or leave (new, old]. Only multiples of the stride hold levels.
