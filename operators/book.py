@@ -47,13 +47,7 @@ _POWERS = tuple(10**i for i in range(_EXP + 1))
 _STALE_READS = 32  # applies without a band read before the book stops keeping them
 # A level: (quantity in units, price and quantity as the exchange printed them).
 _Entry = tuple[int, Decimal, Decimal]
-# Band sums never read out (equal to no sums): after a rescale the same integers
-# stand for other quantities.
-_NOT_READ: tuple[None, None, tuple[list[Decimal], list[Decimal]]] = (
-    None,
-    None,
-    ([], []),
-)
+_EMPTY_BAND = (_ZERO, _ZERO)  # an empty band's base and quote
 
 
 def _band_row(*values: Any) -> Band:
@@ -87,10 +81,9 @@ class _Side:
         self.edges: list[int] = []
         self.base: list[int] = []
         self.quote: list[int] = []
-        # The last sums read out and their decimals: (base, quote, (bases, quotes)).
-        self.sums_out: tuple[
-            list[int] | None, list[int] | None, tuple[list[Decimal], list[Decimal]]
-        ] = _NOT_READ
+        # The sums as decimals, (base, quote) per band; None: changed since (and
+        # after a rescale, where the same integers stand for other quantities).
+        self.sums_out: list[tuple[Decimal, Decimal]] | None = None
         # The best levels' summed units, valid until a level at or inside the
         # farthest of them changes (top_edge None: sum again).
         self.top_edge: float | None = None
@@ -102,19 +95,24 @@ class _Side:
             best = self.best = self.ticks[-1] if self.is_bid else self.ticks[0]
         return best
 
-    def inside(self, tick: int, edge: int) -> bool:
-        return tick >= edge if self.is_bid else tick <= edge
-
     def add(self, tick: int, units: int, band_count: int) -> None:
         """Add ``units`` at ``tick`` to the band sums it lies in."""
         edges, base, quote = self.edges, self.base, self.quote
         quote_units = units * tick
         # Bands ascend in bps, so a level inside a band is inside every wider one.
-        for band in range(band_count - 1, -1, -1):
-            if not self.inside(tick, edges[band]):
-                return
-            base[band] += units
-            quote[band] += quote_units
+        band = band_count - 1
+        if self.is_bid:
+            while band >= 0 and tick >= edges[band]:
+                base[band] += units
+                quote[band] += quote_units
+                band -= 1
+        else:
+            while band >= 0 and tick <= edges[band]:
+                base[band] += units
+                quote[band] += quote_units
+                band -= 1
+        if band < band_count - 1:
+            self.sums_out = None
 
     def sums_within(self, edges: list[int]) -> list[tuple[int, int]]:
         """Base and quote sums of the levels inside each of ``edges``.
@@ -319,7 +317,12 @@ class L2Book:
 
         (Integers: their ratio is the decimals' ratio, exactly.)
         """
-        return self._top_units(self._bids, depth), self._top_units(self._asks, depth)
+        bids, asks = self._bids, self._asks  # (read after every update: inlined)
+        if bids.top_edge is None or bids.top_units[0] != depth:
+            self._top_units(bids, depth)
+        if asks.top_edge is None or asks.top_units[0] != depth:
+            self._top_units(asks, depth)
+        return bids.top_units[1], asks.top_units[1]
 
     def bands(self, make: Callable[..., T] = _band_row) -> tuple[T, ...]:  # type: ignore[assignment]
         """``make(bps, bid_base, bid_quote, ask_base, ask_quote)`` per configured band.
@@ -328,18 +331,31 @@ class L2Book:
         ``mid + mid * bps / 10000``, ascending by ``bps``; ``()`` without a mid. The
         same tuple again while nothing in the bands changed.
         """
+        # (Read after every update when stats are: the calls are inlined.)
         bids, asks = self._bids, self._asks
-        bid, ask = bids.best_tick(), asks.best_tick()
+        bid = bids.best if bids.best is not None else bids.best_tick()
+        ask = asks.best if asks.best is not None else asks.best_tick()
         if bid is None or ask is None or not self._bands:
             return ()
         self._reads_ago = 0
-        self._move_edges(bid + ask)
-        bid_sums, ask_sums = self._sums_out(bids), self._sums_out(asks)
+        if bid + ask != self._mid2:
+            self._move_edges(bid + ask)
+        bid_sums = bids.sums_out
+        if bid_sums is None:  # most updates change one side only
+            bid_sums = bids.sums_out = self._sums_out(bids)
+        ask_sums = asks.sums_out
+        if ask_sums is None:
+            ask_sums = asks.sums_out = self._sums_out(asks)
         last = self._rows
         if last[0] is make and last[1] is bid_sums and last[2] is ask_sums:
             return last[3]  # type: ignore[no-any-return]
         rows = tuple(
-            [make(*row) for row in zip(self._bands, *bid_sums, *ask_sums, strict=True)]
+            [
+                make(bps, bid_base, bid_quote, ask_base, ask_quote)
+                for bps, (bid_base, bid_quote), (ask_base, ask_quote) in zip(
+                    self._bands, bid_sums, ask_sums, strict=True
+                )
+            ]
         )
         self._rows = (make, bid_sums, ask_sums, rows)
         return rows
@@ -494,7 +510,7 @@ class L2Book:
             side.ticks.clear()
             side.ticks.update(levels)
             side.best = side.top_edge = None
-            side.sums_out = _NOT_READ
+            side.sums_out = None
         self._step *= price_factor
         self._price_decimals, self._qty_decimals = price_decimals, qty_decimals
         self._price_scale, self._qty_scale = 10**price_decimals, 10**qty_decimals
@@ -565,20 +581,9 @@ class L2Book:
 
     # Private helpers: bands.
 
-    def _sums_out(self, side: _Side) -> tuple[list[Decimal], list[Decimal]]:
-        """A side's band sums as decimals; the same lists again if unchanged.
-
-        (Most updates change one side only.)
-        """
-        base, quote, out = side.sums_out
-        if base == side.base and quote == side.quote:
-            return out
-        out = (
-            _decimals(side.base, self._qty_unit),
-            _decimals(side.quote, self._quote_unit),
-        )
-        side.sums_out = (list(side.base), list(side.quote), out)
-        return out
+    def _sums_out(self, side: _Side) -> list[tuple[Decimal, Decimal]]:
+        """A side's band sums as decimals, ``(base, quote)`` per band."""
+        return _decimals(side.base, side.quote, self._qty_unit, self._quote_unit)
 
     def _move_edges(self, mid2: int) -> None:
         """Band edges for the doubled mid ``mid2``: walked there, or summed afresh."""
@@ -600,6 +605,7 @@ class L2Book:
                 side.base = [base for base, _ in sums]
                 side.quote = [quote for _, quote in sums]
                 side.edges = edges
+                side.sums_out = None
                 continue
             levels, is_bid = side.levels, side.is_bid
             base, quote = side.base, side.quote
@@ -608,6 +614,7 @@ class L2Book:
                     continue
                 if abs(new - old) > most:
                     ((base[band], quote[band]),) = side.sums_within([new])
+                    side.sums_out = None
                     continue
                 # Bids take in [new, old) or leave [old, new); asks take in (old, new]
                 # or leave (new, old]. Only multiples of the stride hold levels.
@@ -626,6 +633,7 @@ class L2Book:
                         moved_base, moved_quote = -moved_base, -moved_quote
                     base[band] += moved_base
                     quote[band] += moved_quote
+                    side.sums_out = None
             side.edges = edges
 
 
@@ -753,18 +761,28 @@ def _decimals_of(denominator: int) -> int:
     return decimals
 
 
-def _decimals(sums: list[int], unit: Decimal) -> list[Decimal]:
-    """``sum * unit`` for each, exactly; 0 as ``Decimal(0)`` (an empty band)."""
-    if max(sums, default=0) < _EXACT:  # sums are never negative
-        out: list[Decimal] = []
-        last_units, last = 0, _ZERO
-        for units in sums:
-            # Wide bands often hold the same levels as the next narrower one.
-            if units != last_units:
-                last_units, last = units, Decimal(units) * unit
-            out.append(last)
-        return out
+def _decimals(
+    base: list[int], quote: list[int], qty_unit: Decimal, quote_unit: Decimal
+) -> list[tuple[Decimal, Decimal]]:
+    """``(base * qty_unit, quote * quote_unit)`` per band, exactly; 0 as ``Decimal(0)``.
+
+    ``unit * units`` (a ``Decimal`` times an int) makes one object where
+    ``Decimal(units) * unit`` made two: half the instructions, the same value and
+    exponent. Read after every update when stats are: kept to one comprehension.
+    """
+    # Nested bands and positive levels: the widest band's quote sum is the largest
+    # of them all, and a quote sum (ticks x units, ticks >= 1) is at least its base.
+    if quote and quote[-1] < _EXACT:
+        return [
+            (qty_unit * units, quote_unit * quote[band]) if units else _EMPTY_BAND
+            for band, units in enumerate(base)
+        ]
     return [
-        Decimal(units).scaleb(unit.adjusted(), _WIDE) if units else _ZERO
-        for units in sums
+        (_scaled(units, qty_unit), _scaled(quote_units, quote_unit))
+        for units, quote_units in zip(base, quote, strict=True)
     ]
+
+
+def _scaled(units: int, unit: Decimal) -> Decimal:
+    """``units * unit`` exactly, however many digits (0 as ``Decimal(0)``)."""
+    return Decimal(units).scaleb(unit.adjusted(), _WIDE) if units else _ZERO

@@ -23,7 +23,7 @@ import msgspec
 from ..connectors.backpack.booksync import BookSnapshot, Resync, ResyncReason
 from ..connectors.backpack.wire import BookTicker, Depth, Frame
 from .book import L2Book, Level
-from .numbers import bps, price_quantum, ratio, to_decimal, to_quantum
+from .numbers import bps, price_quantum, ratio_of, to_decimal, to_quantum
 
 __all__ = [
     "BandDepth",
@@ -73,7 +73,7 @@ class BookConfig:
     ladder_levels: int = 0
 
 
-class BandDepth(msgspec.Struct, frozen=True):
+class BandDepth(msgspec.Struct, frozen=True, gc=False):
     """Resting quantity within ``bps`` of the mid: base units and quote notional."""
 
     bps: int
@@ -83,7 +83,7 @@ class BandDepth(msgspec.Struct, frozen=True):
     ask_quote: Decimal
 
 
-class BookStats(msgspec.Struct, frozen=True):
+class BookStats(msgspec.Struct, frozen=True, gc=False):
     """The state of one book after an update. Prices exact; ``None`` if a side is empty.
 
     ``spread_bps`` is relative to the mid; ``imbalance`` is
@@ -613,7 +613,7 @@ def _imbalance(entry: _Book, top_n: int) -> Decimal | None:
     if sums != entry.imbalance[0]:
         bid_sum, ask_sum = sums
         total = bid_sum + ask_sum
-        value = ratio(Decimal(bid_sum - ask_sum) / Decimal(total)) if total else None
+        value = ratio_of(bid_sum - ask_sum, total) if total else None
         entry.imbalance = (sums, value)
     return entry.imbalance[1]
 

@@ -18,7 +18,15 @@ from __future__ import annotations
 import decimal
 from decimal import Decimal, InvalidOperation
 
-__all__ = ["bps", "price_like", "price_quantum", "ratio", "to_decimal", "to_quantum"]
+__all__ = [
+    "bps",
+    "price_like",
+    "price_quantum",
+    "ratio",
+    "ratio_of",
+    "to_decimal",
+    "to_quantum",
+]
 
 _TWO_PLACES = Decimal("0.01")
 _SIX_PLACES = Decimal("0.000001")
@@ -56,6 +64,14 @@ def bps(value: Decimal | None) -> Decimal | None:
 def ratio(value: Decimal | None) -> Decimal | None:
     """A ratio or fraction, to 6 decimals."""
     return None if value is None else _quantize(value, _SIX_PLACES)
+
+
+def ratio_of(numerator: int, denominator: int) -> Decimal:
+    """``ratio(Decimal(numerator) / Decimal(denominator))``, ``denominator`` not 0.
+
+    One division and one rounding: a quotient of integers is finite, nothing to check.
+    """
+    return (Decimal(numerator) / denominator).quantize(_SIX_PLACES, context=_ROUND)
 
 
 def price_like(value: Decimal | None, market_price: Decimal | None) -> Decimal | None:

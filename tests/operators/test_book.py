@@ -271,3 +271,16 @@ def test_level_texts_read_as_decimal_reads_them(pairs: list) -> None:
     assert dict(book.bids) == model
     assert book.invalid_levels == invalid
     assert book.qty_unit == Decimal(1).scaleb(-qty_decimals)
+
+
+def test_band_sums_print_in_the_books_units_and_an_empty_band_as_zero() -> None:
+    """The decimals' form is the output's text: in the book's units, 0 for none."""
+    book = L2Book(None, (10, 1000))
+    book.apply([("100.00", "1.25"), ("95.5", "0")], [("100.10", "2.50")], 1)
+    (_, bid_base, bid_quote, ask_base, ask_quote), _ = book.bands()
+    assert (str(bid_base), str(bid_quote)) == ("1.25", "125.000")
+    assert (str(ask_base), str(ask_quote)) == ("2.50", "250.250")
+    book.apply([("99.5", "1.5")], [("100.10", "0"), ("120", "1")], 2)  # mid 110
+    narrow = book.bands()[0]
+    assert [str(value) for value in narrow[1:]] == ["0", "0", "0", "0"]  # 10 bps: none
+    assert str(book.bands()[1][1]) == "2.75"  # the wide band holds both bids
