@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench bench-ab soak sim session clean system-packages
+.PHONY: demo test lint typecheck bench bench-ab soak sim session clean system-packages bench-packages
 
 $(STAMP): pyproject.toml
 	@$(PY) -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 12))' || { \
@@ -45,8 +45,21 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-bench: $(STAMP)  ## results are printed and written to out/bench.json
+bench: $(STAMP) bench-packages  ## results are printed and written to out/bench.json
 	$(BIN)/python -m bench.run
+
+# Valgrind counts the book flow's instructions (bench/instructions.py): Debian's
+# package, installed when missing; without it that case is skipped.
+bench-packages:
+	@command -v valgrind >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing valgrind (Debian package) for make bench"; \
+	    apt-get update -qq >/dev/null && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends valgrind >/dev/null; \
+	  else \
+	    echo "missing: valgrind (sudo apt-get install valgrind; make bench skips its instruction counts)"; \
+	  fi; \
+	}
 
 soak: $(STAMP)  ## a simulated hour of 100 markets with faults (~2 min; SOAK_MINUTES)
 	$(BIN)/python -m bench.soak --sim-minutes $${SOAK_MINUTES:-60} --speed 30

@@ -312,10 +312,13 @@ def main() -> int:
     )
     results.update(bench_sources())
     results["books"] = bench_books()
+    from bench.books import session_for
+    from bench.instructions import bench_book_instructions
+
+    results["book_instructions"] = bench_book_instructions(session_for(1))
     results["state_and_start"] = bench_state_and_start()
     results["derivative_flows"] = bench_derivative_flows()
     results["candles"] = bench_candles()
-    from bench.books import session_for
     from bench.flows import bench_flows, bench_live
 
     results["flows"] = bench_flows(str(SESSION), decode["ours"], str(session_for(100)))

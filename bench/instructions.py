@@ -1,0 +1,96 @@
+"""Instructions per frame, counted by valgrind: a measure this VM's drift cannot move.
+
+The machine's speed moves 2x between runs (docs/benchmarks.md), so a 10-20 % change
+of the stats' cost hides in timed runs. Valgrind's callgrind counts the instructions
+a run executes, the same in every run of the same code (hash seed fixed). This
+counts the ``book`` flow from a recording (the first ``FRAMES`` lines of ``book-1``)
+with stats once a second and after every update, less a run of its first line
+(imports, building the flow): instructions per frame, and their ratio.
+
+Instructions are not time: allocation-heavy work takes more cycles per instruction,
+so this ratio reads lower than the timed one. It says which way a change moved the
+cost, exactly; the timed cases in ``bench.run`` say what it costs here.
+
+Skipped (``None``) without valgrind (``apt-get install valgrind``); each run takes
+~45 s under it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+FRAMES = 30_000
+_COLLECTED = re.compile(r"Collected : (\d+)")
+
+
+def head_of(path: Path, frames: int) -> Path:
+    """The recording's header and its next ``frames`` lines, in a file beside it."""
+    out = path.with_name(f"{path.name.split('.')[0]}-head-{frames}.jsonl.gz")
+    if out.exists():
+        return out
+    with gzip.open(path, "rb") as src, gzip.open(out, "wb") as dst:
+        for index, line in enumerate(src):
+            if index > frames:
+                break
+            dst.write(line)
+    return out
+
+
+def instructions(*args: str) -> tuple[int, int]:
+    """Instructions of ``python -m bench.cases ARGS`` (all threads), and its frames."""
+    proc = subprocess.run(
+        [
+            "valgrind",
+            "--tool=callgrind",
+            "--callgrind-out-file=/dev/null",
+            sys.executable,
+            "-m",
+            "bench.cases",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+        env={**os.environ, "PYTHONHASHSEED": "0"},  # dicts alike in every run
+    )
+    found = _COLLECTED.search(proc.stderr)
+    if proc.returncode != 0 or found is None:
+        msg = f"valgrind bench.cases {args[0]} failed:\n{proc.stderr[-3000:]}"
+        raise RuntimeError(msg)
+    frames = json.loads(proc.stdout.strip().splitlines()[-1])["frames"]
+    return int(found.group(1)), frames
+
+
+def bench_book_instructions(recording: Path) -> dict[str, Any] | None:
+    """The book flow's instructions per frame, stats once a second / every update."""
+    if shutil.which("valgrind") is None:
+        print("book instructions: skipped (valgrind not installed)", flush=True)
+        return None
+    head = head_of(recording, FRAMES)
+    base, _ = instructions("book_replay", str(head_of(recording, 1)), "0")
+    once, frames = instructions("book_replay", str(head), "1000")
+    every, _ = instructions("book_replay", str(head), "0")
+    once, every = once - base, every - base
+    row = {
+        "frames": frames,
+        "once_a_second_per_frame": round(once / frames),
+        "every_update_per_frame": round(every / frames),
+        "every_update_x": round(every / once, 2),
+    }
+    print(
+        f"book flow, instructions per frame over the first {frames:,} frames of "
+        f"{recording.name} (valgrind): stats once a second "
+        f"{row['once_a_second_per_frame']:,}, after every update "
+        f"{row['every_update_per_frame']:,} ({row['every_update_x']}x)",
+        flush=True,
+    )
+    return row
