@@ -18,7 +18,6 @@ Skipped (``None``) without valgrind (``apt-get install valgrind``); each run tak
 from __future__ import annotations
 
 import gzip
-import json
 import os
 import re
 import shutil
@@ -26,6 +25,8 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+from bench.cases import frame_count
 
 FRAMES = 30_000
 _COLLECTED = re.compile(r"Collected : (\d+)")
@@ -44,8 +45,8 @@ def head_of(path: Path, frames: int) -> Path:
     return out
 
 
-def instructions(*args: str) -> tuple[int, int]:
-    """Instructions of ``python -m bench.cases ARGS`` (all threads), and its frames."""
+def instructions(path: Path, every_ms: str) -> int:
+    """Instructions of the ``book_replay`` case over ``path`` (all threads)."""
     proc = subprocess.run(
         [
             "valgrind",
@@ -54,20 +55,25 @@ def instructions(*args: str) -> tuple[int, int]:
             sys.executable,
             "-m",
             "bench.cases",
-            *args,
+            "book_replay",
+            str(path),
+            every_ms,
         ],
         capture_output=True,
         text=True,
         timeout=900,
         check=False,
-        env={**os.environ, "PYTHONHASHSEED": "0"},  # dicts alike in every run
+        env={
+            **os.environ,
+            "PYTHONHASHSEED": "0",  # dicts alike in every run
+            "BENCH_FRAMES_COUNTED": str(frame_count(str(path))),  # not counted in it
+        },
     )
     found = _COLLECTED.search(proc.stderr)
     if proc.returncode != 0 or found is None:
-        msg = f"valgrind bench.cases {args[0]} failed:\n{proc.stderr[-3000:]}"
+        msg = f"valgrind bench.cases book_replay failed:\n{proc.stderr[-3000:]}"
         raise RuntimeError(msg)
-    frames = json.loads(proc.stdout.strip().splitlines()[-1])["frames"]
-    return int(found.group(1)), frames
+    return int(found.group(1))
 
 
 def bench_book_instructions(recording: Path) -> dict[str, Any] | None:
@@ -76,10 +82,10 @@ def bench_book_instructions(recording: Path) -> dict[str, Any] | None:
         print("book instructions: skipped (valgrind not installed)", flush=True)
         return None
     head = head_of(recording, FRAMES)
-    base, _ = instructions("book_replay", str(head_of(recording, 1)), "0")
-    once, frames = instructions("book_replay", str(head), "1000")
-    every, _ = instructions("book_replay", str(head), "0")
-    once, every = once - base, every - base
+    base = instructions(head_of(recording, 1), "0")
+    once = instructions(head, "1000") - base
+    every = instructions(head, "0") - base
+    frames = frame_count(str(head)) - frame_count(str(head_of(recording, 1)))
     row = {
         "frames": frames,
         "once_a_second_per_frame": round(once / frames),

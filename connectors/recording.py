@@ -116,7 +116,9 @@ class RecordingReader:
 
 def is_frame_line(line: bytes) -> bool:
     """Whether a recording line holds a data frame (stream first or last)."""
-    return b',"stream":"' in line
+    # find, not ``in``: CPython 3.11's ``bytes in bytes`` first tries the operand as
+    # an int, raising and discarding a TypeError each time (1.6x the instructions).
+    return line.find(b',"stream":"') >= 0
 
 
 class RecordingHeader(msgspec.Struct, frozen=True):
