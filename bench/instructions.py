@@ -7,9 +7,9 @@ counts the ``book`` flow from a recording (the first ``FRAMES`` lines of ``book-
 with stats once a second and after every update, less a run of its first line
 (imports, building the flow): instructions per frame, and their ratio.
 
-Instructions are not time: allocation-heavy work takes more cycles per instruction,
-so this ratio reads lower than the timed one. It says which way a change moved the
-cost, exactly; the timed cases in ``bench.run`` say what it costs here.
+Instructions are not time: cycles per instruction vary with the work (allocation,
+cache misses), so the timed ratio differs either way. The count says which way a
+change moved the cost, exactly; the timed cases in ``bench.run`` say what it costs.
 
 Skipped (``None``) without valgrind (``apt-get install valgrind``); each run takes
 ~45 s under it.
