@@ -3,7 +3,7 @@
 The machine's speed moves 2x between runs (docs/benchmarks.md), so a 10-20 % change
 of the stats' cost hides in timed runs. Valgrind's callgrind counts the instructions
 a run executes, the same in every run of the same code (hash seed fixed). This
-counts the ``book`` flow from a recording (the first ``FRAMES`` lines of ``book-1``)
+counts the ``book`` flow from a recording (the first ``LINES`` lines of ``book-1``)
 with stats once a second and after every update, less a run of its first line
 (imports, building the flow): instructions per frame, and their ratio.
 
@@ -28,18 +28,18 @@ from typing import Any
 
 from bench.cases import frame_count
 
-FRAMES = 30_000
+LINES = 30_000
 _COLLECTED = re.compile(r"Collected : (\d+)")
 
 
-def head_of(path: Path, frames: int) -> Path:
-    """The recording's header and its next ``frames`` lines, in a file beside it."""
-    out = path.with_name(f"{path.name.split('.')[0]}-head-{frames}.jsonl.gz")
+def head_of(path: Path, lines: int) -> Path:
+    """The recording's header and its next ``lines`` lines, in a file beside it."""
+    out = path.with_name(f"{path.name.split('.')[0]}-head-{lines}.jsonl.gz")
     if out.exists():
         return out
     with gzip.open(path, "rb") as src, gzip.open(out, "wb") as dst:
         for index, line in enumerate(src):
-            if index > frames:
+            if index > lines:
                 break
             dst.write(line)
     return out
@@ -81,7 +81,7 @@ def bench_book_instructions(recording: Path) -> dict[str, Any] | None:
     if shutil.which("valgrind") is None:
         print("book instructions: skipped (valgrind not installed)", flush=True)
         return None
-    head = head_of(recording, FRAMES)
+    head = head_of(recording, LINES)
     base = instructions(head_of(recording, 1), "0")
     once = instructions(head, "1000") - base
     every = instructions(head, "0") - base
