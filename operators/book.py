@@ -319,9 +319,9 @@ class L2Book:
         """
         bids, asks = self._bids, self._asks  # (read after every update: inlined)
         if bids.top_edge is None or bids.top_units[0] != depth:
-            self._top_units(bids, depth)
+            self._resum_top(bids, depth)
         if asks.top_edge is None or asks.top_units[0] != depth:
-            self._top_units(asks, depth)
+            self._resum_top(asks, depth)
         return bids.top_units[1], asks.top_units[1]
 
     def bands(self, make: Callable[..., T] = _band_row) -> tuple[T, ...]:  # type: ignore[assignment]
@@ -561,11 +561,9 @@ class L2Book:
         levels = side.levels
         return [levels[tick][1:] for tick in self._best_ticks(side, depth)]
 
-    def _top_units(self, side: _Side, depth: int) -> int:
-        if side.top_edge is None or side.top_units[0] != depth:
-            units, side.top_edge = self._sum_top(side, depth)
-            side.top_units = (depth, units)
-        return side.top_units[1]
+    def _resum_top(self, side: _Side, depth: int) -> None:
+        units, side.top_edge = self._sum_top(side, depth)
+        side.top_units = (depth, units)
 
     def _sum_top(self, side: _Side, depth: int) -> tuple[int, float]:
         """The best ``depth`` levels' units, and the tick of the farthest of them.
