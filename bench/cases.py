@@ -264,7 +264,7 @@ def case_candle_latency(seconds: str) -> None:
     from bpx_flows.connectors.connection import ConnectionConfig
     from bpx_flows.connectors.sim import ServerConfig, SimConfig, SimServer, SimThread
     from bpx_flows.connectors.sources import BackpackSource, SourceConfig
-    from bpx_flows.flows.candles import CandleSettings, candle_streams
+    from bpx_flows.flows.candles import CandleSettings, candle_streams, wake_times
     from bpx_flows.operators.candles import Candle
 
     latencies_ms: list[float] = []
@@ -280,6 +280,7 @@ def case_candle_latency(seconds: str) -> None:
         def build(self, step_id: str, worker_index: int, worker_count: int) -> _Part:
             return _Part()
 
+    section = CandleSettings(intervals=["1s", "1m"], lateness_ms=200)
     server = SimServer(SimConfig(rate_scale=5.0), ServerConfig())
     with SimThread(server):
         intervals = (KlineInterval.S1, KlineInterval.M1)
@@ -289,9 +290,9 @@ def case_candle_latency(seconds: str) -> None:
                 connection=ConnectionConfig(ws_url=server.ws_url),
                 rest_url=server.rest_url,
                 run_for_s=float(seconds),
+                wakes=wake_times(section.config(replay=False)),  # as a run has them
             ),
         )
-        section = CandleSettings(intervals=["1s", "1m"], lateness_ms=200)
         flow = wired("candles", source, _Sink(), (section,), replay=False)
         runner = threading.Thread(target=run_main, args=(flow,))
         runner.start()

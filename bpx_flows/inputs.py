@@ -33,7 +33,7 @@ from bpx_flows.connectors.sources import (
 from bpx_flows.flows.keys import Route
 from bpx_flows.registry import FLOWS
 from bpx_flows.resources import Endpoint
-from bpx_flows.settings import Settings, flow_context, history_s
+from bpx_flows.settings import Settings, flow_context, history_s, wake_times
 
 __all__ = [
     "kafka_replay",
@@ -105,6 +105,7 @@ def source_for(
         run_for_s=src.seconds,
         end_on_fatal=True,
         watermarks=FLOWS[settings.flow].clock,
+        wakes=wake_times(settings),
     )
     # Each connection group on the worker that owns its symbols' state.
     groups = live_groups(streams, workers, per_connection, owner)

@@ -54,6 +54,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 
+from bpx_flows.connectors.clock import WakeTimes
 from bpx_flows.connectors.errors import ConfigError
 from bpx_flows.flows.keys import Route
 from bpx_flows.flows.spec import FlowContext, Section
@@ -394,6 +395,12 @@ def history_s(s: Settings) -> float:
     """Seconds of kline history the flow of ``s`` asks the source for at start."""
     spec = FLOWS[s.flow]
     return spec.history_s(flow_context(s)) if spec.history_s else 0.0
+
+
+def wake_times(s: Settings) -> WakeTimes | None:
+    """When the timers of the flow of ``s`` come due, live (the source wakes then)."""
+    spec = FLOWS[s.flow]
+    return spec.wakes(flow_context(s)) if spec.wakes else None
 
 
 # Rules across keys.

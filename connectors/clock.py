@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import msgspec
 
-__all__ = ["WATERMARK_EVERY_US", "Watermark", "now_us"]
+__all__ = ["WATERMARK_EVERY_US", "WakeTimes", "Watermark", "now_us"]
 
 WATERMARK_EVERY_US = 1_000_000  # a partition's receive clock advances in whole seconds
 
@@ -28,3 +29,35 @@ class Watermark(msgspec.Struct, frozen=True):
     """
 
     at_us: int
+
+
+@dataclass(frozen=True, slots=True)
+class WakeTimes:
+    """When a flow's timers come due on the wall clock: offsets into each period.
+
+    A live worker with nothing to read sleeps in its source until a frame comes (or
+    ``batch_timeout_s``), and Bytewax runs a step's timer (a window closing by the
+    clock) only once the source returns: on a quiet feed a timer could wait that
+    long. A source given these never sleeps past one of them. ``period_us`` is the
+    timers' cycle (a candle flow's shortest interval), ``offsets_us`` the times into
+    it (any size: taken modulo the period).
+    """
+
+    period_us: int
+    offsets_us: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        if self.period_us <= 0 or not self.offsets_us:
+            msg = f"no wake times in {self!r}"
+            raise ValueError(msg)
+        phases = tuple(sorted({o % self.period_us for o in self.offsets_us}))
+        object.__setattr__(self, "offsets_us", phases)
+
+    def next_after(self, at_us: int) -> int:
+        """The first wake time after ``at_us``."""
+        period = self.period_us
+        start = at_us - at_us % period
+        for offset in self.offsets_us:
+            if start + offset > at_us:
+                return start + offset
+        return start + period + self.offsets_us[0]

@@ -116,4 +116,5 @@ SPEC = FlowSpec(
         dict.fromkeys(t for part in (*_PARTS, account.SPEC) for t in part.produces)
     ),
     history_s=candles.SPEC.history_s,  # --backfill: the candle part's history
+    wakes=candles.SPEC.wakes,  # the candle part's windows close on time
 )

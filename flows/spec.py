@@ -22,6 +22,7 @@ import msgspec
 if TYPE_CHECKING:
     from bytewax.dataflow import Stream
 
+    from ..connectors.clock import WakeTimes
     from ..connectors.connection import Record as SourceRecord
     from .keys import Route
 
@@ -107,6 +108,8 @@ class FlowSpec:
             quiet markets).
         history_s: how much kline history (seconds) the source fetches at start
             for the flow's kline streams (``None``: none).
+        wakes: when the flow's timers come due on the wall clock, live
+            (``None``: it has none, or the source need not wake for them).
         example_symbols: the markets of ``python -m bytewax.run
             bpx_flows.entry:NAME`` when ``BPX_SYMBOLS`` names none.
     """
@@ -122,4 +125,5 @@ class FlowSpec:
     check: Callable[[FlowContext], Iterator[tuple[str, str]]] | None = None
     clock: bool = False
     history_s: Callable[[FlowContext], float] | None = None
+    wakes: Callable[[FlowContext], WakeTimes | None] | None = None
     example_symbols: tuple[str, ...] = ()

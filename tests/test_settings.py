@@ -22,6 +22,7 @@ from bpx_flows.settings import (
     settings_from_data,
     settings_to_data,
     validate,
+    wake_times,
 )
 
 SESSION = (
@@ -290,3 +291,21 @@ def test_a_candle_backfill_is_a_duration_of_at_most_a_week() -> None:
     assert history_s(merge_overrides(Settings(), candles)) == 0.0
     market = {"flow": "market", "symbols": ["SOL_USDC"], "candles.backfill": "2h"}
     assert history_s(merge_overrides(Settings(), market)) == 7200.0
+
+
+def test_live_candles_wake_the_source_when_their_windows_close() -> None:
+    for flow in ("candles", "market"):
+        live = settings_from_data(
+            {"flow": flow, "symbols": ["SOL_USDC"], "candles": {"lateness_ms": 300}}
+        )
+        wakes = wake_times(live)
+        assert wakes is not None and wakes.period_us == 1_000_000  # 1s windows
+        # The first close a window can have: its end plus the lateness.
+        assert min(wakes.offsets_us) > 300_000 and max(wakes.offsets_us) < 400_000
+    minutes = settings_from_data(
+        {"flow": "candles", "symbols": ["X"], "candles": {"intervals": ["1m", "1h"]}}
+    )
+    assert getattr(wake_times(minutes), "period_us", None) == 60_000_000
+    replay = {"kind": "replay", "replay": [str(SESSION)]}
+    assert wake_times(settings_from_data({**BASE, "source": replay})) is None
+    assert wake_times(settings_from_data({"flow": "book", "symbols": ["X"]})) is None

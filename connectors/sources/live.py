@@ -11,7 +11,7 @@ from bytewax.inputs import DynamicSource, StatelessSourcePartition
 
 from ..backpack.signing import Credentials
 from ..backpack.streams import StreamName
-from ..clock import WATERMARK_EVERY_US, Watermark, now_us
+from ..clock import WATERMARK_EVERY_US, WakeTimes, Watermark, now_us
 from ..connection import (
     DEFAULT_WS_URL,
     Connection,
@@ -49,6 +49,8 @@ class SourceConfig:
         watermarks: connections carrying an all-markets stream also emit a
             ``Watermark`` of the receive clock each whole second (for flows that need
             time to pass on quiet markets: RFQ expiry).
+        wakes: when the flow's timers come due (candle windows closing by the
+            clock): a worker with nothing to read sleeps past none of them.
     """
 
     connection: ConnectionConfig = field(default_factory=ConnectionConfig)
@@ -60,6 +62,7 @@ class SourceConfig:
     end_on_fatal: bool = False
     rest_timeout_s: float = 10.0
     watermarks: bool = False
+    wakes: WakeTimes | None = None
 
 
 class _LivePartition(StatelessSourcePartition[Record]):
@@ -185,9 +188,13 @@ class _LivePartition(StatelessSourcePartition[Record]):
         """How long a worker with nothing ready sleeps (a frame ends it sooner).
 
         At most ``batch_timeout_s`` (a stop request is seen within that bound),
-        never past the deadline or the next watermark.
+        never past the deadline, the next watermark or the flow's next timer.
         """
         wait_s = self._config.batch_timeout_s
+        wakes = self._config.wakes
+        if wakes is not None:
+            now = now_us()
+            wait_s = min(wait_s, (wakes.next_after(now) - now) / 1e6)
         if self._deadline is not None:
             wait_s = min(wait_s, max(0.0, self._deadline - time.monotonic()))
         if self._clocked:

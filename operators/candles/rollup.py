@@ -41,10 +41,12 @@ def roll_up(
 ) -> tuple[RollUpState, list[Candle]]:
     """Fold a closed base candle into each interval; returns the candles that closed.
 
-    A longer candle closes when a base candle of a later window arrives (event time:
-    its end has passed), or live when ``roll_up_until`` says its time has come. The
-    base candle itself is emitted for the base interval. A base candle of a window
-    that time closed already (it came later than the clock allowed) revises it.
+    A longer candle closes with the base candle of its last base window, else when a
+    base candle of a later window arrives (event time: its end has passed), or live
+    when ``roll_up_until`` says its time has come (its last base window had no
+    trade). The base candle itself is emitted for the base interval. A base candle
+    of a window that closed already (it came later than the clock allowed)
+    revises it.
     """
     state = state or RollUpState()
     out: list[Candle] = []
@@ -65,14 +67,17 @@ def roll_up(
             continue
         current = state.open.get(interval)
         if current is not None and current.start_us != start:
-            closed = finish(current.acc, interval, partial=interval not in state.seen)
-            state.seen.add(interval)
-            out.extend(_emit(state, interval, closed, forward_fill))
+            out.extend(_close(state, interval, forward_fill))
             current = None
         if current is None:
             current = state.open[interval] = _Open(start, acc_of(base))
         else:
             current.acc = merge(current.acc, acc_of(base))
+        if base.end_us >= interval_end_us(interval, start):
+            # Its last base window: base windows close in order, so nothing but a
+            # late candle (which revises) can still come for it. Closed now, not
+            # when the next window's first candle or the clock comes.
+            out.extend(_close(state, interval, forward_fill))
     return state, out
 
 
@@ -94,10 +99,7 @@ def roll_up_until(
         current = state.open.get(interval)
         if current is None or interval_end_us(interval, current.start_us) > until_us:
             continue
-        del state.open[interval]
-        closed = finish(current.acc, interval, partial=interval not in state.seen)
-        state.seen.add(interval)
-        out.extend(_emit(state, interval, closed, forward_fill))
+        out.extend(_close(state, interval, forward_fill))
     return state, out
 
 
@@ -106,6 +108,16 @@ def next_close_us(state: RollUpState | None) -> int | None:
     if state is None or not state.open:
         return None
     return min(interval_end_us(i, o.start_us) for i, o in state.open.items())
+
+
+def _close(
+    state: RollUpState, interval: KlineInterval, forward_fill: bool
+) -> list[Candle]:
+    """Close ``interval``'s open candle: it and any filled before it."""
+    current = state.open.pop(interval)
+    closed = finish(current.acc, interval, partial=interval not in state.seen)
+    state.seen.add(interval)
+    return _emit(state, interval, closed, forward_fill)
 
 
 def _emit(

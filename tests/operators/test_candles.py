@@ -127,6 +127,24 @@ def test_roll_up_closes_longer_candles_when_a_later_window_arrives() -> None:
     assert [c.partial for c in seconds] == [True, False, False, False]
 
 
+def test_a_longer_candle_closes_with_its_last_base_window() -> None:
+    intervals = (I.S1, I.M1)
+    state, out = roll_up(None, candle_of([trade(1, T0 + 30 * S, p="10")]), intervals)
+    assert [c.interval for c in out] == [I.S1]  # the minute is still open
+    state, out = roll_up(state, candle_of([trade(2, T0 + 59 * S, p="12")]), intervals)
+    assert [(c.interval, c.start_us, c.trades) for c in out] == [
+        (I.S1, T0 + 59 * S, 1),
+        (I.M1, T0, 2),
+    ]
+    # A base candle of that minute coming later still revises it.
+    state, out = roll_up(state, candle_of([trade(3, T0 + 45 * S, p="9")]), intervals)
+    (minute,) = [c for c in out if c.interval is I.M1]
+    assert (minute.revision, minute.trades, minute.low) == (1, 3, D(9))
+    # The next minute opens with the next base candle; nothing is emitted twice.
+    state, out = roll_up(state, candle_of([trade(4, T0 + 61 * S)]), intervals)
+    assert [c.interval for c in out] == [I.S1]
+
+
 def test_forward_fill_for_quiet_intervals() -> None:
     state, out = roll_up(
         None, candle_of([trade(1, T0, p="10")]), (I.S1,), forward_fill=True
