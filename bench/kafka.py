@@ -17,7 +17,7 @@ import subprocess
 import time
 from typing import Any
 
-from bench.flows import MARKETS, _best, _case, _cluster, _row, _say
+from bench.flows import MARKETS, _best_interleaved, _case, _cluster, _row, _say
 
 PARTITIONS = 8
 
@@ -115,15 +115,25 @@ def bench_kafka(session: str) -> dict[str, Any]:
             flush=True,
         )
         os.environ["BENCH_FRAMES_OF"] = session
+        cases: list[tuple[str, Any]] = []
         for name, source in (("file", session), ("kafka", topic)):
             args = ("replay", "market", "1", "-", "-", source)
-            row = _best(lambda args=args: _row(_case(*args, symbols=MARKETS)))
-            results[f"market, 1 worker, from the {name}"] = row
-            _say(f"market, 1 worker, from the {name}", row)
+            cases.append(
+                (
+                    f"market, 1 worker, from the {name}",
+                    lambda args=args: _row(_case(*args, symbols=MARKETS)),
+                )
+            )
         for name, source in (("file", session), ("kafka", topic)):
-            row = _best(lambda s=source: _cluster("market", [s], 2, MARKETS))
-            results[f"market, 2 processes, from the {name}"] = row
-            _say(f"market, 2 processes, from the {name}", row)
+            cases.append(
+                (
+                    f"market, 2 processes, from the {name}",
+                    lambda s=source: _cluster("market", [s], 2, MARKETS),
+                )
+            )
+        for name, row in _best_interleaved(cases).items():
+            results[name] = row
+            _say(name, row)
         for workers in ("1 worker", "2 processes"):
             kafka = results[f"market, {workers}, from the kafka"]["frames_per_s"]
             file = results[f"market, {workers}, from the file"]["frames_per_s"]

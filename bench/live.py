@@ -376,8 +376,8 @@ def _flow_streams(flow: str, symbols: list[str]) -> list[str]:
     return streams_of(settings_for(flow, symbols))
 
 
-def _best(run: Any, repeats: int) -> dict[str, Any]:
-    rows = [run() for _ in range(repeats)]
+def _best(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the least CPU per frame."""
     return min(rows, key=lambda r: r["cpu_us_per_frame"] or float("inf"))
 
 
@@ -404,15 +404,15 @@ def bench_live_connector(repeats: int = 2) -> dict[str, Any]:
     results: dict[str, Any] = {"frames": total, "markets": len(symbols)}
     clients = _clients(counts, symbols)
     for feed, speed in feeds.items():
+        # In rounds (every client once a round), so the clients a ratio compares ran
+        # minutes apart, not a quarter of an hour: the VM's speed drifts over that.
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name, *_ in clients}
+        for _ in range(repeats):
+            for name, kind, args, want, env in clients:
+                runs[name].append(run_client(kind, session, speed, want, args, env))
         rows: dict[str, Any] = {}
-        for name, kind, args, want, env in clients:
-            row = _best(
-                lambda k=kind, w=want, a=args, e=env, s=speed: run_client(
-                    k, session, s, w, a, e
-                ),
-                repeats,
-            )
-            rows[name] = row
+        for name, *_ in clients:
+            rows[name] = row = _best(runs[name])
             _say_client(feed, name, row)
         results[feed] = _compared(feed, rows)
     results["idle"] = bench_idle()
