@@ -423,7 +423,29 @@ def bench_live_connector(repeats: int = 2) -> dict[str, Any]:
     results["latency"]["book, stats every update, 5,000 frames/s"] = bench_latency(
         session_for(100), 5_000, "book"
     )
+    results["latency"]["bare websockets + orjson, 5,000 frames/s"] = bench_floor(
+        session_for(100), 5_000
+    )
     return results
+
+
+def bench_floor(session: Path, rate: int) -> dict[str, Any]:
+    """The bare loop on the latency cases' feed: what receiving alone costs per frame.
+
+    At 5,000 frames/s a frame mostly arrives alone, and a client wakes for each: the
+    floor under the tape and book flows' CPU per frame at that rate.
+    """
+    counts, span_s = frames_by_stream(session)
+    total = sum(counts.values())
+    row = run_client("bare", session, rate * span_s / total, total, list(counts))
+    markets = len({s.split(".", 1)[1] for s in counts})
+    print(
+        f"  floor: bare websockets + orjson, {markets} markets at "
+        f"{row['frames_per_s'] or 0:,} frames/s: {row['cpu_us_per_frame']} µs CPU "
+        "per frame",
+        flush=True,
+    )
+    return row
 
 
 def _clients(counts: dict[str, int], symbols: list[str]) -> list[Client]:
