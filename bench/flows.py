@@ -185,6 +185,48 @@ def _env(symbols: list[str], batch: int | None) -> dict[str, str]:
     return env
 
 
+def _at_once(*args: str, symbols: list[str], copies: int = 2) -> dict[str, Any]:
+    """``copies`` independent one-process runs at the same time, as one row.
+
+    No cluster: each process replays the whole recording alone. Their combined rate
+    against one run alone is what this machine gives two busy processes at once
+    (its cores, caches and memory shared): the ceiling of any 2-process run here.
+    """
+    import subprocess
+
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "bench.flows", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_env(symbols, None),
+        )
+        for _ in range(copies)
+    ]
+    rows = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=900)
+        if proc.returncode != 0:
+            msg = f"bench.flows {args[:2]} failed:\n{err[-3000:]}"
+            raise RuntimeError(msg)
+        rows.append(json.loads(out.strip().splitlines()[-1]))
+    # From the first output of either to the end of the last: both at work.
+    seconds = max(r["end"] for r in rows) - min(r["first_output"] for r in rows)
+    return _row(
+        {
+            "frames": sum(r["frames"] for r in rows),
+            "start": 0.0,
+            "end": seconds,
+            "outputs": sum(r["outputs"] for r in rows),
+            "p50_ms": max((r["p50_ms"] or 0) for r in rows),
+            "p99_ms": max((r["p99_ms"] or 0) for r in rows),
+            "cpu_s": round(sum(r["cpu_s"] for r in rows), 3),
+            "peak_rss_mb": round(sum(r["peak_rss_mb"] for r in rows), 1),
+        }
+    )
+
+
 def _case(
     *args: str,
     symbols: list[str],
@@ -320,6 +362,11 @@ def bench_flows(session: str, decode_per_s: float, session_100: str) -> dict[str
     results["two_processes_vs_one"] = round(
         results["market, 2 processes"]["frames_per_s"] / one, 2
     )
+    # The machine's own ceiling for two busy processes (no cluster, no sharing).
+    results["two_at_once_vs_one"] = round(
+        results["market, 1 worker, two independent runs at once"]["frames_per_s"] / one,
+        2,
+    )
     results["two_processes_vs_one_100_symbols"] = round(
         results["market, 100 symbols, 2 processes"]["frames_per_s"]
         / results["market, 100 symbols, 1 worker"]["frames_per_s"],
@@ -329,7 +376,8 @@ def bench_flows(session: str, decode_per_s: float, session_100: str) -> dict[str
         f"market: {results['market_vs_decode']}x decode; 2 workers "
         f"{results['two_workers_vs_one']}x one; 2 processes "
         f"{results['two_processes_vs_one']}x one process (100 symbols: "
-        f"{results['two_processes_vs_one_100_symbols']}x)",
+        f"{results['two_processes_vs_one_100_symbols']}x); two independent "
+        f"one-process runs at once {results['two_at_once_vs_one']}x one alone",
         flush=True,
     )
     return results
@@ -374,9 +422,14 @@ def _flow_cases(session: str, session_100: str) -> list[tuple[str, Any]]:
             lambda: _row(_case(*plain, symbols=MARKETS, top="view")),
         ),
     ]
+    market = ("replay", "market", "1", "-", "-", session)
     cases += [
         ("market, 2 workers", one_process("market", 2, session, MARKETS)),
         ("market, 2 processes", cluster(session, MARKETS)),
+        (
+            "market, 1 worker, two independent runs at once",
+            lambda: _at_once(*market, symbols=MARKETS),
+        ),
         (
             "market, 100 symbols, 1 worker",
             one_process("market", 1, session_100, hundred),
