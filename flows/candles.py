@@ -415,7 +415,7 @@ def wake_times(config: CandleConfig) -> WakeTimes | None:
     lateness plus the newest trade's delivery lag (engine time to receive), a few
     milliseconds, unknown in advance; a longer candle whose last base window had no
     trade closes ``CLOCK_MARGIN_US`` after that. Wakes at lags of 1 to 40 ms and at
-    the margin hold a close within a few ms of its time, at about seven extra loop
+    the margin hold a close within a few ms of its time, at most seven more loop
     passes per base window on a quiet feed.
     """
     if not config.wall_clock:
