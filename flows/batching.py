@@ -43,6 +43,7 @@ __all__ = [
 Step = Callable[[Any, Any], tuple[Any, Iterable[Any]]]
 # (when the key wants waking, wall-clock µs or None; what it emits then at now µs)
 Clock = tuple[Callable[[Any], int | None], Callable[[Any, int], tuple[Any, list[Any]]]]
+Eof = Callable[[Any], tuple[Any, list[Any]]]
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -92,7 +93,9 @@ def keyed_frames(
 # one of them changes shape (fields, a class's pickled form): a recovery directory
 # written in another format is refused, not loaded into state it does not fit.
 # 2: integer books pickled compactly (1: every directory before this mark existed).
-STATE_FORMAT = 2
+# 3: the candle flow's base windows are its own step (``operators.candles.windows``),
+# no longer Bytewax's ``fold_window`` state.
+STATE_FORMAT = 3
 
 _BUILDING = threading.local()  # what the flow being built in this thread wants
 
@@ -120,7 +123,8 @@ class _Steps(StatefulBatchLogic[Any, Any, bytes | None]):
 
     With a ``clock`` (``(when, on_time)``), ``when(state)`` is the wall-clock time
     (µs) the key wants to be woken at, and ``on_time(state, now_us)`` what it
-    emits then: Bytewax wakes the key at that time even if no value comes.
+    emits then: Bytewax wakes the key at that time even if no value comes. With
+    ``eof``, ``eof(state)`` is what the key emits when the input ends.
     """
 
     def __init__(
@@ -129,11 +133,13 @@ class _Steps(StatefulBatchLogic[Any, Any, bytes | None]):
         state: Any,
         clock: Clock | None = None,
         snapshots: bool = True,
+        eof: Eof | None = None,
     ) -> None:
         self._step = step
         self._state = state
         self._clock = clock
         self._snapshots = snapshots
+        self._eof = eof
 
     def on_batch(self, values: list[Any]) -> tuple[list[Any], bool]:
         step, state = self._step, self._state
@@ -155,6 +161,12 @@ class _Steps(StatefulBatchLogic[Any, Any, bytes | None]):
         self._state, out = self._clock[1](self._state, time.time_ns() // 1000)
         return out, self._state is None
 
+    def on_eof(self) -> tuple[list[Any], bool]:
+        if self._eof is None:
+            return [], False
+        self._state, out = self._eof(self._state)
+        return out, self._state is None
+
     def snapshot(self) -> bytes | None:
         if not self._snapshots:
             return None  # built without_snapshots(): no recovery reads it
@@ -168,18 +180,20 @@ def stateful_steps(
     keyed: Stream[tuple[str, Any]],
     step: Step,
     clock: Clock | None = None,
+    eof: Eof | None = None,
 ) -> Stream[tuple[str, Any]]:
     """``step(state, value) -> (state, outputs)`` per key, a batch at a time.
 
-    ``clock``: also wake each key when it asks (see ``_Steps``).
+    ``clock``: also wake each key when it asks; ``eof``: what each key emits when
+    the input ends (see ``_Steps``).
     """
     snapshots = getattr(_BUILDING, "snapshots", True)
 
     def build(resume: bytes | None) -> _Steps:
         if isinstance(resume, bytes):
-            return _Steps(step, pickle.loads(resume), clock, snapshots)
+            return _Steps(step, pickle.loads(resume), clock, snapshots, eof)
         # None, or a state snapshotted unpickled
-        return _Steps(step, resume, clock, snapshots)
+        return _Steps(step, resume, clock, snapshots, eof)
 
     return op.stateful_batch("steps", keyed, build)
 

@@ -1,4 +1,4 @@
-"""Trades into event-time candles with Bytewax windowing, checked against klines.
+"""Trades into event-time candles on an event clock, checked against klines.
 
     feed ─► by_symbol ─► check_trade_ids ─► roll_base ─► candle_book ─► candles
     check_trade_ids ─► gaps ─► candle_book (holds their windows), integrity
@@ -9,10 +9,12 @@
                                       historical_candles ─► candles
     feed ─► backfill reports (TradeBackfill) ─► integrity
 
-The base window (the shortest interval, 1 s by default) is a Bytewax ``fold_window``
-over a ``TumblingWindower`` aligned to the epoch, on an ``EventClock`` of the trade's
-engine time ``T``: a window closes when the watermark (newest ``T`` minus the allowed
-lateness) passes its end, and later trades go to ``late_trades``. Longer intervals are
+The base window (the shortest interval, 1 s by default) is a tumbling window aligned
+to the epoch on the trade's engine time ``T`` (``operators.candles.windows``, in
+integer microseconds; until session 15 Bytewax's ``fold_window`` over an
+``EventClock``, with the same results): a window closes when the watermark (newest
+``T`` minus the allowed lateness) passes its end, and later trades go to
+``late_trades``. Longer intervals are
 rolled up from the closed base candles (``operators.candles.roll_up``), so each trade
 is folded once whatever the number of intervals. With ``wall_clock=False`` (replays,
 tests) the watermark moves only with event time, so a replay gives the same candles
@@ -37,13 +39,11 @@ With ``--backfill 1h`` the connector fetches the hour before the start from
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import bytewax.operators as op
-import bytewax.operators.windowing as win
 import msgspec
 from bytewax.dataflow import Stream, operator
 
@@ -55,12 +55,11 @@ from ..connectors.backpack.streams import (
     parse_stream,
 )
 from ..connectors.backpack.wire import Frame, Kline, Trade
-from ..connectors.clock import WakeTimes
+from ..connectors.clock import WakeTimes, now_us
 from ..connectors.connection import Record as SourceRecord
 from ..connectors.errors import ConfigError
 from ..operators.candles import (
     Candle,
-    CandleAcc,
     CandleBookConfig,
     HistoricalCandle,
     KlineMismatch,
@@ -71,11 +70,14 @@ from ..operators.candles import (
     candle_book_on_time,
     check_ids,
     check_klines,
-    finish,
-    fold,
     historical_candle,
-    merge,
-    new_acc,
+)
+from ..operators.candles.windows import (
+    WindowsConfig,
+    windows_close_at,
+    windows_on_eof,
+    windows_on_time,
+    windows_trade,
 )
 from .batching import keyed_frames, stateful_steps
 from .keys import Route
@@ -91,7 +93,6 @@ __all__ = [
     "roll_candles",
 ]
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _DAY_US = 86_400_000_000
 DEFAULT_INTERVALS = (KlineInterval.S1, KlineInterval.M1)
 
@@ -152,18 +153,6 @@ def closed_kline_of(record: Any) -> tuple[KlineInterval, Kline] | None:
         if interval is not None:
             return interval, record.data
     return None
-
-
-def _engine_time(trade: Trade) -> datetime:
-    return EPOCH + timedelta(microseconds=trade.T)  # exact: no float seconds
-
-
-def _frozen_now() -> datetime:
-    return EPOCH
-
-
-def _finish_base(base: KlineInterval, window: tuple[int, CandleAcc]) -> Candle:
-    return finish(window[1], base)
 
 
 def _book(config: CandleBookConfig, state: Any, item: Any) -> tuple[Any, list[Candle]]:
@@ -242,14 +231,22 @@ def roll_candles(
     checked = stateful_steps("check_trade_ids", keyed, check_ids)
     split = op.branch("split_gaps", checked, lambda kv: isinstance(kv[1], Trade))
     only_trades: Any = split.trues
-    windows = win.fold_window(
-        "roll_base", only_trades, *_windowing(config), new_acc, fold, merge
+    windows = _windows_config(config)
+    now = now_us if config.wall_clock else _frozen_now_us
+    closed_or_late = stateful_steps(
+        "roll_base",
+        only_trades,
+        functools.partial(_window_trade, windows, now),
+        (windows_close_at, functools.partial(_windows_on_time, windows))
+        if config.wall_clock
+        else None,
+        functools.partial(_windows_on_eof, windows),
     )
-    base = op.map_value(
-        "finish_base", windows.down, functools.partial(_finish_base, config.base)
+    base_or_late = op.branch(
+        "base_or_late", closed_or_late, lambda kv: type(kv[1]) is Candle
     )
-    late_trades = op.map_value("late_trade", windows.late, lambda wv: wv[1])
-    fetched = op.branch("fetched_back", late_trades, _is_fetched)
+    base = base_or_late.trues
+    fetched = op.branch("fetched_back", base_or_late.falses, _is_fetched)
     book = _book_config(config)
     into_book = op.merge("closed_and_fetched", base, fetched.trues, split.falses)
     # Live, the clock also closes longer candles whose last base window had no
@@ -290,20 +287,30 @@ def roll_candles(
     return CandleOut(candle_out, integrity_out, late)
 
 
-def _windowing(
-    config: CandleConfig,
-) -> tuple[win.EventClock[Trade], win.TumblingWindower]:
-    """The base windows' clock (engine time, wall clock too when live) and size."""
-    lateness = timedelta(microseconds=config.allowed_lateness_us)
-    clock: win.EventClock[Trade] = (
-        win.EventClock(_engine_time, wait_for_system_duration=lateness)
-        if config.wall_clock
-        else win.EventClock(_engine_time, lateness, now_getter=_frozen_now)
-    )
-    windower = win.TumblingWindower(
-        length=timedelta(microseconds=FIXED_INTERVAL_US[config.base]), align_to=EPOCH
-    )
-    return clock, windower
+def _windows_config(config: CandleConfig) -> WindowsConfig:
+    """The base windows: the shortest interval, on the trades' engine time."""
+    base = config.base
+    return WindowsConfig(base, FIXED_INTERVAL_US[base], config.allowed_lateness_us)
+
+
+def _frozen_now_us() -> int:
+    return 0  # replays: the watermark moves with event time only
+
+
+def _window_trade(
+    config: WindowsConfig, now: Callable[[], int], state: Any, trade: Trade
+) -> tuple[Any, list[Any]]:
+    return windows_trade(state, trade, now(), config)
+
+
+def _windows_on_time(
+    config: WindowsConfig, state: Any, now: int
+) -> tuple[Any, list[Any]]:
+    return windows_on_time(state, now, config)
+
+
+def _windows_on_eof(config: WindowsConfig, state: Any) -> tuple[Any, list[Any]]:
+    return windows_on_eof(state, config)
 
 
 def _book_config(config: CandleConfig) -> CandleBookConfig:

@@ -29,6 +29,7 @@ _MODULES = (
     "bpx_flows.operators.candles.kline_check",
     "bpx_flows.operators.candles.rollup",
     "bpx_flows.operators.candles.trade_ids",
+    "bpx_flows.operators.candles.windows",
     "bpx_flows.operators.derivatives",
     "bpx_flows.operators.orders",
     "bpx_flows.operators.positions",
@@ -40,7 +41,7 @@ _MODULES = (
 # The fingerprint of each format (only the current one is checked). When this test
 # fails: bump STATE_FORMAT in flows/batching.py, say why there, and put the new
 # fingerprint here.
-_FINGERPRINTS = {2: "0c35e0a7d60931d3"}
+_FINGERPRINTS = {3: "3cb9257d4c3410e1"}
 
 
 def _shape(cls: type) -> str:
