@@ -1,5 +1,6 @@
 """Trades into OHLCV candles, pure: the fold, the roll-up, corrections, gaps, checks.
 
+- ``windows``: trades into tumbling base windows on an event clock (late trades out);
 - ``fold``: the accumulator of one base window, exact, and the candle it finishes;
 - ``rollup``: closed base candles into every longer interval (optional filling);
 - ``book``: trades fetched back after a gap, folded into candles already closed;

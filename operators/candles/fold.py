@@ -1,4 +1,4 @@
-"""The candle of one window: the accumulator Bytewax's ``fold_window`` runs, exactly.
+"""The candle of one window: the accumulator the base windows fold, exactly.
 
 ``CandleAcc`` + ``fold``/``merge``/``finish`` over the trades of one base window
 (exact ``Decimal``s; open and close are the first and last trade by trade id: ids
@@ -148,7 +148,7 @@ class CandleAcc:
 
 
 def new_acc() -> CandleAcc:
-    """An empty accumulator (the ``fold_window`` builder)."""
+    """An empty accumulator (a new base window's)."""
     return CandleAcc()
 
 
