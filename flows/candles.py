@@ -14,16 +14,15 @@ to the epoch on the trade's engine time ``T`` (``operators.candles.windows``, in
 integer microseconds; until session 15 Bytewax's ``fold_window`` over an
 ``EventClock``, with the same results): a window closes when the watermark (newest
 ``T`` minus the allowed lateness) passes its end, and later trades go to
-``late_trades``. Longer intervals are
-rolled up from the closed base candles (``operators.candles.roll_up``), so each trade
-is folded once whatever the number of intervals. With ``wall_clock=False`` (replays,
-tests) the watermark moves only with event time, so a replay gives the same candles
-and the same late trades every time; live, the wall clock also advances it, so quiet
-windows close on time, and a longer candle whose last base window had no trade
-closes by the clock ``CLOCK_MARGIN_US`` after its end plus the lateness (a base
-candle that still comes for it then revises it). The spec's ``wakes``
-(``wake_times``) tell a live source when these closes come due, so a worker asleep
-in the source waiting for frames wakes for them.
+``late_trades``. Longer intervals are rolled up from the closed base candles
+(``operators.candles.roll_up``), so each trade is folded once whatever the number of
+intervals. With ``wall_clock=False`` (replays, tests) the watermark moves only with
+event time, so a replay gives the same candles and the same late trades every time;
+live, the wall clock also advances it, so quiet windows close on time, and a longer
+candle whose last base window had no trade closes by the clock ``CLOCK_MARGIN_US``
+after its end plus the lateness (a base candle that still comes for it then revises
+it). The spec's ``wakes`` (``wake_times``) tell a live source when these closes come
+due, so a worker asleep in the source waiting for frames wakes for them.
 
 Trades the connector fetched back after a gap (``BackfilledTrade``, with
 ``source.backfill``) fold like any other while their window is open; after it closed,
