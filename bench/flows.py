@@ -211,20 +211,7 @@ def _at_once(*args: str, symbols: list[str], copies: int = 2) -> dict[str, Any]:
             msg = f"bench.flows {args[:2]} failed:\n{err[-3000:]}"
             raise RuntimeError(msg)
         rows.append(json.loads(out.strip().splitlines()[-1]))
-    # From the first output of either to the end of the last: both at work.
-    seconds = max(r["end"] for r in rows) - min(r["first_output"] for r in rows)
-    return _row(
-        {
-            "frames": sum(r["frames"] for r in rows),
-            "start": 0.0,
-            "end": seconds,
-            "outputs": sum(r["outputs"] for r in rows),
-            "p50_ms": max((r["p50_ms"] or 0) for r in rows),
-            "p99_ms": max((r["p99_ms"] or 0) for r in rows),
-            "cpu_s": round(sum(r["cpu_s"] for r in rows), 3),
-            "peak_rss_mb": round(sum(r["peak_rss_mb"] for r in rows), 1),
-        }
-    )
+    return _combined(rows)  # from the first output of either to the end of the last
 
 
 def _case(
@@ -295,12 +282,16 @@ def _cluster(
         rows.append(json.loads(out.strip().splitlines()[-1]))
     for sock in held:
         sock.close()
-    frames = sum(r["frames"] for r in rows)
     # From the cluster's first output (it has formed) to the last process's end.
+    return _combined(rows)
+
+
+def _combined(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Processes run at once as one row: their frames over the span of all."""
     seconds = max(r["end"] for r in rows) - min(r["first_output"] for r in rows)
     return _row(
         {
-            "frames": frames,
+            "frames": sum(r["frames"] for r in rows),
             "start": 0.0,
             "end": seconds,
             "outputs": sum(r["outputs"] for r in rows),
