@@ -24,6 +24,7 @@ __all__ = [
     "price_quantum",
     "ratio",
     "ratio_of",
+    "seen_decimal",
     "to_decimal",
     "to_quantum",
 ]
@@ -45,6 +46,27 @@ def to_decimal(text: str | None) -> Decimal | None:
     except (InvalidOperation, TypeError, ValueError):
         return None
     return value if value.is_finite() else None
+
+
+def seen_decimal(text: str) -> Decimal | None:
+    """``to_decimal``, kept for texts seen before: trades repeat prices and sizes.
+
+    The same ``Decimal`` object for the same text (immutable: sharing it is safe).
+    Shared by every market of the process; bounded: past ``_SEEN_KEPT`` texts it
+    forgets them all and fills again with what recurs.
+    """
+    value = _SEEN.get(text, _UNSEEN)
+    if value is _UNSEEN:
+        value = to_decimal(text)
+        if len(_SEEN) >= _SEEN_KEPT:
+            _SEEN.clear()
+        _SEEN[text] = value
+    return value  # type: ignore[return-value]
+
+
+_SEEN: dict[str, Decimal | None] = {}
+_SEEN_KEPT = 4_096  # texts, ~200 bytes each
+_UNSEEN = object()
 
 
 def _quantize(value: Decimal, exponent: Decimal) -> Decimal:

@@ -22,7 +22,7 @@ from ...connectors.backpack.klines import (
 )
 from ...connectors.backpack.streams import KlineInterval
 from ...connectors.backpack.wire import Trade
-from ..numbers import price_like, to_decimal
+from ..numbers import price_like, seen_decimal, to_decimal
 
 __all__ = [
     "Candle",
@@ -154,7 +154,10 @@ def new_acc() -> CandleAcc:
 
 def fold(acc: CandleAcc, trade: Trade) -> CandleAcc:
     """Add one trade."""
-    price, qty = Decimal(trade.p), Decimal(trade.q)
+    # Parsed once per text (``check_ids`` saw these texts already).
+    price, qty = seen_decimal(trade.p), seen_decimal(trade.q)
+    if price is None or qty is None:  # not checked first: Decimal says why not
+        price, qty = Decimal(trade.p), Decimal(trade.q)
     key = trade.t
     if key < acc.open_key:
         acc.open_key, acc.open = key, price
@@ -171,8 +174,11 @@ def fold(acc: CandleAcc, trade: Trade) -> CandleAcc:
     if not trade.m:  # the buyer was the taker
         acc.buy_volume = _add(acc.buy_volume, qty)
         acc.buy_trades += 1
-    acc.first_id = trade.t if acc.first_id is None else min(acc.first_id, trade.t)
-    acc.last_id = trade.t if acc.last_id is None else max(acc.last_id, trade.t)
+    first, last = acc.first_id, acc.last_id
+    if first is None or key < first:
+        acc.first_id = key
+    if last is None or key > last:
+        acc.last_id = key
     acc.symbol = trade.s
     return acc
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import msgspec
 
 from ...connectors.backpack.wire import Trade
-from ..numbers import to_decimal
+from ..numbers import seen_decimal
 
 __all__ = ["IdState", "TradeGap", "check_ids"]
 
@@ -46,7 +46,7 @@ def check_ids(
 ) -> tuple[IdState, list[Trade | TradeGap]]:
     """Pass a trade on unless it is a duplicate; report a jump in ids as a gap."""
     state = state or IdState()
-    if to_decimal(trade.p) is None or to_decimal(trade.q) is None:
+    if seen_decimal(trade.p) is None or seen_decimal(trade.q) is None:
         state.invalid += 1  # a price or quantity that is not a number: never folded
         return state, [TradeGap(trade.s, trade.t, trade.t, 0, trade.T, trade.T)]
     if trade.t in state.recent:
