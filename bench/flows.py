@@ -204,14 +204,8 @@ def _at_once(*args: str, symbols: list[str], copies: int = 2) -> dict[str, Any]:
         )
         for _ in range(copies)
     ]
-    rows = []
-    for proc in procs:
-        out, err = proc.communicate(timeout=900)
-        if proc.returncode != 0:
-            msg = f"bench.flows {args[:2]} failed:\n{err[-3000:]}"
-            raise RuntimeError(msg)
-        rows.append(json.loads(out.strip().splitlines()[-1]))
-    return _combined(rows)  # from the first output of either to the end of the last
+    # From the first output of either to the end of the last.
+    return _combined(_rows_of(procs, f"bench.flows {args[:2]}"))
 
 
 def _case(
@@ -273,17 +267,23 @@ def _cluster(
         # Process 0 listens first, so the others connect without Timely's retry
         # delay (which would otherwise count as run time).
         time.sleep(1.0 if i == 0 else 0.0)
-    rows = []
-    for proc in procs:
-        out, _ = proc.communicate(timeout=900)
-        if proc.returncode != 0:
-            msg = f"cluster process failed ({proc.returncode})"
-            raise RuntimeError(msg)
-        rows.append(json.loads(out.strip().splitlines()[-1]))
+    rows = _rows_of(procs, "cluster process")
     for sock in held:
         sock.close()
     # From the cluster's first output (it has formed) to the last process's end.
     return _combined(rows)
+
+
+def _rows_of(procs: list[Any], what: str) -> list[dict[str, Any]]:
+    """Each process's report (its last line), once all have ended."""
+    rows = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=900)
+        if proc.returncode != 0:
+            msg = f"{what} failed ({proc.returncode}):\n{(err or '')[-3000:]}"
+            raise RuntimeError(msg)
+        rows.append(json.loads(out.strip().splitlines()[-1]))
+    return rows
 
 
 def _combined(rows: list[dict[str, Any]]) -> dict[str, Any]:
