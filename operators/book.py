@@ -26,9 +26,11 @@ from typing import Any, TypeVar
 
 from sortedcontainers import SortedList
 
-__all__ = ["Band", "L2Book", "Level"]
+__all__ = ["Band", "L2Book", "Level", "Top"]
 
 Level = tuple[Decimal, Decimal]  # (price, quantity)
+# Best bid price and quantity, best ask price and quantity (None: the side is empty).
+Top = tuple[Decimal | None, Decimal | None, Decimal | None, Decimal | None]
 Band = tuple[int, Decimal, Decimal, Decimal, Decimal]  # bps, bid/ask base and quote
 T = TypeVar("T")
 _ZERO = Decimal(0)
@@ -47,7 +49,8 @@ _POWERS = tuple(10**i for i in range(_EXP + 1))
 _STALE_READS = 32  # applies without a band read before the book stops keeping them
 # A level: (quantity in units, price and quantity as the exchange printed them).
 _Entry = tuple[int, Decimal, Decimal]
-_EMPTY_BAND = (_ZERO, _ZERO)  # an empty band's base and quote
+_NO_TOP: Top = (None, None, None, None)
+_Sums = tuple[list[Decimal], list[Decimal]]  # a side's band sums: bases, quotes
 
 
 def _band_row(*values: Any) -> Band:
@@ -81,9 +84,9 @@ class _Side:
         self.edges: list[int] = []
         self.base: list[int] = []
         self.quote: list[int] = []
-        # The sums as decimals, (base, quote) per band; None: changed since (and
-        # after a rescale, where the same integers stand for other quantities).
-        self.sums_out: list[tuple[Decimal, Decimal]] | None = None
+        # The sums as decimals, (bases, quotes) in band order; None: changed since
+        # (and after a rescale, where the same integers stand for other quantities).
+        self.sums_out: _Sums | None = None
         # The best levels' summed units, valid until a level at or inside the
         # farthest of them changes (top_edge None: sum again).
         self.top_edge: float | None = None
@@ -308,6 +311,42 @@ class L2Book:
         _, price, qty = self._asks.levels[tick]
         return price, qty
 
+    def touch(self) -> tuple[Top, int]:
+        """The top of book, and how its two sides stand.
+
+        The top is ``(bid price, bid qty, ask price, ask qty)``, ``None`` for an
+        empty side's two. The second is 1 if the bid is above the ask (crossed), 0
+        if they are equal (locked), -1 otherwise or with a side empty, compared in
+        integer ticks. (Read after every update: one call, no ``Decimal``
+        comparison.)
+        """
+        bids, asks = self._bids, self._asks
+        bid_tick = bids.best if bids.best is not None else bids.best_tick()
+        ask_tick = asks.best if asks.best is not None else asks.best_tick()
+        if bid_tick is None:
+            if ask_tick is None:
+                return _NO_TOP, -1
+            _, ask_price, ask_qty = asks.levels[ask_tick]
+            return (None, None, ask_price, ask_qty), -1
+        _, bid_price, bid_qty = bids.levels[bid_tick]
+        if ask_tick is None:
+            return (bid_price, bid_qty, None, None), -1
+        _, ask_price, ask_qty = asks.levels[ask_tick]
+        stand = -1 if bid_tick < ask_tick else 0 if bid_tick == ask_tick else 1
+        return (bid_price, bid_qty, ask_price, ask_qty), stand
+
+    def seen(self, price: str, qty: str) -> Level | None:
+        """The decimals of a level's texts, if the book parsed both before (else None).
+
+        Equal to ``Decimal(price), Decimal(qty)``: a dict lookup where parsing them
+        costs more (a bookTicker checked against the book repeats its texts).
+        """
+        known_price = _PRICES[self._price_decimals].get(price)
+        known_qty = _QTYS[self._qty_decimals].get(qty)
+        if known_price is None or known_qty is None:
+            return None
+        return known_price[1], known_qty[1]
+
     def top(self, depth: int) -> tuple[list[Level], list[Level]]:
         """The best ``depth`` levels of each side, best first."""
         return self._top(self._bids, depth), self._top(self._asks, depth)
@@ -349,14 +388,8 @@ class L2Book:
         last = self._rows
         if last[0] is make and last[1] is bid_sums and last[2] is ask_sums:
             return last[3]  # type: ignore[no-any-return]
-        rows = tuple(
-            [
-                make(bps, bid_base, bid_quote, ask_base, ask_quote)
-                for bps, (bid_base, bid_quote), (ask_base, ask_quote) in zip(
-                    self._bands, bid_sums, ask_sums, strict=True
-                )
-            ]
-        )
+        # map, not a comprehension: the loop and the calls run in C.
+        rows = tuple(map(make, self._bands, *bid_sums, *ask_sums))
         self._rows = (make, bid_sums, ask_sums, rows)
         return rows
 
@@ -579,8 +612,8 @@ class L2Book:
 
     # Private helpers: bands.
 
-    def _sums_out(self, side: _Side) -> list[tuple[Decimal, Decimal]]:
-        """A side's band sums as decimals, ``(base, quote)`` per band."""
+    def _sums_out(self, side: _Side) -> _Sums:
+        """A side's band sums as decimals: bases and quotes, in band order."""
         return _decimals(side.base, side.quote, self._qty_unit, self._quote_unit)
 
     def _move_edges(self, mid2: int) -> None:
@@ -761,24 +794,29 @@ def _decimals_of(denominator: int) -> int:
 
 def _decimals(
     base: list[int], quote: list[int], qty_unit: Decimal, quote_unit: Decimal
-) -> list[tuple[Decimal, Decimal]]:
-    """``(base * qty_unit, quote * quote_unit)`` per band, exactly; 0 as ``Decimal(0)``.
+) -> _Sums:
+    """``base * qty_unit`` and ``quote * quote_unit`` per band, exactly (0 as 0).
 
     ``unit * units`` (a ``Decimal`` times an int) makes one object where
     ``Decimal(units) * unit`` made two: half the instructions, the same value and
-    exponent. Read after every update when stats are: kept to one comprehension.
+    exponent. Read after every update when stats are: ``map`` over the bound
+    multiplication runs the loop in C.
     """
     # Nested bands and positive levels: the widest band's quote sum is the largest
     # of them all, and a quote sum (ticks x units, ticks >= 1) is at least its base.
     if quote and quote[-1] < _EXACT:
-        return [
-            (qty_unit * units, quote_unit * quote[band]) if units else _EMPTY_BAND
-            for band, units in enumerate(base)
-        ]
-    return [
-        (_scaled(units, qty_unit), _scaled(quote_units, quote_unit))
-        for units, quote_units in zip(base, quote, strict=True)
-    ]
+        bases = list(map(qty_unit.__mul__, base))
+        quotes = list(map(quote_unit.__mul__, quote))
+        if not base[0]:  # empty bands (the narrowest ones) print as 0, not 0E-8
+            for band, units in enumerate(base):
+                if units:
+                    break
+                bases[band] = quotes[band] = _ZERO
+        return bases, quotes
+    return (
+        [_scaled(units, qty_unit) for units in base],
+        [_scaled(quote_units, quote_unit) for quote_units in quote],
+    )
 
 
 def _scaled(units: int, unit: Decimal) -> Decimal:

@@ -22,7 +22,7 @@ import msgspec
 
 from ..connectors.backpack.booksync import BookSnapshot, Resync, ResyncReason
 from ..connectors.backpack.wire import BookTicker, Depth, Frame
-from .book import L2Book, Level
+from .book import L2Book, Level, Top
 from .numbers import bps, price_quantum, ratio_of, to_decimal, to_quantum
 
 __all__ = [
@@ -43,7 +43,6 @@ _BPS = Decimal(10_000)
 _TOPS_KEPT = 512  # top-of-book history per book, for bookTicker checks
 _PENDING_TICKERS = 512
 _LONG_AGO = -(1 << 62)
-_NO_SIDE = (None, None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,7 +191,6 @@ class BookLadder(msgspec.Struct, frozen=True, kw_only=True):
 
 
 Output = BookStats | BookIntegrity | BookLadder
-_Top = tuple[Decimal | None, Decimal | None, Decimal | None, Decimal | None]
 
 
 @dataclass
@@ -202,7 +200,7 @@ class _Book:
     book: L2Book
     live: bool = False
     last_emit_us: int = _LONG_AGO
-    tops: dict[int, _Top] = field(default_factory=dict)
+    tops: dict[int, Top] = field(default_factory=dict)
     order: deque[int] = field(default_factory=deque)
     cross: IntegrityKind | None = None  # CROSSED or LOCKED while the book is
     quantum: tuple[Decimal | None, Decimal | None] = (None, None)  # price -> its tick
@@ -393,7 +391,7 @@ def _after_update(
     force_emit: bool = False,
 ) -> None:
     book, stream, symbol = entry.book, entry.stream, entry.symbol
-    bid, ask = book.best_bid(), book.best_ask()
+    top, stand = book.touch()
     uid = book.update_id
     if book.invalid_levels != entry.invalid_seen:
         skipped = book.invalid_levels - entry.invalid_seen
@@ -409,14 +407,9 @@ def _after_update(
             )
         )
     cross: IntegrityKind | None = None
-    if bid is not None and ask is not None and bid[0] >= ask[0]:
-        cross = IntegrityKind.LOCKED if bid[0] == ask[0] else IntegrityKind.CROSSED
+    if stand >= 0:
+        cross = IntegrityKind.CROSSED if stand else IntegrityKind.LOCKED
     if cross is not entry.cross:  # every transition: ok/crossed/locked, both ways
-        top = None
-        if cross is not None:
-            assert bid is not None
-            assert ask is not None
-            top = BookTop(bid[0], bid[1], ask[0], ask[1])
         kind = IntegrityKind.UNCROSSED if cross is None else cross
         out.append(
             BookIntegrity(
@@ -425,13 +418,12 @@ def _after_update(
                 kind=kind,
                 update_id=uid,
                 recv_us=recv_us,
-                ours=top,
+                ours=None if cross is None else BookTop(*top),
             )
         )
         entry.cross = cross
     # Our top at every update id: a bookTicker may name an id the book passed already.
-    # (Two pairs joined make the 4-tuple; mypy sees a tuple of any length.)
-    entry.tops[uid] = (bid or _NO_SIDE) + (ask or _NO_SIDE)  # type: ignore[assignment]
+    entry.tops[uid] = top
     order = entry.order
     order.append(uid)
     if len(order) > _TOPS_KEPT:
@@ -442,7 +434,7 @@ def _after_update(
     if force_emit or not every or engine_us - entry.last_emit_us >= every:
         # A snapshot has no engine time (recv_us stands in): the next diff emits.
         entry.last_emit_us = _LONG_AGO if force_emit else engine_us
-        out.append(_stats(state, entry, engine_us, recv_us, bid, ask, config))
+        out.append(_stats(state, entry, engine_us, recv_us, top, config))
         if config.ladder_levels:
             out.append(_ladder(entry, recv_us, config.ladder_levels))
 
@@ -463,10 +455,17 @@ def _ladder(entry: _Book, recv_us: int, levels: int) -> BookLadder:
 
 
 def _check_tickers(state: SymbolBooks, out: list[Output]) -> None:
-    live = [e for e in state.books.values() if e.live]
-    if not live:
-        return
-    reached = min(e.book.update_id for e in live)
+    books = state.books
+    if len(books) == 1:  # one depth stream per symbol: the common case
+        live = list(books.values())
+        if not live[0].live:
+            return
+        reached = live[0].book.update_id
+    else:
+        live = [e for e in books.values() if e.live]
+        if not live:
+            return
+        reached = min(e.book.update_id for e in live)
     pending = state.pending_tickers
     while pending:
         frame = pending[0]
@@ -482,7 +481,7 @@ def _check_tickers(state: SymbolBooks, out: list[Output]) -> None:
         else:
             state.tickers_unverifiable += 1  # e.g. an aggregated stream skipped this id
             continue
-        if ours == _exact_top(ticker):
+        if ours == _exact_top(ticker, entry.book):
             state.tickers_checked += 1  # the common case: equal, hence all numbers
             continue
         theirs = (_dec(ticker.b), _dec(ticker.B), _dec(ticker.a), _dec(ticker.A))
@@ -519,9 +518,16 @@ def _dec(value: str | None) -> Decimal | None:
     return to_decimal(value)
 
 
-def _exact_top(ticker: BookTicker) -> _Top | None:
-    """The ticker's top as decimals (``None`` if one does not parse; a NaN parses)."""
+def _exact_top(ticker: BookTicker, book: L2Book) -> Top | None:
+    """The ticker's top as decimals (``None`` if one does not parse; a NaN parses).
+
+    Texts the book parsed already are looked up there, not parsed again.
+    """
     b, bq, a, aq = ticker.b, ticker.B, ticker.a, ticker.A
+    if b is not None and bq is not None and a is not None and aq is not None:
+        bid, ask = book.seen(b, bq), book.seen(a, aq)
+        if bid is not None and ask is not None:
+            return bid + ask
     try:
         return (
             None if b is None else Decimal(b),
@@ -541,18 +547,18 @@ def _stats(
     entry: _Book,
     engine_us: int,
     recv_us: int,
-    bid: Level | None,
-    ask: Level | None,
+    top: Top,
     config: BookConfig,
 ) -> BookStats:
     book = entry.book
     spread = spread_bps = mid = micro = None
     bands: tuple[BandDepth, ...] = ()
-    if bid is not None and ask is not None:
+    bid_price, bid_qty, ask_price, ask_qty = top
+    if bid_price is not None and ask_price is not None:
+        assert bid_qty is not None
+        assert ask_qty is not None
         # Identity, not value: "100" and "100.0" give a spread and a mid of other
         # exponents and round the microprice to other ticks.
-        bid_price, bid_qty = bid
-        ask_price, ask_qty = ask
         kept = entry.spread_mid
         if kept[0] is not bid_price or kept[1] is not ask_price:
             kept = entry.spread_mid = (
@@ -568,7 +574,10 @@ def _stats(
             or kept[2] is not ask_price
             or kept[3] is not ask_qty
         ):
-            kept = entry.microprice = (*bid, *ask, _microprice(entry, bid, ask))
+            kept = entry.microprice = (
+                *top,
+                _microprice(entry, (bid_price, bid_qty), (ask_price, ask_qty)),
+            )
         micro = kept[4]
         bands = book.bands(BandDepth)
     imbalance = _imbalance(entry, config.top_n)
@@ -581,10 +590,10 @@ def _stats(
         book.update_id,
         engine_us,
         recv_us,
-        None if bid is None else bid[0],
-        None if bid is None else bid[1],
-        None if ask is None else ask[0],
-        None if ask is None else ask[1],
+        bid_price,
+        bid_qty,
+        ask_price,
+        ask_qty,
         spread,
         spread_bps,
         mid,

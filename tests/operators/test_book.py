@@ -30,6 +30,27 @@ def test_book_matches_a_plain_dict_model(updates: list) -> None:
         best_ask = min(model["a"].items()) if model["a"] else None
         assert book.best_ask() == best_ask
         assert book.update_id == uid
+        top, stand = book.touch()
+        assert top == (best or (None, None)) + (best_ask or (None, None))
+        if best is None or best_ask is None or best[0] < best_ask[0]:
+            assert stand == -1
+        else:
+            assert stand == (1 if best[0] > best_ask[0] else 0)  # crossed, locked
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(levels, levels), max_size=10), prices, quantities)
+def test_seen_texts_read_as_their_decimals(updates: list, price: str, qty: str) -> None:
+    book = L2Book()
+    for uid, (bids, asks) in enumerate(updates, 1):
+        book.apply(bids, asks, uid)
+    seen = book.seen(price, qty)
+    if seen is not None:  # the decimals of those very texts, as parsing gives them
+        assert seen == (Decimal(price), Decimal(qty))
+        assert (str(seen[0]), str(seen[1])) == (price, qty)
+    book.apply([(price, qty)], [], len(updates) + 1)
+    if Decimal(qty):  # a level the book keeps: its texts are known now
+        assert book.seen(price, qty) == (Decimal(price), Decimal(qty))
 
 
 def test_invalid_levels_are_skipped_and_counted() -> None:
