@@ -133,6 +133,9 @@ class IntegrityKind(enum.StrEnum):
     UNKNOWN_SYMBOL = "unknown_symbol"
 
 
+_CROSSED, _LOCKED = IntegrityKind.CROSSED, IntegrityKind.LOCKED
+
+
 class BookTop(msgspec.Struct, frozen=True):
     """A top of book: best bid and ask with their quantities (``None``: no side)."""
 
@@ -390,7 +393,7 @@ def _after_update(
     out: list[Output],
     force_emit: bool = False,
 ) -> None:
-    book, stream, symbol = entry.book, entry.stream, entry.symbol
+    book = entry.book
     top, stand = book.touch()
     uid = book.update_id
     if book.invalid_levels != entry.invalid_seen:
@@ -398,23 +401,21 @@ def _after_update(
         entry.invalid_seen = book.invalid_levels
         out.append(
             BookIntegrity(
-                stream=stream,
-                symbol=symbol,
+                stream=entry.stream,
+                symbol=entry.symbol,
                 kind=IntegrityKind.INVALID_LEVEL,
                 update_id=uid,
                 recv_us=recv_us,
                 skipped=skipped,
             )
         )
-    cross: IntegrityKind | None = None
-    if stand >= 0:
-        cross = IntegrityKind.CROSSED if stand else IntegrityKind.LOCKED
+    cross = None if stand < 0 else _CROSSED if stand else _LOCKED
     if cross is not entry.cross:  # every transition: ok/crossed/locked, both ways
         kind = IntegrityKind.UNCROSSED if cross is None else cross
         out.append(
             BookIntegrity(
-                stream=stream,
-                symbol=symbol,
+                stream=entry.stream,
+                symbol=entry.symbol,
                 kind=kind,
                 update_id=uid,
                 recv_us=recv_us,
