@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
+import importlib
 import logging
 import ssl
 import threading
@@ -156,6 +158,13 @@ class RestClient:
         budget: RestBudget | None = None,
         history_budget: RestBudget | None = None,
     ) -> None:
+        # httpcore makes an anyio Event on a client's first request, and anyio
+        # imports its asyncio backend only then: 20 ms of imports here (over 100 ms
+        # on a busy machine) inside the first depth snapshot's fetch, while a live
+        # feed's diffs queue for it. Imported when the client is made instead,
+        # before the flow runs (once: a module already imported costs nothing).
+        with contextlib.suppress(ImportError):  # the module's path is anyio's own
+            importlib.import_module("anyio._backends._asyncio")
         self.budget = budget if budget is not None else PROCESS_BUDGET
         self.history_budget = (
             history_budget if history_budget is not None else HISTORY_BUDGET

@@ -50,7 +50,7 @@ class BookRouter:
                 return None
             sync = self._add(frame.stream)
         records = sync.on_depth(frame)
-        if not sync.live:
+        if sync.needs_snapshot():  # not while its snapshot is on its way
             self._wanting[sync.stream] = sync
         return records
 
@@ -62,16 +62,19 @@ class BookRouter:
     def start_fetches(self, most: int | None = None) -> list[BookSync]:
         """Syncs that need a snapshot now (at most ``most``); each marked fetching.
 
-        Those beyond ``most`` keep waiting for a later call.
+        Those beyond ``most`` keep waiting for a later call. A sync leaves the
+        waiting ones when its fetch starts (or it is live): while a burst of diffs
+        waits for the snapshots, each diff would otherwise walk every fetching book.
         """
         wanted: list[BookSync] = []
         for stream, sync in list(self._wanting.items()):
             if most is not None and len(wanted) >= most:
                 break
-            if sync.live:
+            if not sync.needs_snapshot():  # live, or its snapshot is on its way
                 del self._wanting[stream]
-            elif sync.needs_snapshot() and sync.has_buffer:
+            elif sync.has_buffer:
                 sync.snapshot_started()
+                del self._wanting[stream]
                 wanted.append(sync)
         return wanted
 

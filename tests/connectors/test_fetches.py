@@ -22,7 +22,7 @@ from bpx_flows.connectors.backpack.kline_history import HistoricalKline
 from bpx_flows.connectors.backpack.planner import FetchPlanner, PlannerConfig
 from bpx_flows.connectors.backpack.seeds import SeededMarkPrice
 from bpx_flows.connectors.backpack.streams import parse_stream
-from bpx_flows.connectors.backpack.wire import Frame, OpenInterest
+from bpx_flows.connectors.backpack.wire import DepthSnapshot, Frame, OpenInterest
 from bpx_flows.connectors.errors import ProtocolError
 
 S = 1_000_000
@@ -352,3 +352,28 @@ def test_history_left_when_the_run_ends_counts_the_page_in_flight() -> None:
     assert plan.history_left() == {"kline.1s.SOL_USDC": (3, 3)}  # in flight
     plan.answered(page, b"[]", T0)
     assert plan.history_left() == {"kline.1s.SOL_USDC": (2, 3)}
+
+
+def test_books_wait_for_a_snapshot_only_until_its_fetch_starts() -> None:
+    streams = ["depth.A_USDC", "depth.B_USDC", "depth.C_USDC"]
+    router = BookRouter(streams)
+    for stream in streams:
+        router.on_frame(depth_frame(stream, 1, 1))
+    first = router.start_fetches(1)
+    assert [s.stream for s in first] == ["depth.A_USDC"] and router.wanting
+    rest = router.start_fetches()
+    assert [s.stream for s in rest] == ["depth.B_USDC", "depth.C_USDC"]
+    # Every snapshot is on its way: more diffs leave nothing to start.
+    for stream in streams:
+        router.on_frame(depth_frame(stream, 2, 2))
+    assert not router.wanting and router.start_fetches() == []
+    # A failed fetch waits again; a live book's gap asks for another snapshot.
+    router.snapshot_failed("depth.B_USDC")
+    snapshot = DepthSnapshot([["10.2", "1"]], [["10.1", "1"]], 1, T0)
+    router.on_snapshot("depth.A_USDC", snapshot, T0)
+    assert router.syncs["depth.A_USDC"].live
+    assert [s.stream for s in router.start_fetches()] == ["depth.B_USDC"]
+    assert not router.wanting
+    router.on_frame(depth_frame("depth.A_USDC", 9, 9))  # 3..8 missed
+    assert router.wanting
+    assert [s.stream for s in router.start_fetches()] == ["depth.A_USDC"]

@@ -209,3 +209,26 @@ def test_plain_http_clients_skip_the_ca_bundle_and_fail_closed_on_tls() -> None:
     assert plain.verify_mode is ssl.CERT_REQUIRED and plain.check_hostname
     assert plain.get_ca_certs() == []
     assert _tls_for("https://api.backpack.exchange") is True  # the CA bundle
+
+
+@pytest.mark.timeout(60)
+def test_a_client_loads_what_its_first_request_would_import() -> None:
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "from bpx_flows.connectors.rest import RestClient\n"
+        "before = 'anyio._backends._asyncio' in sys.modules\n"
+        "RestClient('http://127.0.0.1:9')\n"
+        "print(before, 'anyio._backends._asyncio' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=50,
+        check=True,
+    )
+    # Not with the module (a command that never fetches pays nothing), with a client.
+    assert done.stdout.split() == ["False", "True"]
