@@ -345,8 +345,11 @@ def _on_depth(
     state: SymbolBooks, frame: Frame[Depth], config: BookConfig, out: list[Output]
 ) -> None:
     diff = frame.data
-    if config.symbols is not None and not _known(
-        diff.s, frame.stream, frame.recv_us, config, out
+    symbols = config.symbols  # (the check inlined: once per diff)
+    if (
+        symbols is not None
+        and diff.s not in symbols
+        and not _known(diff.s, frame.stream, frame.recv_us, config, out)
     ):
         return
     entry = state.books.get(frame.stream)
