@@ -224,10 +224,52 @@ def test_parsed_texts_stay_bounded_and_books_stay_exact() -> None:
     for i in range(1, count + 1):  # every price a new text
         book.apply([(f"{i}.5", "1")], [], i)
     for table in (book_module._PRICES, book_module._QTYS):
-        assert sum(map(len, table.values())) <= book_module._TEXTS_KEPT
+        assert table.size() <= 2 * book_module._TEXTS_KEPT
     assert book.bid_count == count
     assert book.best_bid() == (Decimal(f"{count}.5"), Decimal(1))
     assert book.top_sums(3) == (3, 0)  # units of 1: every size was "1"
+
+
+def test_texts_that_recur_are_parsed_once_however_many_others_pass(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A price near the touch outlives a stream of one-off sizes and prices.
+
+    (Clearing every text at the bound parsed it again after each clear.)
+    """
+    from bpx_flows.operators import book as book_module
+
+    parsed: list[object] = []
+    plain = book_module._plain
+
+    def counted(text: object) -> tuple[int, int] | None:
+        parsed.append(text)
+        return plain(text)
+
+    monkeypatch.setattr(book_module, "_plain", counted)
+    book = L2Book()
+    for i in range(1, 4 * book_module._TEXTS_KEPT):
+        size = f"{i}.{i % 7}"  # a new size each time
+        book.apply([("9999.25", size)], [(f"{20_000 + i}.5", size)], i)
+    assert parsed.count("9999.25") == 1
+    assert book.best_bid() == (Decimal("9999.25"), Decimal(f"{i}.{i % 7}"))
+
+
+def test_a_known_text_beside_one_that_rescales_the_book_keeps_its_value() -> None:
+    """Only the unseen text of a level is parsed, and it may change the units."""
+    book = L2Book()
+    book.apply([("100", "2"), ("99", "1")], [("101", "3")], 1)
+    book.apply([("100", "0.25")], [], 2)  # price known; sizes now in 0.01
+    book.apply([("99.5", "3")], [], 3)  # size known; prices now in 0.1
+    book.apply([("100", "2")], [("101", "3")], 4)  # both known, in the new units
+    assert book.bids == {
+        Decimal(99): Decimal(1),
+        Decimal("99.5"): Decimal(3),
+        Decimal(100): Decimal(2),
+    }
+    assert book.asks == {Decimal(101): Decimal(3)}
+    assert book.top_sums(2) == (500, 300)  # units of 0.01
+    assert book.touch() == ((Decimal(100), Decimal(2), Decimal(101), Decimal(3)), -1)
 
 
 def test_bands_read_after_a_rescale_are_in_the_new_units() -> None:
