@@ -5,7 +5,9 @@ of the stats' cost hides in timed runs. Valgrind's callgrind counts the instruct
 a run executes, the same in every run of the same code (hash seed fixed). This
 counts the ``book`` flow from a recording (the first ``LINES`` lines of ``book-1``)
 with stats once a second and after every update, less a run of its first line
-(imports, building the flow): instructions per frame, and their ratio.
+(imports, building the flow): instructions per frame, and their ratio. And the
+``market`` flow over the first ``LINES`` lines of the bench session (every public
+stream of 8 markets): what a research replay costs per frame.
 
 Instructions are not time: cycles per instruction vary with the work (allocation,
 cache misses), so the timed ratio differs either way. The count says which way a
@@ -47,6 +49,11 @@ def head_of(path: Path, lines: int) -> Path:
 
 def instructions(path: Path, every_ms: str) -> int:
     """Instructions of the ``book_replay`` case over ``path`` (all threads)."""
+    return counted(path, "book_replay", str(path), every_ms)
+
+
+def counted(path: Path, case: str, *args: str) -> int:
+    """Instructions of ``bench.cases`` ``case`` (over the recording ``path``)."""
     proc = subprocess.run(
         [
             "valgrind",
@@ -55,9 +62,8 @@ def instructions(path: Path, every_ms: str) -> int:
             sys.executable,
             "-m",
             "bench.cases",
-            "book_replay",
-            str(path),
-            every_ms,
+            case,
+            *args,
         ],
         capture_output=True,
         text=True,
@@ -71,7 +77,7 @@ def instructions(path: Path, every_ms: str) -> int:
     )
     found = _COLLECTED.search(proc.stderr)
     if proc.returncode != 0 or found is None:
-        msg = f"valgrind bench.cases book_replay failed:\n{proc.stderr[-3000:]}"
+        msg = f"valgrind bench.cases {case} failed:\n{proc.stderr[-3000:]}"
         raise RuntimeError(msg)
     return int(found.group(1))
 
@@ -97,6 +103,24 @@ def bench_book_instructions(recording: Path) -> dict[str, Any] | None:
         f"{recording.name} (valgrind): stats once a second "
         f"{row['once_a_second_per_frame']:,}, after every update "
         f"{row['every_update_per_frame']:,} ({row['every_update_x']}x)",
+        flush=True,
+    )
+    return row
+
+
+def bench_market_instructions(recording: Path) -> dict[str, Any] | None:
+    """The market flow's instructions per frame from a recording (research replay)."""
+    if shutil.which("valgrind") is None:
+        print("market instructions: skipped (valgrind not installed)", flush=True)
+        return None
+    head, first = head_of(recording, LINES), head_of(recording, 1)
+    base = counted(first, "flow_replay", "market", str(first))
+    total = counted(head, "flow_replay", "market", str(head)) - base
+    frames = frame_count(str(head)) - frame_count(str(first))
+    row = {"frames": frames, "per_frame": round(total / frames)}
+    print(
+        f"market flow from a recording, instructions per frame over the first "
+        f"{frames:,} frames of {recording.name} (valgrind): {row['per_frame']:,}",
         flush=True,
     )
     return row

@@ -313,9 +313,10 @@ def main() -> int:
     results.update(bench_sources())
     results["books"] = bench_books()
     from bench.books import session_for
-    from bench.instructions import bench_book_instructions
+    from bench.instructions import bench_book_instructions, bench_market_instructions
 
     results["book_instructions"] = bench_book_instructions(session_for(1))
+    results["market_instructions"] = bench_market_instructions(SESSION)
     results["state_and_start"] = bench_state_and_start()
     results["derivative_flows"] = bench_derivative_flows()
     results["candles"] = bench_candles()
