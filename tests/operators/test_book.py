@@ -235,7 +235,8 @@ def test_texts_that_recur_are_parsed_once_however_many_others_pass(
 ) -> None:
     """A price near the touch outlives a stream of one-off sizes and prices.
 
-    (Clearing every text at the bound parsed it again after each clear.)
+    (Before, each new size parsed its level's price again, and clearing every text
+    at the bound forgot the price too.)
     """
     from bpx_flows.operators import book as book_module
 
