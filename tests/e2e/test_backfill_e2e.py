@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from itertools import repeat
 from typing import Any
 
 import msgspec
 import pytest
 from bytewax.testing import TestingSource, run_main
 
+from bpx_flows.connectors import connection as connection_module
 from bpx_flows.connectors.backpack import parse_streams
 from bpx_flows.connectors.backpack.backfill import BackfillOutcome, TradeBackfill
 from bpx_flows.connectors.backpack.streams import KlineInterval as I
@@ -62,9 +64,17 @@ def run_flow(source: Any, config: CandleConfig) -> tuple[list[Candle], list[Any]
     return candles, integrity
 
 
-def test_candles_after_a_disconnect_equal_an_uninterrupted_run(tmp_path: Any) -> None:
-    # Dropped twice mid-burst; 0.8-1.6 s of wall time (4-8 simulated seconds of
-    # trades) pass before each reconnect.
+def test_candles_after_a_disconnect_equal_an_uninterrupted_run(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Dropped twice mid-burst; 0.8 s of wall time (4 simulated seconds of trades)
+    # pass before each reconnect, far past the lateness, so candles close without
+    # the missed trades and are revised when the backfill lands. The delay is
+    # fixed here: jittered (0-0.8 s), a short one let the backfill land before any
+    # window closed, and the run saw no revision.
+    monkeypatch.setattr(
+        connection_module, "backoff", lambda initial_s, *_, **__: repeat(initial_s)
+    )
     drops = [Fault(FaultKind.DROP, after=n) for n in (1_000, 2_000)]
     market = tuple(m for m in DEFAULT_MARKETS if m.symbol == SYMBOL)
     server = SimServer(
