@@ -341,6 +341,8 @@ class L2Book:
         Equal to ``Decimal(price), Decimal(qty)``: a dict lookup where parsing them
         costs more (a bookTicker checked against the book repeats its texts).
         """
+        # The newer generation inline, the older only on a miss: this runs for every
+        # pending ticker after each update (a method per lookup cost more).
         known_price = _PRICES.new[self._price_decimals].get(price)
         if known_price is None:
             known_price = _PRICES.older(self._price_decimals, price)
