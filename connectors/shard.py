@@ -16,8 +16,11 @@ Every shard scans every line, so this is the part of a replay that does not shri
 with more workers. Once a stream is decided, its lines take a fast path: in the head
 layout it joins one of two regular expressions (kept, dropped) that filter lines in
 C; in the stream-last layout the line's end (``,"stream":"S"}``, found by ``rfind``)
-is looked up in a dict. Lines of new streams, of all-markets streams (rare: liquidations
-and our own account) and control lines take the Python path.
+is looked up in a dict. Lines of new streams, of all-markets streams (liquidations and
+our own account) and control lines take the Python path; there an all-markets line of
+the stream-last layout is known by its end too, and goes straight to the search for
+its data's symbol (a liquidation cascade can be most of a recording: 2.7 -> 1.5 µs
+per such line).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ _HEAD_LAYOUT = re.compile(rb'\{"recv_us":\d+,"stream":"')
 _MOST_NAMES = 2_000  # stream names compiled into the filters (the rest: Python path)
 _DATA = b'"data":{'
 _DATA_SYMBOL = re.compile(rb'[{,]"s":"([^"\\]{1,64})"')  # the flat events' "s" key
+_S_KEY = b'"s":"'
 # RFQs trade on their own *_RFQ symbols, which are never among the selected markets:
 # their lines are the default shard's whatever the selection.
 _ANY_SYMBOL = frozenset({b"account.rfqUpdate"})
@@ -50,6 +54,24 @@ def _names_pattern(names: list[bytes]) -> re.Pattern[bytes] | None:
         return None
     either = b"|".join(re.escape(n) for n in sorted(names))
     return re.compile(rb'\{"recv_us":\d+,"stream":"(?:%s)"' % either)
+
+
+def _data_symbol(line: bytes) -> bytes | None:
+    """The first ``"s"`` key's text in the line's data (``_DATA_SYMBOL``'s search).
+
+    Found with ``bytes.find`` and matched where found: the pattern starts with a
+    character class, which ``re`` tries at every position (a liquidation line, its
+    ``"s"`` last: 0.98 -> 0.77 µs).
+    """
+    at = line.find(_DATA)
+    if at < 0:
+        return None
+    at += len(_DATA) - 1
+    while (at := line.find(_S_KEY, at + 1)) >= 0:
+        found = _DATA_SYMBOL.match(line, at - 1)
+        if found is not None:
+            return found.group(1)
+    return None
 
 
 class Shard:
@@ -78,6 +100,9 @@ class Shard:
         self._by_stream: dict[bytes, bool | None] = {}  # None: by the data's symbol
         self._head_names: set[bytes] = set()  # streams seen in the head layout
         self._by_suffix: dict[bytes, bool] = {}  # ',"stream":"S"}\n' -> keep
+        # The same endings of all-markets streams -> the stream: a line of one goes
+        # straight to its data's symbol (liquidations can be most of a recording).
+        self._by_data_suffix: dict[bytes, bytes] = {}
         self._kept: re.Pattern[bytes] | None = None
         self._dropped: re.Pattern[bytes] | None = None
         self._stale = False  # streams decided since the patterns were compiled
@@ -110,6 +135,10 @@ class Shard:
 
     def keeps(self, line: bytes) -> bool:
         """Whether this shard keeps ``line`` (the Python path, learning streams)."""
+        if self._by_data_suffix:
+            name = self._by_data_suffix.get(line[line.rfind(_SUFFIX) :])
+            if name is not None:
+                return self._by_data(name, line)
         found = _FIELD.search(line, 0, _PEEK) or _TAIL.search(
             line, max(len(line) - _PEEK, 0)
         )
@@ -123,6 +152,10 @@ class Shard:
         else:
             keep = self._by_stream[name] = self._decide(name)
         if keep is _BY_DATA:
+            at = line.rfind(_SUFFIX)
+            endings = self._by_data_suffix
+            if at >= 0 and _TAIL.match(line, at) and len(endings) < _MOST_NAMES:
+                endings[line[at:]] = name
             return self._by_data(name, line)
         if _HEAD_LAYOUT.match(line):
             if name not in self._head_names:
@@ -150,12 +183,11 @@ class Shard:
 
     def _by_data(self, name: bytes, line: bytes) -> bool:
         """An all-markets line: its data's symbol decides (else the default shard)."""
-        at = line.find(_DATA)
-        found = _DATA_SYMBOL.search(line, at + len(_DATA) - 1) if at >= 0 else None
+        found = _data_symbol(line)
         if found is None:
             return self._default
         try:
-            symbol = found.group(1).decode()
+            symbol = found.decode()
         except UnicodeDecodeError:
             return self._default
         return self._owns(symbol, self._others or name in _ANY_SYMBOL)
@@ -200,12 +232,11 @@ class LineMarkets:
             return symbol
         if name in _ANY_SYMBOL:
             return None
-        at = line.find(_DATA)
-        data = _DATA_SYMBOL.search(line, at + len(_DATA) - 1) if at >= 0 else None
+        data = _data_symbol(line)
         if data is None:
             return None
         try:
-            return data.group(1).decode()
+            return data.decode()
         except UnicodeDecodeError:
             return None
 

@@ -6,7 +6,7 @@ import json
 
 from hypothesis import given, settings, strategies as st
 
-from bpx_flows.connectors.shard import Shard
+from bpx_flows.connectors.shard import _DATA, _DATA_SYMBOL, Shard, _data_symbol
 
 OWNED = {
     "a": frozenset({"SOL_USDC", "AAPL.US_USDC_PERP"}),
@@ -120,3 +120,34 @@ def test_a_selection_drops_all_markets_lines_of_other_symbols_but_keeps_rfqs() -
         assert not shard.keeps(_all_markets("liquidation", "BTC_USDC", head))
         assert not shard.keeps(_all_markets("account.orderUpdate", "BTC_USDC", head))
         assert shard.keeps(_all_markets("account.rfqUpdate", "SOL_USDC_RFQ", head))
+
+
+def _searched(line: bytes) -> bytes | None:
+    """The symbol as a regular-expression search from the data finds it."""
+    at = line.find(_DATA)
+    found = _DATA_SYMBOL.search(line, at + len(_DATA) - 1) if at >= 0 else None
+    return None if found is None else found.group(1)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                b'"data":{',
+                b'"s":"',
+                b'"S":"',
+                b"{",
+                b",",
+                b'"',
+                b"\\",
+                b"SOL",
+                b"x" * 70,
+            ]
+        ),
+        max_size=14,
+    )
+)
+def test_a_lines_data_symbol_is_the_one_a_search_finds(parts: list[bytes]) -> None:
+    line = b"".join(parts)
+    assert _data_symbol(line) == _searched(line)
