@@ -317,6 +317,12 @@ def main() -> int:
 
     results["book_instructions"] = bench_book_instructions(session_for(1))
     results["market_instructions"] = bench_market_instructions(SESSION)
+    from bench.books import derivatives_session
+    from bench.shards import bench_shards
+
+    results["shards"] = bench_shards(
+        {"bench session": SESSION, "derivatives session": derivatives_session()}
+    )
     results["state_and_start"] = bench_state_and_start()
     results["derivative_flows"] = bench_derivative_flows()
     results["candles"] = bench_candles()

@@ -17,10 +17,11 @@ with more workers. Once a stream is decided, its lines take a fast path: in the 
 layout it joins one of two regular expressions (kept, dropped) that filter lines in
 C; in the stream-last layout the line's end (``,"stream":"S"}``, found by ``rfind``)
 is looked up in a dict. Lines of new streams, of all-markets streams (liquidations and
-our own account) and control lines take the Python path; there an all-markets line of
-the stream-last layout is known by its end too, and goes straight to the search for
-its data's symbol (a liquidation cascade can be most of a recording: 2.7 -> 1.5 µs
-per such line).
+our own account) and control lines take the Python path. An all-markets line of the
+stream-last layout is known by its end too (the dict gives its stream) and goes
+straight to the search for its data's symbol: a liquidation cascade can be most of a
+recording (the bench's derivatives session, two thirds liquidations: 2.2 -> 1.0 µs
+per line, ``bench/shards.py``).
 """
 
 from __future__ import annotations
@@ -99,10 +100,10 @@ class Shard:
         self._others = others
         self._by_stream: dict[bytes, bool | None] = {}  # None: by the data's symbol
         self._head_names: set[bytes] = set()  # streams seen in the head layout
-        self._by_suffix: dict[bytes, bool] = {}  # ',"stream":"S"}\n' -> keep
-        # The same endings of all-markets streams -> the stream: a line of one goes
-        # straight to its data's symbol (liquidations can be most of a recording).
-        self._by_data_suffix: dict[bytes, bytes] = {}
+        # ',"stream":"S"}\n' -> keep, or the stream's name for an all-markets stream:
+        # a line of one goes straight to its data's symbol (liquidations can be most
+        # of a recording).
+        self._by_suffix: dict[bytes, bool | bytes] = {}
         self._kept: re.Pattern[bytes] | None = None
         self._dropped: re.Pattern[bytes] | None = None
         self._stale = False  # streams decided since the patterns were compiled
@@ -114,31 +115,37 @@ class Shard:
         if self._dropped is not None:
             lines = list(filterfalse(self._dropped.match, lines))
         by_suffix = self._by_suffix.get
-        keeps = self.keeps
+        decide = self._undecided
         if self._kept is None:  # the stream-last layout (or nothing kept yet)
-            # Without a call of a pattern that matches nothing first: 0.47 -> 0.32 µs
-            # per line, in every shard of every sharded replay.
+            # Without a call of a pattern that matches nothing first: 0.41 -> 0.27 µs
+            # per line of the bench session, in every shard of a sharded replay.
             return [
                 line
                 for line in lines
-                if (keep := by_suffix(line[line.rfind(_SUFFIX) :]))
-                or (keep is None and keeps(line))
+                if (keep := by_suffix(line[line.rfind(_SUFFIX) :])) is True
+                or (keep is not False and decide(line, keep))
             ]
         kept = self._kept.match
         return [
             line
             for line in lines
             if kept(line)
-            or (keep := by_suffix(line[line.rfind(_SUFFIX) :]))
-            or (keep is None and keeps(line))
+            or (keep := by_suffix(line[line.rfind(_SUFFIX) :])) is True
+            or (keep is not False and decide(line, keep))
         ]
+
+    def _undecided(self, line: bytes, found: bool | bytes | None) -> bool:
+        """A line the fast path did not decide: unknown end, or an all-markets one."""
+        if isinstance(found, bytes):
+            return self._by_data(found, line)
+        return self.keeps(line)
 
     def keeps(self, line: bytes) -> bool:
         """Whether this shard keeps ``line`` (the Python path, learning streams)."""
-        if self._by_data_suffix:
-            name = self._by_data_suffix.get(line[line.rfind(_SUFFIX) :])
-            if name is not None:
-                return self._by_data(name, line)
+        if self._by_suffix:
+            stream = self._by_suffix.get(line[line.rfind(_SUFFIX) :])
+            if isinstance(stream, bytes):  # an all-markets stream's known end
+                return self._by_data(stream, line)
         found = _FIELD.search(line, 0, _PEEK) or _TAIL.search(
             line, max(len(line) - _PEEK, 0)
         )
@@ -153,7 +160,7 @@ class Shard:
             keep = self._by_stream[name] = self._decide(name)
         if keep is _BY_DATA:
             at = line.rfind(_SUFFIX)
-            endings = self._by_data_suffix
+            endings = self._by_suffix
             if at >= 0 and _TAIL.match(line, at) and len(endings) < _MOST_NAMES:
                 endings[line[at:]] = name
             return self._by_data(name, line)
