@@ -30,8 +30,7 @@ from ..operators.book_state import (
     BookIntegrity,
     BookLadder,
     BookStats,
-    SymbolBooks,
-    step,
+    stepper,
 )
 from .batching import split_outputs, stateful_steps
 from .keys import Route
@@ -134,12 +133,6 @@ def book_records(key: Route, batch: list[Any]) -> list[tuple[str, Any]]:
     return out
 
 
-def _apply(
-    config: BookConfig, state: SymbolBooks | None, record: Any
-) -> tuple[SymbolBooks, list[Any]]:
-    return step(state, record, config)
-
-
 def _stamp(batch: list[BookStats]) -> list[BookStats]:
     """The time the batch leaves the book step, on each of its stats.
 
@@ -177,7 +170,7 @@ def analyze_books(
     # One call per batch selects and keys the records (see flows.keys).
     select = functools.partial(book_records, route or str)
     keyed: Any = op.flat_map_batch("book_records_by_symbol", records, select)
-    outputs = stateful_steps("apply_book", keyed, functools.partial(_apply, config))
+    outputs = stateful_steps("apply_book", keyed, stepper(config))
     split = split_outputs("split", outputs, BookStats, _stamp)
     return BookOut(split.matching, split.others)
 
