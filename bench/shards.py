@@ -3,20 +3,35 @@
 Each worker of an N-process replay reads the whole file and keeps the lines of the
 markets it owns (``connectors/shard.py``): reading (inflating, splitting lines) and
 the selection are the part that does not shrink with more processes, and what keeps
-2 processes under twice one. Timed per line, the best of 3 passes, beside reading
-alone in the same run, over both shapes of recording the benches replay: the bench
-session (8 markets, the exchange's stream-last layout) and the derivatives session
-(100 perps, two thirds of its lines liquidations: all-markets lines, each decided by
-the symbol in its data). A shard owning none of the markets and one owning half.
+2 processes under twice one. Measured per line beside reading alone, over both shapes
+of recording the benches replay: the bench session (8 markets, the exchange's
+stream-last layout) and the derivatives session (100 perps, two thirds of its lines
+liquidations: all-markets lines, each decided by the symbol in its data); for a shard
+owning none of the markets and one owning half.
+
+Two measures: time (the best of 3 passes) and instructions (valgrind's callgrind,
+the same in every run of the same code: this VM's speed moves 2x within a run, more
+than the selection's share). Instructions need valgrind; without it they are
+``None``.
+
+    python -m bench.shards PATH MODE    # one pass (what valgrind counts)
+
+MODE: ``none`` (imports only), ``read``, ``select-none`` or ``select-half``.
 """
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 _PASSES = 3
+_COLLECTED = re.compile(r"Collected : (\d+)")
 
 
 def _symbols(path: Path) -> list[str]:
@@ -27,11 +42,21 @@ def _symbols(path: Path) -> list[str]:
     return sorted(s for s in found if s is not None)
 
 
-def _per_line(path: Path, shard: Any) -> tuple[float, float]:
-    """µs per line: reading alone, and the shard's selection (best of the passes)."""
+def _shard(path: Path, owning: str) -> Any:
+    """A shard owning none or half of the recording's markets (half: the default)."""
+    from bpx_flows.connectors.shard import Shard
+
+    symbols = _symbols(path)
+    owned = frozenset(symbols[::2]) if owning == "half" else frozenset()
+    return Shard(owned, frozenset(symbols), default=bool(owned))
+
+
+def _per_line(path: Path, shard: Any) -> tuple[float, float, int]:
+    """µs per line, reading alone and the shard's selection (best of the passes)."""
     from bpx_flows.connectors.recording import RecordingReader
 
     best_read = best_select = float("inf")
+    lines = 0
     for _ in range(_PASSES):
         lines = 0
         read = select = 0.0
@@ -45,28 +70,88 @@ def _per_line(path: Path, shard: Any) -> tuple[float, float]:
             lines += len(block)
         best_read = min(best_read, read / lines * 1e6)
         best_select = min(best_select, select / lines * 1e6)
-    return round(best_read, 3), round(best_select, 3)
+    return round(best_read, 3), round(best_select, 3), lines
+
+
+def _one_pass(path: Path, mode: str) -> None:
+    """What ``_instructions`` counts: imports (``none``), and reading, selecting."""
+    from bpx_flows.connectors.recording import RecordingReader
+
+    shard = _shard(path, mode.removeprefix("select-")) if mode != "read" else None
+    if mode == "none":
+        return
+    for block in RecordingReader(path).blocks():
+        if shard is not None:
+            shard.select(block)
+
+
+def _instructions(path: Path, mode: str) -> int:
+    proc = subprocess.run(
+        [
+            "valgrind",
+            "--tool=callgrind",
+            "--callgrind-out-file=/dev/null",
+            sys.executable,
+            "-m",
+            "bench.shards",
+            str(path),
+            mode,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+        env={**os.environ, "PYTHONHASHSEED": "0"},
+    )
+    found = _COLLECTED.search(proc.stderr)
+    if proc.returncode != 0 or found is None:
+        msg = f"valgrind bench.shards {mode} failed:\n{proc.stderr[-3000:]}"
+        raise RuntimeError(msg)
+    return int(found.group(1))
+
+
+def _counted(path: Path, lines: int) -> dict[str, int] | None:
+    """Instructions per line: reading, and each shard's selection on top."""
+    if shutil.which("valgrind") is None:
+        return None
+    base = _instructions(path, "none")
+    read = _instructions(path, "read")
+    none = _instructions(path, "select-none")
+    half = _instructions(path, "select-half")
+    return {
+        "read": round((read - base) / lines),
+        "select_owning_none": round((none - read) / lines),
+        "select_owning_half": round((half - read) / lines),
+    }
 
 
 def bench_shards(recordings: dict[str, Path]) -> dict[str, Any]:
-    """Read and select µs per line per recording, for a shard of none and of half."""
-    from bpx_flows.connectors.shard import Shard
-
+    """Per line of each recording: reading, a shard's selection; timed and counted."""
     results: dict[str, Any] = {}
     for name, path in recordings.items():
-        symbols = _symbols(path)
-        row: dict[str, Any] = {"markets": len(symbols)}
-        for owned, label in ((frozenset(), "none"), (frozenset(symbols[::2]), "half")):
-            shard = Shard(owned, frozenset(symbols), default=bool(owned))
-            read, select = _per_line(path, shard)
+        row: dict[str, Any] = {"markets": len(_symbols(path))}
+        for owning in ("none", "half"):
+            read, select, lines = _per_line(path, _shard(path, owning))
             row["read_us_per_line"] = min(read, row.get("read_us_per_line", read))
-            row[f"select_us_per_line_owning_{label}"] = select
+            row[f"select_us_per_line_owning_{owning}"] = select
+        row["lines"] = lines
+        row["instructions_per_line"] = counted = _counted(path, lines)
         results[name] = row
         print(
             f"sharded replay, per line of {path.name} ({row['markets']} markets): "
             f"reading {row['read_us_per_line']} µs, a shard's selection "
             f"{row['select_us_per_line_owning_none']} µs (owning none) / "
-            f"{row['select_us_per_line_owning_half']} µs (owning half)",
+            f"{row['select_us_per_line_owning_half']} µs (owning half)"
+            + (
+                f"; instructions: reading {counted['read']:,}, selection "
+                f"{counted['select_owning_none']:,} / {counted['select_owning_half']:,}"
+                if counted
+                else "; instructions: skipped (valgrind not installed)"
+            ),
             flush=True,
         )
     return results
+
+
+if __name__ == "__main__":
+    _one_pass(Path(sys.argv[1]), sys.argv[2])
