@@ -855,7 +855,8 @@ def _decimals(
     ``Decimal(units) * unit`` made two: half the instructions, the same value and
     exponent. Read after every update when stats are: a comprehension, not ``map``
     over ``unit.__mul__`` (a method wrapper costs more per call than the ``*`` it
-    wraps: 830 fewer instructions per frame, ``make bench``).
+    wraps: 830 fewer instructions per frame of ``book-1`` with stats after every
+    update, ``bench/instructions.py``).
     """
     # Nested bands and positive levels: the widest band's quote sum is the largest
     # of them all, and a quote sum (ticks x units, ticks >= 1) is at least its base.
