@@ -54,6 +54,14 @@ def instructions(path: Path, every_ms: str) -> int:
 
 def counted(path: Path, case: str, *args: str) -> int:
     """Instructions of ``bench.cases`` ``case`` (over the recording ``path``)."""
+    # The frames are counted by the caller: the count's own pass over the file is no
+    # part of the case.
+    frames = {"BENCH_FRAMES_COUNTED": str(frame_count(str(path)))}
+    return valgrind_count("bench.cases", case, *args, env=frames)
+
+
+def valgrind_count(module: str, *args: str, env: dict[str, str] | None = None) -> int:
+    """Instructions (all threads) of ``python -m module args``, under callgrind."""
     proc = subprocess.run(
         [
             "valgrind",
@@ -61,8 +69,7 @@ def counted(path: Path, case: str, *args: str) -> int:
             "--callgrind-out-file=/dev/null",
             sys.executable,
             "-m",
-            "bench.cases",
-            case,
+            module,
             *args,
         ],
         capture_output=True,
@@ -72,12 +79,12 @@ def counted(path: Path, case: str, *args: str) -> int:
         env={
             **os.environ,
             "PYTHONHASHSEED": "0",  # dicts alike in every run
-            "BENCH_FRAMES_COUNTED": str(frame_count(str(path))),  # not counted in it
+            **(env or {}),
         },
     )
     found = _COLLECTED.search(proc.stderr)
     if proc.returncode != 0 or found is None:
-        msg = f"valgrind bench.cases {case} failed:\n{proc.stderr[-3000:]}"
+        msg = f"valgrind {module} {' '.join(args[:1])} failed:\n{proc.stderr[-3000:]}"
         raise RuntimeError(msg)
     return int(found.group(1))
 

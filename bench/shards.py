@@ -21,17 +21,13 @@ MODE: ``none`` (imports only), ``read``, ``select-none`` or ``select-half``.
 
 from __future__ import annotations
 
-import os
-import re
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 _PASSES = 3
-_COLLECTED = re.compile(r"Collected : (\d+)")
 
 
 def _symbols(path: Path) -> list[str]:
@@ -86,28 +82,9 @@ def _one_pass(path: Path, mode: str) -> None:
 
 
 def _instructions(path: Path, mode: str) -> int:
-    proc = subprocess.run(
-        [
-            "valgrind",
-            "--tool=callgrind",
-            "--callgrind-out-file=/dev/null",
-            sys.executable,
-            "-m",
-            "bench.shards",
-            str(path),
-            mode,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-        env={**os.environ, "PYTHONHASHSEED": "0"},
-    )
-    found = _COLLECTED.search(proc.stderr)
-    if proc.returncode != 0 or found is None:
-        msg = f"valgrind bench.shards {mode} failed:\n{proc.stderr[-3000:]}"
-        raise RuntimeError(msg)
-    return int(found.group(1))
+    from bench.instructions import valgrind_count
+
+    return valgrind_count("bench.shards", str(path), mode)
 
 
 def _counted(path: Path, lines: int) -> dict[str, int] | None:
