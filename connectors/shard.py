@@ -142,10 +142,6 @@ class Shard:
 
     def keeps(self, line: bytes) -> bool:
         """Whether this shard keeps ``line`` (the Python path, learning streams)."""
-        if self._by_suffix:
-            stream = self._by_suffix.get(line[line.rfind(_SUFFIX) :])
-            if isinstance(stream, bytes):  # an all-markets stream's known end
-                return self._by_data(stream, line)
         found = _FIELD.search(line, 0, _PEEK) or _TAIL.search(
             line, max(len(line) - _PEEK, 0)
         )
