@@ -31,11 +31,9 @@ _PASSES = 3
 
 
 def _symbols(path: Path) -> list[str]:
-    from bpx_flows.connectors.backpack.streams import parse_stream
-    from bpx_flows.connectors.recording import read_header
+    from bpx_flows.inputs import recorded_symbols
 
-    found = {parse_stream(name).symbol for name in read_header(path).streams}
-    return sorted(s for s in found if s is not None)
+    return recorded_symbols([str(path)])
 
 
 def _shard(path: Path, owning: str) -> Any:
@@ -70,14 +68,17 @@ def _per_line(path: Path, shard: Any) -> tuple[float, float, int]:
 
 
 def _one_pass(path: Path, mode: str) -> None:
-    """What ``_instructions`` counts: imports (``none``), and reading, selecting."""
+    """What ``_instructions`` counts: imports and a shard made (``none``), and
+    reading, selecting. Every mode makes its shard, so the differences between
+    modes are the reading and the selection alone."""
     from bpx_flows.connectors.recording import RecordingReader
 
-    shard = _shard(path, mode.removeprefix("select-")) if mode != "read" else None
+    selecting = mode.startswith("select-")
+    shard = _shard(path, mode.removeprefix("select-") if selecting else "none")
     if mode == "none":
         return
     for block in RecordingReader(path).blocks():
-        if shard is not None:
+        if selecting:
             shard.select(block)
 
 
